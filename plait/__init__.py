@@ -1,0 +1,89 @@
+"""plait: reasoning orchestration with hybrid control flow.
+
+Declare reasoning graphs in Python (chains, fan-outs with votes, subtask trees,
+plan-then-execute tool calls, CSP solvers) and run them on one async dataflow
+runtime over an LLM backend (vLLM in process or over HTTP, or the scripted
+test doubles).
+"""
+
+from plait import errors
+from plait.errors import (
+    BackendError,
+    BudgetExceededError,
+    DeadlineExceededError,
+    GraphError,
+    GraphValidationError,
+    InputValidationError,
+    LoopLimitError,
+    NodeFailedError,
+    NodeTimeoutError,
+    ParseError,
+    PlaitError,
+    RunCancelledError,
+    RunError,
+    ScriptExhaustedError,
+)
+from plait.executors import (
+    Backend,
+    Choice,
+    Completion,
+    FunctionBackend,
+    Grammar,
+    JsonSchema,
+    Message,
+    Regex,
+    Request,
+    Sample,
+    SamplingParams,
+    ScriptedBackend,
+    TokenLogprob,
+)
+from plait.orchestrator import (
+    Custom,
+    Event,
+    FunctionNode,
+    Graph,
+    GraphNode,
+    JsonlTrace,
+    LoopIteration,
+    Node,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodeRecord,
+    NodeRetried,
+    NodeSkipped,
+    NodeStarted,
+    RetryPolicy,
+    RichProgress,
+    Route,
+    Run,
+    RunContext,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    TokensUsed,
+    TokenUsage,
+    read_trace,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "errors",
+    # graph model and runtime
+    "Graph", "GraphNode", "Node", "FunctionNode", "Route", "RetryPolicy", "RunContext", "Run",
+    "RunResult", "NodeRecord", "TokenUsage",
+    # observability
+    "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
+    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom", "JsonlTrace", "RichProgress",
+    "read_trace",
+    # backends
+    "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion",
+    "Sample", "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar",
+    # errors
+    "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
+    "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
+    "BackendError", "ScriptExhaustedError", "ParseError",
+]

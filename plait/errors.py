@@ -1,0 +1,148 @@
+"""The plait exception tree.
+
+Every error plait raises derives from :class:`PlaitError`, so one ``except``
+catches them all. Messages say what went wrong and what to do about it.
+
+::
+
+    PlaitError
+    ├── GraphError                  a graph is malformed (raised when it is built)
+    │   ├── GraphValidationError    dangling, unreachable, unbounded cycles, type mismatches
+    │   └── InputValidationError    run input that does not fit the entry nodes
+    ├── RunError                    a run stopped early; carries ``.partial`` (a RunResult)
+    │   ├── NodeFailedError         a node failed after its retries and its policy was "raise"
+    │   ├── NodeTimeoutError        a node exceeded its timeout (also the cause inside NodeFailedError)
+    │   ├── LoopLimitError          a bounded loop asked for more iterations than allowed
+    │   ├── BudgetExceededError     the run's token budget is spent
+    │   ├── DeadlineExceededError   the run's wall-clock deadline passed
+    │   └── RunCancelledError       the run was cancelled from outside
+    ├── BackendError                an LLM backend could not serve a request
+    │   └── ScriptExhaustedError    a ScriptedBackend ran out of replies
+    └── ParseError                  model output could not be parsed into the expected type
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait.orchestrator._record import RunResult
+
+__all__ = [
+    "PlaitError",
+    "GraphError",
+    "GraphValidationError",
+    "InputValidationError",
+    "RunError",
+    "NodeFailedError",
+    "NodeTimeoutError",
+    "LoopLimitError",
+    "BudgetExceededError",
+    "DeadlineExceededError",
+    "RunCancelledError",
+    "BackendError",
+    "ScriptExhaustedError",
+    "ParseError",
+]
+
+
+class PlaitError(Exception):
+    """Root of every error raised by plait."""
+
+
+class GraphError(PlaitError):
+    """A graph is malformed; raised while it is declared or validated."""
+
+
+class GraphValidationError(GraphError):
+    """Build-time validation failed. ``problems`` lists every problem found, each naming its nodes."""
+
+    def __init__(self, graph: str, problems: list[str]):
+        self.graph = graph
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"graph {graph!r} is invalid ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class InputValidationError(GraphError):
+    """The input given to a run does not match what the graph's entry nodes accept."""
+
+
+class RunError(PlaitError):
+    """A run stopped before finishing. ``partial`` holds everything computed so far."""
+
+    def __init__(self, message: str, partial: RunResult | None = None):
+        super().__init__(message)
+        self.partial = partial
+
+
+class NodeFailedError(RunError):
+    """A node raised (after its retries) and its ``on_error`` policy is ``"raise"``."""
+
+    def __init__(self, node: str, cause: BaseException, partial: RunResult | None = None):
+        self.node = node
+        self.cause = cause
+        super().__init__(f"node {node!r} failed: {type(cause).__name__}: {cause}", partial)
+
+
+class NodeTimeoutError(RunError):
+    """A node attempt ran longer than its ``timeout``."""
+
+    def __init__(self, node: str, timeout: float):
+        self.node = node
+        self.timeout = timeout
+        super().__init__(f"node {node!r} timed out after {timeout:g}s")
+
+
+class LoopLimitError(RunError):
+    """A back edge was taken more times than its ``max_iterations`` allows."""
+
+    def __init__(self, source: str, target: str, max_iterations: int, partial: RunResult | None = None):
+        self.source, self.target, self.max_iterations = source, target, max_iterations
+        super().__init__(
+            f"loop {source!r} -> {target!r} hit its limit of {max_iterations} iteration(s); "
+            "raise max_iterations or give the loop an exit",
+            partial,
+        )
+
+
+class BudgetExceededError(RunError):
+    """The run's token budget is spent; no further LLM work was started."""
+
+    def __init__(self, used: int, budget: int, node: str | None = None, partial: RunResult | None = None):
+        self.used, self.budget, self.node = used, budget, node
+        where = f" (stopped at node {node!r})" if node else ""
+        super().__init__(f"token budget exceeded: {used} of {budget} tokens used{where}", partial)
+
+
+class DeadlineExceededError(RunError):
+    """The run's wall-clock deadline passed."""
+
+    def __init__(self, deadline: float, partial: RunResult | None = None):
+        self.deadline = deadline
+        super().__init__(f"run exceeded its deadline of {deadline:g}s", partial)
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled from outside (``Run.cancel()``)."""
+
+
+class BackendError(PlaitError):
+    """An LLM backend could not serve a request (bad request, server down, engine failure)."""
+
+
+class ScriptExhaustedError(BackendError):
+    """A :class:`~plait.ScriptedBackend` was asked for more replies than it was given."""
+
+
+class ParseError(PlaitError):
+    """Model output could not be parsed. ``raw`` holds the text that failed."""
+
+    def __init__(self, message: str, raw: str = ""):
+        super().__init__(message)
+        self.raw = raw
+
+
+def _describe(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,189 @@
+"""The LLM backend interface: requests, sampling parameters, completions.
+
+A backend is one async method, :meth:`Backend.generate`, that takes a batch of
+requests and returns one :class:`Completion` per request, in order. Backends
+that can batch (vLLM) should submit the whole list at once; the runtime also
+calls ``generate`` concurrently from independent branches, so a backend must
+be safe to call from several tasks at the same time.
+
+Sampling options live in one pydantic model, :class:`SamplingParams`, so that
+no call site can forget or silently drop one.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "JsonSchema",
+    "Regex",
+    "Choice",
+    "Grammar",
+    "Constraint",
+    "SamplingParams",
+    "Message",
+    "Request",
+    "TokenLogprob",
+    "Sample",
+    "Completion",
+    "Backend",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JsonSchema(_Frozen):
+    """Constrain output to JSON matching ``schema`` (a JSON Schema dict)."""
+
+    kind: Literal["json"] = "json"
+    schema_: dict[str, Any] = Field(alias="schema")
+
+    @classmethod
+    def of(cls, model: type[BaseModel]) -> JsonSchema:
+        """The constraint for a pydantic model's JSON schema."""
+        return cls(schema=model.model_json_schema())
+
+
+class Regex(_Frozen):
+    """Constrain output to match a regular expression."""
+
+    kind: Literal["regex"] = "regex"
+    pattern: str
+
+
+class Choice(_Frozen):
+    """Constrain output to exactly one of ``options``."""
+
+    kind: Literal["choice"] = "choice"
+    options: list[str] = Field(min_length=1)
+
+
+class Grammar(_Frozen):
+    """Constrain output to a context-free grammar (EBNF / GBNF text, as the backend accepts)."""
+
+    kind: Literal["grammar"] = "grammar"
+    grammar: str
+
+
+Constraint = Annotated[Union[JsonSchema, Regex, Choice, Grammar], Field(discriminator="kind")]
+
+
+class SamplingParams(_Frozen):
+    """Every sampling option a request can carry. Immutable: use ``model_copy(update=...)``."""
+
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1)
+    n: int = Field(default=1, ge=1, description="samples drawn from one prefill of the prompt")
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, description="top-k logprobs per generated token")
+    constraint: Constraint | None = None
+
+
+class Message(_Frozen):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class Request(_Frozen):
+    """One generation request: a raw text prompt or a list of chat messages."""
+
+    prompt: str | tuple[Message, ...]
+    params: SamplingParams = SamplingParams()
+    tag: str | None = Field(default=None, description="free-form label (the node name) for tracing")
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Request:
+        if not self.prompt:
+            raise ValueError("a request needs a non-empty prompt or at least one message")
+        return self
+
+    @property
+    def is_chat(self) -> bool:
+        return not isinstance(self.prompt, str)
+
+    def prompt_text(self) -> str:
+        """The prompt flattened to text (chat messages as ``role: content`` lines)."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(f"{m.role}: {m.content}" for m in self.prompt)
+
+
+class TokenLogprob(_Frozen):
+    token: str
+    logprob: float
+    top: dict[str, float] = {}
+
+
+class Sample(_Frozen):
+    """One of the ``n`` samples of a completion."""
+
+    text: str
+    finish_reason: Literal["stop", "length", "abort", "error"] = "stop"
+    completion_tokens: int = 0
+    cumulative_logprob: float | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+class Completion(_Frozen):
+    """A backend's answer to one :class:`Request`: ``n`` samples plus token counts."""
+
+    samples: tuple[Sample, ...] = Field(min_length=1)
+    prompt_tokens: int = 0
+    cached_tokens: int = Field(default=0, description="prompt tokens served from the prefix cache")
+    model: str = ""
+
+    @property
+    def text(self) -> str:
+        """The first sample's text."""
+        return self.samples[0].text
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(s.completion_tokens for s in self.samples)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Backend(abc.ABC):
+    """Abstract LLM backend. Implement :meth:`generate`; override the rest when needed.
+
+    Use as ``async with backend: ...`` to start and stop resources (engines,
+    HTTP clients). Capabilities tell nodes which request features are honoured.
+    """
+
+    name: str = "backend"
+    supports_structured_output: bool = False
+    supports_logprobs: bool = False
+
+    @abc.abstractmethod
+    async def generate(self, requests: list[Request]) -> list[Completion]:
+        """Serve a batch of requests; return one completion per request, in order."""
+
+    async def generate_one(self, request: Request) -> Completion:
+        """Convenience wrapper for a single request."""
+        (completion,) = await self.generate([request])
+        return completion
+
+    async def start(self) -> None:
+        """Acquire resources. Called by ``__aenter__``; idempotent."""
+
+    async def aclose(self) -> None:
+        """Release resources. Called by ``__aexit__``; idempotent."""
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()

@@ -1,0 +1,224 @@
+"""Test-double backends that ship with the library.
+
+:class:`ScriptedBackend` answers from a script (a list, a dict, or a callable)
+and records every request, so tests can assert on what a node sent.
+:class:`FunctionBackend` answers by calling a handler. Both count tokens with
+a simple word/punctuation tokenizer and simulate a prefix cache, so token
+budgets and cache-hit figures behave as they would on a real engine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Union
+
+import anyio
+
+from plait.errors import BackendError, ScriptExhaustedError
+from plait.executors._base import Backend, Completion, Request, Sample
+
+__all__ = ["ScriptedBackend", "FunctionBackend", "count_tokens"]
+
+Reply = Union[str, Sample, Completion, BaseException]
+Handler = Callable[[Request], Union[Reply, Sequence[Reply], Awaitable[Any]]]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Approximate token count: words and punctuation marks."""
+    return len(_TOKEN.findall(text))
+
+
+class _PrefixCache:
+    """Remembers prompts to report how many leading tokens a real prefix cache would serve."""
+
+    def __init__(self) -> None:
+        self._seen: list[list[str]] = []
+
+    def lookup_and_add(self, tokens: list[str]) -> int:
+        best = 0
+        for prior in self._seen:
+            n = 0
+            for a, b in zip(prior, tokens):
+                if a != b:
+                    break
+                n += 1
+            best = max(best, n)
+        self._seen.append(tokens)
+        return min(best, max(len(tokens) - 1, 0))
+
+
+class FunctionBackend(Backend):
+    """A backend whose replies come from ``handler(request)``.
+
+    The handler (sync or async) returns a string, a :class:`Sample`, a full
+    :class:`Completion`, a list of strings/samples (one per ``n``), or raises.
+    ``latency`` (seconds, or a function of the request) is slept before each
+    reply, which makes concurrency observable in tests.
+    """
+
+    name = "function"
+    supports_structured_output = True
+    supports_logprobs = True
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        latency: float | Callable[[Request], float] = 0.0,
+        prefix_cache: bool = True,
+        model: str = "scripted",
+    ):
+        self._handler = handler
+        self._latency = latency
+        self._cache = _PrefixCache() if prefix_cache else None
+        self.model = model
+        self.requests: list[Request] = []
+        self.batches: list[list[Request]] = []
+
+    async def generate(self, requests: list[Request]) -> list[Completion]:
+        batch = list(requests)
+        self.batches.append(batch)
+        self.requests.extend(batch)
+        results: list[Completion | None] = [None] * len(batch)
+
+        async def serve(i: int, request: Request) -> None:
+            results[i] = await self._serve(request)
+
+        if len(batch) == 1:
+            await serve(0, batch[0])
+        else:
+            async with anyio.create_task_group() as tg:
+                for i, request in enumerate(batch):
+                    tg.start_soon(serve, i, request)
+        return [r for r in results if r is not None]
+
+    async def _serve(self, request: Request) -> Completion:
+        delay = self._latency(request) if callable(self._latency) else self._latency
+        if delay:
+            await anyio.sleep(delay)
+        replies = []
+        for _ in range(request.params.n if self._one_reply_per_sample else 1):
+            reply = self._handler(request)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            replies.append(reply)
+        if len(replies) == 1 and isinstance(replies[0], (list, tuple)):
+            replies = list(replies[0])
+        return self._to_completion(request, replies)
+
+    _one_reply_per_sample = False
+
+    def _to_completion(self, request: Request, replies: list[Any]) -> Completion:
+        samples: list[Sample] = []
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+            if isinstance(reply, Completion):
+                return reply
+            if isinstance(reply, Sample):
+                samples.append(reply)
+            elif isinstance(reply, str):
+                samples.append(self._sample(request, reply))
+            else:
+                raise BackendError(
+                    f"{type(self).__name__} reply must be str, Sample, Completion or an exception, "
+                    f"got {type(reply).__name__}"
+                )
+        if not samples:
+            raise BackendError(f"{type(self).__name__} produced no samples for request {request.tag!r}")
+        prompt = _TOKEN.findall(request.prompt_text())
+        cached = self._cache.lookup_and_add(prompt) if self._cache else 0
+        return Completion(samples=tuple(samples), prompt_tokens=len(prompt), cached_tokens=cached, model=self.model)
+
+    @staticmethod
+    def _sample(request: Request, text: str) -> Sample:
+        finish = "stop"
+        for stop in request.params.stop:
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        tokens = _TOKEN.findall(text)
+        if len(tokens) > request.params.max_tokens:
+            # Keep the text a real engine would have produced up to max_tokens.
+            finish = "length"
+            cut = _nth_token_end(text, request.params.max_tokens)
+            text, tokens = text[:cut], tokens[: request.params.max_tokens]
+        return Sample(text=text, finish_reason=finish, completion_tokens=len(tokens))
+
+
+def _nth_token_end(text: str, n: int) -> int:
+    for i, match in enumerate(_TOKEN.finditer(text), start=1):
+        if i == n:
+            return match.end()
+    return len(text)
+
+
+class ScriptedBackend(FunctionBackend):
+    """A backend that replies from a script and records every request.
+
+    ``script`` may be:
+
+    * a list: replies are consumed in order, one per sample (a request with
+      ``n=3`` takes three); running out raises :class:`ScriptExhaustedError`;
+    * a dict: the first key found *in* the prompt text picks the reply (a
+      value that is a list is cycled through on repeated matches);
+    * a callable ``request -> reply``.
+
+    A reply is a string, a :class:`Sample`, a :class:`Completion`, or an
+    exception instance (raised, to test failure paths).
+    """
+
+    name = "scripted"
+    _one_reply_per_sample = True
+
+    def __init__(
+        self,
+        script: Sequence[Reply] | Mapping[str, Reply | Sequence[Reply]] | Callable[[Request], Any],
+        *,
+        latency: float | Callable[[Request], float] = 0.0,
+        prefix_cache: bool = True,
+        model: str = "scripted",
+    ):
+        if isinstance(script, Mapping):
+            handler = self._from_mapping(dict(script))
+        elif callable(script):
+            handler = script
+            self._one_reply_per_sample = False
+        elif isinstance(script, Sequence) and not isinstance(script, str):
+            handler = self._from_list(list(script))
+        else:
+            raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
+        super().__init__(handler, latency=latency, prefix_cache=prefix_cache, model=model)
+
+    def _from_list(self, replies: list[Reply]) -> Handler:
+        self.remaining = replies
+
+        def next_reply(request: Request) -> Reply:
+            if not self.remaining:
+                raise ScriptExhaustedError(
+                    f"ScriptedBackend has no reply left for request {request.tag or ''!s} "
+                    f"(prompt starts {request.prompt_text()[:60]!r}); add more replies to the script"
+                )
+            return self.remaining.pop(0)
+
+        return next_reply
+
+    def _from_mapping(self, table: dict[str, Any]) -> Handler:
+        counters = dict.fromkeys(table, 0)
+
+        def lookup(request: Request) -> Reply:
+            text = request.prompt_text()
+            for key, value in table.items():
+                if key in text:
+                    if isinstance(value, (list, tuple)):
+                        value = value[counters[key] % len(value)]
+                        counters[key] += 1
+                    return value
+            raise ScriptExhaustedError(
+                f"ScriptedBackend has no entry matching prompt {text[:80]!r}; keys are {list(table)}"
+            )
+
+        return lookup

@@ -1,0 +1,93 @@
+"""The run context: what a node sees of the run it is part of."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, overload
+
+from plait.errors import BackendError, BudgetExceededError
+from plait.executors._base import Backend, Completion, Request
+from plait.orchestrator._events import Custom, TokensUsed
+
+if TYPE_CHECKING:
+    from plait.orchestrator._runtime import _RunState
+
+__all__ = ["RunContext"]
+
+
+class RunContext:
+    """Handed to any node parameter annotated ``RunContext`` (or named ``ctx``).
+
+    Call the LLM through :meth:`generate` rather than the backend directly: it
+    enforces the run's token budget, counts tokens per node and emits
+    :class:`~plait.TokensUsed` events.
+    """
+
+    __slots__ = ("_state", "node", "iteration")
+
+    def __init__(self, state: _RunState, node: str, iteration: int = 0):
+        self._state = state
+        self.node = node  # full name, e.g. "outer/inner[2]"
+        self.iteration = iteration
+
+    @property
+    def run_id(self) -> str:
+        return self._state.run_id
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The run's top-level input values."""
+        return self._state.inputs
+
+    @property
+    def backend(self) -> Backend:
+        if self._state.backend is None:
+            raise BackendError(
+                f"node {self.node!r} needs an LLM backend but the run has none; pass backend=... to run()"
+            )
+        return self._state.backend
+
+    @property
+    def tokens_left(self) -> int | None:
+        """Tokens left in the run's budget (None when unlimited)."""
+        budget = self._state.token_budget
+        return None if budget is None else max(budget - self._state.tokens.total, 0)
+
+    def check_budget(self) -> None:
+        """Raise :class:`~plait.BudgetExceededError` if the budget is spent (call before starting LLM work)."""
+        budget = self._state.token_budget
+        if budget is not None and self._state.tokens.total >= budget:
+            raise BudgetExceededError(self._state.tokens.total, budget, self.node)
+
+    @overload
+    async def generate(self, request: Request) -> Completion: ...
+    @overload
+    async def generate(self, request: list[Request]) -> list[Completion]: ...
+
+    async def generate(self, request: Request | list[Request]) -> Completion | list[Completion]:
+        """Send one request (or a batch) to the run's backend, within the token budget."""
+        single = isinstance(request, Request)
+        batch = [request] if single else list(request)
+        self.check_budget()
+        batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
+        completions = await self.backend.generate(batch)
+        for completion in completions:
+            self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+        return completions[0] if single else completions
+
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
+        """Count tokens spent by this node (done for you by :meth:`generate`)."""
+        state = self._state
+        state.tokens.add(prompt, completion, cached)
+        record = state.records.get(self.node) or state.records.get(_base_name(self.node))
+        if record is not None:
+            record.tokens.add(prompt, completion, cached)
+        state.emit(TokensUsed, node=self.node, prompt_tokens=prompt, completion_tokens=completion,
+                   cached_tokens=cached, run_total=state.tokens.total)
+
+    def emit(self, name: str, **data: Any) -> None:
+        """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""
+        self._state.emit(Custom, node=self.node, name=name, data=data)
+
+
+def _base_name(name: str) -> str:
+    return name.split("[", 1)[0] if name.endswith("]") else name

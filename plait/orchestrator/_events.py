@@ -1,0 +1,136 @@
+"""Typed events emitted while a graph runs.
+
+Every event carries the run id and ``t``, seconds since the run started.
+Nodes inside a subgraph are named ``parent/child``; mapped activations
+``node[i]``. Events are cheap frozen dataclasses; ``to_dict()`` gives a
+JSON-ready dict (used by the JSONL trace).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from pydantic_core import to_jsonable_python
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "RunFinished",
+    "NodeStarted",
+    "NodeFinished",
+    "NodeFailed",
+    "NodeRetried",
+    "NodeSkipped",
+    "NodeCancelled",
+    "TokensUsed",
+    "LoopIteration",
+    "Custom",
+]
+
+_event = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_event
+class Event:
+    kind: ClassVar[str] = "event"
+    run_id: str
+    t: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"kind": self.kind}
+        for field in dataclasses.fields(self):
+            data[field.name] = to_jsonable_python(getattr(self, field.name), fallback=repr)
+        return data
+
+
+@_event
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    graph: str
+    started_at: float  # wall-clock epoch seconds
+
+
+@_event
+class RunFinished(Event):
+    """The last event of every run. ``status``: ok, partial, failed, cancelled."""
+
+    kind: ClassVar[str] = "run_finished"
+    status: str
+    duration: float
+    tokens: int
+    error: str | None = None
+
+
+@_event
+class NodeStarted(Event):
+    kind: ClassVar[str] = "node_started"
+    node: str
+    attempt: int = 1
+
+
+@_event
+class NodeFinished(Event):
+    kind: ClassVar[str] = "node_finished"
+    node: str
+    duration: float
+    output: Any = None
+    route: str | None = None
+
+
+@_event
+class NodeFailed(Event):
+    kind: ClassVar[str] = "node_failed"
+    node: str
+    error: str
+    attempt: int = 1
+
+
+@_event
+class NodeRetried(Event):
+    kind: ClassVar[str] = "node_retried"
+    node: str
+    attempt: int
+    delay: float
+    error: str
+
+
+@_event
+class NodeSkipped(Event):
+    kind: ClassVar[str] = "node_skipped"
+    node: str
+    reason: str
+
+
+@_event
+class NodeCancelled(Event):
+    kind: ClassVar[str] = "node_cancelled"
+    node: str
+
+
+@_event
+class TokensUsed(Event):
+    kind: ClassVar[str] = "tokens_used"
+    node: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    run_total: int
+
+
+@_event
+class LoopIteration(Event):
+    kind: ClassVar[str] = "loop_iteration"
+    source: str
+    target: str
+    iteration: int
+
+
+@_event
+class Custom(Event):
+    """Emitted by nodes through ``ctx.emit(name, **data)``: votes, retractions, plan steps..."""
+
+    kind: ClassVar[str] = "custom"
+    node: str
+    name: str
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -1,0 +1,343 @@
+"""Declaring graphs: nodes, edges, routes, loops, maps and subgraphs.
+
+A :class:`Graph` is built by adding nodes and wiring edges; nothing is checked
+until :meth:`Graph.validate` (called by ``run``), which collects *every*
+problem and names the nodes involved. Edges carry data: the producer's output
+becomes one input parameter of the consumer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import networkx as nx
+
+from plait.errors import GraphError, GraphValidationError
+from plait.orchestrator._node import FunctionNode, Node, Param
+
+if TYPE_CHECKING:
+    from plait.orchestrator._record import RunResult
+    from plait.orchestrator._runtime import Run
+
+__all__ = ["Graph", "GraphNode"]
+
+NodeRef = Any  # a Node, a function already added, or a node name
+EdgeKind = Literal["plain", "route", "map"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Edge:
+    src: NodeRef
+    dst: NodeRef
+    param: str | None = None
+    kind: EdgeKind = "plain"
+    key: Any = None  # route key (dict routes)
+    back: bool = False  # closes a loop
+    max_iterations: int = 0
+    on_limit: Literal["raise", "exit"] = "raise"
+
+
+@dataclasses.dataclass(eq=False)
+class Edge:
+    """A resolved edge (node names, the receiving parameter, its index)."""
+
+    id: int
+    src: str
+    dst: str
+    param: str
+    kind: EdgeKind
+    key: Any
+    back: bool
+    max_iterations: int
+    on_limit: str
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A validated graph, laid out for the runtime."""
+
+    name: str
+    nodes: dict[str, Node]
+    edges: list[Edge]
+    fwd_in: dict[str, list[Edge]]
+    out_edges: dict[str, list[Edge]]
+    route_by: dict[str, Callable[[Any], Any] | None]
+    routed: set[str]
+    mapped: dict[str, str]  # node -> its mapped param
+    inputs: dict[str, dict[str, Param]]  # node -> params fed from the run input
+    input_params: dict[str, Param]
+    entries: list[str]
+    loop_body: dict[int, frozenset[str]]
+    output: str | None
+    sinks: list[str]
+    digraph: nx.DiGraph
+
+
+class Graph:
+    """A reasoning graph. Add nodes, wire edges, then ``await graph.run(input)``.
+
+    Example::
+
+        g = Graph("qa")
+
+        @g.node
+        async def retrieve(question: str) -> list[str]: ...
+
+        @g.node
+        async def answer(docs: list[str], question: str, ctx: RunContext) -> str: ...
+
+        g.edge(retrieve, answer, param="docs")   # `question` comes from the run input
+        result = await g.run({"question": "..."}, backend=backend)
+    """
+
+    def __init__(self, name: str = "graph", *, description: str = ""):
+        if not name or "/" in name:
+            raise GraphError(f"graph name must be non-empty and contain no '/', got {name!r}")
+        self.name = name
+        self.description = description
+        self._nodes: dict[str, Node] = {}
+        self._by_callable: dict[int, Node] = {}
+        self._edges: list[_Edge] = []
+        self._route_by: dict[str, Callable[[Any], Any] | None] = {}
+        self._entries: list[NodeRef] = []
+        self._output: NodeRef | None = None
+        self._plan: _Plan | None = None
+
+    # -- adding nodes ------------------------------------------------------
+    def add(self, item: Node | Graph | Callable[..., Any], *, name: str | None = None, **policy: Any) -> Node:
+        """Add a node (a Node, a plain function, or a Graph used as a subgraph) and return it."""
+        if isinstance(item, Node):
+            if name or policy:
+                raise GraphError(f"node {item.name!r} is already a Node; set its name and policy when creating it")
+            node = item
+        elif isinstance(item, Graph):
+            node = GraphNode(item, name=name, **policy)
+        elif callable(item):
+            known = self._by_callable.get(id(item))
+            if known is not None and not name and not policy:
+                return known
+            node = FunctionNode(item, name=name, **policy)
+            self._by_callable[id(item)] = node
+        else:
+            raise GraphError(f"graph {self.name!r}: cannot add {item!r}; give a Node, a function or a Graph")
+        existing = self._nodes.get(node.name)
+        if existing is node:
+            return node
+        if existing is not None:
+            raise GraphError(
+                f"graph {self.name!r} already has a node named {node.name!r}; pass name=... to tell them apart"
+            )
+        if "/" in node.name or "[" in node.name:
+            raise GraphError(f"node name {node.name!r} may not contain '/' or '['")
+        self._nodes[node.name] = node
+        self._plan = None
+        return node
+
+    def node(self, fn: Callable[..., Any] | None = None, /, **options: Any):
+        """Decorator: ``@graph.node`` or ``@graph.node(name=..., timeout=..., retry=...)``."""
+        if fn is not None:
+            return self.add(fn)
+        return lambda f: self.add(f, **options)
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        return dict(self._nodes)
+
+    # -- wiring --------------------------------------------------------------
+    def _ref(self, ref: NodeRef) -> NodeRef:
+        if isinstance(ref, (Node, Graph)) or (callable(ref) and not isinstance(ref, str)):
+            return self.add(ref) if not isinstance(ref, Node) or ref.name not in self._nodes else ref
+        return ref
+
+    def _wire(self, edge: _Edge) -> Graph:
+        self._edges.append(dataclasses.replace(edge, src=self._ref(edge.src), dst=self._ref(edge.dst)))
+        self._plan = None
+        return self
+
+    def edge(self, src: NodeRef, dst: NodeRef, *, param: str | None = None) -> Graph:
+        """Send ``src``'s output to ``dst`` (into ``param``; inferred when ``dst`` has one input)."""
+        return self._wire(_Edge(src, dst, param))
+
+    def chain(self, *nodes: NodeRef) -> Graph:
+        """Wire ``a -> b -> c ...`` in sequence."""
+        for a, b in zip(nodes, nodes[1:]):
+            self.edge(a, b)
+        return self
+
+    def fan_out(self, src: NodeRef, *dsts: NodeRef) -> Graph:
+        """Send ``src``'s output to every node in ``dsts``; they run concurrently."""
+        for dst in dsts:
+            self.edge(src, dst)
+        return self
+
+    def join(self, srcs: Sequence[NodeRef] | Mapping[str, NodeRef], dst: NodeRef) -> Graph:
+        """Fan in: ``dst`` runs once all ``srcs`` finished. Map ``{param: src}``, or a list matched by node name."""
+        items = srcs.items() if isinstance(srcs, Mapping) else [(None, s) for s in srcs]
+        for param, src in items:
+            src = self._ref(src)
+            name = param or (src.name if isinstance(src, Node) else str(src))
+            self.edge(src, dst, param=name)
+        return self
+
+    def route(
+        self,
+        src: NodeRef,
+        targets: Sequence[NodeRef] | Mapping[Any, NodeRef],
+        *,
+        by: Callable[[Any], Any] | None = None,
+        param: str | None = None,
+    ) -> Graph:
+        """Conditional routing: ``src`` picks one target at run time.
+
+        ``src`` returns :class:`Route` (``Route(target, value)``) or, with
+        ``by``, a value from which ``by(value)`` computes a key of ``targets``.
+        Targets not taken are skipped, and so is whatever depends only on them.
+        """
+        items = targets.items() if isinstance(targets, Mapping) else [(None, t) for t in targets]
+        for key, dst in items:
+            self._wire(_Edge(src, dst, param, kind="route", key=key))
+        self._route_by[_name_of(self._ref(src))] = by
+        return self
+
+    def loop(
+        self,
+        src: NodeRef,
+        back_to: NodeRef,
+        *,
+        exit: NodeRef | None = None,
+        max_iterations: int,
+        on_limit: Literal["raise", "exit"] = "raise",
+        param: str | None = None,
+        exit_param: str | None = None,
+        by: Callable[[Any], Any] | None = None,
+    ) -> Graph:
+        """A bounded loop: ``src`` routes back to ``back_to`` (at most ``max_iterations`` times) or on to ``exit``.
+
+        ``src`` returns ``Route(back_to, value)`` to go round again or
+        ``Route(exit, value)`` to leave. When the limit is hit, ``on_limit``
+        decides: ``"raise"`` (:class:`~plait.LoopLimitError`) or ``"exit"``
+        (the value goes to ``exit``).
+        """
+        if not isinstance(max_iterations, int) or max_iterations < 1:
+            raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: max_iterations must be an int >= 1")
+        if on_limit == "exit" and exit is None:
+            raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: on_limit='exit' needs an exit node")
+        self._wire(_Edge(src, back_to, param, kind="route", key="continue" if by else None, back=True,
+                         max_iterations=max_iterations, on_limit=on_limit))
+        if exit is not None:
+            self._wire(_Edge(src, exit, exit_param, kind="route", key="exit" if by else None))
+        self._route_by[_name_of(self._ref(src))] = by
+        return self
+
+    def map(self, src: NodeRef, dst: NodeRef, *, param: str | None = None) -> Graph:
+        """Dynamic fan-out: ``src`` returns a list; ``dst`` runs once per item, concurrently.
+
+        Nodes after ``dst`` receive the list of its outputs, in item order.
+        """
+        return self._wire(_Edge(src, dst, param, kind="map"))
+
+    def start(self, *nodes: NodeRef) -> Graph:
+        """Declare the entry nodes explicitly; any node not reachable from them is then an error."""
+        self._entries.extend(self._ref(n) for n in nodes)
+        self._plan = None
+        return self
+
+    def output(self, node: NodeRef) -> Graph:
+        """Declare which node's output is the run's output (default: the single sink, or a dict of sinks)."""
+        self._output = self._ref(node)
+        self._plan = None
+        return self
+
+    # -- validation ----------------------------------------------------------
+    def validate(self) -> nx.DiGraph:
+        """Check the whole graph and return it as a networkx DiGraph; raise GraphValidationError listing every problem."""
+        return self._compile().digraph
+
+    def _compile(self) -> _Plan:
+        if self._plan is None:
+            from plait.orchestrator._validate import compile_graph
+
+            self._plan = compile_graph(self)
+        return self._plan
+
+    @property
+    def input_params(self) -> dict[str, Param]:
+        """Inputs a run must (or may) supply, by name."""
+        return self._compile().input_params
+
+    @property
+    def output_type(self) -> Any:
+        plan = self._compile()
+        if plan.output is None:
+            return dict[str, Any]
+        node = plan.nodes[plan.output]
+        return list[node.output_type] if plan.output in plan.mapped else node.output_type
+
+    # -- export --------------------------------------------------------------
+    def to_mermaid(self) -> str:
+        """The graph as Mermaid flowchart text."""
+        from plait.orchestrator._export import to_mermaid
+
+        return to_mermaid(self._compile())
+
+    def to_dot(self) -> str:
+        """The graph as Graphviz DOT text."""
+        from plait.orchestrator._export import to_dot
+
+        return to_dot(self._compile())
+
+    # -- running ---------------------------------------------------------------
+    async def run(self, input: Any = None, **options: Any) -> RunResult:
+        """Run the graph and return its :class:`~plait.RunResult`. See :class:`~plait.Run` for options."""
+        from plait.orchestrator._runtime import Run
+
+        return await Run(self, input, **options).result()
+
+    def stream(self, input: Any = None, **options: Any) -> Run:
+        """A :class:`~plait.Run` to iterate for events: ``async for event in graph.stream(...)``."""
+        from plait.orchestrator._runtime import Run
+
+        return Run(self, input, **options)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r}: {len(self._nodes)} nodes, {len(self._edges)} edges>"
+
+
+class GraphNode(Node):
+    """A Graph used as a node of another graph. Its inputs are the subgraph's inputs."""
+
+    def __init__(self, graph: Graph, name: str | None = None, **policy: Any):
+        self.graph = graph
+        super().__init__(name or graph.name, **policy)
+
+    def _read_signature(self):
+        if self._signature is None:
+            self._signature = (dict(self.graph.input_params), self.graph.output_type, "ctx")
+        return self._signature
+
+    @property
+    def is_async(self) -> bool:
+        return True
+
+    def _callable(self):
+        return self._run_subgraph
+
+    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+        from plait.orchestrator._runtime import run_subgraph
+
+        return await run_subgraph(self.graph, kwargs, ctx)
+
+    async def _run_subgraph(self, **kwargs: Any) -> Any:  # pragma: no cover - invoke is used
+        raise NotImplementedError
+
+
+def _name_of(ref: NodeRef) -> str:
+    if isinstance(ref, Node):
+        return ref.name
+    if isinstance(ref, Graph):
+        return ref.name
+    return getattr(ref, "__name__", str(ref))
+
+

@@ -1,0 +1,255 @@
+"""Nodes: the units of work in a graph.
+
+A node is a typed callable. Its parameters are its inputs (fed by edges or by
+the run input), its return annotation is its output type. Write nodes as plain
+functions (``graph.node`` wraps them in :class:`FunctionNode`) or subclass
+:class:`Node` and define ``run``; ready-made reasoning nodes (chain steps,
+votes, planners, solvers) are such subclasses.
+
+A parameter annotated :class:`~plait.RunContext` (or named ``ctx``) receives
+the run context instead of data: the backend, token accounting, events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import random
+import typing
+from collections.abc import Callable
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import TypeAdapter
+
+from plait.errors import GraphError
+
+__all__ = ["Node", "FunctionNode", "RetryPolicy", "Route", "Param", "MISSING"]
+
+T = TypeVar("T")
+OnError = Literal["raise", "skip"]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How a failing node is retried.
+
+    ``attempts`` counts the first try (``attempts=3`` means up to two retries).
+    The delay before retry *k* (1-based) is ``backoff * multiplier**(k-1)``,
+    capped at ``max_backoff``, then scaled by a random factor in
+    ``[1 - jitter, 1 + jitter]`` so that retrying branches do not stampede.
+    Only exceptions that are instances of ``retry_on`` are retried.
+    """
+
+    attempts: int = 3
+    backoff: float = 0.1
+    multiplier: float = 2.0
+    max_backoff: float = 10.0
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("RetryPolicy backoff values must be >= 0")
+
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        base = min(self.backoff * self.multiplier ** (retry - 1), self.max_backoff)
+        factor = 1 + (rng or random).uniform(-self.jitter, self.jitter)
+        return max(base * factor, 0.0)
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        return attempt < self.attempts and isinstance(error, self.retry_on)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route(Generic[T]):
+    """Returned by a routing node: send ``value`` to ``to`` (a node or its name, or a route key).
+
+    Annotate the node ``-> Route[X]`` so the graph knows the type of ``value``.
+    """
+
+    to: Any
+    value: T = None  # type: ignore[assignment]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One input of a node."""
+
+    name: str
+    annotation: Any = Any
+    default: Any = MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+    @property
+    def adapter(self) -> TypeAdapter | None:
+        return _adapter(self.annotation)
+
+
+_ADAPTERS: dict[Any, TypeAdapter | None] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter | None:
+    """A cached pydantic adapter for an annotation (None when anything goes)."""
+    try:
+        return _ADAPTERS[annotation]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable annotation
+        return TypeAdapter(annotation)
+    adapter = None if annotation is Any or annotation is inspect.Parameter.empty else TypeAdapter(annotation)
+    _ADAPTERS[annotation] = adapter
+    return adapter
+
+
+class Node:
+    """Base class of every node.
+
+    Subclasses define ``run(self, <inputs...>) -> Output`` (sync or async); the
+    signature is read once to learn inputs and output type. Policies:
+
+    * ``timeout``: seconds per attempt (None: no limit);
+    * ``retry``: a :class:`RetryPolicy` (None: one attempt);
+    * ``max_concurrency``: how many activations of this node may run at once
+      (matters for mapped nodes and loops);
+    * ``on_error``: ``"raise"`` stops the whole run with
+      :class:`~plait.NodeFailedError`; ``"skip"`` records the failure, skips
+      the nodes that depend on this one and lets independent branches finish;
+    * ``fallback``: a value used as the output when the node fails (the run goes on);
+    * ``blocking``: run a sync ``run`` in a worker thread so it does not stall
+      the event loop (plain sync code runs inline by default: it is cheaper).
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+        on_error: OnError = "raise",
+        fallback: Any = MISSING,
+        blocking: bool = False,
+    ):
+        self.name = name or self.name or _snake(type(self).__name__)
+        if timeout is not None and timeout <= 0:
+            raise GraphError(f"node {self.name!r}: timeout must be > 0 seconds, got {timeout}")
+        if max_concurrency is not None and max_concurrency < 1:
+            raise GraphError(f"node {self.name!r}: max_concurrency must be >= 1, got {max_concurrency}")
+        if on_error not in ("raise", "skip"):
+            raise GraphError(f"node {self.name!r}: on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.timeout = timeout
+        self.retry = retry
+        self.max_concurrency = max_concurrency
+        self.on_error = on_error
+        self.fallback = fallback
+        self.blocking = blocking
+        self._signature: tuple[dict[str, Param], Any, str | None] | None = None
+
+    # -- signature -------------------------------------------------------
+    def _callable(self) -> Callable[..., Any]:
+        run = getattr(self, "run", None)
+        if run is None:
+            raise GraphError(f"node {self.name!r} ({type(self).__name__}) defines no run() method")
+        return run
+
+    def _read_signature(self) -> tuple[dict[str, Param], Any, str | None]:
+        if self._signature is None:
+            self._signature = _signature_of(self._callable(), self.name)
+        return self._signature
+
+    @property
+    def params(self) -> dict[str, Param]:
+        """Data inputs by name (the context parameter excluded)."""
+        return self._read_signature()[0]
+
+    @property
+    def output_type(self) -> Any:
+        """The return annotation (``Any`` when absent; the value type for ``Route[X]``)."""
+        return self._read_signature()[1]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self._callable())
+
+    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+        """Run one attempt with already-validated inputs."""
+        ctx_name = self._read_signature()[2]
+        if ctx_name is not None:
+            kwargs = {**kwargs, ctx_name: ctx}
+        fn = self._callable()
+        if self.is_async:
+            return await fn(**kwargs)
+        if self.blocking:
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
+        return fn(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class FunctionNode(Node):
+    """A node that calls a plain (sync or async) function."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, **policy: Any):
+        if not callable(fn):
+            raise GraphError(f"a node must be callable, got {fn!r}")
+        self.fn = fn
+        super().__init__(name or getattr(fn, "__name__", None) or "node", **policy)
+
+    def _callable(self) -> Callable[..., Any]:
+        return self.fn
+
+
+def _signature_of(fn: Callable[..., Any], name: str) -> tuple[dict[str, Param], Any, str | None]:
+    from plait.orchestrator._context import RunContext
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # unresolvable forward references
+        raise GraphError(f"node {name!r}: cannot resolve type hints: {exc}") from exc
+    params: dict[str, Param] = {}
+    ctx_name = None
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise GraphError(f"node {name!r}: *args/**kwargs parameters are not supported; name each input")
+        annotation = hints.get(p.name, Any)
+        if annotation is RunContext or (p.name == "ctx" and p.name not in hints):
+            ctx_name = p.name
+            continue
+        default = MISSING if p.default is p.empty else p.default
+        params[p.name] = Param(p.name, annotation, default)
+    output = hints.get("return", Any)
+    if typing.get_origin(output) is Route:
+        (output,) = typing.get_args(output)
+    elif output is Route:
+        output = Any
+    return params, output, ctx_name
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

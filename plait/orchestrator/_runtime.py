@@ -1,0 +1,607 @@
+"""The dataflow runtime: runs a validated graph on anyio, one task per ready branch.
+
+There is no superstep barrier. A node starts the moment every one of its
+forward inputs has been resolved (a value, or a *skip* from a route not taken
+or a failed branch). When a node finishes, the first successor it makes ready
+runs on in the same task and the others get tasks of their own, so a long
+chain costs no task creation and independent branches never wait for each
+other. Loops reset the inputs of their body each time the back edge is taken.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from pydantic import BaseModel, ValidationError
+
+from plait.errors import (
+    BudgetExceededError,
+    DeadlineExceededError,
+    InputValidationError,
+    LoopLimitError,
+    NodeFailedError,
+    NodeTimeoutError,
+    RunCancelledError,
+    RunError,
+)
+from plait.executors._base import Backend
+from plait.orchestrator._context import RunContext
+from plait.orchestrator._events import (
+    Event,
+    LoopIteration,
+    NodeCancelled,
+    NodeFailed,
+    NodeFinished,
+    NodeRetried,
+    NodeSkipped,
+    NodeStarted,
+    RunFinished,
+    RunStarted,
+)
+from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
+from plait.orchestrator._node import MISSING, Node, Route
+from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
+
+__all__ = ["Run", "run_subgraph"]
+
+
+class _Skip:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class _Stop(Exception):
+    """Internal: carries a RunError that ends an execution."""
+
+    def __init__(self, error: RunError):
+        super().__init__(str(error))
+        self.error = error
+
+
+_STOPPING = (BudgetExceededError, DeadlineExceededError, RunCancelledError)
+
+
+class _RunState:
+    """State shared by every node (and nested subgraph) of one run."""
+
+    def __init__(self, graph: str, inputs: dict[str, Any], backend: Backend | None, token_budget: int | None,
+                 max_concurrency: int | None, sinks: list[Callable[[Event], None]], keep_events: bool):
+        self.run_id = uuid.uuid4().hex[:12]
+        self.graph = graph
+        self.inputs = inputs
+        self.backend = backend
+        self.token_budget = token_budget
+        self.tokens = TokenUsage()
+        self.records: dict[str, NodeRecord] = {}
+        self.events: list[Event] = []
+        self.sinks = sinks
+        self.keep_events = keep_events
+        self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
+        self.node_limiters: dict[str, anyio.CapacityLimiter] = {}
+        self.t0 = time.perf_counter()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def emit(self, cls: type[Event], **fields: Any) -> None:
+        if not self.keep_events and not self.sinks:
+            return
+        event = cls(run_id=self.run_id, t=time.perf_counter() - self.t0, **fields)
+        if self.keep_events:
+            self.events.append(event)
+        for sink in self.sinks:
+            sink(event)
+
+
+class _Execution:
+    """One execution of one graph (the run's top graph, or a subgraph inside a node)."""
+
+    def __init__(self, plan: _Plan, state: _RunState, inputs: dict[str, Any], prefix: str):
+        self.plan = plan
+        self.state = state
+        self.inputs = inputs
+        self.prefix = prefix
+        self.values: dict[str, dict[int, Any]] = {n: {} for n in plan.nodes}
+        self.loop_counts: dict[int, int] = {}
+        self.fatal: RunError | None = None
+        self.tg: anyio.abc.TaskGroup | None = None
+        for name in plan.nodes:
+            state.records.setdefault(prefix + name, NodeRecord(prefix + name))
+
+    async def execute(self) -> Any:
+        ready: list[tuple[str, dict[str, Any]]] = []
+        for name in self.plan.entries:
+            self._make_ready(name, None, ready)
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            for name, kwargs in ready:
+                tg.start_soon(self._activate, name, kwargs)
+        if self.fatal is not None:
+            raise self.fatal
+        return self._output()
+
+    # -- scheduling -------------------------------------------------------
+    async def _activate(self, name: str, kwargs: dict[str, Any]) -> None:
+        try:
+            while True:
+                outcome = await self._execute_node(name, kwargs)
+                ready: list[tuple[str, dict[str, Any]]] = []
+                self._propagate(name, outcome, ready)
+                if not ready:
+                    return
+                for other in ready[1:]:
+                    self.tg.start_soon(self._activate, *other)
+                name, kwargs = ready[0]
+                await anyio.lowlevel.checkpoint_if_cancelled()
+        except _Stop as stop:
+            if self.fatal is None:
+                self.fatal = stop.error
+            self.tg.cancel_scope.cancel()
+
+    def _propagate(self, name: str, outcome: Any, ready: list) -> None:
+        edges = self.plan.out_edges[name]
+        if isinstance(outcome, _Skip):
+            for e in edges:
+                if not e.back:
+                    self._deliver(e, outcome, ready)
+            return
+        value = outcome.value if isinstance(outcome, Route) else outcome
+        for e in edges:
+            if e.kind != "route":
+                self._deliver(e, value, ready)
+        if name in self.plan.routed:
+            self._take_route(name, outcome, value, ready)
+
+    def _take_route(self, name: str, outcome: Any, value: Any, ready: list) -> None:
+        routes = [e for e in self.plan.out_edges[name] if e.kind == "route"]
+        by = self.plan.route_by.get(name)
+        if isinstance(outcome, Route):
+            target = outcome.to.name if isinstance(outcome.to, Node) else outcome.to
+        elif by is not None:
+            target = by(value)
+        else:
+            raise _Stop(NodeFailedError(self.prefix + name, TypeError(
+                f"routing node returned {type(outcome).__name__}, not Route(target, value); "
+                f"its targets are {[e.dst for e in routes]}")))
+        chosen = next((e for e in routes if e.key is not None and e.key == target), None) or next(
+            (e for e in routes if e.dst == target), None)
+        if chosen is None:
+            raise _Stop(NodeFailedError(self.prefix + name, ValueError(
+                f"routed to {target!r}, which is not one of its declared targets "
+                f"{sorted({e.dst for e in routes} | {e.key for e in routes if e.key is not None}, key=str)}")))
+        self.state.records[self.prefix + name].routes.append(chosen.dst)
+        if chosen.back:
+            count = self.loop_counts.get(chosen.id, 0) + 1
+            if count > chosen.max_iterations:
+                exits = [e for e in routes if not e.back]
+                if chosen.on_limit == "exit" and exits:
+                    chosen = exits[0]
+                else:
+                    raise _Stop(LoopLimitError(self.prefix + chosen.src, self.prefix + chosen.dst,
+                                               chosen.max_iterations))
+            else:
+                self.loop_counts[chosen.id] = count
+                self.state.emit(LoopIteration, source=self.prefix + name, target=self.prefix + chosen.dst,
+                                iteration=count)
+                self._reset_body(chosen)
+                self._make_ready(chosen.dst, (chosen.param, value), ready)
+                return
+        for e in routes:
+            if not e.back:
+                self._deliver(e, value if e is chosen else _Skip(f"route from {name!r} went to {chosen.dst!r}"),
+                              ready)
+
+    def _reset_body(self, back: Edge) -> None:
+        body = self.plan.loop_body[back.id]
+        for node in body:
+            if node == back.dst:
+                continue
+            values = self.values[node]
+            for e in self.plan.fwd_in[node]:
+                if e.src in body:
+                    values.pop(e.id, None)
+
+    def _deliver(self, edge: Edge, value: Any, ready: list) -> None:
+        values = self.values[edge.dst]
+        values.pop(edge.id, None)
+        values[edge.id] = value
+        if len(values) == len(self.plan.fwd_in[edge.dst]):
+            self._make_ready(edge.dst, None, ready)
+
+    def _make_ready(self, name: str, back: tuple[str, Any] | None, ready: list) -> None:
+        kwargs = self._kwargs(name, back)
+        if isinstance(kwargs, _Skip):
+            full = self.prefix + name
+            record = self.state.records[full]
+            if record.status == "pending":
+                record.status = "skipped"
+            self.state.emit(NodeSkipped, node=full, reason=kwargs.reason)
+            self._propagate(name, kwargs, ready)
+        else:
+            ready.append((name, kwargs))
+
+    def _kwargs(self, name: str, back: tuple[str, Any] | None) -> dict[str, Any] | _Skip:
+        node = self.plan.nodes[name]
+        kwargs: dict[str, Any] = {}
+        skipped: _Skip | None = None
+        for edge_id, value in reversed(self.values[name].items()):
+            edge = self.plan.edges[edge_id]
+            if isinstance(value, _Skip):
+                skipped = skipped or value
+            elif edge.param not in kwargs:
+                kwargs[edge.param] = value
+        if back is not None:
+            kwargs[back[0]] = back[1]
+        for edge in self.plan.fwd_in[name]:
+            if edge.param not in kwargs and node.params[edge.param].required:
+                return skipped or _Skip(f"no value for input {edge.param!r}")
+        for param in self.plan.inputs.get(name, ()):
+            if param in self.inputs:
+                kwargs[param] = self.inputs[param]
+        return kwargs
+
+    def _output(self) -> Any:
+        plan, records = self.plan, self.state.records
+        if plan.output is not None:
+            return records[self.prefix + plan.output].output
+        produced = {n: records[self.prefix + n].output for n in plan.sinks if records[self.prefix + n].outputs}
+        if len(plan.sinks) == 1:
+            return produced.get(plan.sinks[0])
+        return produced
+
+    # -- running one node -----------------------------------------------
+    async def _execute_node(self, name: str, kwargs: dict[str, Any]) -> Any:
+        node = self.plan.nodes[name]
+        full = self.prefix + name
+        record = self.state.records[full]
+        try:
+            kwargs = _validate_inputs(node, kwargs, self.plan.mapped.get(name))
+        except ValueError as exc:
+            return self._failed(node, full, record, exc)
+        if name in self.plan.mapped:
+            return await self._execute_mapped(node, full, record, kwargs, self.plan.mapped[name])
+        outcome = await self._attempts(node, full, record, kwargs)
+        if not isinstance(outcome, _Skip):
+            value = outcome.value if isinstance(outcome, Route) else outcome
+            record.outputs.append(value)
+        return outcome
+
+    async def _execute_mapped(self, node: Node, full: str, record: NodeRecord, kwargs: dict[str, Any],
+                              param: str) -> Any:
+        items = kwargs[param]
+        results: list[Any] = [None] * len(items)
+        failure: list[BaseException] = []
+
+        async def one(i: int, tg: anyio.abc.TaskGroup) -> None:
+            try:
+                results[i] = await self._attempts(node, f"{full}[{i}]", record, {**kwargs, param: items[i]})
+            except _Stop as stop:
+                failure.append(stop)
+                tg.cancel_scope.cancel()
+                return
+            if isinstance(results[i], _Skip):
+                failure.append(results[i])
+                tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(items)):
+                tg.start_soon(one, i, tg)
+        if failure:
+            if isinstance(failure[0], _Stop):
+                raise failure[0]
+            record.status = "failed"
+            return failure[0]
+        record.status = "ok"
+        record.outputs.append(results)
+        return results
+
+    async def _attempts(self, node: Node, full: str, record: NodeRecord, kwargs: dict[str, Any]) -> Any:
+        state = self.state
+        record.status = "running"
+        record.runs += 1
+        if record.started is None:
+            record.started = state.now()
+        ctx = RunContext(state, full, record.runs - 1)
+        attempt = 0
+        while True:
+            attempt += 1
+            record.attempts += 1
+            state.emit(NodeStarted, node=full, attempt=attempt)
+            t0 = time.perf_counter()
+            try:
+                value = await self._call(node, full, ctx, kwargs)
+            except anyio.get_cancelled_exc_class():
+                record.busy += time.perf_counter() - t0
+                record.status = "cancelled"
+                state.emit(NodeCancelled, node=full)
+                raise
+            except _Stop:
+                raise
+            except _STOPPING as exc:
+                record.status = "failed"
+                record.error = f"{type(exc).__name__}: {exc}"
+                state.emit(NodeFailed, node=full, error=record.error, attempt=attempt)
+                raise _Stop(exc) from exc
+            except Exception as exc:
+                record.busy += time.perf_counter() - t0
+                error = f"{type(exc).__name__}: {exc}"
+                state.emit(NodeFailed, node=full, error=error, attempt=attempt)
+                if node.retry is not None and node.retry.should_retry(exc, attempt):
+                    delay = node.retry.delay(attempt)
+                    state.emit(NodeRetried, node=full, attempt=attempt + 1, delay=delay, error=error)
+                    await anyio.sleep(delay)
+                    continue
+                return self._failed(node, full, record, exc)
+            duration = time.perf_counter() - t0
+            record.busy += duration
+            record.finished = state.now()
+            record.status = "ok"
+            route = None
+            if isinstance(value, Route):
+                route = value.to.name if isinstance(value.to, Node) else str(value.to)
+            state.emit(NodeFinished, node=full, duration=duration,
+                       output=value.value if isinstance(value, Route) else value, route=route)
+            return value
+
+    async def _call(self, node: Node, full: str, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
+        limiters = []
+        if self.state.limiter is not None and not isinstance(node, GraphNode):
+            limiters.append(self.state.limiter)
+        if node.max_concurrency:
+            key = self.prefix + node.name
+            limiter = self.state.node_limiters.get(key)
+            if limiter is None:
+                limiter = self.state.node_limiters[key] = anyio.CapacityLimiter(node.max_concurrency)
+            limiters.append(limiter)
+        if not limiters and node.timeout is None:
+            return await node.invoke(ctx, kwargs)
+        async with AsyncExitStack() as stack:
+            for limiter in limiters:
+                await stack.enter_async_context(limiter)
+            if node.timeout is None:
+                return await node.invoke(ctx, kwargs)
+            with anyio.CancelScope(deadline=anyio.current_time() + node.timeout) as scope:
+                return await node.invoke(ctx, kwargs)
+            if scope.cancelled_caught:
+                raise NodeTimeoutError(full, node.timeout)
+            raise RuntimeError("unreachable")  # pragma: no cover
+
+    def _failed(self, node: Node, full: str, record: NodeRecord, exc: BaseException) -> Any:
+        record.error = f"{type(exc).__name__}: {exc}"
+        if node.fallback is not MISSING:
+            record.status = "ok"
+            return node.fallback
+        record.status = "failed"
+        if node.on_error == "skip":
+            return _Skip(f"node {full!r} failed: {record.error}")
+        raise _Stop(NodeFailedError(full, exc))
+
+
+def _validate_inputs(node: Node, kwargs: dict[str, Any], mapped: str | None) -> dict[str, Any]:
+    params = node.params
+    for name, value in kwargs.items():
+        param = params[name]
+        adapter = param.adapter
+        if adapter is None:
+            continue
+        try:
+            if name == mapped:
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"node {node.name!r} is mapped over {name!r} but got {type(value).__name__}, "
+                                     "not a list")
+                kwargs[name] = [v if type(v) is param.annotation else adapter.validate_python(v) for v in value]
+            elif type(value) is not param.annotation:
+                kwargs[name] = adapter.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(f"input {name!r} of node {node.name!r} is invalid: {_first_error(exc)}") from None
+    return kwargs
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{first.get('msg')}{' at ' + where if where else ''}{more}"
+
+
+def bind_inputs(graph: Graph, plan: _Plan, value: Any) -> dict[str, Any]:
+    """Match the run input to the graph's input parameters, validating each one."""
+    params = plan.input_params
+    if value is None:
+        given: dict[str, Any] = {}
+    elif isinstance(value, BaseModel) and not (len(params) == 1 and _accepts(next(iter(params.values())), value)):
+        given = dict(value)
+    elif isinstance(value, Mapping) and value and all(isinstance(k, str) and k in params for k in value):
+        given = dict(value)
+    elif len(params) == 1:
+        given = {next(iter(params)): value}
+    elif isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in params)
+        raise InputValidationError(f"graph {graph.name!r} has no input(s) {', '.join(unknown)}; "
+                                   f"its inputs are: {', '.join(params) or 'none'}")
+    else:
+        raise InputValidationError(f"graph {graph.name!r} takes several inputs ({', '.join(params)}); "
+                                   "pass a dict of them")
+    missing = [name for name, p in params.items() if p.required and name not in given]
+    if missing:
+        needers = sorted({n for n, ps in plan.inputs.items() for p in ps if p in missing})
+        raise InputValidationError(f"graph {graph.name!r} is missing required input(s) {', '.join(missing)} "
+                                   f"(needed by node(s) {', '.join(needers)})")
+    bound = {}
+    for name, v in given.items():
+        adapter = params[name].adapter
+        try:
+            bound[name] = v if adapter is None else adapter.validate_python(v)
+        except ValidationError as exc:
+            raise InputValidationError(f"input {name!r} of graph {graph.name!r} is invalid: {_first_error(exc)}")
+    return bound
+
+
+def _accepts(param: Any, value: Any) -> bool:
+    return isinstance(param.annotation, type) and isinstance(value, param.annotation)
+
+
+async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) -> Any:
+    """Run ``graph`` as part of the run ``ctx`` belongs to (used by GraphNode)."""
+    plan = graph._compile()
+    return await _Execution(plan, ctx._state, kwargs, ctx.node + "/").execute()
+
+
+class Run:
+    """One run of a graph. ``await run.result()``, or iterate for events.
+
+    Options:
+
+    * ``backend``: the LLM :class:`~plait.Backend` nodes reach through ``ctx``;
+    * ``max_concurrency``: cap on nodes running at once across the run;
+    * ``deadline``: wall-clock seconds for the whole run;
+    * ``token_budget``: total tokens (prompt + completion) the run may spend;
+    * ``trace``: path of a JSONL file that receives every event;
+    * ``on_event``: a callable, or list of callables, called with each event;
+    * ``progress``: show a live terminal progress display (rich);
+    * ``keep_events``: keep events in ``RunResult.events`` (default True).
+
+    ``run.cancel()`` stops everything within one scheduling step and makes
+    the run raise :class:`~plait.RunCancelledError` carrying partial results.
+    Prefer ``async with graph.stream(...) as run: async for event in run``
+    when you may stop iterating early.
+    """
+
+    def __init__(self, graph: Graph, input: Any = None, *, backend: Backend | None = None,
+                 max_concurrency: int | None = None, deadline: float | None = None,
+                 token_budget: int | None = None, trace: Any = None,
+                 on_event: Callable[[Event], None] | list[Callable[[Event], None]] | None = None,
+                 progress: bool = False, keep_events: bool = True):
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {deadline}")
+        if token_budget is not None and token_budget < 0:
+            raise ValueError(f"token_budget must be >= 0, got {token_budget}")
+        self.graph = graph
+        self.plan = graph._compile()
+        self.inputs = bind_inputs(graph, self.plan, input)
+        self.backend, self.max_concurrency, self.deadline = backend, max_concurrency, deadline
+        self.token_budget, self.trace, self.progress, self.keep_events = token_budget, trace, progress, keep_events
+        self.sinks: list[Callable[[Event], None]] = (
+            [] if on_event is None else list(on_event) if isinstance(on_event, list) else [on_event])
+        self.outcome: RunResult | None = None
+        self.error: BaseException | None = None
+        self._started = False
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+        self._tg_cm = None
+        self._receive = None
+
+    def cancel(self) -> None:
+        """Stop the run; it raises RunCancelledError with the partial results."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def result(self) -> RunResult:
+        """Run (if not started yet) and return the result, or raise the run's RunError."""
+        if not self._started:
+            await self._execute()
+        else:
+            await self._done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None
+        return self.outcome
+
+    async def _execute(self) -> None:
+        self._started = True
+        from plait.orchestrator._sinks import open_sinks
+
+        async with open_sinks(self.trace, self.progress, self.plan) as extra:
+            state = _RunState(self.graph.name, self.inputs, self.backend, self.token_budget,
+                              self.max_concurrency, self.sinks + extra, self.keep_events)
+            self.state = state
+            state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
+            execution = _Execution(self.plan, state, self.inputs, "")
+            output, status, error = None, "ok", None
+            try:
+                with anyio.CancelScope(deadline=math.inf if self.deadline is None
+                                       else anyio.current_time() + self.deadline) as scope:
+                    self._scope = scope
+                    if self._cancel_requested:
+                        scope.cancel()
+                    output = await execution.execute()
+                if scope.cancelled_caught:
+                    if self._cancel_requested:
+                        raise RunCancelledError(f"run {state.run_id} of graph {self.graph.name!r} was cancelled")
+                    raise DeadlineExceededError(self.deadline)
+                if any(r.status == "failed" for r in state.records.values()):
+                    status = "partial"
+            except RunError as exc:
+                status = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
+                error = exc
+                exc.partial = self._record(state, execution._output(), status)
+            except anyio.get_cancelled_exc_class():
+                self._finish(state, None, "cancelled", "cancelled from outside")
+                raise
+            finally:
+                self._scope = None
+            self._finish(state, output, status, error)
+            self.error = error
+
+    def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
+        self.outcome = self._record(state, output, status)
+        state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
+                   error=None if error is None else str(error))
+        self.outcome.duration = state.now()
+        self._done.set()
+
+    def _record(self, state: _RunState, output: Any, status: str) -> RunResult:
+        return RunResult(state.run_id, self.graph.name, status, output, state.records, state.tokens,
+                         state.now(), state.events)
+
+    # -- streaming -------------------------------------------------------------
+    async def __aenter__(self) -> Run:
+        send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
+        self.sinks.append(send.send_nowait)
+        self._tg_cm = anyio.create_task_group()
+        tg = await self._tg_cm.__aenter__()
+
+        async def drive() -> None:
+            async with send:
+                try:
+                    await self._execute()
+                except BaseException as exc:  # surfaced by result(); keep the task group clean
+                    if isinstance(exc, anyio.get_cancelled_exc_class()):
+                        raise
+                    self.error = self.error or exc
+                    self._done.set()
+
+        tg.start_soon(drive)
+        self._started = True
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if not self._done.is_set():
+            self.cancel()
+        await self._tg_cm.__aexit__(*exc_info)
+
+    def __aiter__(self):
+        if self._receive is not None:
+            return self._receive.__aiter__()
+        return self._iterate()
+
+    async def _iterate(self):
+        async with self:
+            async for event in self._receive:
+                yield event
+        if self.error is not None:
+            raise self.error

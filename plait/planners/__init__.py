@@ -1,0 +1,1 @@
+"""Reasoning strategies that decide structure: chains, votes, subtask trees, plans."""

@@ -1,0 +1,1 @@
+"""Symbolic solvers: CSP models, a safe constraint parser, repair and retraction."""
