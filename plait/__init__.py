@@ -47,6 +47,8 @@ from plait.orchestrator import (
     JsonlTrace,
     LoopIteration,
     Node,
+    Param,
+    Signature,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -73,7 +75,7 @@ __all__ = [
     "__version__",
     "errors",
     # graph model and runtime
-    "Graph", "GraphNode", "Node", "FunctionNode", "Route", "RetryPolicy", "RunContext", "Run",
+    "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "Route", "RetryPolicy", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage",
     # observability
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",

@@ -16,13 +16,13 @@ from plait.orchestrator._events import (
     TokensUsed,
 )
 from plait.orchestrator._graph import Graph, GraphNode
-from plait.orchestrator._node import FunctionNode, Node, Param, RetryPolicy, Route
+from plait.orchestrator._node import FunctionNode, Node, Param, RetryPolicy, Route, Signature
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
 from plait.orchestrator._runtime import Run
 from plait.orchestrator._sinks import JsonlTrace, RichProgress, read_trace
 
 __all__ = [
-    "Graph", "GraphNode", "Node", "FunctionNode", "Param", "RetryPolicy", "Route", "RunContext", "Run",
+    "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "RetryPolicy", "Route", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
     "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom",

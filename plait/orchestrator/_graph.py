@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 
 from plait.errors import GraphError, GraphValidationError
-from plait.orchestrator._node import FunctionNode, Node, Param
+from plait.orchestrator._node import FunctionNode, Node, Param, Signature
 
 if TYPE_CHECKING:
     from plait.orchestrator._record import RunResult
@@ -312,10 +312,8 @@ class GraphNode(Node):
         self.graph = graph
         super().__init__(name or graph.name, **policy)
 
-    def _read_signature(self):
-        if self._signature is None:
-            self._signature = (dict(self.graph.input_params), self.graph.output_type, "ctx")
-        return self._signature
+    def signature(self) -> Signature:
+        return Signature(dict(self.graph.input_params), self.graph.output_type, "ctx")
 
     @property
     def is_async(self) -> bool:

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from plait.errors import GraphError
 
-__all__ = ["Node", "FunctionNode", "RetryPolicy", "Route", "Param", "MISSING"]
+__all__ = ["Node", "FunctionNode", "RetryPolicy", "Route", "Param", "Signature", "MISSING"]
 
 T = TypeVar("T")
 OnError = Literal["raise", "skip"]
@@ -117,6 +117,14 @@ def _adapter(annotation: Any) -> TypeAdapter | None:
     return adapter
 
 
+class Signature(typing.NamedTuple):
+    """What a node takes and gives: data inputs, output type, and the name of its context parameter."""
+
+    params: dict[str, Param]
+    output: Any
+    context_param: str | None = None
+
+
 class Node:
     """Base class of every node.
 
@@ -161,7 +169,7 @@ class Node:
         self.on_error = on_error
         self.fallback = fallback
         self.blocking = blocking
-        self._signature: tuple[dict[str, Param], Any, str | None] | None = None
+        self._signature: Signature | None = None
 
     # -- signature -------------------------------------------------------
     def _callable(self) -> Callable[..., Any]:
@@ -170,9 +178,17 @@ class Node:
             raise GraphError(f"node {self.name!r} ({type(self).__name__}) defines no run() method")
         return run
 
-    def _read_signature(self) -> tuple[dict[str, Param], Any, str | None]:
+    def signature(self) -> Signature:
+        """Inputs and output of this node, read from ``run``'s annotations.
+
+        Override to declare them dynamically (a prompt template whose variables
+        are the inputs, say); ``invoke`` then receives those inputs as kwargs.
+        """
+        return _signature_of(self._callable(), self.name)
+
+    def _read_signature(self) -> Signature:
         if self._signature is None:
-            self._signature = _signature_of(self._callable(), self.name)
+            self._signature = self.signature()
         return self._signature
 
     @property
@@ -220,7 +236,7 @@ class FunctionNode(Node):
         return self.fn
 
 
-def _signature_of(fn: Callable[..., Any], name: str) -> tuple[dict[str, Param], Any, str | None]:
+def _signature_of(fn: Callable[..., Any], name: str) -> Signature:
     from plait.orchestrator._context import RunContext
 
     try:
@@ -243,7 +259,7 @@ def _signature_of(fn: Callable[..., Any], name: str) -> tuple[dict[str, Param], 
         (output,) = typing.get_args(output)
     elif output is Route:
         output = Any
-    return params, output, ctx_name
+    return Signature(params, output, ctx_name)
 
 
 def _snake(name: str) -> str:
