@@ -1,0 +1,176 @@
+"""The ``plait`` command: run a graph, print a graph, show the version.
+
+Bad input (a missing module, something that is not a Graph, invalid JSON,
+input that fails validation) gives one clear line on stderr and exit code 2.
+A run that fails gives its error on one line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic_core import to_jsonable_python
+
+import plait
+from plait.errors import InputValidationError, PlaitError, RunError
+from plait.orchestrator._graph import Graph
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 1
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plait", description="Reasoning orchestration with hybrid control flow.")
+    parser.add_argument("--version", action="version", version=f"plait {plait.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a graph and print its output")
+    run.add_argument("target", help="MODULE:GRAPH, where MODULE is a dotted module or a .py file")
+    run.add_argument("--input", default=None, help="run input: JSON text, or the path of a JSON file")
+    run.add_argument("--trace", default=None, help="write every event to this JSONL file")
+    run.add_argument("--model", default=None, help="LLM to use (a registry name, local model folder or server URL)")
+    run.add_argument("--token-budget", type=int, default=None, help="stop LLM work after this many tokens")
+    run.add_argument("--deadline", type=float, default=None, help="wall-clock seconds for the whole run")
+    run.add_argument("--max-concurrency", type=int, default=None, help="cap on nodes running at once")
+    run.add_argument("--summary", action="store_true", help="print per-node timings and tokens to stderr")
+    run.add_argument("--progress", action="store_true", help="show a live progress display on stderr")
+
+    graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
+    graph.add_argument("target", help="MODULE:GRAPH")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    return parser
+
+
+def load_target(target: str) -> tuple[Graph, Any]:
+    """Import ``MODULE:ATTR`` and return the Graph (ATTR defaults to ``graph``) and its module."""
+    module_name, _, attr = target.partition(":")
+    attr = attr or "graph"
+    if not module_name:
+        raise UsageError(f"target {target!r} names no module; use MODULE:GRAPH")
+    module = _import(module_name)
+    if not hasattr(module, attr):
+        raise UsageError(f"module {module_name!r} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    if callable(obj) and not isinstance(obj, Graph):
+        obj = obj()
+    if not isinstance(obj, Graph):
+        raise UsageError(f"{target!r} is a {type(obj).__name__}, not a plait Graph")
+    return obj, module
+
+
+def _import(name: str) -> Any:
+    path = Path(name)
+    try:
+        if name.endswith(".py") or path.is_file():
+            if not path.is_file():
+                raise UsageError(f"no such file: {name}")
+            spec = importlib.util.spec_from_file_location(f"_plait_target_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        return importlib.import_module(name)
+    except UsageError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"cannot import module {name!r}: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"cannot import module {name!r}: {type(exc).__name__}: {exc}") from None
+
+
+def parse_input(text: str | None) -> Any:
+    """``--input``: JSON text, or the path of a file holding JSON."""
+    if text is None:
+        return None
+    if not text.lstrip().startswith(("{", "[", '"')) and Path(text).is_file():
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read input file {text!r}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--input is neither valid JSON nor a readable JSON file: {exc}") from None
+
+
+def _backend(model: str | None, module: Any) -> Any:
+    if model:
+        from plait import executors
+
+        factory = getattr(executors, "backend_for", None)
+        if factory is None:
+            raise UsageError("--model needs the vLLM backend, which this install of plait lacks")
+        try:
+            return factory(model)
+        except PlaitError as exc:
+            raise UsageError(str(exc)) from None
+    make = getattr(module, "make_backend", None)
+    return make() if callable(make) else None
+
+
+def _print_output(output: Any) -> None:
+    if isinstance(output, str):
+        print(output)
+    else:
+        print(json.dumps(to_jsonable_python(output, fallback=repr), indent=2, ensure_ascii=False))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    graph, module = load_target(args.target)
+    value = parse_input(args.input)
+    backend = _backend(args.model, module)
+    options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
+                   max_concurrency=args.max_concurrency, progress=args.progress)
+    try:
+        run = graph.stream(value, backend=backend, **options)
+    except (InputValidationError, ValueError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    if backend is None:
+        result = await run.result()
+    else:
+        async with backend:
+            result = await run.result()
+    _print_output(result.output)
+    if args.summary:
+        print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "graph":
+            graph, _ = load_target(args.target)
+            print(graph.to_mermaid() if args.format == "mermaid" else graph.to_dot(), end="")
+            return 0
+        return anyio.run(_run, args)
+    except UsageError as exc:
+        print(f"plait: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunError as exc:
+        print(f"plait: run failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except PlaitError as exc:
+        lines = str(exc).splitlines()
+        print(f"plait: error: {' '.join(line.strip() for line in lines)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
