@@ -56,6 +56,8 @@ class FunctionBackend(Backend):
 
     The handler (sync or async) returns a string, a :class:`Sample`, a full
     :class:`Completion`, a list of strings/samples (one per ``n``), or raises.
+    For a request with ``n > 1`` a handler that returns one reply is called
+    again until there are ``n`` samples.
     ``latency`` (seconds, or a function of the request) is slept before each
     reply, which makes concurrency observable in tests.
     """
@@ -100,17 +102,18 @@ class FunctionBackend(Backend):
         delay = self._latency(request) if callable(self._latency) else self._latency
         if delay:
             await anyio.sleep(delay)
-        replies = []
-        for _ in range(request.params.n if self._one_reply_per_sample else 1):
+        replies: list[Any] = []
+        while len(replies) < request.params.n:
             reply = self._handler(request)
             if inspect.isawaitable(reply):
                 reply = await reply
+            if isinstance(reply, Completion):
+                return reply
+            if isinstance(reply, (list, tuple)):
+                replies.extend(reply)
+                break
             replies.append(reply)
-        if len(replies) == 1 and isinstance(replies[0], (list, tuple)):
-            replies = list(replies[0])
         return self._to_completion(request, replies)
-
-    _one_reply_per_sample = False
 
     def _to_completion(self, request: Request, replies: list[Any]) -> Completion:
         samples: list[Sample] = []
@@ -172,7 +175,6 @@ class ScriptedBackend(FunctionBackend):
     """
 
     name = "scripted"
-    _one_reply_per_sample = True
 
     def __init__(
         self,
@@ -186,7 +188,6 @@ class ScriptedBackend(FunctionBackend):
             handler = self._from_mapping(dict(script))
         elif callable(script):
             handler = script
-            self._one_reply_per_sample = False
         elif isinstance(script, Sequence) and not isinstance(script, str):
             handler = self._from_list(list(script))
         else:

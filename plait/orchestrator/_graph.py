@@ -270,10 +270,11 @@ class Graph:
     @property
     def output_type(self) -> Any:
         plan = self._compile()
-        if plan.output is None:
+        name = plan.output or (plan.sinks[0] if len(plan.sinks) == 1 else None)
+        if name is None:
             return dict[str, Any]
-        node = plan.nodes[plan.output]
-        return list[node.output_type] if plan.output in plan.mapped else node.output_type
+        node = plan.nodes[name]
+        return list[node.output_type] if name in plan.mapped else node.output_type
 
     # -- export --------------------------------------------------------------
     def to_mermaid(self) -> str:

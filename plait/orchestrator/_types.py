@@ -44,6 +44,8 @@ def compatible(out: Any, inp: Any) -> bool:
         return out is inp
     if inp_origin is None and isinstance(inp, type):
         base = out_origin or out
+        if isinstance(base, type) and _subclass(base, cabc.Mapping) and _is_model(inp):
+            return True  # pydantic builds models from mappings
         return isinstance(base, type) and _subclass(base, inp)
     if out_origin is None and isinstance(out, type) and inp_origin is not None:
         return _subclass(out, inp_origin)  # bare list given to list[int]: unknown items, accept
@@ -70,6 +72,12 @@ def _subclass(a: type, b: type) -> bool:
         return issubclass(a, b) or issubclass(a, _ABSTRACT.get(b, b))
     except TypeError:
         return True
+
+
+def _is_model(tp: type) -> bool:
+    from pydantic import BaseModel
+
+    return issubclass(tp, BaseModel)
 
 
 def element_type(tp: Any) -> Any | None:
