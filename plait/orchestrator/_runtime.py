@@ -423,7 +423,7 @@ def bind_inputs(graph: Graph, plan: _Plan, value: Any) -> dict[str, Any]:
         given = dict(value)
     elif isinstance(value, Mapping) and value and all(isinstance(k, str) and k in params for k in value):
         given = dict(value)
-    elif len(params) == 1:
+    elif len(params) == 1 and not (isinstance(value, Mapping) and not _fits(next(iter(params.values())), value)):
         given = {next(iter(params)): value}
     elif isinstance(value, Mapping):
         unknown = sorted(str(k) for k in value if k not in params)
@@ -445,6 +445,14 @@ def bind_inputs(graph: Graph, plan: _Plan, value: Any) -> dict[str, Any]:
         except ValidationError as exc:
             raise InputValidationError(f"input {name!r} of graph {graph.name!r} is invalid: {_first_error(exc)}")
     return bound
+
+
+def _fits(param: Any, value: Any) -> bool:
+    adapter = param.adapter
+    try:
+        return adapter is None or adapter.validate_python(value) is not None
+    except ValidationError:
+        return False
 
 
 def _accepts(param: Any, value: Any) -> bool:
