@@ -205,13 +205,18 @@ class Node:
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self._callable())
 
+    def _prepare(self) -> tuple[Callable[..., Any], bool, str | None]:
+        prepared = self.__dict__.get("_prepared")
+        if prepared is None:
+            prepared = self._prepared = (self._callable(), self.is_async, self._read_signature().context_param)
+        return prepared
+
     async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
         """Run one attempt with already-validated inputs."""
-        ctx_name = self._read_signature()[2]
+        fn, is_async, ctx_name = self._prepare()
         if ctx_name is not None:
             kwargs = {**kwargs, ctx_name: ctx}
-        fn = self._callable()
-        if self.is_async:
+        if is_async:
             return await fn(**kwargs)
         if self.blocking:
             import anyio.to_thread

@@ -10,9 +10,10 @@ other. Loops reset the inputs of their body each time the back edge is taken.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -69,13 +70,17 @@ class _Stop(Exception):
 
 _STOPPING = (BudgetExceededError, DeadlineExceededError, RunCancelledError)
 
+_RUN_PREFIX = os.urandom(3).hex()
+_RUN_COUNTER = itertools.count(1)
+_CHECKPOINT_EVERY = 16  # inline continuations between yields to the event loop
+
 
 class _RunState:
     """State shared by every node (and nested subgraph) of one run."""
 
     def __init__(self, graph: str, inputs: dict[str, Any], backend: Backend | None, token_budget: int | None,
                  max_concurrency: int | None, sinks: list[Callable[[Event], None]], keep_events: bool):
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = f"{_RUN_PREFIX}-{next(_RUN_COUNTER)}"
         self.graph = graph
         self.inputs = inputs
         self.backend = backend
@@ -87,18 +92,22 @@ class _RunState:
         self.keep_events = keep_events
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self.node_limiters: dict[str, anyio.CapacityLimiter] = {}
+        self.cancel_requested = False
         self.t0 = time.perf_counter()
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
 
     def emit(self, cls: type[Event], **fields: Any) -> None:
-        if not self.keep_events and not self.sinks:
-            return
-        event = cls(run_id=self.run_id, t=time.perf_counter() - self.t0, **fields)
+        sinks = self.sinks
         if self.keep_events:
+            event = cls(run_id=self.run_id, t=time.perf_counter() - self.t0, **fields)
             self.events.append(event)
-        for sink in self.sinks:
+        elif sinks:
+            event = cls(run_id=self.run_id, t=time.perf_counter() - self.t0, **fields)
+        else:
+            return
+        for sink in sinks:
             sink(event)
 
 
@@ -117,20 +126,37 @@ class _Execution:
         for name in plan.nodes:
             state.records.setdefault(prefix + name, NodeRecord(prefix + name))
 
-    async def execute(self) -> Any:
+    async def execute(self, deadline: float | None = None) -> Any:
+        """Run to completion; the first entry runs in the calling task, the others get tasks."""
         ready: list[tuple[str, dict[str, Any]]] = []
         for name in self.plan.entries:
             self._make_ready(name, None, ready)
         async with anyio.create_task_group() as tg:
             self.tg = tg
-            for name, kwargs in ready:
+            if deadline is not None:
+                tg.cancel_scope.deadline = anyio.current_time() + deadline
+            if self.state.cancel_requested:
+                tg.cancel_scope.cancel()
+            for name, kwargs in ready[1:]:
                 tg.start_soon(self._activate, name, kwargs)
+            if ready:
+                await self._activate(*ready[0])
         if self.fatal is not None:
             raise self.fatal
+        if tg.cancel_scope.cancelled_caught:
+            if self.state.cancel_requested:
+                raise RunCancelledError(f"run {self.state.run_id} of graph {self.state.graph!r} was cancelled")
+            if deadline is not None:
+                raise DeadlineExceededError(deadline)
         return self._output()
+
+    def cancel(self) -> None:
+        if self.tg is not None:
+            self.tg.cancel_scope.cancel()
 
     # -- scheduling -------------------------------------------------------
     async def _activate(self, name: str, kwargs: dict[str, Any]) -> None:
+        steps = 0
         try:
             while True:
                 outcome = await self._execute_node(name, kwargs)
@@ -141,7 +167,9 @@ class _Execution:
                 for other in ready[1:]:
                     self.tg.start_soon(self._activate, *other)
                 name, kwargs = ready[0]
-                await anyio.lowlevel.checkpoint_if_cancelled()
+                steps += 1
+                if steps % _CHECKPOINT_EVERY == 0 or self.state.cancel_requested:
+                    await anyio.lowlevel.checkpoint()
         except _Stop as stop:
             if self.fatal is None:
                 self.fatal = stop.error
@@ -318,7 +346,11 @@ class _Execution:
             state.emit(NodeStarted, node=full, attempt=attempt)
             t0 = time.perf_counter()
             try:
-                value = await self._call(node, full, ctx, kwargs)
+                if node.timeout is None and not node.max_concurrency and (
+                        state.limiter is None or isinstance(node, GraphNode)):
+                    value = await node.invoke(ctx, kwargs)  # fast path: nothing to acquire
+                else:
+                    value = await self._call(node, full, ctx, kwargs)
             except anyio.get_cancelled_exc_class():
                 record.busy += time.perf_counter() - t0
                 record.status = "cancelled"
@@ -506,8 +538,8 @@ class Run:
         self.outcome: RunResult | None = None
         self.error: BaseException | None = None
         self._started = False
-        self._done = anyio.Event()
-        self._scope: anyio.CancelScope | None = None
+        self._done: anyio.Event | None = None
+        self._execution: _Execution | None = None
         self._cancel_requested = False
         self._tg_cm = None
         self._receive = None
@@ -515,62 +547,70 @@ class Run:
     def cancel(self) -> None:
         """Stop the run; it raises RunCancelledError with the partial results."""
         self._cancel_requested = True
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._execution is not None:
+            self._execution.state.cancel_requested = True
+            self._execution.cancel()
 
     async def result(self) -> RunResult:
         """Run (if not started yet) and return the result, or raise the run's RunError."""
         if not self._started:
             await self._execute()
-        else:
-            await self._done.wait()
+        elif self.outcome is None and self.error is None:
+            await self._done_event().wait()
         if self.error is not None:
             raise self.error
         assert self.outcome is not None
         return self.outcome
 
+    def _done_event(self) -> anyio.Event:
+        if self._done is None:
+            self._done = anyio.Event()
+        return self._done
+
     async def _execute(self) -> None:
         self._started = True
+        if self.trace is None and not self.progress:
+            self._execute_with(self.sinks)
+            await self._drive()
+            return
         from plait.orchestrator._sinks import open_sinks
 
-        async with open_sinks(self.trace, self.progress, self.plan) as extra:
-            state = _RunState(self.graph.name, self.inputs, self.backend, self.token_budget,
-                              self.max_concurrency, self.sinks + extra, self.keep_events)
-            self.state = state
-            state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
-            execution = _Execution(self.plan, state, self.inputs, "")
-            output, status, error = None, "ok", None
-            try:
-                with anyio.CancelScope(deadline=math.inf if self.deadline is None
-                                       else anyio.current_time() + self.deadline) as scope:
-                    self._scope = scope
-                    if self._cancel_requested:
-                        scope.cancel()
-                    output = await execution.execute()
-                if scope.cancelled_caught:
-                    if self._cancel_requested:
-                        raise RunCancelledError(f"run {state.run_id} of graph {self.graph.name!r} was cancelled")
-                    raise DeadlineExceededError(self.deadline)
-                if any(r.status == "failed" for r in state.records.values()):
-                    status = "partial"
-            except RunError as exc:
-                status = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
-                error = exc
-                exc.partial = self._record(state, execution._output(), status)
-            except anyio.get_cancelled_exc_class():
-                self._finish(state, None, "cancelled", "cancelled from outside")
-                raise
-            finally:
-                self._scope = None
-            self._finish(state, output, status, error)
-            self.error = error
+        with open_sinks(self.trace, self.progress, self.plan) as extra:
+            self._execute_with(self.sinks + extra)
+            await self._drive()
+
+    def _execute_with(self, sinks: list[Callable[[Event], None]]) -> None:
+        state = _RunState(self.graph.name, self.inputs, self.backend, self.token_budget,
+                          self.max_concurrency, sinks, self.keep_events)
+        state.cancel_requested = self._cancel_requested
+        self._execution = _Execution(self.plan, state, self.inputs, "")
+        state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
+
+    async def _drive(self) -> None:
+        execution = self._execution
+        state = execution.state
+        output, status, error = None, "ok", None
+        try:
+            output = await execution.execute(self.deadline)
+            if any(r.status == "failed" for r in state.records.values()):
+                status = "partial"
+        except RunError as exc:
+            status = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
+            error = exc
+            exc.partial = self._record(state, execution._output(), status)
+        except anyio.get_cancelled_exc_class():
+            self._finish(state, None, "cancelled", "cancelled from outside")
+            raise
+        self._finish(state, output, status, error)
+        self.error = error
 
     def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
         self.outcome = self._record(state, output, status)
         state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
                    error=None if error is None else str(error))
         self.outcome.duration = state.now()
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
 
     def _record(self, state: _RunState, output: Any, status: str) -> RunResult:
         return RunResult(state.run_id, self.graph.name, status, output, state.records, state.tokens,
@@ -591,14 +631,15 @@ class Run:
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
                         raise
                     self.error = self.error or exc
-                    self._done.set()
+                    self._done_event().set()
 
-        tg.start_soon(drive)
         self._started = True
+        self._done_event()
+        tg.start_soon(drive)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if not self._done.is_set():
+        if self.outcome is None and self.error is None:
             self.cancel()
         await self._tg_cm.__aexit__(*exc_info)
 

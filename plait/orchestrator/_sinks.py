@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from plait.orchestrator._events import Event, NodeFinished, NodeStarted, RunFinished
@@ -76,8 +76,8 @@ class RichProgress:
         self._progress.update(self._task, running=running)
 
 
-@contextlib.asynccontextmanager
-async def open_sinks(trace: Any, progress: bool, plan: Any) -> AsyncIterator[list[Callable[[Event], None]]]:
+@contextlib.contextmanager
+def open_sinks(trace: Any, progress: bool, plan: Any) -> Iterator[list[Callable[[Event], None]]]:
     with contextlib.ExitStack() as stack:
         sinks: list[Callable[[Event], None]] = []
         if trace is not None:
