@@ -1,0 +1,20 @@
+"""Every Python block in README.md runs, in order, and its assertions hold."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_python_examples():
+    assert len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_block_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = compile(BLOCKS[index], f"README.md block {index + 1}", "exec")
+    exec(code, {"__name__": f"readme_block_{index}"})
