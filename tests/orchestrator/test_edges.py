@@ -180,7 +180,7 @@ def _refine_graph(max_iterations: int, accept_at: int, on_limit: str = "raise") 
 
     @g.node
     def check(draft: int) -> Route[int]:
-        return Route("final", draft) if draft >= accept_at else Route("draft", draft + 1 - 0)
+        return Route("final", draft) if draft >= accept_at else Route("draft", draft + 1)
 
     @g.node
     def final(value: int) -> int:
@@ -200,33 +200,9 @@ async def test_bounded_loop_iterates_until_valid():
     assert result.nodes["check"].routes == ["draft", "final"]
 
 
-async def test_bounded_loop_limit_hit_raises_with_partial_results():
+def _spin_graph(max_iterations: int, on_limit: str = "raise") -> Graph:
+    """A loop whose check is never satisfied."""
     g = Graph("spin")
-
-    @g.node
-    def draft(seed: int, feedback: int = 0) -> int:
-        return seed + feedback
-
-    @g.node
-    def check(draft: int) -> Route[int]:
-        return Route("draft", draft)  # never satisfied
-
-    @g.node
-    def final(check: int) -> int:
-        return check
-
-    g.edge(draft, check)
-    g.loop(check, back_to=draft, param="feedback", exit=final, max_iterations=3)
-    with pytest.raises(LoopLimitError, match="'check' -> 'draft'.*3") as info:
-        await g.run({"seed": 1})
-    partial = info.value.partial
-    assert partial.status == "failed"
-    assert partial.nodes["draft"].runs == 4  # first pass plus three loop iterations
-    assert partial.nodes["final"].status == "pending"
-
-
-async def test_bounded_loop_on_limit_exit_leaves_with_last_value():
-    g = Graph("spin_exit")
 
     @g.node
     def draft(seed: int, feedback: int = 0) -> int:
@@ -241,8 +217,21 @@ async def test_bounded_loop_on_limit_exit_leaves_with_last_value():
         return check
 
     g.edge(draft, check)
-    g.loop(check, back_to=draft, param="feedback", exit=final, max_iterations=2, on_limit="exit")
-    result = await g.run({"seed": 1})
+    g.loop(check, back_to=draft, param="feedback", exit=final, max_iterations=max_iterations, on_limit=on_limit)
+    return g
+
+
+async def test_bounded_loop_limit_hit_raises_with_partial_results():
+    with pytest.raises(LoopLimitError, match="'check' -> 'draft'.*3") as info:
+        await _spin_graph(3).run({"seed": 1})
+    partial = info.value.partial
+    assert partial.status == "failed"
+    assert partial.nodes["draft"].runs == 4  # first pass plus three loop iterations
+    assert partial.nodes["final"].status == "pending"
+
+
+async def test_bounded_loop_on_limit_exit_leaves_with_last_value():
+    result = await _spin_graph(2, on_limit="exit").run({"seed": 1})
     assert result.nodes["draft"].outputs == [1, 2, 3]
     assert result.output == 3
 
