@@ -10,6 +10,7 @@ other. Loops reset the inputs of their body each time the back edge is taken.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import os
@@ -617,24 +618,28 @@ class Run:
                          state.now(), state.events)
 
     # -- streaming -------------------------------------------------------------
-    async def __aenter__(self) -> Run:
+    def _open_stream(self):
         send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
         self.sinks.append(send.send_nowait)
-        self._tg_cm = anyio.create_task_group()
-        tg = await self._tg_cm.__aenter__()
+        self._started = True
+        self._done_event()
 
         async def drive() -> None:
             async with send:
                 try:
                     await self._execute()
-                except BaseException as exc:  # surfaced by result(); keep the task group clean
+                except BaseException as exc:  # surfaced by result() and the iterator
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
                         raise
                     self.error = self.error or exc
                     self._done_event().set()
 
-        self._started = True
-        self._done_event()
+        return drive
+
+    async def __aenter__(self) -> Run:
+        drive = self._open_stream()
+        self._tg_cm = anyio.create_task_group()
+        tg = await self._tg_cm.__aenter__()
         tg.start_soon(drive)
         return self
 
@@ -649,8 +654,26 @@ class Run:
         return self._iterate()
 
     async def _iterate(self):
-        async with self:
+        """Bare ``async for event in graph.stream(...)``.
+
+        The run lives in one task that this generator owns: breaking out of
+        the loop (or dropping the generator) cancels it, and with it every
+        node, instead of leaving a cancel scope open across tasks.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError("on this event loop, iterate inside `async with graph.stream(...) as run:`") from None
+        task = loop.create_task(self._open_stream()())
+        try:
             async for event in self._receive:
                 yield event
+            await task
+        finally:
+            if not task.done():
+                self.cancel()
+                task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([task])
         if self.error is not None:
             raise self.error

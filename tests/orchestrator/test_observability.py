@@ -186,3 +186,33 @@ def test_dot_export():
     assert '"decide" [shape=diamond];' in dot
     assert '"decide" -> "small" [label="route", style=dashed];' in dot
     assert dot.rstrip().endswith("}")
+
+
+async def test_breaking_out_of_bare_stream_cancels_the_run_cleanly():
+    import asyncio
+
+    g = Graph("bare_break")
+    state = {"finished": False, "cancelled": False}
+
+    @g.node
+    async def wait(x: int) -> int:
+        try:
+            await anyio.sleep(30)
+        except BaseException:
+            state["cancelled"] = True
+            raise
+        state["finished"] = True
+        return x
+
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    stream = g.stream(1)
+    async for event in stream:
+        if isinstance(event, NodeStarted):
+            break
+    for _ in range(20):
+        await anyio.sleep(0.01)
+        if state["cancelled"]:
+            break
+    assert state == {"finished": False, "cancelled": True}
+    assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()
+    assert stream.outcome.status == "cancelled"
