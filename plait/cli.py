@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="MODULE:GRAPH")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+
+    from plait.executors._models_cli import add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -159,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             graph, _ = load_target(args.target)
             print(graph.to_mermaid() if args.format == "mermaid" else graph.to_dot(), end="")
             return 0
+        if args.command == "models":
+            from plait.executors._models_cli import models_command
+
+            return models_command(args)
         return anyio.run(_run, args)
     except UsageError as exc:
         print(f"plait: error: {exc}", file=sys.stderr)

@@ -17,7 +17,8 @@ catches them all. Messages say what went wrong and what to do about it.
     │   ├── DeadlineExceededError   the run's wall-clock deadline passed
     │   └── RunCancelledError       the run was cancelled from outside
     ├── BackendError                an LLM backend could not serve a request
-    │   └── ScriptExhaustedError    a ScriptedBackend ran out of replies
+    │   ├── ScriptExhaustedError    a ScriptedBackend ran out of replies
+    │   └── ModelError              a model is unknown, not pulled, or failed download/verification
     └── ParseError                  model output could not be parsed into the expected type
 """
 
@@ -42,6 +43,7 @@ __all__ = [
     "RunCancelledError",
     "BackendError",
     "ScriptExhaustedError",
+    "ModelError",
     "ParseError",
 ]
 
@@ -133,6 +135,10 @@ class BackendError(PlaitError):
 
 class ScriptExhaustedError(BackendError):
     """A :class:`~plait.ScriptedBackend` was asked for more replies than it was given."""
+
+
+class ModelError(BackendError):
+    """A model name is unknown, a model is not pulled yet, or a download failed its checksum."""
 
 
 class ParseError(PlaitError):
