@@ -23,6 +23,8 @@ from plait.errors import (
     RunError,
     ScriptExhaustedError,
 )
+from plait.errors import ModelError  # issue 3
+
 from plait.executors import (
     Backend,
     Choice,
@@ -38,6 +40,10 @@ from plait.executors import (
     ScriptedBackend,
     TokenLogprob,
 )
+
+# --- real backends and the model registry (issue 3) ---
+from plait.executors import OpenAIBackend, VLLMBackend, backend_for, model_path, pull_model
+
 from plait.orchestrator import (
     Custom,
     Event,
@@ -88,4 +94,6 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError",
+    # real backends and the model registry (issue 3)
+    "VLLMBackend", "OpenAIBackend", "backend_for", "model_path", "pull_model", "ModelError",
 ]

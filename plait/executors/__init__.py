@@ -16,7 +16,15 @@ from plait.executors._base import (
 )
 from plait.executors._scripted import FunctionBackend, ScriptedBackend, count_tokens
 
+# --- real backends and the model registry (issue 3) ---
+from plait.executors._factory import backend_for
+from plait.executors._models import MODELS, ModelSpec, model_path, models_dir, pull_model
+from plait.executors._openai import OpenAIBackend
+from plait.executors._vllm import VLLMBackend
+
 __all__ = [
     "Backend", "Choice", "Completion", "Constraint", "Grammar", "JsonSchema", "Message", "Regex", "Request",
     "Sample", "SamplingParams", "TokenLogprob", "FunctionBackend", "ScriptedBackend", "count_tokens",
+    # real backends and the model registry (issue 3)
+    "VLLMBackend", "OpenAIBackend", "backend_for", "MODELS", "ModelSpec", "model_path", "models_dir", "pull_model",
 ]
