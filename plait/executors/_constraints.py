@@ -78,7 +78,8 @@ def vllm_structured_fields(request: Request) -> dict[str, Any]:
     if constraint is None:
         return {}
     if isinstance(constraint, JsonSchema):
-        return {"json": constraint.schema_}
+        # Compact JSON: small models otherwise loop on whitespace between tokens until max_tokens.
+        return {"json": constraint.schema_, "disable_any_whitespace": True}
     if isinstance(constraint, Regex):
         return {"regex": constraint.pattern}
     if isinstance(constraint, Choice):

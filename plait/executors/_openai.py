@@ -95,9 +95,15 @@ class OpenAIBackend(Backend):
         async def serve(i: int, request: Request) -> None:
             results[i] = await self._generate_one(request)
 
-        async with anyio.create_task_group() as tg:
-            for i, request in enumerate(requests):
-                tg.start_soon(serve, i, request)
+        if len(requests) == 1:
+            await serve(0, requests[0])
+            return [r for r in results if r is not None]
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, request in enumerate(requests):
+                    tg.start_soon(serve, i, request)
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
         return [r for r in results if r is not None]
 
     async def _generate_one(self, request: Request) -> Completion:
@@ -118,7 +124,7 @@ class OpenAIBackend(Backend):
             try:
                 if stream:
                     return await self._stream(path, body, url)
-                response = await self._client.request(method, path, json=body)
+                response = await self._client.request(method, path, json=body, timeout=self.timeout)
             except _Retryable as exc:
                 last = str(exc)
                 continue
@@ -141,7 +147,7 @@ class OpenAIBackend(Backend):
 
     async def _stream(self, path: str, body: dict | None, url: str) -> Completion:
         accumulator = StreamAccumulator(self.model or "")
-        async with self._client.stream("POST", path, json=body) as response:
+        async with self._client.stream("POST", path, json=body, timeout=self.timeout) as response:
             if response.status_code in _RETRY_STATUS:
                 raise _Retryable(f"HTTP {response.status_code}: {_error_text((await response.aread()).decode())}")
             if response.status_code >= 400:
@@ -158,6 +164,12 @@ class OpenAIBackend(Backend):
                     raise BackendError(f"{url} failed mid-stream: {_error_text(payload)}")
                 accumulator.add(chunk)
         return accumulator.completion()
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first real error of a task group (the siblings it cancelled carry no news)."""
+    first = group.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _Retryable(Exception):

@@ -93,6 +93,8 @@ class VLLMBackend(Backend):
         return self._shared
 
     async def generate(self, requests: list[Request]) -> list[Completion]:
+        for i, request in enumerate(requests):
+            check_request_constraint(request, i)  # before the engine is even started
         await self.start()
         shared = self._require()
         prepared = [self._prepare(shared, request, i) for i, request in enumerate(requests)]
@@ -117,7 +119,6 @@ class VLLMBackend(Backend):
         return [self._completion(out) for out in outputs]
 
     def _prepare(self, shared: SharedEngine, request: Request, index: int) -> tuple[dict, Any]:
-        check_request_constraint(request, index)
         token_ids = self._tokenize(shared, request, index)
         limit = shared.max_model_len
         if len(token_ids) >= limit:
