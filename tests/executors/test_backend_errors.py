@@ -42,7 +42,7 @@ def test_prompt_longer_than_context_fails_its_branch_only(vllm_engine):
     assert result.nodes["too_long"].status == "failed"
     assert "context window of 2048 tokens" in result.nodes["too_long"].error
     assert result.nodes["fine"].status == "ok"
-    assert result.nodes["fine"].output
+    assert result.nodes["fine"].tokens.completion_tokens >= 1
 
 
 def test_prompt_longer_than_context_over_http(vllm_server):
