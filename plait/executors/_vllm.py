@@ -87,6 +87,16 @@ class VLLMBackend(Backend):
         if shared is not None:
             await anyio.to_thread.run_sync(release_engine, shared)
 
+    async def reset_prefix_cache(self) -> None:
+        """Empty the engine's prefix cache (benchmarks use it to measure each arm from cold)."""
+        await self.start()
+        shared = self._require()
+
+        async def reset() -> None:
+            await shared.engine.reset_prefix_cache()
+
+        await asyncio.wrap_future(shared.portal.start_task_soon(reset))
+
     def _require(self) -> SharedEngine:
         if self._shared is None:
             raise BackendError("VLLMBackend is not started; use `async with VLLMBackend(...) as backend:`")

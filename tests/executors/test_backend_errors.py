@@ -13,6 +13,8 @@ from plait.executors import OpenAIBackend, VLLMBackend, backend_for
 MODEL = "smollm2-135m"  # as in conftest.py
 MAX_MODEL_LEN = 2048
 
+pytestmark = pytest.mark.timeout(900)  # includes starting the session engine or server
+
 TOO_LONG = "word " * (MAX_MODEL_LEN + 100)
 BAD_SCHEMA = JsonSchema(schema={"type": "no-such-type"})
 

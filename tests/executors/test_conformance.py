@@ -17,6 +17,8 @@ from plait import BackendError, Choice, Grammar, JsonSchema, Message, Regex, Req
 
 # A generation that cannot end early (no EOS until 1500 digits): for cancellation and timeouts.
 ENDLESS = Request(prompt="Digits:", params=SamplingParams(max_tokens=1500, constraint=Regex(pattern="[0-9]{1500}")))
+pytestmark = pytest.mark.timeout(900)  # includes starting the session engine or server (minutes on a busy CPU)
+
 LONG_CONTEXT = " ".join(f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}." for i in range(60))
 
 
