@@ -22,6 +22,7 @@ from plait.errors import (
     RunCancelledError,
     RunError,
     ScriptExhaustedError,
+    ConstraintSyntaxError,
 )
 from plait.executors import (
     Backend,
@@ -69,6 +70,27 @@ from plait.orchestrator import (
     read_trace,
 )
 
+# --- solvers (issue 6: CSP solver nodes) -------------------------------------------------------
+from plait.solvers import (
+    CSP,
+    AllDifferent,
+    AnyOf,
+    Compare,
+    CSPResult,
+    Expr,
+    Expression,
+    Implies,
+    IntRange,
+    SolveCSP,
+    Sum,
+    Table,
+    Variable,
+    parse_expr,
+    solve,
+    solve_async,
+)
+# --- end solvers --------------------------------------------------------------------------------
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -88,4 +110,7 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError",
+    # solvers (issue 6)
+    "ConstraintSyntaxError", "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table",
+    "Implies", "AnyOf", "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
 ]
