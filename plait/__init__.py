@@ -78,7 +78,10 @@ from plait.solvers import (
     Compare,
     CSPResult,
     Expr,
+    Explain,
     Expression,
+    Formulate,
+    Formulation,
     Implies,
     IntRange,
     SolveCSP,
@@ -113,4 +116,5 @@ __all__ = [
     # solvers (issue 6)
     "ConstraintSyntaxError", "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table",
     "Implies", "AnyOf", "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
+    "Formulate", "Formulation", "Explain",
 ]

@@ -37,6 +37,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    """Structured output: make the model always write ``kind`` (it has a default for code)."""
+    required = schema.setdefault("required", [])
+    if "kind" not in required:
+        required.insert(0, "kind")
+
+
+class _Kinded(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_kind_required)
+
+
 class IntRange(_Strict):
     """The integers ``min..max``, both included."""
 
@@ -82,12 +93,12 @@ class Variable(_Strict):
         return "str" if isinstance(self.domain, list) and isinstance(self.domain[0], str) else "int"
 
 
-class AllDifferent(_Strict):
+class AllDifferent(_Kinded):
     kind: Literal["all_different"] = "all_different"
     variables: list[str] = Field(min_length=2)
 
 
-class Compare(_Strict):
+class Compare(_Kinded):
     kind: Literal["compare"] = "compare"
     left: str
     op: Op
@@ -98,12 +109,12 @@ class Compare(_Strict):
         return f"({self.left}) {self.op} ({self.right})"
 
 
-class Expression(_Strict):
+class Expression(_Kinded):
     kind: Literal["expression"] = "expression"
     expression: str
 
 
-class Sum(_Strict):
+class Sum(_Kinded):
     kind: Literal["sum"] = "sum"
     variables: list[str] = Field(min_length=1)
     weights: list[int] | None = None
@@ -117,7 +128,7 @@ class Sum(_Strict):
         return self
 
 
-class Table(_Strict):
+class Table(_Kinded):
     kind: Literal["table"] = "table"
     variables: list[str] = Field(min_length=1)
     rows: list[list[Union[int, str]]]
@@ -131,13 +142,13 @@ class Table(_Strict):
         return self
 
 
-class Implies(_Strict):
+class Implies(_Kinded):
     kind: Literal["implies"] = "implies"
     if_: str = Field(alias="if")
     then: str
 
 
-class AnyOf(_Strict):
+class AnyOf(_Kinded):
     kind: Literal["any_of"] = "any_of"
     conditions: list[str] = Field(min_length=1)
 
