@@ -68,11 +68,11 @@ class ProposeAndRetract(Node):
         self.time_limit = time_limit
         self.sampling = sampling or SamplingParams(max_tokens=512)
 
-    async def run(self, csp: CSP, task: str, ctx: RunContext) -> Proposal:
+    async def run(self, csp: CSP, problem: str, ctx: RunContext) -> Proposal:
         proposable = self.propose or [v.name for v in csp.variables]
         kept: dict[str, Any] = {}
         pending, retractions = list(proposable), []
-        messages = [Message(role="system", content=PROPOSE_SYSTEM), Message(role="user", content=_brief(csp, task))]
+        messages = [Message(role="system", content=PROPOSE_SYSTEM), Message(role="user", content=_brief(csp, problem))]
         rounds = 0
         while pending and rounds < self.max_rounds:
             rounds += 1

@@ -49,7 +49,7 @@ def run(replies, csp=MEETINGS, **options):
     g = Graph("propose")
     g.add(ProposeAndRetract(**options))
     backend = ScriptedBackend(replies)
-    result = anyio.run(lambda: g.run({"csp": csp, "task": "Schedule the meetings."}, backend=backend))
+    result = anyio.run(lambda: g.run({"csp": csp, "problem": "Schedule the meetings."}, backend=backend))
     retractions = [e.data for e in result.events if getattr(e, "name", None) == "retraction"]
     return result.output, backend, retractions
 
