@@ -16,6 +16,7 @@ import constraint as pc
 
 from plait.errors import ConstraintSyntaxError
 from plait.solvers._expr import parse_expr
+from plait.solvers._propagate import AllDifferentPropagator
 from plait.solvers._model import CSP, AllDifferent, AnyOf, Compare, Expression, Implies, Sum, Table
 
 __all__ = ["Check", "compile_constraint", "compile_all"]
@@ -62,7 +63,7 @@ def compile_constraint(csp: CSP, index: int) -> Check:
     kinds = csp.kinds
     if isinstance(c, AllDifferent):
         names = _known(c.variables, kinds, "all_different")
-        return Check(index, names, lambda *vals: len(set(vals)) == len(vals), pc.AllDifferentConstraint)
+        return Check(index, names, lambda *vals: len(set(vals)) == len(vals), AllDifferentPropagator)
     if isinstance(c, Compare):
         for side in (c.left, c.right):
             parse_expr(side, kinds, boolean=False)

@@ -175,3 +175,20 @@ def test_solve_node_in_a_graph_emits_its_result():
     assert result.output.status == "sat" and result.output.count == 3
     events = [e for e in result.events if getattr(e, "name", None) == "csp_solved"]
     assert events and events[0].data["count"] == 3
+
+
+def test_all_different_propagation_keeps_the_search_complete():
+    # a permutation (hidden singles apply) with side constraints, and a non-permutation, against brute force
+    perm = CSP(variables=[{"name": n, "domain": {"min": 1, "max": 5}} for n in "ABCDE"],
+               constraints=[{"kind": "all_different", "variables": list("ABCDE")}, "A < B", "abs(C - D) == 2",
+                            {"kind": "table", "variables": ["E"], "rows": [[1], [4], [5]]}])
+    expect = brute_force(perm, lambda s: len(set(s.values())) == 5 and s["A"] < s["B"]
+                         and abs(s["C"] - s["D"]) == 2 and s["E"] in (1, 4, 5))
+    assert key(solve(perm, mode="all").solutions) == key(expect) and expect
+    loose = CSP(variables=[{"name": n, "domain": [1, 2, 3, 7]} for n in "ABC"],
+                constraints=[{"kind": "all_different", "variables": list("ABC")}, "A + B > C"])
+    expect = brute_force(loose, lambda s: len(set(s.values())) == 3 and s["A"] + s["B"] > s["C"])
+    assert key(solve(loose, mode="all").solutions) == key(expect)
+    pigeonhole = CSP(variables=[{"name": n, "domain": [1, 2, 3]} for n in "ABCD"],
+                     constraints=[{"kind": "all_different", "variables": list("ABCD")}])
+    assert solve(pigeonhole).status == "unsat"
