@@ -116,6 +116,8 @@ def solve(
     except _Stopped:
         why = f"search stopped after {timeout:g}s" if timeout is not None else "search was cancelled"
         return done("sat" if found else "timeout", found, timed_out=True, error=why)
+    except (ArithmeticError, TypeError, ValueError, RecursionError) as exc:  # a constraint failed to evaluate
+        return done("invalid", found, error=f"a constraint failed to evaluate: {type(exc).__name__}: {exc}")
     return done("sat", found, exhaustive=False)
 
 

@@ -17,6 +17,7 @@ and what :class:`SolveCSP` solves. Constraint kinds:
 
 from __future__ import annotations
 
+import keyword
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +31,7 @@ __all__ = [
 
 MAX_DOMAIN = 100_000  # values per variable: a larger domain is a resource bomb, not a puzzle
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_RESERVED = {"abs", "min", "max", "sum", "True", "False", "None"}
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
 
 
@@ -68,6 +70,13 @@ class Variable(_Strict):
 
     name: str = Field(pattern=_NAME)
     domain: Union[IntRange, list[int], list[str]]
+
+    @field_validator("name")
+    @classmethod
+    def _usable_in_expressions(cls, name: str) -> str:
+        if keyword.iskeyword(name) or name in _RESERVED or name.startswith("__"):
+            raise ValueError(f"{name!r} cannot name a variable (a Python keyword, reserved name or dunder name)")
+        return name
 
     @field_validator("domain")
     @classmethod

@@ -122,6 +122,9 @@ def test_invalid_models_report_every_problem_without_raising():
     {"variables": [{"name": "A", "domain": [1, 1]}]},
     {"variables": [{"name": "A", "domain": [1]}, {"name": "A", "domain": [2]}]},
     {"variables": [{"name": "a.b", "domain": [1]}]},
+    {"variables": [{"name": "if", "domain": [1]}]},
+    {"variables": [{"name": "sum", "domain": [1]}]},
+    {"variables": [{"name": "__x", "domain": [1]}]},
     {"variables": [{"name": "A", "domain": [1]}], "constraints": [{"kind": "table", "variables": ["A"], "rows": [[1, 2]]}]},
     {"variables": [{"name": "A", "domain": [1]}], "constraints": [{"kind": "teleport"}]},
 ])
