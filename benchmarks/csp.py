@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import nqueens  # noqa: E402
 import sudoku  # noqa: E402
@@ -196,18 +197,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="runs per instance and arm (median reported)")
     parser.add_argument("--cpsat-workers", type=int, default=1, help="CP-SAT search workers (default 1)")
     parser.add_argument("--model", help="accuracy arm on natural-language puzzles (needs the vLLM backend)")
+    parser.add_argument("--puzzles", type=int, default=20, help="natural-language puzzles for the --model arm")
     args = parser.parse_args()
+    factory = None
     if args.model:
         from plait import executors
 
-        if not hasattr(executors, "backend_for"):
+        factory = getattr(executors, "backend_for", None)
+        if factory is None:
             parser.error("--model needs the vLLM backend (plait.executors.backend_for), which this install lacks")
-        parser.error("--model: the accuracy arm is not implemented yet")
     results = measure(args.rounds, args.cpsat_workers)
     print_table(results)
+    figures: dict[str, Any] = {"instances": results, "rounds": args.rounds, "cpsat_workers": args.cpsat_workers}
+    if factory is not None:
+        from _csp_accuracy import accuracy
+
+        backend = factory(args.model)
+
+        async def run_accuracy() -> dict[str, Any]:
+            async with backend:
+                return await accuracy(backend, args.puzzles)
+
+        figures["accuracy"] = acc = anyio.run(run_accuracy)
+        print(f"\naccuracy on {acc['puzzles']} seating puzzles with {args.model}: model alone "
+              f"{acc['model_alone']:.0%}, model + solver {acc['model_plus_solver']:.0%}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"instances": results, "rounds": args.rounds, "cpsat_workers": args.cpsat_workers}, f, indent=2)
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":
