@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 import constraint as pc
@@ -25,8 +25,9 @@ from plait.errors import ConstraintSyntaxError
 from plait.solvers._compile import compile_all
 from plait.solvers._model import CSP
 
-__all__ = ["CSPResult", "solve", "solve_async"]
+__all__ = ["CSPResult", "solve", "solve_async", "in_worker"]
 
+T = TypeVar("T")
 Status = Literal["sat", "unsat", "timeout", "invalid"]
 
 
@@ -123,9 +124,15 @@ def solve(
 
 async def solve_async(csp: CSP, **options: Any) -> CSPResult:
     """:func:`solve` in a worker thread; cancelling the caller stops the search at its next step."""
+    return await in_worker(lambda stop: solve(csp, stop=stop, **options))
+
+
+async def in_worker(fn: Callable[[threading.Event], T]) -> T:
+    """Run ``fn(stop)`` in a worker thread. When the caller is cancelled (node timeout, run deadline) it
+    returns at once and ``stop`` is set, which every search started by ``fn`` checks at each step."""
     stop = threading.Event()
     try:
-        return await anyio.to_thread.run_sync(lambda: solve(csp, stop=stop, **options), abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(lambda: fn(stop), abandon_on_cancel=True)
     finally:
         stop.set()
 

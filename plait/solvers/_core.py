@@ -3,12 +3,14 @@
 A deletion filter: start from a conflicting set, try dropping each member,
 and keep it dropped whenever the rest still conflicts. The result is minimal
 (removing any one member makes it consistent), not necessarily the smallest.
-Each test is one solver call, so this is for small sets: a model's
+Each test is one solver call (a stopped or timed-out call counts as "no
+conflict shown", so the set only shrinks on proof), so this is for small sets: a model's
 constraints when it reports "unsat", a model's proposals when they conflict.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -33,20 +35,21 @@ def deletion_filter(items: Sequence[T], conflicts: Callable[[list[T]], bool]) ->
     return core
 
 
-def conflicting_constraints(csp: CSP, *, timeout: float = 2.0) -> list[int]:
+def conflicting_constraints(csp: CSP, *, timeout: float = 2.0, stop: threading.Event | None = None) -> list[int]:
     """Indices of a minimal set of constraints that together admit no solution."""
 
     def unsat(indices: list[int]) -> bool:
         sub = csp.model_copy(update={"constraints": [csp.constraints[i] for i in indices]})
-        return solve(sub, timeout=timeout).status == "unsat"
+        return solve(sub, timeout=timeout, stop=stop).status == "unsat"
 
     return deletion_filter(list(range(len(csp.constraints))), unsat)
 
 
-def conflicting_values(csp: CSP, pinned: Mapping[str, Any], *, timeout: float = 2.0) -> list[str]:
+def conflicting_values(csp: CSP, pinned: Mapping[str, Any], *, timeout: float = 2.0,
+                       stop: threading.Event | None = None) -> list[str]:
     """A minimal set of pinned variables whose values cannot all be extended to a solution."""
 
     def unsat(names: list[str]) -> bool:
-        return solve(csp, fixed={n: pinned[n] for n in names}, timeout=timeout).status == "unsat"
+        return solve(csp, fixed={n: pinned[n] for n in names}, timeout=timeout, stop=stop).status == "unsat"
 
     return deletion_filter(list(pinned), unsat)

@@ -19,12 +19,11 @@ import json
 import re
 from typing import Any, Literal
 
-import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
-from plait.solvers._bridge import CSPResult, solve_async
+from plait.solvers._bridge import CSPResult, in_worker, solve_async
 from plait.solvers._core import conflicting_constraints
 from plait.solvers._model import CSP
 from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
@@ -87,6 +86,8 @@ class Formulate(Node):
             completion = await ctx.generate(Request(prompt=tuple(messages), params=self.sampling))
             messages.append(Message(role="assistant", content=completion.text))
             last, error = await self._check(problem, completion.text, round_no)
+            if error is not None and completion.samples[0].finish_reason == "length":
+                error = f"Your reply was cut off at the token limit; write a more compact model. {error}"
             ctx.emit("formulate_round", round=round_no, status=last.status, error=error)
             if error is None:
                 return last.model_copy(update={"feedback": feedback})
@@ -115,7 +116,7 @@ class Formulate(Node):
                 "constraints that state the puzzle's facts directly.")
         if result.status == "unsat":
             limit = min(self.time_limit, 2.0)
-            core = await anyio.to_thread.run_sync(lambda: conflicting_constraints(csp, timeout=limit))
+            core = await in_worker(lambda stop: conflicting_constraints(csp, timeout=limit, stop=stop))
             listed = "\n".join(f"- {csp.describe(i)}" for i in core)
             return found.model_copy(update={"status": "unsat"}), (
                 "The solver proved the model has no solution. These constraints cannot all hold together; "

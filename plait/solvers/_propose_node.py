@@ -14,12 +14,11 @@ import json
 import re
 from typing import Any
 
-import anyio.to_thread
 from pydantic import BaseModel
 
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
-from plait.solvers._bridge import CSPResult, solve
+from plait.solvers._bridge import CSPResult, in_worker, solve_async
 from plait.solvers._model import CSP
 from plait.solvers._retract import Conflict, find_conflict
 
@@ -81,8 +80,7 @@ class ProposeAndRetract(Node):
             reply = (await ctx.generate(Request(prompt=tuple(messages), params=params))).text
             messages.append(Message(role="assistant", content=reply))
             current = {**kept, **_canonical(csp, _parse(reply), pending)}
-            conflict = await anyio.to_thread.run_sync(
-                lambda: find_conflict(csp, current, timeout=self.time_limit))
+            conflict = await in_worker(lambda stop: find_conflict(csp, current, timeout=self.time_limit, stop=stop))
             if conflict is None or not conflict.variables:  # accepted (or the problem is unsat by itself)
                 kept, pending = current, [p for p in proposable if p not in current]
                 break
@@ -90,14 +88,14 @@ class ProposeAndRetract(Node):
             kept = {k: v for k, v in current.items() if k not in conflict.variables}
             pending = [p for p in proposable if p not in kept]
             messages.append(Message(role="user", content=_feedback(csp, conflict, current, kept)))
-        result = await anyio.to_thread.run_sync(lambda: solve(csp, fixed=kept, timeout=self.time_limit))
+        result = await solve_async(csp, fixed=kept, timeout=self.time_limit)
         while result.status == "unsat" and kept:  # fallback: retract minimally until the solver can finish
-            conflict = await anyio.to_thread.run_sync(lambda: find_conflict(csp, kept, timeout=self.time_limit))
+            conflict = await in_worker(lambda stop: find_conflict(csp, kept, timeout=self.time_limit, stop=stop))
             if conflict is None or not conflict.variables:
                 break
             retractions.append(self._retract(ctx, csp, rounds, conflict, kept, fallback=True))
             kept = {k: v for k, v in kept.items() if k not in conflict.variables}
-            result = await anyio.to_thread.run_sync(lambda: solve(csp, fixed=kept, timeout=self.time_limit))
+            result = await solve_async(csp, fixed=kept, timeout=self.time_limit)
         from_solver = [v.name for v in csp.variables if v.name not in kept]
         return Proposal(result=result, from_model=kept, from_solver=from_solver, retractions=retractions,
                         rounds=rounds)

@@ -14,6 +14,7 @@ found in three steps, each reporting the smallest set of proposals to blame:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,8 @@ class Conflict:
     reason: str
 
 
-def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.0) -> Conflict | None:
+def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.0,
+                  stop: threading.Event | None = None) -> Conflict | None:
     """The proposals that conflict with ``csp`` (None when they extend to a solution).
 
     Raises :class:`~plait.ConstraintSyntaxError` for an invalid model.
@@ -56,9 +58,9 @@ def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.
         blamed |= _involved(csp, check.index, check.variables, proposals)
     if broken:
         return Conflict(tuple(sorted(blamed)), tuple(broken), "violated constraint(s)")
-    if solve(csp, fixed=proposals, timeout=timeout).status != "unsat":
+    if solve(csp, fixed=proposals, timeout=timeout, stop=stop).status != "unsat":
         return None
-    core = conflicting_values(csp, proposals, timeout=timeout)
+    core = conflicting_values(csp, proposals, timeout=timeout, stop=stop)
     return Conflict(tuple(sorted(core)), (), "these values together leave no solution for the other variables")
 
 

@@ -78,3 +78,13 @@ def test_expect_unique_false_accepts_any_solution():
     result, _ = run_graph([json.dumps(UNDER), "fine"], expect_unique=False)
     formulation = result.nodes["formulate"].output
     assert formulation.status == "solved" and CSP.model_validate(UNDER).violations(formulation.solution) == []
+
+
+def test_a_reply_cut_off_at_the_token_limit_is_named_as_such():
+    from plait import Sample
+
+    cut = Sample(text=json.dumps(GOOD)[:40], finish_reason="length")
+    result, backend = run_graph([cut, json.dumps(GOOD), "ok"])
+    formulation = result.nodes["formulate"].output
+    assert formulation.status == "solved" and formulation.rounds == 2
+    assert formulation.feedback[0].startswith("Your reply was cut off at the token limit")

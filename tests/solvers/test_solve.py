@@ -195,3 +195,17 @@ def test_all_different_propagation_keeps_the_search_complete():
     pigeonhole = CSP(variables=[{"name": n, "domain": [1, 2, 3]} for n in "ABCD"],
                      constraints=[{"kind": "all_different", "variables": list("ABCD")}])
     assert solve(pigeonhole).status == "unsat"
+
+
+def test_node_timeout_policy_cancels_the_search_too():
+    from plait.errors import NodeFailedError, NodeTimeoutError
+
+    g = Graph("slow")
+    g.add(SolveCSP(time_limit=None, timeout=0.3))
+    with pytest.raises(NodeFailedError) as info:
+        anyio.run(lambda: g.run({"csp": hard_queens(12)}))
+    assert isinstance(info.value.cause, NodeTimeoutError)
+    time.sleep(0.1)
+    cpu = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - cpu < 0.25
