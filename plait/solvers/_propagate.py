@@ -52,9 +52,8 @@ class AllDifferentPropagator(pc.Constraint):
         places: dict = {}
         for v in open_vars:
             domain = domains[v]
-            for value in seen:
-                if value in domain:
-                    domain.hideValue(value)
+            for value in [x for x in domain if x in seen]:
+                domain.hideValue(value)
             if not domain:
                 return False
             for value in domain:
