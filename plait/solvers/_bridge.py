@@ -4,7 +4,8 @@ Search uses python-constraint's ``BacktrackingSolver`` with forward checking:
 it picks the next variable dynamically (most constraints first, then fewest
 remaining values), which is what keeps hard Sudokus and N-Queens 32 fast.
 
-A timeout truly stops the search: a guard constraint attached to every
+Every solution is re-checked against the compiled constraints before it is
+returned. A timeout truly stops the search: a guard constraint attached to every
 variable is consulted at each assignment and raises once the deadline passes
 or the caller sets the ``stop`` event, so no search keeps burning CPU after
 its result was given up on.
@@ -22,7 +23,7 @@ import constraint as pc
 from pydantic import BaseModel
 
 from plait.errors import ConstraintSyntaxError
-from plait.solvers._compile import compile_all
+from plait.solvers._compile import Check, compile_all
 from plait.solvers._model import CSP
 
 __all__ = ["CSPResult", "solve", "solve_async", "in_worker"]
@@ -100,7 +101,8 @@ def solve(
                          exhaustive=exhaustive, solve_time=time.perf_counter() - started, **extra)
 
     try:
-        problem = _build(csp, fixed or {}, deadline, stop)
+        checks = compile_all(csp)
+        problem = _build(csp, checks, fixed or {}, deadline, stop)
     except ConstraintSyntaxError as exc:
         return done("invalid", [], error=str(exc))
     if problem is None:  # a constant constraint is false, or a pinned value is outside its domain
@@ -109,6 +111,7 @@ def solve(
     found: list[dict] = []
     try:
         for solution in problem.getSolutionIter():
+            _verify(checks, solution)
             found.append(solution)
             if len(found) >= limit:
                 break
@@ -117,6 +120,8 @@ def solve(
     except _Stopped:
         why = f"search stopped after {timeout:g}s" if timeout is not None else "search was cancelled"
         return done("sat" if found else "timeout", found, timed_out=True, error=why)
+    except _Unsound as exc:
+        return done("invalid", [], error=str(exc))
     except (ArithmeticError, TypeError, ValueError, RecursionError) as exc:  # a constraint failed to evaluate
         return done("invalid", found, error=f"a constraint failed to evaluate: {type(exc).__name__}: {exc}")
     return done("sat", found, exhaustive=False)
@@ -137,9 +142,20 @@ async def in_worker(fn: Callable[[threading.Event], T]) -> T:
         stop.set()
 
 
-def _build(csp: CSP, fixed: Mapping[str, Any], deadline: float | None,
+class _Unsound(Exception):
+    """The search returned an assignment that breaks a constraint (a bug, reported as ``invalid``)."""
+
+
+def _verify(checks: list[Check], solution: dict[str, Any]) -> None:
+    """Defence in depth: a solution that breaks a constraint is a solver bug, never an answer."""
+    for check in checks:
+        if check.variables and not check.holds(solution):
+            raise _Unsound(f"the search returned {solution} which breaks constraint #{check.index}; "
+                           "this is a bug in plait's solver bridge, please report it")
+
+
+def _build(csp: CSP, checks: list[Check], fixed: Mapping[str, Any], deadline: float | None,
            stop: threading.Event | None) -> pc.Problem | None:
-    checks = compile_all(csp)
     unknown = [name for name in fixed if name not in csp.kinds]
     if unknown:
         raise ConstraintSyntaxError(f"cannot fix unknown variable(s) {', '.join(map(repr, unknown))}")

@@ -209,3 +209,20 @@ def test_node_timeout_policy_cancels_the_search_too():
     cpu = time.process_time()
     time.sleep(0.5)
     assert time.process_time() - cpu < 0.25
+
+
+def test_a_solution_breaking_a_constraint_is_never_returned(monkeypatch):
+    # simulate a broken propagator: python-constraint's all-different replaced by one that accepts anything
+    import constraint as pc
+
+    from plait.solvers import _compile
+
+    class Lenient(pc.Constraint):
+        def __call__(self, variables, domains, assignments, forwardcheck=False, _unassigned=None):
+            return True
+
+    monkeypatch.setattr(_compile, "AllDifferentPropagator", Lenient)
+    csp = CSP(variables=[{"name": n, "domain": [1, 2]} for n in "AB"],
+              constraints=[{"kind": "all_different", "variables": ["A", "B"]}])
+    result = solve(csp)
+    assert result.status == "invalid" and "bug" in result.error and result.solution is None
