@@ -17,6 +17,7 @@ and what :class:`SolveCSP` solves. Constraint kinds:
 
 from __future__ import annotations
 
+import json
 import keyword
 from typing import Annotated, Any, Literal, Union
 
@@ -202,7 +203,16 @@ class CSP(_Strict):
     def describe(self, index: int) -> str:
         """One line naming constraint ``index`` for error messages and prompts."""
         c = self.constraints[index]
-        body = c.model_dump(by_alias=True, exclude={"kind"}, exclude_none=True)
+        if isinstance(c, Expression):
+            body = c.expression
+        elif isinstance(c, Compare):
+            body = f"{c.left} {c.op} {c.right}"
+        elif isinstance(c, Implies):
+            body = f"if {c.if_} then {c.then}"
+        elif isinstance(c, AnyOf):
+            body = " or ".join(f"({text})" for text in c.conditions)
+        else:
+            body = json.dumps(c.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
         return f"constraint #{index} ({c.kind}): {body}"
 
     def validate_constraints(self) -> list[str]:
