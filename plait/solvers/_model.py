@@ -27,10 +27,11 @@ from plait.errors import ConstraintSyntaxError
 
 __all__ = [
     "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
-    "CSPConstraint", "CSP", "MAX_DOMAIN",
+    "CSPConstraint", "CSP", "MAX_DOMAIN", "MAX_TOTAL_VALUES",
 ]
 
 MAX_DOMAIN = 100_000  # values per variable: a larger domain is a resource bomb, not a puzzle
+MAX_TOTAL_VALUES = 2_000_000  # values over all variables
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _RESERVED = {"abs", "min", "max", "sum", "True", "False", "None"}
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
@@ -101,6 +102,10 @@ class Variable(_Strict):
     def kind(self) -> str:
         """``"str"`` for text domains, else ``"int"``."""
         return "str" if isinstance(self.domain, list) and isinstance(self.domain[0], str) else "int"
+
+
+def _domain_size(domain: Any) -> int:
+    return domain.max - domain.min + 1 if isinstance(domain, IntRange) else len(domain)
 
 
 class AllDifferent(_Kinded):
@@ -190,6 +195,13 @@ class CSP(_Strict):
         dupes = sorted({v.name for v in self.variables if v.name in seen or seen.add(v.name)})
         if dupes:
             raise ValueError(f"variables declared more than once: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> CSP:
+        total = sum(_domain_size(v.domain) for v in self.variables)
+        if total > MAX_TOTAL_VALUES:
+            raise ValueError(f"the domains hold {total} values in all; the limit is {MAX_TOTAL_VALUES}")
         return self
 
     @property

@@ -119,6 +119,7 @@ def test_invalid_models_report_every_problem_without_raising():
 @pytest.mark.parametrize("bad", [
     {"variables": [{"name": "A", "domain": {"min": 0, "max": 10**9}}]},
     {"variables": [{"name": "A", "domain": []}]},
+    {"variables": [{"name": f"V{i}", "domain": {"min": 0, "max": 99_999}} for i in range(21)]},
     {"variables": [{"name": "A", "domain": [1, 1]}]},
     {"variables": [{"name": "A", "domain": [1]}, {"name": "A", "domain": [2]}]},
     {"variables": [{"name": "a.b", "domain": [1]}]},
