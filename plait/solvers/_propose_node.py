@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, solve_async
+from plait.solvers._compile import compile_all
 from plait.solvers._model import CSP
 from plait.solvers._retract import Conflict, find_conflict
 
@@ -68,7 +69,11 @@ class ProposeAndRetract(Node):
         self.sampling = sampling or SamplingParams(max_tokens=512)
 
     async def run(self, csp: CSP, problem: str, ctx: RunContext) -> Proposal:
+        compile_all(csp)  # an invalid model fails here, before any tokens are spent
         proposable = self.propose or [v.name for v in csp.variables]
+        unknown = [p for p in proposable if p not in csp.kinds]
+        if unknown:
+            raise ValueError(f"{self.name}: propose names undeclared variable(s) {', '.join(unknown)}")
         kept: dict[str, Any] = {}
         pending, retractions = list(proposable), []
         messages = [Message(role="system", content=PROPOSE_SYSTEM), Message(role="user", content=_brief(csp, problem))]

@@ -94,3 +94,20 @@ def test_unreadable_reply_leaves_everything_to_the_solver():
     out, _, retractions = run(["I think M1 should be early"])
     assert out.result.status == "sat" and MEETINGS.violations(out.solution) == []
     assert out.from_model == {} and retractions == []
+
+
+def test_invalid_model_or_unknown_proposal_target_fails_before_asking_the_model():
+    from plait.errors import ConstraintSyntaxError, NodeFailedError
+
+    bad = CSP(variables=MEETINGS.variables, constraints=["M1.x == 1"])
+    for csp, options, cause in [(bad, {}, ConstraintSyntaxError), (MEETINGS, {"propose": ["M9"]}, ValueError)]:
+        backend = ScriptedBackend([])
+        g = Graph("propose")
+        g.add(ProposeAndRetract(**options))
+        try:
+            anyio.run(lambda: g.run({"csp": csp, "problem": "x"}, backend=backend))
+        except NodeFailedError as exc:
+            assert isinstance(exc.cause, cause)
+        else:
+            raise AssertionError("the node should have failed")
+        assert backend.requests == []
