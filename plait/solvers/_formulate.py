@@ -110,6 +110,8 @@ class Formulate(Node):
         mode = "all" if self.expect_unique else "one"
         result = await solve_async(csp, mode=mode, max_solutions=2, timeout=self.time_limit)
         found = Formulation(csp=csp, result=result, status="solved", **base)
+        if result.status == "invalid":
+            return found.model_copy(update={"status": "invalid"}), f"The model could not be solved: {result.error}"
         if result.status == "timeout":
             return found.model_copy(update={"status": "timeout"}), (
                 f"The solver found no solution within {self.time_limit:g}s. Use smaller domains or tighter "
@@ -123,9 +125,11 @@ class Formulate(Node):
                 f"at least one of them misstates the puzzle:\n{listed}")
         if self.expect_unique and result.count > 1:
             first, second = result.solutions[:2]
+            differ = ", ".join(k for k in first if first[k] != second[k])
             return found.model_copy(update={"status": "ambiguous"}), (
                 "The model is under-constrained: the puzzle has one answer but your model allows several, "
-                f"e.g. {json.dumps(first)} and {json.dumps(second)}. Add the facts of the puzzle that are missing.")
+                f"e.g. {json.dumps(first)} and {json.dumps(second)} (they differ in {differ}). "
+                "Add the facts of the puzzle that are missing.")
         return found, None
 
 

@@ -53,7 +53,8 @@ def test_repair_converges_through_schema_invalid_unsat_and_under_constrained():
     assert "no solution" in unsat and "#2" in unsat and "#3" in unsat
     assert "#0" not in unsat and "#1" not in unsat
     assert "under-constrained" in under
-    shown = [json.loads(part) for part in under.split("e.g. ")[1].split(". Add")[0].split(" and ")]
+    shown = [json.loads(part) for part in under.split("e.g. ")[1].split(" (they differ")[0].split(" and ")]
+    assert "(they differ in " in under
     assert len(shown) == 2 and shown[0] != shown[1]
     assert all(CSP.model_validate(UNDER).violations(s) == [] for s in shown)
     # each re-ask carries the error verbatim, after the model's own previous reply
