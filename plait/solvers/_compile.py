@@ -116,9 +116,27 @@ def _sum(csp: CSP, index: int, c: Sum) -> Check:
     domains = csp.domains
     non_negative = all(min(domains[n]) >= 0 for n in names)
     if c.weights is None and non_negative and c.op in ("==", "<=", ">="):
-        cls = {"==": pc.ExactSumConstraint, "<=": pc.MaxSumConstraint, ">=": pc.MinSumConstraint}[c.op]
+        cls = _SAFE_SUMS[c.op]
         native = lambda: cls(target)  # noqa: E731
     return Check(index, names, predicate, native)
+
+
+def _skip_preprocess_on_empty_domains(cls: type) -> type:
+    """python-constraint's sum preprocessing calls min() on each domain; an earlier constraint may have
+    emptied one (the problem is then unsat, which the solver reports once preprocessing is done)."""
+
+    class Safe(cls):  # type: ignore[misc, valid-type]
+        def preProcess(self, variables, domains, constraints, vconstraints):  # noqa: N802 (library API)
+            if all(domains[v] for v in variables):
+                super().preProcess(variables, domains, constraints, vconstraints)
+
+    Safe.__name__ = f"Safe{cls.__name__}"
+    return Safe
+
+
+_SAFE_SUMS = {"==": _skip_preprocess_on_empty_domains(pc.ExactSumConstraint),
+              "<=": _skip_preprocess_on_empty_domains(pc.MaxSumConstraint),
+              ">=": _skip_preprocess_on_empty_domains(pc.MinSumConstraint)}
 
 
 def _combine(index: int, exprs: list, join: Callable[..., bool]) -> Check:

@@ -227,3 +227,12 @@ def test_a_solution_breaking_a_constraint_is_never_returned(monkeypatch):
               constraints=[{"kind": "all_different", "variables": ["A", "B"]}])
     result = solve(csp)
     assert result.status == "invalid" and "bug" in result.error and result.solution is None
+
+
+def test_sums_after_a_domain_was_emptied_report_unsat():
+    # found by the search property test: python-constraint's sum preprocessing failed on an emptied domain
+    csp = CSP(variables=[{"name": n, "domain": [0]} for n in "AB"],
+              constraints=[{"kind": "sum", "variables": ["A", "B"], "value": 1},
+                           {"kind": "sum", "variables": ["A", "B"], "value": 0}])
+    result = solve(csp, mode="all")
+    assert result.status == "unsat" and result.exhaustive
