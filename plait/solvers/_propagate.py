@@ -37,19 +37,20 @@ class AllDifferentPropagator(pc.Constraint):
         self._permutation = len(union) == len(variables)
 
     def __call__(self, variables, domains, assignments, forwardcheck=False, _unassigned=pc.Unassigned) -> bool:
-        seen = set()
+        seen: set = set()
         open_vars = []
         for v in variables:
-            value = assignments.get(v, _unassigned)
-            if value is _unassigned:
-                open_vars.append(v)
-            elif value in seen:
-                return False
-            else:
+            if v in assignments:
+                value = assignments[v]
+                if value in seen:
+                    return False
                 seen.add(value)
+            else:
+                open_vars.append(v)
         if not forwardcheck or not open_vars:
             return True
-        places: dict = {}
+        count: dict = {}  # value -> how many open variables can still take it
+        last: dict = {}  # value -> one open variable that can take it
         for v in open_vars:
             domain = domains[v]
             for value in [x for x in domain if x in seen]:
@@ -57,25 +58,19 @@ class AllDifferentPropagator(pc.Constraint):
             if not domain:
                 return False
             for value in domain:
-                places.setdefault(value, []).append(v)
-        if len(places) < len(open_vars):
+                count[value] = count.get(value, 0) + 1
+                last[value] = v
+        if len(count) < len(open_vars):  # pigeonhole
             return False
-        if self._permutation:
-            return self._hidden_singles(domains, places, seen)
-        return True
-
-    def _hidden_singles(self, domains, places: dict, seen: set) -> bool:
-        for value in self._values:
-            if value in seen:
-                continue
-            where = places.get(value)
-            if not where:
-                return False
-            if len(where) == 1:
-                domain = domains[where[0]]
-                if value not in domain:  # another hidden single already claimed this variable
+        if not self._permutation:
+            return True
+        if len(count) < len(self._values) - len(seen):  # a value every solution needs fits nowhere
+            return False
+        for value, places in count.items():
+            if places == 1:  # a hidden single: only one variable can take this value
+                domain = domains[last[value]]
+                if value not in domain:  # that variable was already narrowed to another hidden single
                     return False
-                for other in list(domain):
-                    if other != value:
-                        domain.hideValue(other)
+                for other in [x for x in domain if x != value]:
+                    domain.hideValue(other)
         return True
