@@ -2,9 +2,10 @@
 
 Puzzles are generated from a seeded random seating: clues true of it are added
 until plait's solver finds exactly one solution, so each puzzle has a unique,
-known answer; clues the answer does not need are then dropped. Two arms on the same model: the model alone (chain of thought,
-then a JSON answer) and the model + solver (``Formulate`` with repair). An
-answer counts when every person's seat matches.
+known answer; clues the answer does not need are then dropped. Two arms on
+the same model: the model alone (chain of thought, then a JSON answer) and the
+model + solver (``Formulate`` with repair). An answer counts when every
+person's seat matches.
 """
 
 from __future__ import annotations

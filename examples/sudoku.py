@@ -3,7 +3,8 @@
 81 variables R1C1..R9C9 with domain 1..9 (a given digit pins its cell), and 27
 all-different constraints (rows, columns, boxes). Run it:
 
-    plait run examples/sudoku.py:graph --input '{"puzzle": "8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4.."}'
+    plait run examples/sudoku.py:graph \
+        --input '{"puzzle": "8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4.."}'
 
 ``.`` or ``0`` marks an empty cell. The default puzzle is Arto Inkala's
 "world's hardest Sudoku" (2012).

@@ -85,7 +85,7 @@ class ProposeAndRetract(Node):
             reply = (await ctx.generate(Request(prompt=tuple(messages), params=params))).text
             messages.append(Message(role="assistant", content=reply))
             current = {**kept, **_canonical(csp, _parse(reply), pending)}
-            conflict = await in_worker(lambda stop: find_conflict(csp, current, timeout=self.time_limit, stop=stop))
+            conflict = await self._conflict(csp, current)
             if conflict is None or not conflict.variables:  # accepted (or the problem is unsat by itself)
                 kept, pending = current, [p for p in proposable if p not in current]
                 break
@@ -95,7 +95,7 @@ class ProposeAndRetract(Node):
             messages.append(Message(role="user", content=_feedback(csp, conflict, current, kept)))
         result = await solve_async(csp, fixed=kept, timeout=self.time_limit)
         while result.status == "unsat" and kept:  # fallback: retract minimally until the solver can finish
-            conflict = await in_worker(lambda stop: find_conflict(csp, kept, timeout=self.time_limit, stop=stop))
+            conflict = await self._conflict(csp, kept)
             if conflict is None or not conflict.variables:
                 break
             retractions.append(self._retract(ctx, csp, rounds, conflict, kept, fallback=True))
@@ -104,6 +104,9 @@ class ProposeAndRetract(Node):
         from_solver = [v.name for v in csp.variables if v.name not in kept]
         return Proposal(result=result, from_model=kept, from_solver=from_solver, retractions=retractions,
                         rounds=rounds)
+
+    async def _conflict(self, csp: CSP, proposals: dict[str, Any]) -> Conflict | None:
+        return await in_worker(lambda stop: find_conflict(csp, proposals, timeout=self.time_limit, stop=stop))
 
     @staticmethod
     def _retract(ctx: RunContext, csp: CSP, round_no: int, conflict: Conflict, current: dict[str, Any],

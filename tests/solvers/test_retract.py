@@ -105,7 +105,7 @@ def test_invalid_model_or_unknown_proposal_target_fails_before_asking_the_model(
         g = Graph("propose")
         g.add(ProposeAndRetract(**options))
         try:
-            anyio.run(lambda: g.run({"csp": csp, "problem": "x"}, backend=backend))
+            anyio.run(lambda g=g, csp=csp, backend=backend: g.run({"csp": csp, "problem": "x"}, backend=backend))
         except NodeFailedError as exc:
             assert isinstance(exc.cause, cause)
         else:

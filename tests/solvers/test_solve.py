@@ -126,7 +126,8 @@ def test_invalid_models_report_every_problem_without_raising():
     {"variables": [{"name": "if", "domain": [1]}]},
     {"variables": [{"name": "sum", "domain": [1]}]},
     {"variables": [{"name": "__x", "domain": [1]}]},
-    {"variables": [{"name": "A", "domain": [1]}], "constraints": [{"kind": "table", "variables": ["A"], "rows": [[1, 2]]}]},
+    {"variables": [{"name": "A", "domain": [1]}],
+     "constraints": [{"kind": "table", "variables": ["A"], "rows": [[1, 2]]}]},
     {"variables": [{"name": "A", "domain": [1]}], "constraints": [{"kind": "teleport"}]},
 ])
 def test_malformed_models_are_rejected_by_validation(bad):
