@@ -11,6 +11,7 @@ only ever raises ConstraintSyntaxError.
 
 import ast
 import builtins
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +31,22 @@ FORBIDDEN_ATOMS = [
 ]
 
 
+_WATCHED_EVENTS = {"exec", "import", "open", "os.system", "subprocess.Popen", "ctypes.dlopen", "builtins.input",
+                   "object.__getattr__", "object.__setattr__", "socket.connect", "os.exec", "os.spawn"}
+_ACTIVE: list = []  # the Tripwire currently armed (audit hooks cannot be removed, so one hook checks this)
+
+
+def _audit(event, args):
+    if _ACTIVE and event in _WATCHED_EVENTS:
+        _ACTIVE[-1].hits.append(f"audit:{event}")
+
+
+sys.addaudithook(_audit)
+
+
 class Tripwire:
+    """Patches eval/exec/compile and arms a Python audit hook (exec, import, open, processes...)."""
+
     def __init__(self):
         self.hits = []
 
@@ -55,9 +71,11 @@ class Tripwire:
 
         builtins.plait_canary = canary
         builtins.eval, builtins.exec, builtins.compile = wire("eval"), wire("exec"), guarded_compile
+        _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc):
+        _ACTIVE.remove(self)
         for name, fn in self.saved.items():
             setattr(builtins, name, fn)
         del builtins.plait_canary
@@ -123,3 +141,15 @@ def test_arbitrary_text_only_ever_raises_constraint_syntax_error(text):
         except ConstraintSyntaxError:
             pass
     assert wires.hits == []
+
+
+def test_the_tripwire_catches_what_it_guards():
+    # the oracle for the tests above: each guarded path really is seen
+    with Tripwire() as wires:
+        builtins.plait_canary()
+        open(__file__).close()  # noqa: SIM115
+        try:
+            builtins.eval("1")
+        except AssertionError:
+            pass
+    assert "plait_canary" in wires.hits and "audit:open" in wires.hits and "eval" in wires.hits
