@@ -42,6 +42,7 @@ demo: vllm
 bench: venv
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/csp.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -22,6 +22,7 @@ from plait.errors import (
     RunCancelledError,
     RunError,
     ScriptExhaustedError,
+    ConstraintSyntaxError,
 )
 from plait.errors import ModelError  # issue 3
 
@@ -75,6 +76,35 @@ from plait.orchestrator import (
     read_trace,
 )
 
+# --- solvers (issue 6: CSP solver nodes) -------------------------------------------------------
+from plait.solvers import (
+    CSP,
+    AllDifferent,
+    AnyOf,
+    Compare,
+    Conflict,
+    CSPResult,
+    Expr,
+    Explain,
+    Expression,
+    Formulate,
+    Formulation,
+    Implies,
+    IntRange,
+    Proposal,
+    ProposeAndRetract,
+    Retraction,
+    SolveCSP,
+    Sum,
+    Table,
+    Variable,
+    find_conflict,
+    parse_expr,
+    solve,
+    solve_async,
+)
+# --- end solvers --------------------------------------------------------------------------------
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -96,4 +126,8 @@ __all__ = [
     "BackendError", "ScriptExhaustedError", "ParseError",
     # real backends and the model registry (issue 3)
     "VLLMBackend", "OpenAIBackend", "backend_for", "model_path", "pull_model", "ModelError",
+    # solvers (issue 6)
+    "ConstraintSyntaxError", "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table",
+    "Implies", "AnyOf", "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
+    "Formulate", "Formulation", "Explain", "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
 ]

@@ -20,6 +20,7 @@ catches them all. Messages say what went wrong and what to do about it.
     │   ├── ScriptExhaustedError    a ScriptedBackend ran out of replies
     │   └── ModelError              a model is unknown, not pulled, or failed download/verification
     └── ParseError                  model output could not be parsed into the expected type
+        └── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "ScriptExhaustedError",
     "ModelError",
     "ParseError",
+    "ConstraintSyntaxError",
 ]
 
 
@@ -147,6 +149,13 @@ class ParseError(PlaitError):
     def __init__(self, message: str, raw: str = ""):
         super().__init__(message)
         self.raw = raw
+
+
+class ConstraintSyntaxError(ParseError):
+    """Constraint text is not in the safe constraint language (or names an undeclared variable).
+
+    The message names the construct that is not allowed; ``raw`` holds the text.
+    """
 
 
 def _describe(value: Any, limit: int = 200) -> str:

@@ -1,0 +1,157 @@
+"""LLM to CSP with repair (Logic-LM style), and turning a solution back into prose.
+
+:class:`Formulate` asks the model for a :class:`CSP` as JSON (the request
+carries the model's JSON schema as a structured-output constraint), solves it,
+and on failure re-asks with the precise error, for at most ``max_rounds``:
+
+* JSON that does not fit the schema: the validation errors;
+* constraints outside the safe language or naming unknown variables: each
+  offending constraint and what is wrong with it;
+* unsatisfiable: a minimal set of constraints that cannot hold together;
+* several solutions where one is wanted: "under-constrained", with two of them.
+
+Every round is recorded with ``ctx.emit("formulate_round", ...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from plait.executors import JsonSchema, Message, Request, SamplingParams
+from plait.orchestrator import Node, RunContext
+from plait.solvers._bridge import CSPResult, in_worker, solve_async
+from plait.solvers._core import conflicting_constraints
+from plait.solvers._model import CSP
+from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
+
+__all__ = ["Formulation", "Formulate", "Explain"]
+
+FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+class Formulation(BaseModel):
+    """The outcome of :class:`Formulate`: the last model, its solve result, and the repair history."""
+
+    problem: str
+    status: FormulationStatus
+    csp: CSP | None = None
+    result: CSPResult | None = None
+    rounds: int = 0
+    feedback: list[str] = []
+
+    @property
+    def solution(self) -> dict[str, Any] | None:
+        return self.result.solution if self.result else None
+
+
+class Formulate(Node):
+    """Natural-language puzzle in, solved :class:`Formulation` out, repairing the model's CSP on solver errors.
+
+    ``expect_unique``: the puzzle has one answer, so a second solution means
+    the model left a fact out. ``sampling`` is the base :class:`SamplingParams`
+    (the JSON-schema constraint is added to it).
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        max_rounds: int = 3,
+        expect_unique: bool = True,
+        time_limit: float = 10.0,
+        examples: list[FewShot] | None = None,
+        sampling: SamplingParams | None = None,
+        **policy: Any,
+    ):
+        super().__init__(name or "formulate", **policy)
+        if max_rounds < 1:
+            raise ValueError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
+        self.max_rounds = max_rounds
+        self.expect_unique = expect_unique
+        self.time_limit = time_limit
+        self.examples = FEW_SHOT if examples is None else examples
+        base = sampling or SamplingParams(max_tokens=2048)
+        self.sampling = base.model_copy(update={"constraint": JsonSchema.of(CSP)})
+
+    async def run(self, problem: str, ctx: RunContext) -> Formulation:
+        messages = formulate_messages(problem, self.examples)
+        feedback: list[str] = []
+        last = Formulation(problem=problem, status="invalid")
+        for round_no in range(1, self.max_rounds + 1):
+            completion = await ctx.generate(Request(prompt=tuple(messages), params=self.sampling))
+            messages.append(Message(role="assistant", content=completion.text))
+            last, error = await self._check(problem, completion.text, round_no)
+            if error is not None and completion.samples[0].finish_reason == "length":
+                error = f"Your reply was cut off at the token limit; write a more compact model. {error}"
+            ctx.emit("formulate_round", round=round_no, status=last.status, error=error)
+            if error is None:
+                return last.model_copy(update={"feedback": feedback})
+            feedback.append(error)
+            messages.append(Message(role="user", content=error + "\nReply with the whole corrected JSON model."))
+        return last.model_copy(update={"feedback": feedback})
+
+    async def _check(self, problem: str, text: str, round_no: int) -> tuple[Formulation, str | None]:
+        """Parse and solve one reply; the error to send back, or None when it is acceptable."""
+        base = {"problem": problem, "rounds": round_no}
+        try:
+            csp = CSP.model_validate_json(_FENCE.sub("", text.strip()))
+        except ValidationError as exc:
+            lines = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}" for e in exc.errors()[:8])
+            return Formulation(status="invalid", **base), f"Your JSON does not fit the CSP schema: {lines}."
+        problems = csp.validate_constraints()
+        if problems:
+            listed = "\n".join(f"- {p}" for p in problems)
+            return Formulation(status="invalid", csp=csp, **base), f"These constraints are invalid:\n{listed}"
+        mode = "all" if self.expect_unique else "one"
+        result = await solve_async(csp, mode=mode, max_solutions=2, timeout=self.time_limit)
+        found = Formulation(csp=csp, result=result, status="solved", **base)
+        if result.status == "invalid":
+            return found.model_copy(update={"status": "invalid"}), f"The model could not be solved: {result.error}"
+        if result.status == "timeout":
+            return found.model_copy(update={"status": "timeout"}), (
+                f"The solver found no solution within {self.time_limit:g}s. Use smaller domains or tighter "
+                "constraints that state the puzzle's facts directly.")
+        if result.status == "unsat":
+            limit = min(self.time_limit, 2.0)
+            core = await in_worker(lambda stop: conflicting_constraints(csp, timeout=limit, stop=stop))
+            listed = "\n".join(f"- {csp.describe(i)}" for i in core)
+            return found.model_copy(update={"status": "unsat"}), (
+                "The solver proved the model has no solution. These constraints cannot all hold together; "
+                f"at least one of them misstates the puzzle:\n{listed}")
+        if self.expect_unique and result.count > 1:
+            first, second = result.solutions[:2]
+            differ = ", ".join(k for k in first if first[k] != second[k])
+            return found.model_copy(update={"status": "ambiguous"}), (
+                "The model is under-constrained: the puzzle has one answer but your model allows several, "
+                f"e.g. {json.dumps(first)} and {json.dumps(second)} (they differ in {differ}). "
+                "Add the facts of the puzzle that are missing.")
+        return found, None
+
+
+class Explain(Node):
+    """Turn a :class:`Formulation` (problem and checked solution) into a short prose answer.
+
+    When the formulation was not solved (no solution, or several where one was
+    wanted) it says so without calling the model.
+    """
+
+    def __init__(self, name: str | None = None, *, sampling: SamplingParams | None = None, **policy: Any):
+        super().__init__(name or "explain", **policy)
+        self.sampling = sampling or SamplingParams(max_tokens=256)
+
+    async def run(self, formulation: Formulation, ctx: RunContext) -> str:
+        if formulation.status != "solved" or formulation.solution is None:
+            last = formulation.feedback[-1] if formulation.feedback else "no model was produced"
+            return f"No checked solution ({formulation.status} after {formulation.rounds} round(s)): {last}"
+        messages = (
+            Message(role="system", content=EXPLAIN_SYSTEM),
+            Message(role="user", content=f"Puzzle:\n{formulation.problem}\n\nSolution (variable: value):\n"
+                                         f"{json.dumps(formulation.solution, indent=1)}"),
+        )
+        completion = await ctx.generate(Request(prompt=messages, params=self.sampling))
+        return completion.text.strip()

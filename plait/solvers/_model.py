@@ -1,0 +1,251 @@
+"""The CSP model: finite-domain variables and constraints, as pydantic models.
+
+The same model is what a user builds in code, what a model writes as JSON
+(its JSON schema is the structured-output constraint of :class:`Formulate`),
+and what :class:`SolveCSP` solves. Constraint kinds:
+
+* ``all_different``: the listed variables take pairwise different values;
+* ``compare``: ``left op right`` over expressions (``==``, ``!=``, ``<``...);
+* ``expression``: any condition in the safe constraint language, e.g.
+  ``abs(Q1 - Q2) != 1``; a bare string in ``constraints`` means this kind;
+* ``sum``: ``sum(weights[i] * variables[i]) op value``;
+* ``table``: the variables' value tuple is one of ``rows`` (or none of them
+  with ``forbidden=True``);
+* ``implies``: if condition ``if_`` holds then ``then`` holds;
+* ``any_of``: at least one of several conditions holds (a disjunction).
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from plait.errors import ConstraintSyntaxError
+
+__all__ = [
+    "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
+    "CSPConstraint", "CSP", "MAX_DOMAIN", "MAX_TOTAL_VALUES",
+]
+
+MAX_DOMAIN = 100_000  # values per variable: a larger domain is a resource bomb, not a puzzle
+MAX_TOTAL_VALUES = 2_000_000  # values over all variables
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_RESERVED = {"abs", "min", "max", "sum", "True", "False", "None"}
+Op = Literal["==", "!=", "<", "<=", ">", ">="]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _kind_required(schema: dict[str, Any]) -> None:
+    """Structured output: make the model always write ``kind`` (it has a default for code)."""
+    required = schema.setdefault("required", [])
+    if "kind" not in required:
+        required.insert(0, "kind")
+
+
+class _Kinded(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_kind_required)
+
+
+class IntRange(_Strict):
+    """The integers ``min..max``, both included."""
+
+    min: int
+    max: int
+
+    @model_validator(mode="after")
+    def _bounded(self) -> IntRange:
+        if self.max < self.min:
+            raise ValueError(f"empty range: max {self.max} < min {self.min}")
+        if self.max - self.min + 1 > MAX_DOMAIN:
+            raise ValueError(f"range {self.min}..{self.max} has more than {MAX_DOMAIN} values")
+        return self
+
+
+class Variable(_Strict):
+    """A variable and its finite domain: a range of integers, or a list of integers or strings."""
+
+    name: str = Field(pattern=_NAME)
+    domain: Union[IntRange, list[int], list[str]]
+
+    @field_validator("name")
+    @classmethod
+    def _usable_in_expressions(cls, name: str) -> str:
+        if keyword.iskeyword(name) or name in _RESERVED or name.startswith("__"):
+            raise ValueError(f"{name!r} cannot name a variable (a Python keyword, reserved name or dunder name)")
+        return name
+
+    @field_validator("domain")
+    @classmethod
+    def _finite(cls, domain: Any) -> Any:
+        if isinstance(domain, list):
+            if not domain:
+                raise ValueError("a domain needs at least one value")
+            if len(domain) > MAX_DOMAIN:
+                raise ValueError(f"a domain may hold at most {MAX_DOMAIN} values")
+            if len(set(domain)) != len(domain):
+                raise ValueError("domain values must be distinct")
+        return domain
+
+    @property
+    def values(self) -> list[Any]:
+        if isinstance(self.domain, IntRange):
+            return list(range(self.domain.min, self.domain.max + 1))
+        return list(self.domain)
+
+    @property
+    def kind(self) -> str:
+        """``"str"`` for text domains, else ``"int"``."""
+        return "str" if isinstance(self.domain, list) and isinstance(self.domain[0], str) else "int"
+
+
+def _domain_size(domain: Any) -> int:
+    return domain.max - domain.min + 1 if isinstance(domain, IntRange) else len(domain)
+
+
+class AllDifferent(_Kinded):
+    kind: Literal["all_different"] = "all_different"
+    variables: list[str] = Field(min_length=2)
+
+
+class Compare(_Kinded):
+    kind: Literal["compare"] = "compare"
+    left: str
+    op: Op
+    right: str
+
+    @property
+    def text(self) -> str:
+        return f"({self.left}) {self.op} ({self.right})"
+
+
+class Expression(_Kinded):
+    kind: Literal["expression"] = "expression"
+    expression: str
+
+
+class Sum(_Kinded):
+    kind: Literal["sum"] = "sum"
+    variables: list[str] = Field(min_length=1)
+    weights: list[int] | None = None
+    op: Op = "=="
+    value: int
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> Sum:
+        if self.weights is not None and len(self.weights) != len(self.variables):
+            raise ValueError(f"sum has {len(self.variables)} variables but {len(self.weights)} weights")
+        return self
+
+
+class Table(_Kinded):
+    kind: Literal["table"] = "table"
+    variables: list[str] = Field(min_length=1)
+    rows: list[list[Union[int, str]]]
+    forbidden: bool = False
+
+    @model_validator(mode="after")
+    def _row_width(self) -> Table:
+        for row in self.rows:
+            if len(row) != len(self.variables):
+                raise ValueError(f"table row {row} has {len(row)} values for {len(self.variables)} variables")
+        return self
+
+
+class Implies(_Kinded):
+    kind: Literal["implies"] = "implies"
+    if_: str = Field(alias="if")
+    then: str
+
+
+class AnyOf(_Kinded):
+    kind: Literal["any_of"] = "any_of"
+    conditions: list[str] = Field(min_length=1)
+
+
+CSPConstraint = Annotated[
+    Union[AllDifferent, Compare, Expression, Sum, Table, Implies, AnyOf], Field(discriminator="kind")]
+
+
+class CSP(_Strict):
+    """A finite-domain constraint satisfaction problem.
+
+    Build it in code or from JSON; call :meth:`validate_constraints` (done by
+    the solver) to check every constraint against the declared variables.
+    """
+
+    variables: list[Variable] = Field(min_length=1)
+    constraints: list[CSPConstraint] = []
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _bare_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"kind": "expression", "expression": c} if isinstance(c, str) else c for c in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CSP:
+        seen: set[str] = set()
+        dupes = sorted({v.name for v in self.variables if v.name in seen or seen.add(v.name)})
+        if dupes:
+            raise ValueError(f"variables declared more than once: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> CSP:
+        total = sum(_domain_size(v.domain) for v in self.variables)
+        if total > MAX_TOTAL_VALUES:
+            raise ValueError(f"the domains hold {total} values in all; the limit is {MAX_TOTAL_VALUES}")
+        return self
+
+    @property
+    def domains(self) -> dict[str, list[Any]]:
+        return {v.name: v.values for v in self.variables}
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {v.name: v.kind for v in self.variables}
+
+    def describe(self, index: int) -> str:
+        """One line naming constraint ``index`` for error messages and prompts."""
+        c = self.constraints[index]
+        if isinstance(c, Expression):
+            body = c.expression
+        elif isinstance(c, Compare):
+            body = f"{c.left} {c.op} {c.right}"
+        elif isinstance(c, Implies):
+            body = f"if {c.if_} then {c.then}"
+        elif isinstance(c, AnyOf):
+            body = " or ".join(f"({text})" for text in c.conditions)
+        else:
+            body = json.dumps(c.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
+        return f"constraint #{index} ({c.kind}): {body}"
+
+    def validate_constraints(self) -> list[str]:
+        """Every problem with the constraints (unknown variables, unsafe or malformed text), one line each."""
+        from plait.solvers._compile import compile_constraint
+
+        problems = []
+        for i in range(len(self.constraints)):
+            try:
+                compile_constraint(self, i)
+            except ConstraintSyntaxError as exc:
+                problems.append(f"constraint #{i} ({self.constraints[i].kind}): {exc}")
+        return problems
+
+    def violations(self, assignment: dict[str, Any]) -> list[int]:
+        """Indices of constraints whose variables are all assigned and which the assignment breaks."""
+        from plait.solvers._compile import compile_constraint
+
+        broken = []
+        for i in range(len(self.constraints)):
+            check = compile_constraint(self, i)
+            if all(v in assignment for v in check.variables) and not check.holds(assignment):
+                broken.append(i)
+        return broken

@@ -1,0 +1,90 @@
+"""Prompts for turning natural-language puzzles into CSP models, with few-shot examples.
+
+The examples are worked translations; :class:`Formulate` sends them as chat
+turns before the user's puzzle. Pass your own ``examples`` to specialise.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+
+from plait.executors import Message
+from plait.solvers._model import CSP
+
+__all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "formulate_messages", "EXPLAIN_SYSTEM"]
+
+FORMULATE_SYSTEM = """\
+You translate puzzles into finite-domain constraint satisfaction problems (CSP) for a solver.
+Reply with one JSON object: {"variables": [...], "constraints": [...]}.
+- A variable is {"name": identifier, "domain": {"min": int, "max": int} or a list of ints or a list of strings}.
+- Constraint kinds: {"kind": "all_different", "variables": [...]};
+  {"kind": "compare", "left": expr, "op": "==|!=|<|<=|>|>=", "right": expr};
+  {"kind": "expression", "expression": condition} (or just the condition as a string);
+  {"kind": "sum", "variables": [...], "weights": [...] (optional), "op": "==", "value": int};
+  {"kind": "table", "variables": [...], "rows": [[...], ...], "forbidden": false};
+  {"kind": "implies", "if": condition, "then": condition}; {"kind": "any_of", "conditions": [...]}.
+- Expressions use only variable names, integers, + - * // % abs() min() max() sum(), comparisons,
+  and/or/not; text values only with == and !=. Nothing else is allowed.
+- Encode every fact of the puzzle, so that exactly one solution remains when the puzzle says so.
+"""
+
+EXPLAIN_SYSTEM = """\
+You explain the solution of a puzzle in plain words. The solution below was found and checked by a
+constraint solver: state it faithfully, answer the question asked, and keep it short.
+"""
+
+
+class FewShot(BaseModel):
+    """One worked example: a puzzle and its CSP model (as a JSON-able dict)."""
+
+    problem: str
+    model: dict
+
+
+FEW_SHOT: list[FewShot] = [
+    FewShot(
+        problem=(
+            "Ann, Bob and Cid live in houses 1, 2 and 3 (one each). Ann does not live in house 1. "
+            "Bob lives directly left of Cid. Who lives where?"
+        ),
+        model={
+            "variables": [{"name": n, "domain": {"min": 1, "max": 3}} for n in ("Ann", "Bob", "Cid")],
+            "constraints": [
+                {"kind": "all_different", "variables": ["Ann", "Bob", "Cid"]},
+                "Ann != 1",
+                {"kind": "compare", "left": "Bob + 1", "op": "==", "right": "Cid"},
+            ],
+        },
+    ),
+    FewShot(
+        problem=(
+            "Pick a start hour from 9 to 16 for a review (1 hour) and a demo (2 hours). They must not overlap, "
+            "the demo ends by 17, and if the review is in the morning (before 12) the demo is after it. "
+            "Pack them as early as possible: the review starts at 9 and the demo right after it."
+        ),
+        model={
+            "variables": [{"name": "Review", "domain": {"min": 9, "max": 16}},
+                          {"name": "Demo", "domain": {"min": 9, "max": 16}}],
+            "constraints": [
+                {"kind": "any_of", "conditions": ["Review + 1 <= Demo", "Demo + 2 <= Review"]},
+                "Demo + 2 <= 17",
+                {"kind": "implies", "if": "Review < 12", "then": "Demo > Review"},
+                "Review == 9",
+                "Demo == Review + 1",
+            ],
+        },
+    ),
+]
+
+
+def formulate_messages(problem: str, examples: list[FewShot]) -> list[Message]:
+    """System prompt, the worked examples as chat turns, then the puzzle."""
+    messages = [Message(role="system", content=FORMULATE_SYSTEM)]
+    for ex in examples:
+        messages.append(Message(role="user", content=ex.problem))
+        canonical = CSP.model_validate(ex.model).model_dump(mode="json", by_alias=True, exclude_none=True)
+        messages.append(Message(role="assistant", content=json.dumps(canonical)))
+    messages.append(Message(role="user", content=problem))
+    return messages

@@ -1,0 +1,44 @@
+"""The ``SolveCSP`` node: a CSP model in, a :class:`CSPResult` out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from plait.orchestrator import Node, RunContext
+from plait.solvers._bridge import CSPResult, solve_async
+from plait.solvers._model import CSP
+
+__all__ = ["SolveCSP"]
+
+
+class SolveCSP(Node):
+    """Solve a finite-domain CSP by backtracking search (python-constraint2) off the event loop.
+
+    ``mode="one"`` finds one solution, ``mode="all"`` up to ``max_solutions``;
+    ``time_limit`` (seconds) bounds the search and really stops it (the node
+    ``timeout`` policy also works: cancelling the node stops the search). The
+    result never raises for a bad or unsatisfiable model: read ``status``.
+    Emits a ``csp_solved`` event with status, count and solve time.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        mode: Literal["one", "all"] = "one",
+        max_solutions: int = 1000,
+        time_limit: float | None = 30.0,
+        **policy: Any,
+    ):
+        super().__init__(name or "solve_csp", **policy)
+        if mode not in ("one", "all"):
+            raise ValueError(f"SolveCSP mode must be 'one' or 'all', got {mode!r}")
+        self.mode = mode
+        self.max_solutions = max_solutions
+        self.time_limit = time_limit
+
+    async def run(self, csp: CSP, ctx: RunContext) -> CSPResult:
+        result = await solve_async(csp, mode=self.mode, max_solutions=self.max_solutions, timeout=self.time_limit)
+        ctx.emit("csp_solved", status=result.status, count=result.count, solve_time=result.solve_time,
+                 error=result.error)
+        return result
