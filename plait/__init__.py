@@ -23,6 +23,10 @@ from plait.errors import (
     RunError,
     ScriptExhaustedError,
 )
+# -- plan-then-execute and tools (issue 5) --
+from plait.errors import PlanError, ToolError
+from plait.executors import Tool, ToolFailure, ToolRegistry, ToolRunner, tool
+# -- end plan-then-execute imports --
 from plait.executors import (
     Backend,
     Choice,
@@ -88,4 +92,7 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError",
+    # -- plan-then-execute and tools (issue 5) --
+    "PlanError", "ToolError", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    # -- end plan-then-execute --
 ]

@@ -18,7 +18,9 @@ catches them all. Messages say what went wrong and what to do about it.
     │   └── RunCancelledError       the run was cancelled from outside
     ├── BackendError                an LLM backend could not serve a request
     │   └── ScriptExhaustedError    a ScriptedBackend ran out of replies
-    └── ParseError                  model output could not be parsed into the expected type
+    ├── ParseError                  model output could not be parsed into the expected type
+    │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
+    └── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ __all__ = [
     "BackendError",
     "ScriptExhaustedError",
     "ParseError",
+    "PlanError",
+    "ToolError",
 ]
 
 
@@ -141,6 +145,24 @@ class ParseError(PlaitError):
     def __init__(self, message: str, raw: str = ""):
         super().__init__(message)
         self.raw = raw
+
+
+class PlanError(ParseError):
+    """The planner produced no valid plan within its repair rounds.
+
+    ``problems`` lists what was wrong with the last plan, ``plan`` is that plan
+    (None when it could not even be parsed) and ``raw`` the model's last text.
+    """
+
+    def __init__(self, message: str, problems: list[str], plan: Any = None, raw: str = ""):
+        self.problems = list(problems)
+        self.plan = plan
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{message}:\n{lines}" if lines else message, raw)
+
+
+class ToolError(PlaitError):
+    """A tool was declared or registered wrongly. (A tool that fails while running becomes a ToolFailure value.)"""
 
 
 def _describe(value: Any, limit: int = 200) -> str:
