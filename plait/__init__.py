@@ -26,6 +26,24 @@ from plait.errors import (
 # -- plan-then-execute and tools (issue 5) --
 from plait.errors import PlanError, ToolError
 from plait.executors import Tool, ToolFailure, ToolRegistry, ToolRunner, tool
+from plait.planners import (
+    LLM_TOOL,
+    Plan,
+    PlanAndExecute,
+    PlanOutcome,
+    Planner,
+    PlanStep,
+    ReAct,
+    ReActOutcome,
+    ReActStep,
+    Ref,
+    execute_plan,
+    parse_json_plan,
+    parse_text_plan,
+    plan_and_execute_graph,
+    plan_json_schema,
+    plan_problems,
+)
 # -- end plan-then-execute imports --
 from plait.executors import (
     Backend,
@@ -94,5 +112,8 @@ __all__ = [
     "BackendError", "ScriptExhaustedError", "ParseError",
     # -- plan-then-execute and tools (issue 5) --
     "PlanError", "ToolError", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
+    "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
+    "plan_json_schema",
     # -- end plan-then-execute --
 ]

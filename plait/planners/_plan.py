@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
-__all__ = ["Plan", "PlanStep", "Ref", "LLM_TOOL", "find_refs", "resolve_args", "UnresolvedReference"]
+__all__ = ["Plan", "PlanStep", "Ref", "LLM_TOOL", "find_refs", "resolve_args", "UnresolvedReference", "as_text"]
 
 LLM_TOOL = "llm"
 """The reserved tool name of a reasoning step: its ``prompt`` argument goes to the model."""
@@ -126,7 +127,7 @@ def resolve_args(value: Any, evidence: Mapping[str, Any]) -> Any:
     if ref is not None:
         return resolve_ref(ref, evidence)
     if isinstance(value, str):
-        return _REF.sub(lambda m: _as_text(resolve_ref(Ref(m.group(1), tuple(
+        return _REF.sub(lambda m: as_text(resolve_ref(Ref(m.group(1), tuple(
             p for p in m.group(2).split(".") if p)), evidence)), value)
     if isinstance(value, Mapping):
         return {k: resolve_args(v, evidence) for k, v in value.items()}
@@ -162,9 +163,12 @@ def _field(value: Any, part: str, where: Ref) -> Any:
     raise UnresolvedReference(f"{where}: {type(value).__name__} value {_short(value)} has no field {part!r}")
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
+def as_text(value: Any) -> str:
+    """How a result reads in a prompt or pasted into text: JSON for models and containers."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return str(value)
+    if isinstance(value, (BaseModel, Mapping, list, tuple)):
+        return to_json(value, fallback=str).decode()
     return str(value)
 
 

@@ -1,0 +1,74 @@
+"""The planner: ask the model for a whole plan, parse it, validate it, repair it.
+
+With ``fmt="json"`` the request carries a JSON-schema constraint generated
+from the tool registry (arguments typed per tool), so a backend with
+structured output can only write well-formed plans. ``fmt="text"`` asks for
+the classic ReWOO format. A plan that fails to parse or validate is sent back
+to the model with the list of problems, at most ``max_repairs`` times; then
+:class:`~plait.PlanError` is raised, carrying the last plan and its problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from plait.errors import ParseError, PlanError
+from plait.executors._base import JsonSchema, Request, SamplingParams
+from plait.executors._tools import ToolRegistry
+from plait.orchestrator._context import RunContext
+from plait.planners._plan import Plan
+from plait.planners._plan_check import plan_json_schema, plan_problems
+from plait.planners._plan_parse import parse_json_plan, parse_text_plan
+from plait.planners._prompts import planner_prompt, repair_prompt
+
+__all__ = ["Planner", "PlanFormat"]
+
+PlanFormat = Literal["json", "text"]
+
+
+class Planner:
+    """Writes validated plans for a task over a tool registry (see the module docstring)."""
+
+    def __init__(self, tools: ToolRegistry, *, fmt: PlanFormat = "json", max_repairs: int = 2,
+                 params: SamplingParams = SamplingParams(max_tokens=512), examples: str = ""):
+        if fmt not in ("json", "text"):
+            raise ValueError(f"plan format must be 'json' or 'text', got {fmt!r}")
+        if max_repairs < 0:
+            raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+        self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
+        if fmt == "json":
+            params = params.model_copy(update={"constraint": JsonSchema(schema=plan_json_schema(tools))})
+        self.params = params
+
+    def parse(self, text: str) -> Plan:
+        """Parse model output in this planner's format (ParseError when it cannot)."""
+        return parse_json_plan(text) if self.fmt == "json" else parse_text_plan(text, self.tools)
+
+    async def plan(self, task: str, ctx: RunContext, *, evidence: Mapping[str, Any] | None = None,
+                   plans: Sequence[Plan] = (), reason: str | None = None) -> Plan:
+        """A plan that passed validation; references to ``evidence`` ids (earlier rounds) are allowed."""
+        known = list(evidence or {})
+        base = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
+                              evidence=evidence, plans=plans, reason=reason)
+        prompt = base
+        plan: Plan | None = None
+        raw, problems = "", []
+        for attempt in range(self.max_repairs + 1):
+            completion = await ctx.generate(Request(prompt=prompt, params=self.params))
+            raw = completion.text
+            try:
+                plan = self.parse(raw)
+            except ParseError as exc:
+                plan, problems = None, [str(exc)]
+            else:
+                problems = plan_problems(plan, self.tools, known)
+            ctx.emit("plan", attempt=attempt, format=self.fmt, valid=not problems, problems=problems,
+                     steps=[s.model_dump() for s in plan.steps] if plan else None)
+            if not problems and plan is not None:
+                return plan
+            prompt = repair_prompt(base, raw, problems)
+        raise PlanError(
+            f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
+            problems, plan=plan, raw=raw,
+        )
