@@ -69,10 +69,16 @@ def _cycles(plan: Plan) -> list[str]:
     g.add_nodes_from(plan.ids)
     for sid, deps in plan.dependencies().items():
         g.add_edges_from((d, sid) for d in deps)
-    return [
-        "steps " + " -> ".join([*cycle, cycle[0]]) + " form a cycle; a step can only use results of steps before it"
-        for cycle in nx.simple_cycles(g)
-    ]
+    order = {sid: i for i, sid in reversed(list(enumerate(plan.ids)))}
+    out = []
+    for cycle in nx.simple_cycles(g):
+        if len(cycle) == 1:
+            continue  # a step using its own result: reported by _reference_problems
+        first = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+        cycle = cycle[first:] + cycle[:first]
+        out.append("steps " + " -> ".join([*cycle, cycle[0]]) + " form a cycle; a step can only use results "
+                   "of steps before it")
+    return sorted(out)
 
 
 def _reference_problems(step: PlanStep, index: int, position: dict[str, int], known: set[str]) -> list[str]:
@@ -82,6 +88,8 @@ def _reference_problems(step: PlanStep, index: int, position: dict[str, int], kn
             continue
         if ref.step not in position:
             out.append(f"step {step.id}: refers to #{ref.step}, which no step defines")
+        elif ref.step == step.id:
+            out.append(f"step {step.id}: refers to its own result #{step.id}; use an earlier step's result")
         elif position[ref.step] > index:
             out.append(f"step {step.id}: refers to #{ref.step}, a later step; reorder so that "
                        f"{ref.step} comes before {step.id}")
