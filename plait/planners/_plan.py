@@ -22,8 +22,8 @@ __all__ = ["Plan", "PlanStep", "Ref", "LLM_TOOL", "find_refs", "resolve_args", "
 LLM_TOOL = "llm"
 """The reserved tool name of a reasoning step: its ``prompt`` argument goes to the model."""
 
-_REF = re.compile(r"#(E\d+)((?:\.\w+)*)")
-_WHOLE_REF = re.compile(r"\s*#(E\d+)((?:\.\w+)*)\s*")
+_REF = re.compile(r"#(E\d+)((?:\.-?\w+)*)")
+_WHOLE_REF = re.compile(r"\s*#(E\d+)((?:\.-?\w+)*)\s*")
 
 
 class Ref(NamedTuple):

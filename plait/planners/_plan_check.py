@@ -142,7 +142,7 @@ def _type(annotation: Any) -> str:
     return annotation.__name__ if isinstance(annotation, type) and not typing.get_args(annotation) else str(annotation)
 
 
-_REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]+(\.[A-Za-z0-9_]+)*$",
+_REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]+(\.-?[A-Za-z0-9_]+)*$",
                "description": "the result of an earlier step, or a field of it: #E1, #E2.price"}
 
 

@@ -72,7 +72,7 @@ def test_json_schema_types_arguments_per_tool_and_admits_references(registry):
     assert scale["required"] == ["value"] and scale["additionalProperties"] is False
     value = scale["properties"]["value"]["anyOf"]
     assert value[0]["type"] == "number" and value[1] == {"$ref": "#/$defs/Ref"}
-    assert schema["$defs"]["Ref"]["pattern"] == r"^#E[0-9]+(\.[A-Za-z0-9_]+)*$"
+    assert schema["$defs"]["Ref"]["pattern"] == r"^#E[0-9]+(\.-?[A-Za-z0-9_]+)*$"
 
 
 def test_json_schema_lifts_nested_model_definitions_to_the_root():
