@@ -133,5 +133,5 @@ def plan_and_execute_graph(tools: ToolRegistry | list[Tool | Any], *, name: str 
                            **options: Any) -> Graph:
     """A one-node :class:`~plait.Graph` running :class:`PlanAndExecute` (input ``task``), for ``plait run``."""
     graph = Graph(name, description="plan-then-execute: one plan, tools as a parallel DAG, one solver call")
-    graph.add(PlanAndExecute(tools, **options))
+    graph.output(graph.add(PlanAndExecute(tools, **options)))
     return graph
