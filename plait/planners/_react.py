@@ -65,7 +65,7 @@ class ReAct(Node):
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.tools = ToolRegistry.of(tools)
-        self.max_steps, self.params, self.examples, self.input = max_steps, params, examples, input
+        self.max_steps, self.sampling, self.examples, self.input = max_steps, params, examples, input
 
     def signature(self) -> Signature:
         return Signature({self.input: Param(self.input, str)}, ReActOutcome, "ctx")
@@ -84,7 +84,7 @@ class ReAct(Node):
         steps: list[ReActStep] = []
         for turn in range(self.max_steps):
             prompt = react_prompt(task, self.tools, transcript, examples=self.examples)
-            text = (await ctx.generate(Request(prompt=prompt, params=self.params))).text
+            text = (await ctx.generate(Request(prompt=prompt, params=self.sampling))).text
             text = text.split("Observation:", 1)[0].rstrip()
             action, final = _ACTION.search(text), _FINAL.search(text)
             if final and (action is None or final.start() < action.start()):
