@@ -126,3 +126,15 @@ def _scripted_reply(request: Request) -> str:
 def make_backend() -> ScriptedBackend:
     """A scripted stand-in for the model: the canned plan for the demo task, a search plan otherwise."""
     return ScriptedBackend(_scripted_reply)
+
+
+async def main() -> None:
+    result = await graph.run({"task": DEMO_TASK}, backend=make_backend())
+    print(result.output.answer)
+    print(result.summary())
+
+
+if __name__ == "__main__":
+    import anyio
+
+    anyio.run(main)

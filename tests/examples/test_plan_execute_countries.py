@@ -40,3 +40,25 @@ def test_other_questions_fall_back_to_a_search_plan(example):
     backend = example.make_backend()
     result = anyio.run(lambda: example.graph.run({"task": "Which countries use the euro?"}, backend=backend))
     assert "Germany" in result.output.answer and "Japan" not in result.output.answer
+
+
+def test_example_through_the_cli():
+    import json
+    import subprocess
+    import sys
+
+    plait_cmd = str(Path(sys.executable).with_name("plait"))
+    done = subprocess.run(
+        [plait_cmd, "run", "examples/plan_execute_countries.py:graph", "--input", json.dumps({"task": "x"})],
+        capture_output=True, text=True, cwd=EXAMPLE.parents[1], timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["answer"] == "[]" and out["plans"][0]["steps"][0]["tool"] == "search"
+    done = subprocess.run(
+        [plait_cmd, "run", "examples/plan_execute_countries.py:graph", "--input",
+         json.dumps({"task": "Which is more densely populated: Canberra's country or Ottawa's?"})],
+        capture_output=True, text=True, cwd=EXAMPLE.parents[1], timeout=300,
+    )
+    out = json.loads(done.stdout)
+    assert out["answer"].startswith("Canada") and out["evidence"]["E3"]["name"] == "Australia"
