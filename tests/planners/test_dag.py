@@ -192,3 +192,22 @@ def test_earlier_evidence_can_be_referenced(timed):
     evidence, spans, _ = run_plan(plan, timed, evidence={"E1": 4, "E2": 5})
     assert evidence == {"E1": 4, "E2": 5, "E3": 9}
     assert list(spans) == ["E3"]
+
+
+def test_identical_steps_hit_the_per_run_cache():
+    calls = []
+
+    @tool(cache=True)
+    async def lookup(country: str) -> int:
+        """Population (cached per run)."""
+        calls.append(country)
+        await anyio.sleep(0.05)
+        return 5
+
+    plan = make_plan(("E1", "lookup", {"country": "France"}), ("E2", "lookup", {"country": "France"}),
+                     ("E3", "lookup", {"country": "Spain"}))
+    evidence, _, result = run_plan(plan, [lookup])
+    assert evidence == {"E1": 5, "E2": 5, "E3": 5}
+    assert sorted(calls) == ["France", "Spain"]
+    hits = [e.data for e in result.events if isinstance(e, Custom) and e.name == "tool_cache_hit"]
+    assert hits == [{"tool": "lookup", "args": {"country": "France"}}]
