@@ -59,23 +59,28 @@ class FunctionBackend(Backend):
     For a request with ``n > 1`` a handler that returns one reply is called
     again until there are ``n`` samples.
     ``latency`` (seconds, or a function of the request) is slept before each
-    reply, which makes concurrency observable in tests.
+    reply, which makes concurrency observable in tests. ``token_latency``
+    (seconds per generated token of the longest sample) is slept after it, as
+    decoding would take; :meth:`stream` paces its chunks (one per line) by it.
     """
 
     name = "function"
     supports_structured_output = True
     supports_logprobs = True
+    supports_streaming = True
 
     def __init__(
         self,
         handler: Handler,
         *,
         latency: float | Callable[[Request], float] = 0.0,
+        token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
     ):
         self._handler = handler
         self._latency = latency
+        self._token_latency = token_latency
         self._cache = _PrefixCache() if prefix_cache else None
         self.model = model
         self.requests: list[Request] = []
@@ -98,7 +103,26 @@ class FunctionBackend(Backend):
                     tg.start_soon(serve, i, request)
         return [r for r in results if r is not None]
 
+    async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Serve one request, handing the first sample's text to ``on_text`` line by line, paced by ``token_latency``."""
+        self.batches.append([request])
+        self.requests.append(request)
+        completion = await self._reply(request)
+        for line in completion.samples[0].text.splitlines(keepends=True):
+            if self._token_latency:
+                await anyio.sleep(self._token_latency * len(_TOKEN.findall(line)))
+            result = on_text(line)
+            if inspect.isawaitable(result):
+                await result
+        return completion
+
     async def _serve(self, request: Request) -> Completion:
+        completion = await self._reply(request)
+        if self._token_latency:
+            await anyio.sleep(self._token_latency * max(s.completion_tokens for s in completion.samples))
+        return completion
+
+    async def _reply(self, request: Request) -> Completion:
         delay = self._latency(request) if callable(self._latency) else self._latency
         if delay:
             await anyio.sleep(delay)
@@ -181,6 +205,7 @@ class ScriptedBackend(FunctionBackend):
         script: Sequence[Reply] | Mapping[str, Reply | Sequence[Reply]] | Callable[[Request], Any],
         *,
         latency: float | Callable[[Request], float] = 0.0,
+        token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
     ):
@@ -192,7 +217,7 @@ class ScriptedBackend(FunctionBackend):
             handler = self._from_list(list(script))
         else:
             raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
-        super().__init__(handler, latency=latency, prefix_cache=prefix_cache, model=model)
+        super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model)
 
     def _from_list(self, replies: list[Reply]) -> Handler:
         self.remaining = replies
