@@ -26,7 +26,7 @@ from plait.errors import ParseError
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import LLM_TOOL, Plan
 
-__all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call"]
+__all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call", "read_plan_line"]
 
 _STEP_LINE = re.compile(r"^\s*#?(E\d+)\s*[:=]\s*([A-Za-z_]\w*)\s*\[(.*)\]\s*$")
 _PLAN_LINE = re.compile(r"^\s*(?:\d+[.)]\s*)?Plan\s*\d*\s*:\s*(.*)$", re.IGNORECASE)
@@ -83,20 +83,30 @@ def _unquote(text: str) -> str:
     return text
 
 
+def read_plan_line(line: str, tools: ToolRegistry) -> tuple[str, Any] | None:
+    """One line of a ReWOO text plan: ``("thought", text)``, ``("step", {id, tool, args})`` or None."""
+    plan_line = _PLAN_LINE.match(line)
+    if plan_line:
+        return "thought", plan_line.group(1).strip()
+    m = _STEP_LINE.match(line)
+    if not m:
+        return None
+    sid, name, raw = m.groups()
+    name = LLM_TOOL if name.lower() == LLM_TOOL else (tools.get(name).name if name in tools else name)
+    return "step", {"id": sid, "tool": name, "args": parse_tool_call(name, raw, tools)}
+
+
 def parse_text_plan(text: str, tools: ToolRegistry) -> Plan:
     """Parse a ReWOO text plan; raise :class:`~plait.ParseError` when no step line is found."""
     steps, thought = [], []
     for line in text.splitlines():
-        plan_line = _PLAN_LINE.match(line)
-        if plan_line:
-            thought.append(plan_line.group(1).strip())
+        read = read_plan_line(line, tools)
+        if read is None:
             continue
-        m = _STEP_LINE.match(line)
-        if m:
-            sid, name, raw = m.groups()
-            name = LLM_TOOL if name.lower() == LLM_TOOL else (tools.get(name).name if name in tools else name)
-            steps.append({"id": sid, "tool": name, "args": parse_tool_call(name, raw, tools),
-                          "thought": " ".join(thought)})
+        if read[0] == "thought":
+            thought.append(read[1])
+        else:
+            steps.append({**read[1], "thought": " ".join(thought)})
             thought = []
     if not steps:
         raise ParseError(

@@ -10,17 +10,18 @@ to the model with the list of problems, at most ``max_repairs`` times; then
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from plait.errors import ParseError, PlanError
 from plait.executors._base import JsonSchema, Request, SamplingParams
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
-from plait.planners._plan import Plan
+from plait.planners._plan import Plan, PlanStep
 from plait.planners._plan_check import plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
 from plait.planners._prompts import planner_prompt, repair_prompt
+from plait.planners._streaming import StreamedPlanReader
 
 __all__ = ["Planner", "PlanFormat"]
 
@@ -31,7 +32,7 @@ class Planner:
     """Writes validated plans for a task over a tool registry (see the module docstring)."""
 
     def __init__(self, tools: ToolRegistry, *, fmt: PlanFormat = "json", max_repairs: int = 2,
-                 params: SamplingParams = SamplingParams(max_tokens=512), examples: str = ""):
+                 params: SamplingParams = SamplingParams(max_tokens=1024), examples: str = ""):
         if fmt not in ("json", "text"):
             raise ValueError(f"plan format must be 'json' or 'text', got {fmt!r}")
         if max_repairs < 0:
@@ -46,15 +47,21 @@ class Planner:
         return parse_json_plan(text) if self.fmt == "json" else parse_text_plan(text, self.tools)
 
     async def plan(self, task: str, ctx: RunContext, *, evidence: Mapping[str, Any] | None = None,
-                   plans: Sequence[Plan] = (), reason: str | None = None) -> Plan:
-        """A plan that passed validation; references to ``evidence`` ids (earlier rounds) are allowed."""
+                   plans: Sequence[Plan] = (), reason: str | None = None,
+                   repair: tuple[str, list[str]] | None = None) -> Plan:
+        """A plan that passed validation; references to ``evidence`` ids (earlier rounds) are allowed.
+
+        ``repair``: (raw text, problems) of an attempt already made (a streamed
+        one); the first request then asks for its correction, and it counts
+        against ``max_repairs``.
+        """
         known = list(evidence or {})
         base = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                               evidence=evidence, plans=plans, reason=reason)
-        prompt = base
+        prompt = base if repair is None else repair_prompt(base, *repair)
         plan: Plan | None = None
-        raw, problems = "", []
-        for attempt in range(self.max_repairs + 1):
+        raw, problems = repair if repair is not None else ("", [])
+        for attempt in range(int(repair is not None), self.max_repairs + 1):
             completion = await ctx.generate(Request(prompt=prompt, params=self.params))
             raw = completion.text
             try:
@@ -72,3 +79,25 @@ class Planner:
             f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
             problems, plan=plan, raw=raw,
         )
+
+    async def stream_plan(self, task: str, ctx: RunContext, on_step: Callable[[PlanStep], None], *,
+                          evidence: Mapping[str, Any] | None = None, plans: Sequence[Plan] = (),
+                          reason: str | None = None) -> tuple[Plan, list[str], str]:
+        """Stream a text plan, calling ``on_step`` for each step as soon as it (and all before it) is valid.
+
+        Returns the steps handed on, the problems of the rest (empty when the
+        whole plan is valid) and the raw text.
+        """
+        if self.fmt != "text":
+            raise ValueError("only text plans can be streamed; use fmt='text'")
+        reader = StreamedPlanReader(self.tools, evidence or {}, on_step)
+        prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
+                                evidence=evidence, plans=plans, reason=reason)
+        raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text
+        reader.close()
+        problems = reader.problems
+        if not problems and not reader.launched:
+            problems = ["no plan steps found; write each step as '#E1 = Tool[input]' after a 'Plan: ...' line"]
+        ctx.emit("plan", attempt=0, format=self.fmt, streamed=True, valid=not problems, problems=problems,
+                 steps=[s.model_dump() for s in reader.launched])
+        return reader.plan, problems, raw

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait.executors._base import Request, SamplingParams
@@ -29,6 +30,7 @@ from plait.planners._dag import execute_plan
 from plait.planners._plan import Plan
 from plait.planners._planner import PlanFormat, Planner
 from plait.planners._prompts import solver_prompt
+from plait.planners._streaming import StreamingExecutor
 
 __all__ = ["PlanAndExecute", "PlanOutcome", "plan_and_execute_graph"]
 
@@ -58,7 +60,9 @@ class PlanAndExecute(Node):
     * ``planner_params`` / ``solver_params`` / ``llm_params``: sampling for the planner,
       the solver, and ``llm`` steps inside the plan;
     * ``examples``: few-shot plans to put in the planner prompt;
-    * ``input``: the name of the node's text input (default ``"task"``).
+    * ``input``: the name of the node's text input (default ``"task"``);
+    * ``stream``: start steps while the planner is still writing (text plans; the
+      backend must stream, else the whole plan arrives at once and runs as usual).
 
     The output is a :class:`PlanOutcome`.
     """
@@ -72,16 +76,20 @@ class PlanAndExecute(Node):
         parallel: bool = True,
         max_repairs: int = 2,
         max_replans: int = 1,
-        planner_params: SamplingParams = SamplingParams(max_tokens=512),
+        planner_params: SamplingParams = SamplingParams(max_tokens=1024),
         solver_params: SamplingParams = SamplingParams(max_tokens=256),
         llm_params: SamplingParams = SamplingParams(max_tokens=128),
         examples: str = "",
         input: str = "task",
+        stream: bool = False,
         **policy: Any,
     ):
         super().__init__(name, **policy)
         if max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+        if stream and plan_format != "text":
+            raise ValueError("stream=True needs plan_format='text' (JSON plans are parsed whole)")
+        self.stream = stream
         self.tools = ToolRegistry.of(tools)
         self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, params=planner_params,
                                examples=examples)
@@ -105,10 +113,7 @@ class PlanAndExecute(Node):
         evidence: dict[str, Any] = {}
         reason: str | None = None
         for round_ in range(self.max_replans + 1):
-            plan = await self.planner.plan(task, ctx, evidence=evidence, plans=plans, reason=reason)
-            plans.append(plan)
-            evidence = await execute_plan(plan, runner, ctx, evidence=evidence, parallel=self.parallel,
-                                          llm_params=self.llm_params)
+            evidence = await self._plan_and_run(task, ctx, runner, evidence, plans, reason)
             may_replan = round_ < self.max_replans
             answer, reason = await self.solve(task, plans, evidence, ctx, may_replan=may_replan)
             if reason is None:
@@ -116,6 +121,29 @@ class PlanAndExecute(Node):
                 return PlanOutcome(answer=answer, plans=plans, evidence=evidence, replans=round_)
             ctx.emit("replan", round=round_ + 1, reason=reason)
         raise AssertionError("unreachable: the last round may not replan")  # pragma: no cover
+
+    async def _plan_and_run(self, task: str, ctx: RunContext, runner: ToolRunner, evidence: dict[str, Any],
+                            plans: list[Plan], reason: str | None) -> dict[str, Any]:
+        """One round: get a plan (streamed or whole), run it, return the evidence; appends to ``plans``."""
+        repair = None
+        if self.stream:
+            async with anyio.create_task_group() as tg:
+                executor = StreamingExecutor(runner, ctx, tg, evidence=evidence, llm_params=self.llm_params)
+                launched, problems, raw = await self.planner.stream_plan(
+                    task, ctx, executor.launch, evidence=evidence, plans=plans, reason=reason)
+            evidence = executor.evidence
+            if launched.steps:
+                plans.append(launched)
+            if not problems:
+                return evidence
+            if launched.steps:  # keep what ran; ask for the rest
+                reason = "the rest of the plan could not run: " + "; ".join(problems)
+            else:
+                repair = (raw, problems)
+        plan = await self.planner.plan(task, ctx, evidence=evidence, plans=plans, reason=reason, repair=repair)
+        plans.append(plan)
+        return await execute_plan(plan, runner, ctx, evidence=evidence, parallel=self.parallel,
+                                  llm_params=self.llm_params)
 
     async def solve(self, task: str, plans: list[Plan], evidence: dict[str, Any], ctx: RunContext,
                     *, may_replan: bool) -> tuple[str, str | None]:
