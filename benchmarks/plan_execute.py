@@ -6,11 +6,13 @@ planner, the solver and the ReAct prompts):
 
 * ``react``: :class:`plait.ReAct`, one model call per tool call, tools one at a time;
 * ``rewoo_sequential``: :class:`plait.PlanAndExecute` with ``parallel=False``;
-* ``rewoo_parallel``: :class:`plait.PlanAndExecute`, the plan run as a DAG.
+* ``rewoo_parallel``: :class:`plait.PlanAndExecute`, the plan run as a DAG;
+* ``rewoo_streaming``: the DAG with a streamed text plan (steps start while the planner writes).
 
 Tools sleep a fixed latency; each model call sleeps a fixed latency plus a
-per-generated-token delay, so longer outputs (a whole plan) cost what they
-would on an engine. Tasks run one after another; ``wall_s`` is the total.
+per-generated-token delay (``FunctionBackend(latency=, token_latency=)``), so
+longer outputs (a whole plan) cost what they would on an engine. Tasks run
+one after another; ``wall_s`` is their total, ``task_med_s`` the median task.
 
     python benchmarks/plan_execute.py [--json out.json] [--tool-latency 0.1] [--repeat 3]
 
@@ -41,10 +43,9 @@ from _plan_tasks import (  # noqa: E402
     all_tasks,
 )
 
-from plait import FunctionBackend, Graph, PlanAndExecute, ReAct, Request, tool  # noqa: E402
-from plait.executors import count_tokens  # noqa: E402
+from plait import FunctionBackend, Graph, PlanAndExecute, ReAct, tool  # noqa: E402
 
-ARMS = ("react", "rewoo_sequential", "rewoo_parallel")
+ARMS = ("react", "rewoo_sequential", "rewoo_parallel", "rewoo_streaming")
 
 
 def make_tools(latency: float) -> list:
@@ -71,30 +72,26 @@ def make_tools(latency: float) -> list:
     return [search, lookup, calculator]
 
 
-def scripted_backend(oracle: Oracle, call_latency: float, token_latency: float) -> FunctionBackend:
-    async def reply(request: Request) -> str:
-        text = oracle(request)
-        await anyio.sleep(call_latency + token_latency * count_tokens(text))
-        return text
-
-    return FunctionBackend(reply)
+def arm_format(arm: str, fmt: str) -> str:
+    return "text" if arm == "rewoo_streaming" else fmt  # only text plans stream
 
 
 def make_node(arm: str, tools: list, fmt: str):
     if arm == "react":
         return ReAct(tools, max_steps=12, examples=REACT_EXAMPLE)
     example = REWOO_EXAMPLE_JSON if fmt == "json" else REWOO_EXAMPLE_TEXT
-    return PlanAndExecute(tools, plan_format=fmt, parallel=arm == "rewoo_parallel", max_replans=0,
-                          examples=example)
+    return PlanAndExecute(tools, plan_format=fmt, parallel=arm != "rewoo_sequential", max_replans=0,
+                          examples=example, stream=arm == "rewoo_streaming")
 
 
 async def run_arm(arm: str, tasks: list, backend_factory, tools: list, fmt: str) -> dict[str, Any]:
+    fmt = arm_format(arm, fmt)
     graph = Graph(arm)
     graph.add(make_node(arm, tools, fmt))
     totals = {"wall_s": 0.0, "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "correct": 0}
     per_task = []
     for task in tasks:
-        backend = backend_factory()
+        backend = backend_factory(fmt)
         start = time.perf_counter()
         result = await graph.run({"task": task.text}, backend=backend)
         elapsed = time.perf_counter() - start
@@ -117,10 +114,11 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         factory = getattr(executors, "backend_for", None)
         if factory is None:
             raise SystemExit("--model needs the vLLM backend (plait.executors.backend_for), not available here")
-        backend_factory = lambda: factory(args.model)  # noqa: E731
+        backend_factory = lambda fmt: factory(args.model)  # noqa: E731
     else:
-        oracle = Oracle(tasks, fmt=args.format)
-        backend_factory = lambda: scripted_backend(oracle, args.call_latency, args.token_latency)  # noqa: E731
+        oracles = {fmt: Oracle(tasks, fmt=fmt) for fmt in ("json", "text")}
+        backend_factory = lambda fmt: FunctionBackend(  # noqa: E731
+            oracles[fmt], latency=args.call_latency, token_latency=args.token_latency)
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for _ in range(args.repeat):
         for arm in ARMS:
@@ -134,6 +132,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "prompt_tokens_react_over_parallel": react["prompt_tokens"] / par["prompt_tokens"],
         "wall_s_react_over_parallel": react["wall_s"] / par["wall_s"],
         "wall_s_sequential_over_parallel": report["rewoo_sequential"]["wall_s"] / par["wall_s"],
+        "wall_s_react_over_streaming": react["wall_s"] / report["rewoo_streaming"]["wall_s"],
     }
     report["settings"] = {"tasks": len(tasks), "repeat": args.repeat, "tool_latency_s": args.tool_latency,
                           "llm_call_latency_s": args.call_latency, "llm_token_latency_s": args.token_latency,
@@ -152,11 +151,12 @@ def table(report: dict[str, Any]) -> str:
     q = report["ratios"]
     rows.append(f"prompt tokens ReAct / parallel DAG: {q['prompt_tokens_react_over_parallel']:.2f}x; "
                 f"wall time ReAct / parallel DAG: {q['wall_s_react_over_parallel']:.2f}x; "
-                f"sequential / parallel: {q['wall_s_sequential_over_parallel']:.2f}x")
+                f"sequential / parallel: {q['wall_s_sequential_over_parallel']:.2f}x; "
+                f"ReAct / streaming: {q['wall_s_react_over_streaming']:.2f}x")
     s = report["settings"]
     rows.append(f"({s['tasks']} tasks, median of {s['repeat']} run(s); tools sleep {s['tool_latency_s']}s; "
                 f"model call {s['llm_call_latency_s']}s + {s['llm_token_latency_s']}s/token; "
-                f"plan format {s['plan_format']}; countries per task {s['width']}; model: {s['model']})")
+                f"plan format {s['plan_format']} (streaming arm: text); countries per task {s['width']}; model: {s['model']})")
     return "\n".join(rows)
 
 
