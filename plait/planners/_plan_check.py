@@ -27,6 +27,8 @@ def _llm(prompt: str) -> str:
     raise NotImplementedError("llm steps are run by the executor through the run's backend")
 
 
+# The pseudo-tool of reasoning steps: it gives `llm` an argument model, a schema and a description like any
+# tool. Users may not register a tool named "llm", so it is built under another name and renamed.
 llm_tool: Tool = tool(_llm, name="llm_step")
 llm_tool.name = LLM_TOOL
 
