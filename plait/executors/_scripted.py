@@ -61,7 +61,7 @@ class FunctionBackend(Backend):
     ``latency`` (seconds, or a function of the request) is slept before each
     reply, which makes concurrency observable in tests. ``token_latency``
     (seconds per generated token of the longest sample) is slept after it, as
-    decoding would take; :meth:`stream` paces its chunks (one per line) by it.
+    decoding would take; :meth:`stream` paces its chunks (one per token) by it.
     """
 
     name = "function"
@@ -104,16 +104,20 @@ class FunctionBackend(Backend):
         return [r for r in results if r is not None]
 
     async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
-        """Serve one request, handing the first sample's text to ``on_text`` line by line, paced by ``token_latency``."""
+        """Serve one request, handing the first sample's text to ``on_text`` token by token, paced by ``token_latency``."""
         self.batches.append([request])
         self.requests.append(request)
         completion = await self._reply(request)
-        for line in completion.samples[0].text.splitlines(keepends=True):
-            if self._token_latency:
-                await anyio.sleep(self._token_latency * len(_TOKEN.findall(line)))
-            result = on_text(line)
-            if inspect.isawaitable(result):
-                await result
+        text = completion.samples[0].text
+        start, sent = anyio.current_time(), 0
+        for n, match in enumerate(_TOKEN.finditer(text), start=1):
+            late = start + n * self._token_latency - anyio.current_time()
+            if late > 0.002:  # sleep in slices of a few ms at least: timers are not finer than that
+                await anyio.sleep(late)
+            await _call(on_text, text[sent: match.end()])
+            sent = match.end()
+        if sent < len(text):
+            await _call(on_text, text[sent:])
         return completion
 
     async def _serve(self, request: Request) -> Completion:
@@ -174,6 +178,12 @@ class FunctionBackend(Backend):
             cut = _nth_token_end(text, request.params.max_tokens)
             text, tokens = text[:cut], tokens[: request.params.max_tokens]
         return Sample(text=text, finish_reason=finish, completion_tokens=len(tokens))
+
+
+async def _call(fn: Callable[[str], Any], chunk: str) -> None:
+    result = fn(chunk)
+    if inspect.isawaitable(result):
+        await result
 
 
 def _nth_token_end(text: str, n: int) -> int:

@@ -7,7 +7,7 @@ import anyio
 from plait import Backend, Completion, Graph, Request, RunContext, Sample, ScriptedBackend
 
 
-def test_scripted_backend_streams_lines_paced_by_token_latency():
+def test_scripted_backend_streams_tokens_paced_by_token_latency():
     backend = ScriptedBackend(["one two\nthree four\nfive"], token_latency=0.05)
     chunks = []
 
@@ -17,9 +17,10 @@ def test_scripted_backend_streams_lines_paced_by_token_latency():
         return completion
 
     completion = anyio.run(main)
-    assert [c for c, _ in chunks] == ["one two\n", "three four\n", "five"]
+    assert [c for c, _ in chunks] == ["one", " two", "\nthree", " four", "\nfive"]
     assert completion.text == "one two\nthree four\nfive" and completion.completion_tokens == 5
-    assert chunks[0][1] < chunks[2][1]  # later lines arrive later
+    assert chunks[0][1] < chunks[4][1]  # later tokens arrive later
+    assert chunks[4][1] >= 0.2  # 5 tokens x 50 ms, never faster
     assert backend.requests == [Request(prompt="go")]
 
 
