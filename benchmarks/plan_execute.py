@@ -7,7 +7,7 @@ planner, the solver and the ReAct prompts):
 * ``react``: :class:`plait.ReAct`, one model call per tool call, tools one at a time;
 * ``rewoo_sequential``: :class:`plait.PlanAndExecute` with ``parallel=False``;
 * ``rewoo_parallel``: :class:`plait.PlanAndExecute`, the plan run as a DAG;
-* ``rewoo_streaming``: the DAG with a streamed text plan (steps start while the planner writes).
+* ``rewoo_streaming``: the DAG with a streamed plan (steps start while the planner writes).
 
 Tools sleep a fixed latency; each model call sleeps a fixed latency plus a
 per-generated-token delay (``FunctionBackend(latency=, token_latency=)``), so
@@ -72,10 +72,6 @@ def make_tools(latency: float) -> list:
     return [search, lookup, calculator]
 
 
-def arm_format(arm: str, fmt: str) -> str:
-    return "text" if arm == "rewoo_streaming" else fmt  # only text plans stream
-
-
 def make_node(arm: str, tools: list, fmt: str):
     if arm == "react":
         return ReAct(tools, max_steps=12, examples=REACT_EXAMPLE)
@@ -85,7 +81,6 @@ def make_node(arm: str, tools: list, fmt: str):
 
 
 async def run_arm(arm: str, tasks: list, backend_factory, tools: list, fmt: str) -> dict[str, Any]:
-    fmt = arm_format(arm, fmt)
     graph = Graph(arm)
     graph.add(make_node(arm, tools, fmt))
     totals = {"wall_s": 0.0, "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "correct": 0}
@@ -156,7 +151,7 @@ def table(report: dict[str, Any]) -> str:
     s = report["settings"]
     rows.append(f"({s['tasks']} tasks, median of {s['repeat']} run(s); tools sleep {s['tool_latency_s']}s; "
                 f"model call {s['llm_call_latency_s']}s + {s['llm_token_latency_s']}s/token; "
-                f"plan format {s['plan_format']} (streaming arm: text); countries per task {s['width']}; model: {s['model']})")
+                f"plan format {s['plan_format']}; countries per task {s['width']}; model: {s['model']})")
     return "\n".join(rows)
 
 

@@ -83,21 +83,24 @@ class Planner:
     async def stream_plan(self, task: str, ctx: RunContext, on_step: Callable[[PlanStep], None], *,
                           evidence: Mapping[str, Any] | None = None, plans: Sequence[Plan] = (),
                           reason: str | None = None) -> tuple[Plan, list[str], str]:
-        """Stream a text plan, calling ``on_step`` for each step as soon as it (and all before it) is valid.
+        """Stream a plan, calling ``on_step`` for each step as soon as it (and all before it) is valid.
 
         Returns the steps handed on, the problems of the rest (empty when the
         whole plan is valid) and the raw text.
         """
-        if self.fmt != "text":
-            raise ValueError("only text plans can be streamed; use fmt='text'")
-        reader = StreamedPlanReader(self.tools, evidence or {}, on_step)
+        reader = StreamedPlanReader(self.tools, evidence or {}, on_step, fmt=self.fmt)
         prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                                 evidence=evidence, plans=plans, reason=reason)
         raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text
         reader.close()
         problems = reader.problems
         if not problems and not reader.launched:
-            problems = ["no plan steps found; write each step as '#E1 = Tool[input]' after a 'Plan: ...' line"]
+            try:
+                self.parse(raw)
+            except ParseError as exc:
+                problems = [str(exc)]
+            else:
+                problems = ["the plan has no steps; give at least one step"]
         ctx.emit("plan", attempt=0, format=self.fmt, streamed=True, valid=not problems, problems=problems,
                  steps=[s.model_dump() for s in reader.launched])
         return reader.plan, problems, raw

@@ -61,8 +61,8 @@ class PlanAndExecute(Node):
       the solver, and ``llm`` steps inside the plan;
     * ``examples``: few-shot plans to put in the planner prompt;
     * ``input``: the name of the node's text input (default ``"task"``);
-    * ``stream``: start steps while the planner is still writing (text plans; the
-      backend must stream, else the whole plan arrives at once and runs as usual).
+    * ``stream``: start steps while the planner is still writing them (the backend
+      must stream, else the whole plan arrives at once and runs as usual).
 
     The output is a :class:`PlanOutcome`.
     """
@@ -87,8 +87,6 @@ class PlanAndExecute(Node):
         super().__init__(name, **policy)
         if max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {max_replans}")
-        if stream and plan_format != "text":
-            raise ValueError("stream=True needs plan_format='text' (JSON plans are parsed whole)")
         self.stream = stream
         self.tools = ToolRegistry.of(tools)
         self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, params=planner_params,

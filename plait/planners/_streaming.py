@@ -1,22 +1,26 @@
 """Streaming plans: steps start while the planner is still writing later ones (LLMCompiler style).
 
-With a backend that streams (``Backend.supports_streaming``) and the ReWOO
-text format, :class:`StreamedPlanReader` reads the planner's output line by
-line. Each complete step line is checked together with the steps before it;
+With a backend that streams (``Backend.supports_streaming``),
+:class:`StreamedPlanReader` reads the planner's output as it arrives: line by
+line for the ReWOO text format, object by object for JSON plans (each step
+object inside the ``steps`` array is read as soon as its closing brace
+arrives). Each complete step is checked together with the steps before it;
 while that prefix is valid the step is handed to :class:`StreamingExecutor`,
 which starts it as soon as the steps it references are done. At the first
 problem, launching stops: the steps already started finish and keep their
 evidence, and the planner is asked again for the rest (see
-``PlanAndExecute``). JSON plans are not streamed (they are parsed whole).
+``PlanAndExecute``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 import anyio.abc
+from pydantic import ValidationError
 
 from plait.executors._base import SamplingParams
 from plait.executors._tool_runner import ToolRunner
@@ -30,15 +34,57 @@ from plait.planners._plan_parse import read_plan_line
 __all__ = ["StreamedPlanReader", "StreamingExecutor"]
 
 
-class StreamedPlanReader:
-    """Turns streamed text into steps, handing each on while the plan so far is valid."""
+class _JsonStepScanner:
+    """Finds complete step objects in a streamed JSON plan: the objects directly inside its first array."""
 
-    def __init__(self, tools: ToolRegistry, known: Mapping[str, Any], on_step: Callable[[PlanStep], None]):
-        self.tools, self.known, self.on_step = tools, list(known), on_step
+    def __init__(self) -> None:
+        self.text = ""
+        self._pos = 0
+        self._stack: list[str] = []  # open containers, "{" or "["
+        self._steps_depth: int | None = None  # depth of the steps array once seen
+        self._start = 0
+        self._in_string = self._escape = False
+
+    def feed(self, chunk: str) -> list[str]:
+        """Append ``chunk``; return the text of every step object completed by it."""
+        self.text += chunk
+        done = []
+        for i in range(self._pos, len(self.text)):
+            ch = self.text[i]
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif ch == "\\":
+                    self._escape = True
+                elif ch == '"':
+                    self._in_string = False
+            elif ch == '"':
+                self._in_string = True
+            elif ch in "{[":
+                if ch == "[" and self._steps_depth is None:
+                    self._steps_depth = len(self._stack) + 1
+                self._stack.append(ch)
+                if ch == "{" and len(self._stack) - 1 == self._steps_depth:
+                    self._start = i
+            elif ch in "}]" and self._stack:
+                self._stack.pop()
+                if ch == "}" and len(self._stack) == self._steps_depth:
+                    done.append(self.text[self._start: i + 1])
+        self._pos = len(self.text)
+        return done
+
+
+class StreamedPlanReader:
+    """Turns a streamed plan (text lines or JSON) into steps, handing each on while the plan so far is valid."""
+
+    def __init__(self, tools: ToolRegistry, known: Mapping[str, Any], on_step: Callable[[PlanStep], None],
+                 fmt: str = "text"):
+        self.tools, self.known, self.on_step, self.fmt = tools, list(known), on_step, fmt
         self.launched: list[PlanStep] = []
         self.problems: list[str] = []
         self._buffer = ""
         self._thought: list[str] = []
+        self._json = _JsonStepScanner()
 
     @property
     def plan(self) -> Plan:
@@ -46,6 +92,10 @@ class StreamedPlanReader:
         return Plan(steps=list(self.launched))
 
     def feed(self, chunk: str) -> None:
+        if self.fmt == "json":
+            for obj in self._json.feed(chunk):
+                self._json_step(obj)
+            return
         self._buffer += chunk
         while "\n" in self._buffer:
             line, self._buffer = self._buffer.split("\n", 1)
@@ -56,6 +106,14 @@ class StreamedPlanReader:
             self._line(self._buffer)
             self._buffer = ""
 
+    def _json_step(self, text: str) -> None:
+        try:
+            step = PlanStep.model_validate(json.loads(text))
+        except (ValueError, ValidationError) as exc:
+            self._fail([f"a step could not be read ({str(exc).splitlines()[0]}): {text[:120]}"])
+            return
+        self._take(step)
+
     def _line(self, line: str) -> None:
         read = read_plan_line(line, self.tools)
         if read is None:
@@ -65,14 +123,21 @@ class StreamedPlanReader:
             return
         step = PlanStep.model_validate({**read[1], "thought": " ".join(self._thought)})
         self._thought = []
+        self._take(step)
+
+    def _take(self, step: PlanStep) -> None:
         if self.problems:
             return  # the plan already went wrong: nothing after that point runs
         problems = plan_problems(Plan(steps=[*self.launched, step]), self.tools, self.known)
         if problems:
-            self.problems = problems
+            self._fail(problems)
             return
         self.launched.append(step)
         self.on_step(step)
+
+    def _fail(self, problems: list[str]) -> None:
+        if not self.problems:
+            self.problems = problems
 
 
 class StreamingExecutor:

@@ -1,7 +1,8 @@
 """Streaming plans: steps start while the planner is still writing; a bad step stops launching."""
 
+import json
+
 import anyio
-import pytest
 
 from plait import Backend, Custom, Graph, PlanAndExecute, ScriptedBackend, TokensUsed
 
@@ -71,6 +72,46 @@ def test_a_backend_that_cannot_stream_still_runs_the_plan(registry):
     assert result.output.evidence["E4"] == 25.0
 
 
-def test_streaming_needs_the_text_format(registry):
-    with pytest.raises(ValueError, match="stream=True needs plan_format='text'"):
-        PlanAndExecute(registry, stream=True)
+JSON_PLAN = json.dumps({"steps": [
+    {"id": "E1", "thought": "price of AAA", "tool": "quote", "args": {"symbol": "AAA"}},
+    {"id": "E2", "thought": "price of BBB", "tool": "quote", "args": {"symbol": "BBB"}},
+    {"id": "E3", "thought": "add them", "tool": "total", "args": {"values": ["#E1.price", "#E2.price"]}},
+    {"id": "E4", "thought": "double the sum", "tool": "scale", "args": {"value": "#E3"}},
+]})
+
+
+def test_json_plans_stream_step_by_step(registry):
+    backend = ScriptedBackend([JSON_PLAN, "Answer: 25"], token_latency=0.005)
+    result = run(PlanAndExecute(registry, stream=True), backend)
+    assert result.output.evidence["E4"] == 25.0
+    planner_done = next(e.t for e in result.events if isinstance(e, TokensUsed))
+    started = {e.data["step"]: e.t for e in custom(result, "plan_step_started")}
+    assert started["E1"] < planner_done and started["E2"] < planner_done
+    assert backend.requests[0].params.constraint is not None  # still structured output
+
+
+def test_a_bad_json_step_stops_launching(registry):
+    bad = json.dumps({"steps": [{"id": "E1", "thought": "", "tool": "quote", "args": {"symbol": "AAA"}},
+                                {"id": "E2", "thought": "", "tool": "scale", "args": {"value": "lots"}},
+                                {"id": "E3", "thought": "", "tool": "quote", "args": {"symbol": "BBB"}}]})
+    rest = json.dumps({"steps": [{"id": "E2", "thought": "", "tool": "scale", "args": {"value": "#E1.price"}}]})
+    backend = ScriptedBackend([bad, rest, "Answer: 20"])
+    result = run(PlanAndExecute(registry, stream=True), backend)
+    assert result.output.evidence["E2"] == 20.0 and "E3" not in result.output.evidence
+    assert "argument 'value' of scale must be float" in backend.requests[1].prompt
+
+
+def test_json_step_scanner_finds_each_step_object_once_complete():
+    from plait.planners._streaming import _JsonStepScanner
+
+    text = ('[{"id": "E1", "tool": "t", "args": {"q": "a \\"}{[ quoted", "xs": [{"k": 1}]}},\n'
+            ' {"id": "E2", "tool": "t", "args": {}}]')
+    scanner = _JsonStepScanner()
+    found = []
+    for i, ch in enumerate(text):
+        for obj in scanner.feed(ch):
+            found.append((i, json.loads(obj)["id"]))
+    assert [sid for _, sid in found] == ["E1", "E2"]
+    assert found[0][0] == text.index("},\n")  # E1 was complete at its closing brace
+    wrapped = _JsonStepScanner()
+    assert [json.loads(o)["id"] for o in wrapped.feed('{"steps": [{"id": "E1", "args": {"v": [1, 2]}}]}')] == ["E1"]
