@@ -61,8 +61,9 @@ class PlanAndExecute(Node):
       the solver, and ``llm`` steps inside the plan;
     * ``examples``: few-shot plans to put in the planner prompt;
     * ``input``: the name of the node's text input (default ``"task"``);
-    * ``stream``: start steps while the planner is still writing them (the backend
-      must stream, else the whole plan arrives at once and runs as usual).
+    * ``stream``: start steps while the planner is still writing them (implies
+      parallel execution; a backend that cannot stream hands over the whole
+      plan at once, which then runs as usual).
 
     The output is a :class:`PlanOutcome`.
     """
