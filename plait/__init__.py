@@ -26,6 +26,28 @@ from plait.errors import (
 )
 from plait.errors import ModelError  # issue 3
 
+# -- plan-then-execute and tools (issue 5) --
+from plait.errors import PlanError, ToolError
+from plait.executors import Tool, ToolFailure, ToolRegistry, ToolRunner, tool
+from plait.planners import (
+    LLM_TOOL,
+    Plan,
+    PlanAndExecute,
+    PlanOutcome,
+    Planner,
+    PlanStep,
+    ReAct,
+    ReActOutcome,
+    ReActStep,
+    Ref,
+    execute_plan,
+    parse_json_plan,
+    parse_text_plan,
+    plan_and_execute_graph,
+    plan_json_schema,
+    plan_problems,
+)
+# -- end plan-then-execute imports --
 from plait.executors import (
     Backend,
     Choice,
@@ -130,4 +152,10 @@ __all__ = [
     "ConstraintSyntaxError", "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table",
     "Implies", "AnyOf", "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
     "Formulate", "Formulation", "Explain", "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
+    # -- plan-then-execute and tools (issue 5) --
+    "PlanError", "ToolError", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
+    "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
+    "plan_json_schema",
+    # -- end plan-then-execute --
 ]

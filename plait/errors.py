@@ -19,8 +19,10 @@ catches them all. Messages say what went wrong and what to do about it.
     ├── BackendError                an LLM backend could not serve a request
     │   ├── ScriptExhaustedError    a ScriptedBackend ran out of replies
     │   └── ModelError              a model is unknown, not pulled, or failed download/verification
-    └── ParseError                  model output could not be parsed into the expected type
-        └── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
+    ├── ParseError                  model output could not be parsed into the expected type
+    │   ├── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
+    │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
+    └── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ __all__ = [
     "ModelError",
     "ParseError",
     "ConstraintSyntaxError",
+    "PlanError",
+    "ToolError",
 ]
 
 
@@ -156,6 +160,24 @@ class ConstraintSyntaxError(ParseError):
 
     The message names the construct that is not allowed; ``raw`` holds the text.
     """
+
+
+class PlanError(ParseError):
+    """The planner produced no valid plan within its repair rounds.
+
+    ``problems`` lists what was wrong with the last plan, ``plan`` is that plan
+    (None when it could not even be parsed) and ``raw`` the model's last text.
+    """
+
+    def __init__(self, message: str, problems: list[str], plan: Any = None, raw: str = ""):
+        self.problems = list(problems)
+        self.plan = plan
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{message}:\n{lines}" if lines else message, raw)
+
+
+class ToolError(PlaitError):
+    """A tool was declared or registered wrongly. (A tool that fails while running becomes a ToolFailure value.)"""
 
 
 def _describe(value: Any, limit: int = 200) -> str:

@@ -15,6 +15,8 @@ from plait.executors._base import (
     TokenLogprob,
 )
 from plait.executors._scripted import FunctionBackend, ScriptedBackend, count_tokens
+from plait.executors._tool_runner import ToolFailure, ToolRunner
+from plait.executors._tools import Tool, ToolRegistry, tool
 
 # --- real backends and the model registry (issue 3) ---
 from plait.executors._factory import backend_for
@@ -27,4 +29,6 @@ __all__ = [
     "Sample", "SamplingParams", "TokenLogprob", "FunctionBackend", "ScriptedBackend", "count_tokens",
     # real backends and the model registry (issue 3)
     "VLLMBackend", "OpenAIBackend", "backend_for", "MODELS", "ModelSpec", "model_path", "models_dir", "pull_model",
+    # tools (plan-then-execute, ReAct)
+    "Tool", "ToolRegistry", "tool", "ToolRunner", "ToolFailure",
 ]

@@ -13,6 +13,8 @@ no call site can forget or silently drop one.
 from __future__ import annotations
 
 import abc
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -165,6 +167,7 @@ class Backend(abc.ABC):
     name: str = "backend"
     supports_structured_output: bool = False
     supports_logprobs: bool = False
+    supports_streaming: bool = False
 
     @abc.abstractmethod
     async def generate(self, requests: list[Request]) -> list[Completion]:
@@ -173,6 +176,19 @@ class Backend(abc.ABC):
     async def generate_one(self, request: Request) -> Completion:
         """Convenience wrapper for a single request."""
         (completion,) = await self.generate([request])
+        return completion
+
+    async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Serve one request, calling ``on_text(chunk)`` (sync or async) as the first sample's text arrives.
+
+        Returns the whole completion (token counts included). Backends that
+        stream set ``supports_streaming`` and override this; the default
+        calls ``on_text`` once, with the whole text, when generation is done.
+        """
+        completion = await self.generate_one(request)
+        result = on_text(completion.text)
+        if inspect.isawaitable(result):
+            await result
         return completion
 
     async def start(self) -> None:

@@ -59,23 +59,28 @@ class FunctionBackend(Backend):
     For a request with ``n > 1`` a handler that returns one reply is called
     again until there are ``n`` samples.
     ``latency`` (seconds, or a function of the request) is slept before each
-    reply, which makes concurrency observable in tests.
+    reply, which makes concurrency observable in tests. ``token_latency``
+    (seconds per generated token of the longest sample) is slept after it, as
+    decoding would take; :meth:`stream` paces its chunks (one per token) by it.
     """
 
     name = "function"
     supports_structured_output = True
     supports_logprobs = True
+    supports_streaming = True
 
     def __init__(
         self,
         handler: Handler,
         *,
         latency: float | Callable[[Request], float] = 0.0,
+        token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
     ):
         self._handler = handler
         self._latency = latency
+        self._token_latency = token_latency
         self._cache = _PrefixCache() if prefix_cache else None
         self.model = model
         self.requests: list[Request] = []
@@ -98,7 +103,30 @@ class FunctionBackend(Backend):
                     tg.start_soon(serve, i, request)
         return [r for r in results if r is not None]
 
+    async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Serve one request, handing the first sample's text to ``on_text`` token by token, paced by ``token_latency``."""
+        self.batches.append([request])
+        self.requests.append(request)
+        completion = await self._reply(request)
+        text = completion.samples[0].text
+        start, sent = anyio.current_time(), 0
+        for n, match in enumerate(_TOKEN.finditer(text), start=1):
+            late = start + n * self._token_latency - anyio.current_time()
+            if late > 0.002:  # sleep in slices of a few ms at least: timers are not finer than that
+                await anyio.sleep(late)
+            await _call(on_text, text[sent: match.end()])
+            sent = match.end()
+        if sent < len(text):
+            await _call(on_text, text[sent:])
+        return completion
+
     async def _serve(self, request: Request) -> Completion:
+        completion = await self._reply(request)
+        if self._token_latency:
+            await anyio.sleep(self._token_latency * max(s.completion_tokens for s in completion.samples))
+        return completion
+
+    async def _reply(self, request: Request) -> Completion:
         delay = self._latency(request) if callable(self._latency) else self._latency
         if delay:
             await anyio.sleep(delay)
@@ -152,6 +180,12 @@ class FunctionBackend(Backend):
         return Sample(text=text, finish_reason=finish, completion_tokens=len(tokens))
 
 
+async def _call(fn: Callable[[str], Any], chunk: str) -> None:
+    result = fn(chunk)
+    if inspect.isawaitable(result):
+        await result
+
+
 def _nth_token_end(text: str, n: int) -> int:
     for i, match in enumerate(_TOKEN.finditer(text), start=1):
         if i == n:
@@ -181,6 +215,7 @@ class ScriptedBackend(FunctionBackend):
         script: Sequence[Reply] | Mapping[str, Reply | Sequence[Reply]] | Callable[[Request], Any],
         *,
         latency: float | Callable[[Request], float] = 0.0,
+        token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
     ):
@@ -192,7 +227,7 @@ class ScriptedBackend(FunctionBackend):
             handler = self._from_list(list(script))
         else:
             raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
-        super().__init__(handler, latency=latency, prefix_cache=prefix_cache, model=model)
+        super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model)
 
     def _from_list(self, replies: list[Reply]) -> Handler:
         self.remaining = replies

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from plait.errors import BackendError, BudgetExceededError
@@ -73,6 +74,15 @@ class RunContext:
         for completion in completions:
             self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         return completions[0] if single else completions
+
+    async def generate_stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Like :meth:`generate` for one request, calling ``on_text(chunk)`` as text arrives (see ``Backend.stream``)."""
+        self.check_budget()
+        if not request.tag:
+            request = request.model_copy(update={"tag": self.node})
+        completion = await self.backend.stream(request, on_text)
+        self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+        return completion
 
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
         """Count tokens spent by this node (done for you by :meth:`generate`)."""

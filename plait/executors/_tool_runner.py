@@ -1,0 +1,138 @@
+"""Running tools within one run: timeouts, retries, concurrency limits, a result cache.
+
+A tool that raises (or times out, or gets arguments that do not fit) does not
+crash the run: :meth:`ToolRunner.call` returns a :class:`ToolFailure` value
+carrying the exception's message, which the plan's evidence records and the
+solver (or the ReAct agent) reads like any other observation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from plait.executors._tools import Tool, ToolRegistry, validation_problems
+
+__all__ = ["ToolRunner", "ToolFailure"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolFailure:
+    """The value a failed tool call leaves in the evidence."""
+
+    tool: str
+    error: str  # "ExceptionType: message"
+    attempts: int = 1
+
+    def __str__(self) -> str:
+        return f"ERROR from {self.tool}: {self.error}"
+
+
+class _Pending:
+    """An identical call already in flight: later callers wait for its result."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: Any = None
+
+
+class ToolRunner:
+    """Calls the tools of a :class:`ToolRegistry` for one run.
+
+    Create one per run (per plan-and-execute or ReAct invocation): the result
+    cache and the concurrency limits live here. ``emit(name, **data)`` (e.g.
+    ``ctx.emit``) receives ``tool_cache_hit`` and ``tool_retry`` events.
+    """
+
+    def __init__(self, tools: ToolRegistry, *, emit: Callable[..., None] | None = None):
+        self.tools = tools
+        self._emit = emit or (lambda name, **data: None)
+        self._limits = {t.name: anyio.Semaphore(t.max_concurrency) for t in tools if t.max_concurrency}
+        self._cache: dict[tuple[str, str], _Pending] = {}
+        self.calls = 0  # tool executions actually started (cache hits excluded)
+        self.cache_hits = 0
+
+    async def call(self, name: str, args: dict[str, Any]) -> Any:
+        """Run tool ``name`` with ``args``; return its result or a :class:`ToolFailure`."""
+        t = self.tools.get(name)
+        if t is None:
+            return ToolFailure(name, f"ToolError: unknown tool {name!r}; known tools: {self.tools.names}")
+        try:
+            args = t.validate_args(args)
+        except ValidationError as exc:
+            return ToolFailure(t.name, "invalid arguments: " + "; ".join(validation_problems(exc)), 0)
+        if not t.cache:
+            return await self._run(t, args)
+        key = (t.name, _canonical(args))
+        pending = self._cache.get(key)
+        if pending is not None:
+            self.cache_hits += 1
+            self._emit("tool_cache_hit", tool=t.name, args=args)
+            await pending.done.wait()
+            return pending.value
+        pending = self._cache[key] = _Pending()
+        try:
+            pending.value = await self._run(t, args)
+            if isinstance(pending.value, ToolFailure):
+                del self._cache[key]  # failures are not cached: a later identical call tries again
+        except BaseException:
+            del self._cache[key]
+            pending.value = ToolFailure(t.name, "cancelled")
+            raise
+        finally:
+            pending.done.set()
+        return pending.value
+
+    async def _run(self, t: Tool, args: dict[str, Any]) -> Any:
+        limit = self._limits.get(t.name)
+        if limit is None:
+            return await self._attempts(t, args)
+        async with limit:
+            return await self._attempts(t, args)
+
+    async def _attempts(self, t: Tool, args: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            self.calls += 1
+            try:
+                return await self._once(t, args)
+            except Exception as exc:  # a tool's failure is evidence, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+                if t.retry is None or not t.retry.should_retry(exc, attempt):
+                    log.info("tool %s failed after %d attempt(s): %s", t.name, attempt, error)
+                    return ToolFailure(t.name, error, attempt)
+                delay = t.retry.delay(attempt)
+                self._emit("tool_retry", tool=t.name, attempt=attempt, error=error, delay=delay)
+                await anyio.sleep(delay)
+
+    async def _once(self, t: Tool, args: dict[str, Any]) -> Any:
+        if t.timeout is None:
+            return await self._invoke(t, args)
+        with anyio.move_on_after(t.timeout) as scope:
+            return await self._invoke(t, args)
+        if scope.cancelled_caught:
+            raise TimeoutError(f"tool {t.name!r} timed out after {t.timeout:g}s")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    async def _invoke(t: Tool, args: dict[str, Any]) -> Any:
+        if t.is_async:
+            return await t.fn(**args)
+        if t.blocking:
+            return await anyio.to_thread.run_sync(lambda: t.fn(**args), abandon_on_cancel=True)
+        return t.fn(**args)
+
+
+def _canonical(args: dict[str, Any]) -> str:
+    return json.dumps(to_jsonable_python(args, fallback=repr), sort_keys=True)

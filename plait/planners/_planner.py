@@ -1,0 +1,106 @@
+"""The planner: ask the model for a whole plan, parse it, validate it, repair it.
+
+With ``fmt="json"`` the request carries a JSON-schema constraint generated
+from the tool registry (arguments typed per tool), so a backend with
+structured output can only write well-formed plans. ``fmt="text"`` asks for
+the classic ReWOO format. A plan that fails to parse or validate is sent back
+to the model with the list of problems, at most ``max_repairs`` times; then
+:class:`~plait.PlanError` is raised, carrying the last plan and its problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from plait.errors import ParseError, PlanError
+from plait.executors._base import JsonSchema, Request, SamplingParams
+from plait.executors._tools import ToolRegistry
+from plait.orchestrator._context import RunContext
+from plait.planners._plan import Plan, PlanStep
+from plait.planners._plan_check import plan_json_schema, plan_problems
+from plait.planners._plan_parse import parse_json_plan, parse_text_plan
+from plait.planners._prompts import planner_prompt, repair_prompt
+from plait.planners._streaming import StreamedPlanReader
+
+__all__ = ["Planner", "PlanFormat"]
+
+PlanFormat = Literal["json", "text"]
+
+
+class Planner:
+    """Writes validated plans for a task over a tool registry (see the module docstring)."""
+
+    def __init__(self, tools: ToolRegistry, *, fmt: PlanFormat = "json", max_repairs: int = 2,
+                 params: SamplingParams = SamplingParams(max_tokens=1024), examples: str = ""):
+        if fmt not in ("json", "text"):
+            raise ValueError(f"plan format must be 'json' or 'text', got {fmt!r}")
+        if max_repairs < 0:
+            raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+        self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
+        if fmt == "json":
+            params = params.model_copy(update={"constraint": JsonSchema(schema=plan_json_schema(tools))})
+        self.params = params
+
+    def parse(self, text: str) -> Plan:
+        """Parse model output in this planner's format (ParseError when it cannot)."""
+        return parse_json_plan(text) if self.fmt == "json" else parse_text_plan(text, self.tools)
+
+    async def plan(self, task: str, ctx: RunContext, *, evidence: Mapping[str, Any] | None = None,
+                   plans: Sequence[Plan] = (), reason: str | None = None,
+                   repair: tuple[str, list[str]] | None = None) -> Plan:
+        """A plan that passed validation; references to ``evidence`` ids (earlier rounds) are allowed.
+
+        ``repair``: (raw text, problems) of an attempt already made (a streamed
+        one); the first request then asks for its correction, and it counts
+        against ``max_repairs``.
+        """
+        known = list(evidence or {})
+        base = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
+                              evidence=evidence, plans=plans, reason=reason)
+        prompt = base if repair is None else repair_prompt(base, *repair)
+        plan: Plan | None = None
+        raw, problems = repair if repair is not None else ("", [])
+        for attempt in range(int(repair is not None), self.max_repairs + 1):
+            completion = await ctx.generate(Request(prompt=prompt, params=self.params))
+            raw = completion.text
+            try:
+                plan = self.parse(raw)
+            except ParseError as exc:
+                plan, problems = None, [str(exc)]
+            else:
+                problems = plan_problems(plan, self.tools, known)
+            ctx.emit("plan", attempt=attempt, format=self.fmt, valid=not problems, problems=problems,
+                     steps=[s.model_dump() for s in plan.steps] if plan else None)
+            if not problems and plan is not None:
+                return plan
+            prompt = repair_prompt(base, raw, problems)
+        raise PlanError(
+            f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
+            problems, plan=plan, raw=raw,
+        )
+
+    async def stream_plan(self, task: str, ctx: RunContext, on_step: Callable[[PlanStep], None], *,
+                          evidence: Mapping[str, Any] | None = None, plans: Sequence[Plan] = (),
+                          reason: str | None = None) -> tuple[Plan, list[str], str]:
+        """Stream a plan, calling ``on_step`` for each step as soon as it (and all before it) is valid.
+
+        Returns the steps handed on, the problems of the rest (empty when the
+        whole plan is valid) and the raw text.
+        """
+        reader = StreamedPlanReader(self.tools, evidence or {}, on_step, fmt=self.fmt)
+        prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
+                                evidence=evidence, plans=plans, reason=reason)
+        raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text
+        reader.close()
+        problems = reader.problems
+        if not problems and not reader.launched:
+            try:
+                self.parse(raw)
+            except ParseError as exc:
+                problems = [str(exc)]
+            else:
+                problems = ["the plan has no steps; give at least one step"]
+        ctx.emit("plan", attempt=0, format=self.fmt, streamed=True, valid=not problems, problems=problems,
+                 steps=[s.model_dump() for s in reader.launched])
+        return reader.plan, problems, raw

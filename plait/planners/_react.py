@@ -1,0 +1,108 @@
+"""ReAct: the thought / action / observation loop, as a baseline node.
+
+Each turn sends the whole transcript so far and gets one Thought plus either
+one ``Action: tool[input]`` (run, its Observation appended) or a ``Final
+Answer``. One model call per tool call, tools one at a time: the cost that
+plan-then-execute avoids, kept here for comparison and for tasks where each
+action truly depends on the last observation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.executors._base import Request, SamplingParams
+from plait.executors._tool_runner import ToolFailure, ToolRunner
+from plait.executors._tools import Tool, ToolRegistry
+from plait.orchestrator._context import RunContext
+from plait.orchestrator._node import Node, Param, Signature
+from plait.planners._plan import as_text
+from plait.planners._plan_parse import parse_tool_call
+from plait.planners._prompts import react_prompt
+
+__all__ = ["ReAct", "ReActOutcome", "ReActStep"]
+
+_ACTION = re.compile(r"^\s*Action\s*:\s*([A-Za-z_]\w*)\s*\[(.*)\]\s*$", re.MULTILINE)
+_FINAL = re.compile(r"Final Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
+_THOUGHT = re.compile(r"Thought\s*:\s*(.*?)(?:\n|$)", re.IGNORECASE)
+
+
+class ReActStep(BaseModel):
+    """One turn that called a tool."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    thought: str
+    tool: str
+    args: dict[str, Any]
+    observation: Any
+
+
+class ReActOutcome(BaseModel):
+    """The answer (empty when ``finished`` is False: the step limit was hit) and every step taken."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    answer: str
+    steps: list[ReActStep] = Field(default_factory=list)
+    finished: bool = True
+
+
+class ReAct(Node):
+    """A ReAct agent node over ``tools``: at most ``max_steps`` model calls.
+
+    ``params`` should stop at ``"Observation:"`` (the default does) so the
+    model does not invent tool results. Output: :class:`ReActOutcome`.
+    """
+
+    def __init__(self, tools: ToolRegistry | list[Tool | Any], *, name: str = "react", max_steps: int = 8,
+                 params: SamplingParams = SamplingParams(max_tokens=256, stop=("Observation:",)),
+                 examples: str = "", input: str = "task", **policy: Any):
+        super().__init__(name, **policy)
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.tools = ToolRegistry.of(tools)
+        self.max_steps, self.sampling, self.examples, self.input = max_steps, params, examples, input
+
+    def signature(self) -> Signature:
+        return Signature({self.input: Param(self.input, str)}, ReActOutcome, "ctx")
+
+    @property
+    def is_async(self) -> bool:
+        return True
+
+    def _callable(self):
+        return self.invoke
+
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> ReActOutcome:
+        task = kwargs[self.input]
+        runner = ToolRunner(self.tools, emit=ctx.emit)
+        transcript = ""
+        steps: list[ReActStep] = []
+        for turn in range(self.max_steps):
+            prompt = react_prompt(task, self.tools, transcript, examples=self.examples)
+            text = (await ctx.generate(Request(prompt=prompt, params=self.sampling))).text
+            text = text.split("Observation:", 1)[0].rstrip()
+            action, final = _ACTION.search(text), _FINAL.search(text)
+            if final and (action is None or final.start() < action.start()):
+                answer = final.group(1).strip()
+                ctx.emit("react_answer", turn=turn, answer=answer)
+                return ReActOutcome(answer=answer, steps=steps)
+            if action is None:
+                observation: Any = "Invalid format: write 'Action: <tool>[<input>]' or 'Final Answer: <answer>'."
+                args, name = {}, ""
+            else:
+                name = action.group(1)
+                args = parse_tool_call(name, action.group(2), self.tools)
+                observation = await runner.call(name, args)
+                thought = _THOUGHT.search(text)
+                steps.append(ReActStep(thought=thought.group(1).strip() if thought else "", tool=name,
+                                       args=args, observation=observation))
+            ctx.emit("react_step", turn=turn, tool=name, args=args, observation=str(observation),
+                     ok=not isinstance(observation, ToolFailure))
+            transcript += f"{text}\nObservation: {as_text(observation)}\n"
+        ctx.emit("react_gave_up", max_steps=self.max_steps)
+        return ReActOutcome(answer="", steps=steps, finished=False)

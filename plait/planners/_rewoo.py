@@ -1,0 +1,164 @@
+"""Plan-then-execute (ReWOO / LLMCompiler style) as one graph node.
+
+One model call writes the whole plan; the tools run as a parallel DAG with no
+model call between them; one model call (the solver) writes the answer from
+the task and the evidence. The solver may ask for a new plan (at most
+``max_replans`` times); the new plan sees, and may reference, every result
+already gathered, so nothing is fetched twice.
+
+Events (``Custom``, via ``ctx.emit``): ``plan`` (each planner attempt, with its
+steps and problems), ``plan_step_started`` / ``plan_step_finished`` (each
+step, with resolved arguments and result), ``tool_cache_hit``, ``tool_retry``,
+``replan`` and ``answer``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.executors._base import Request, SamplingParams
+from plait.executors._tool_runner import ToolRunner
+from plait.executors._tools import Tool, ToolRegistry
+from plait.orchestrator._context import RunContext
+from plait.orchestrator._graph import Graph
+from plait.orchestrator._node import Node, Param, Signature
+from plait.planners._dag import execute_plan
+from plait.planners._plan import Plan
+from plait.planners._planner import PlanFormat, Planner
+from plait.planners._prompts import solver_prompt
+from plait.planners._streaming import StreamingExecutor
+
+__all__ = ["PlanAndExecute", "PlanOutcome", "plan_and_execute_graph"]
+
+_REPLAN = re.compile(r"^\s*Replan\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_ANSWER = re.compile(r"Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+
+class PlanOutcome(BaseModel):
+    """What a plan-and-execute run produced: the answer, every plan, and the evidence by step id."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    answer: str
+    plans: list[Plan]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    replans: int = 0
+
+
+class PlanAndExecute(Node):
+    """A node that plans once, runs the plan's tool calls as a DAG, then solves.
+
+    * ``tools``: a :class:`~plait.ToolRegistry` or a list of tools / typed functions;
+    * ``plan_format``: ``"json"`` (structured output, schema from the tools) or ``"text"`` (ReWOO lines);
+    * ``parallel``: run independent steps concurrently (False: one at a time, in plan order);
+    * ``max_repairs``: re-asks of the planner per round when its plan is invalid;
+    * ``max_replans``: how many times the solver may ask for a new plan;
+    * ``planner_params`` / ``solver_params`` / ``llm_params``: sampling for the planner,
+      the solver, and ``llm`` steps inside the plan;
+    * ``examples``: few-shot plans to put in the planner prompt;
+    * ``input``: the name of the node's text input (default ``"task"``);
+    * ``stream``: start steps while the planner is still writing them (implies
+      parallel execution; a backend that cannot stream hands over the whole
+      plan at once, which then runs as usual).
+
+    The output is a :class:`PlanOutcome`.
+    """
+
+    def __init__(
+        self,
+        tools: ToolRegistry | list[Tool | Any],
+        *,
+        name: str = "plan_and_execute",
+        plan_format: PlanFormat = "json",
+        parallel: bool = True,
+        max_repairs: int = 2,
+        max_replans: int = 1,
+        planner_params: SamplingParams = SamplingParams(max_tokens=1024),
+        solver_params: SamplingParams = SamplingParams(max_tokens=256),
+        llm_params: SamplingParams = SamplingParams(max_tokens=128),
+        examples: str = "",
+        input: str = "task",
+        stream: bool = False,
+        **policy: Any,
+    ):
+        super().__init__(name, **policy)
+        if max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+        self.stream = stream
+        self.tools = ToolRegistry.of(tools)
+        self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, params=planner_params,
+                               examples=examples)
+        self.parallel, self.max_replans = parallel, max_replans
+        self.solver_params, self.llm_params, self.input = solver_params, llm_params, input
+
+    def signature(self) -> Signature:
+        return Signature({self.input: Param(self.input, str)}, PlanOutcome, "ctx")
+
+    @property
+    def is_async(self) -> bool:
+        return True
+
+    def _callable(self):
+        return self.invoke
+
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> PlanOutcome:
+        task = kwargs[self.input]
+        runner = ToolRunner(self.tools, emit=ctx.emit)
+        plans: list[Plan] = []
+        evidence: dict[str, Any] = {}
+        reason: str | None = None
+        for round_ in range(self.max_replans + 1):
+            evidence = await self._plan_and_run(task, ctx, runner, evidence, plans, reason)
+            may_replan = round_ < self.max_replans
+            answer, reason = await self.solve(task, plans, evidence, ctx, may_replan=may_replan)
+            if reason is None:
+                ctx.emit("answer", answer=answer, replans=round_)
+                return PlanOutcome(answer=answer, plans=plans, evidence=evidence, replans=round_)
+            ctx.emit("replan", round=round_ + 1, reason=reason)
+        raise AssertionError("unreachable: the last round may not replan")  # pragma: no cover
+
+    async def _plan_and_run(self, task: str, ctx: RunContext, runner: ToolRunner, evidence: dict[str, Any],
+                            plans: list[Plan], reason: str | None) -> dict[str, Any]:
+        """One round: get a plan (streamed or whole), run it, return the evidence; appends to ``plans``."""
+        repair = None
+        if self.stream:
+            async with anyio.create_task_group() as tg:
+                executor = StreamingExecutor(runner, ctx, tg, evidence=evidence, llm_params=self.llm_params)
+                launched, problems, raw = await self.planner.stream_plan(
+                    task, ctx, executor.launch, evidence=evidence, plans=plans, reason=reason)
+            evidence = executor.evidence
+            if launched.steps:
+                plans.append(launched)
+            if not problems:
+                return evidence
+            if launched.steps:  # keep what ran; ask for the rest
+                reason = "the rest of the plan could not run: " + "; ".join(problems)
+            else:
+                repair = (raw, problems)
+        plan = await self.planner.plan(task, ctx, evidence=evidence, plans=plans, reason=reason, repair=repair)
+        plans.append(plan)
+        return await execute_plan(plan, runner, ctx, evidence=evidence, parallel=self.parallel,
+                                  llm_params=self.llm_params)
+
+    async def solve(self, task: str, plans: list[Plan], evidence: dict[str, Any], ctx: RunContext,
+                    *, may_replan: bool) -> tuple[str, str | None]:
+        """The solver's answer, or (when allowed and asked for) the reason for a new plan."""
+        prompt = solver_prompt(task, plans, evidence, may_replan=may_replan)
+        text = (await ctx.generate(Request(prompt=prompt, params=self.solver_params))).text
+        replan = _REPLAN.search(text)
+        if replan and may_replan:
+            return "", replan.group(1).strip() or "the evidence was not enough"
+        answer = _ANSWER.search(text)
+        return (answer.group(1).strip() if answer else text.strip()), None
+
+
+def plan_and_execute_graph(tools: ToolRegistry | list[Tool | Any], *, name: str = "plan_and_execute",
+                           **options: Any) -> Graph:
+    """A one-node :class:`~plait.Graph` running :class:`PlanAndExecute` (input ``task``), for ``plait run``."""
+    graph = Graph(name, description="plan-then-execute: one plan, tools as a parallel DAG, one solver call")
+    graph.output(graph.add(PlanAndExecute(tools, **options)))
+    return graph

@@ -1,0 +1,163 @@
+"""Streaming plans: steps start while the planner is still writing later ones (LLMCompiler style).
+
+With a backend that streams (``Backend.supports_streaming``),
+:class:`StreamedPlanReader` reads the planner's output as it arrives: line by
+line for the ReWOO text format, object by object for JSON plans (each step
+object inside the ``steps`` array is read as soon as its closing brace
+arrives). Each complete step is checked together with the steps before it;
+while that prefix is valid the step is handed to :class:`StreamingExecutor`,
+which starts it as soon as the steps it references are done. At the first
+problem, launching stops: the steps already started finish and keep their
+evidence, and the planner is asked again for the rest (see
+``PlanAndExecute``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+from pydantic import ValidationError
+
+from plait.executors._base import SamplingParams
+from plait.executors._tool_runner import ToolRunner
+from plait.executors._tools import ToolRegistry
+from plait.orchestrator._context import RunContext
+from plait.planners._dag import run_step
+from plait.planners._plan import Plan, PlanStep
+from plait.planners._plan_check import plan_problems
+from plait.planners._plan_parse import read_plan_line
+
+__all__ = ["StreamedPlanReader", "StreamingExecutor"]
+
+
+class _JsonStepScanner:
+    """Finds complete step objects in a streamed JSON plan: the objects directly inside its first array."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._pos = 0
+        self._stack: list[str] = []  # open containers, "{" or "["
+        self._steps_depth: int | None = None  # depth of the steps array once seen
+        self._start = 0
+        self._in_string = self._escape = False
+
+    def feed(self, chunk: str) -> list[str]:
+        """Append ``chunk``; return the text of every step object completed by it."""
+        self.text += chunk
+        done = []
+        for i in range(self._pos, len(self.text)):
+            ch = self.text[i]
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif ch == "\\":
+                    self._escape = True
+                elif ch == '"':
+                    self._in_string = False
+            elif ch == '"':
+                self._in_string = True
+            elif ch in "{[":
+                if ch == "[" and self._steps_depth is None:
+                    self._steps_depth = len(self._stack) + 1
+                self._stack.append(ch)
+                if ch == "{" and len(self._stack) - 1 == self._steps_depth:
+                    self._start = i
+            elif ch in "}]" and self._stack:
+                self._stack.pop()
+                if ch == "}" and len(self._stack) == self._steps_depth:
+                    done.append(self.text[self._start: i + 1])
+        self._pos = len(self.text)
+        return done
+
+
+class StreamedPlanReader:
+    """Turns a streamed plan (text lines or JSON) into steps, handing each on while the plan so far is valid."""
+
+    def __init__(self, tools: ToolRegistry, known: Mapping[str, Any], on_step: Callable[[PlanStep], None],
+                 fmt: str = "text"):
+        self.tools, self.known, self.on_step, self.fmt = tools, list(known), on_step, fmt
+        self.launched: list[PlanStep] = []
+        self.problems: list[str] = []
+        self._buffer = ""
+        self._thought: list[str] = []
+        self._json = _JsonStepScanner()
+
+    @property
+    def plan(self) -> Plan:
+        """The steps handed on so far."""
+        return Plan(steps=list(self.launched))
+
+    def feed(self, chunk: str) -> None:
+        if self.fmt == "json":
+            for obj in self._json.feed(chunk):
+                self._json_step(obj)
+            return
+        self._buffer += chunk
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._line(line)
+
+    def close(self) -> None:
+        if self._buffer:
+            self._line(self._buffer)
+            self._buffer = ""
+
+    def _json_step(self, text: str) -> None:
+        try:
+            step = PlanStep.model_validate(json.loads(text))
+        except (ValueError, ValidationError) as exc:
+            self._fail([f"a step could not be read ({str(exc).splitlines()[0]}): {text[:120]}"])
+            return
+        self._take(step)
+
+    def _line(self, line: str) -> None:
+        read = read_plan_line(line, self.tools)
+        if read is None:
+            return
+        if read[0] == "thought":
+            self._thought.append(read[1])
+            return
+        step = PlanStep.model_validate({**read[1], "thought": " ".join(self._thought)})
+        self._thought = []
+        self._take(step)
+
+    def _take(self, step: PlanStep) -> None:
+        if self.problems:
+            return  # the plan already went wrong: nothing after that point runs
+        problems = plan_problems(Plan(steps=[*self.launched, step]), self.tools, self.known)
+        if problems:
+            self._fail(problems)
+            return
+        self.launched.append(step)
+        self.on_step(step)
+
+    def _fail(self, problems: list[str]) -> None:
+        if not self.problems:
+            self.problems = problems
+
+
+class StreamingExecutor:
+    """Starts steps as they are handed over; each waits only for the steps it references."""
+
+    def __init__(self, runner: ToolRunner, ctx: RunContext, tg: anyio.abc.TaskGroup, *,
+                 evidence: Mapping[str, Any] | None = None, llm_params: SamplingParams = SamplingParams()):
+        self.runner, self.ctx, self.tg, self.llm_params = runner, ctx, tg, llm_params
+        self.evidence: dict[str, Any] = dict(evidence or {})
+        self._done: dict[str, anyio.Event] = {}
+
+    def launch(self, step: PlanStep) -> None:
+        self._done[step.id] = anyio.Event()
+        self.tg.start_soon(self._run, step)
+
+    async def _run(self, step: PlanStep) -> None:
+        for dep in step.depends_on:
+            if dep in self._done:
+                await self._done[dep].wait()
+        try:
+            self.evidence[step.id] = await run_step(step, self.evidence, self.runner, self.ctx, self.llm_params)
+        finally:
+            self._done[step.id].set()
