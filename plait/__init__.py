@@ -69,6 +69,19 @@ from plait.orchestrator import (
     read_trace,
 )
 
+# --- reasoning planners (issue 4: chain steps, fan-out votes, subtask trees) ---
+from plait.planners import (
+    ChainStep,
+    ChoiceParser,
+    ModelParser,
+    NumberParser,
+    Parser,
+    RegexParser,
+    Template,
+    TextParser,
+)
+# --- end reasoning planners ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -88,4 +101,7 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError",
+    # --- reasoning planners (issue 4) ---
+    "ChainStep", "Template", "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
+    # --- end reasoning planners ---
 ]
