@@ -70,15 +70,27 @@ from plait.orchestrator import (
 )
 
 # --- reasoning planners (issue 4: chain steps, fan-out votes, subtask trees) ---
+from plait.errors import SubtaskBudgetError, VoteError
 from plait.planners import (
+    Aggregator,
+    BestOfN,
+    Candidate,
     ChainStep,
     ChoiceParser,
+    Decision,
+    EarlyStop,
+    FanOut,
+    LLMJudge,
+    LogprobWeighted,
+    Majority,
     ModelParser,
     NumberParser,
     Parser,
+    Quorum,
     RegexParser,
     Template,
     TextParser,
+    VoteResult,
 )
 # --- end reasoning planners ---
 
@@ -102,6 +114,8 @@ __all__ = [
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError",
     # --- reasoning planners (issue 4) ---
-    "ChainStep", "Template", "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
+    "VoteError", "SubtaskBudgetError", "ChainStep", "Template", "Parser", "TextParser", "RegexParser",
+    "NumberParser", "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision",
+    "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge",
     # --- end reasoning planners ---
 ]

@@ -18,7 +18,9 @@ catches them all. Messages say what went wrong and what to do about it.
     │   └── RunCancelledError       the run was cancelled from outside
     ├── BackendError                an LLM backend could not serve a request
     │   └── ScriptExhaustedError    a ScriptedBackend ran out of replies
-    └── ParseError                  model output could not be parsed into the expected type
+    ├── ParseError                  model output could not be parsed into the expected type
+    ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
+    └── SubtaskBudgetError          a subtask tree's subtree spent its token budget
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ __all__ = [
     "BackendError",
     "ScriptExhaustedError",
     "ParseError",
+    "VoteError",
+    "SubtaskBudgetError",
 ]
 
 
@@ -141,6 +145,23 @@ class ParseError(PlaitError):
     def __init__(self, message: str, raw: str = ""):
         super().__init__(message)
         self.raw = raw
+
+
+class VoteError(PlaitError):
+    """A vote could not pick a winner. ``result`` (a VoteResult) keeps every sample drawn and why each failed."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class SubtaskBudgetError(PlaitError):
+    """A subtree of a SubtaskTree spent its token budget. ``partial`` holds the task record so far."""
+
+    def __init__(self, task: str, used: int, budget: int, partial: Any = None):
+        self.task, self.used, self.budget, self.partial = task, used, budget, partial
+        super().__init__(f"subtask {task!r} used {used} of its {budget}-token subtree budget; raise "
+                         "subtree_budget, lower max_tokens, or use on_budget='conclude' to keep partial work")
 
 
 def _describe(value: Any, limit: int = 200) -> str:
