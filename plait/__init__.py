@@ -88,9 +88,17 @@ from plait.planners import (
     Parser,
     Quorum,
     RegexParser,
+    SubtaskSpec,
+    SubtaskTree,
+    TaskRecord,
+    TaskReply,
     Template,
     TextParser,
+    TreeResult,
+    TreeStats,
     VoteResult,
+    tree_call_key,
+    tree_script,
 )
 # --- end reasoning planners ---
 
@@ -116,6 +124,7 @@ __all__ = [
     # --- reasoning planners (issue 4) ---
     "VoteError", "SubtaskBudgetError", "ChainStep", "Template", "Parser", "TextParser", "RegexParser",
     "NumberParser", "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision",
-    "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge",
+    "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge", "SubtaskTree",
+    "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
     # --- end reasoning planners ---
 ]

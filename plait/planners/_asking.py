@@ -32,12 +32,16 @@ def constrained(params: SamplingParams, parser: Parser, backend: Any) -> Samplin
     return params if constraint is None else params.model_copy(update={"constraint": constraint})
 
 
-def reask(request: Request, raw: str, error: ParseError, parser: Parser) -> Request:
-    """The follow-up request that shows the model its reply and what was wrong with it."""
+def reask(request: Request, raw: str, error: ParseError, parser: Parser, turn: str = "") -> Request:
+    """The follow-up request that shows the model its reply and what was wrong with it.
+
+    Text prompts get the reply, the feedback and then ``turn`` (the cue that
+    precedes a reply in the caller's prompt layout) appended.
+    """
     hint = parser.instructions()
     feedback = f"Your reply could not be used: {error}.{' ' + hint if hint else ''} Reply again."
     if isinstance(request.prompt, str):
-        prompt: Any = f"{request.prompt}{raw}\n\n{feedback}\n"
+        prompt: Any = f"{request.prompt}{raw}\n\n{feedback}\n{turn}"
     else:
         prompt = (*request.prompt, Message(role="assistant", content=raw), Message(role="user", content=feedback))
     return request.model_copy(update={"prompt": prompt})
