@@ -76,7 +76,7 @@ class ChainStep(Node):
         params = SamplingParams.model_validate(params.model_dump(by_alias=True))
         if backend is not None:
             params = constrained(params, self.parser, backend)
-        return Request(prompt=self.template.render({**self.defaults, **values}), params=params, tag=self.name)
+        return Request(prompt=self.template.render({**self.defaults, **values}), params=params)
 
     async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
         return (await self.ask(ctx, kwargs)).value
