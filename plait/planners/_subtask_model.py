@@ -55,8 +55,8 @@ class TreeStats(BaseModel):
 
     ``*_context_*`` and ``unpruned_*`` figures are counted with the same
     tokenizer on the prompt text, so they compare like with like; the
-    un-pruned figures keep every finished subtask's full work (thoughts and
-    its own subtasks) in the contexts that received only its conclusion.
+    un-pruned figures add every finished subtask's full work (thoughts and
+    its own subtasks) to the contexts that received only its result line.
     ``prompt_tokens``/``cached_tokens`` are what the backend reported.
     """
 

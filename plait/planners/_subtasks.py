@@ -5,7 +5,7 @@ solved recursively in its own context, which extends the parent's context
 (so the shared prefix is served by the prefix cache); independent siblings
 run in parallel. When a subtask finishes, the parent's context receives one
 line, ``Result <path>: <conclusion>``; the subtask's thoughts and its own
-subtasks are pruned. Prompts are append-only text: every call's prompt starts
+subtasks are pruned (``prune=False`` keeps them, as a baseline). Prompts are append-only text: every call's prompt starts
 with the byte-identical context of the calls before it in the same branch::
 
     <system>Task: <task>\\nReply: <plan JSON>\\nSubtask 1: <text>\\nReply: ...      (child 1)
@@ -53,13 +53,17 @@ class SubtaskTree(Node):
       a JSON-schema constraint when the backend supports it);
     * ``count_tokens``: tokenizer for the context figures (default: the
       backend's ``count_tokens`` if it has one, else plait's approximate count);
-    * ``answer_only``: output the root answer (str) instead of the :class:`TreeResult`.
+    * ``answer_only``: output the root answer (str) instead of the :class:`TreeResult`;
+    * ``prune=False``: keep each finished subtask's whole work (its thoughts and
+      subtasks) in the parent's context before its result line: the baseline
+      pruning is measured against (its measured figures equal the pruned run's
+      ``unpruned_*`` figures when the model replies the same).
     """
 
     def __init__(self, *, max_depth: int = 2, max_breadth: int = 4, subtree_budget: int | None = None,
                  on_budget: Literal["raise", "conclude"] = "raise", params: SamplingParams | None = None,
                  system: str | None = None, max_reasks: int = 1, count_tokens: Callable[[str], int] | None = None,
-                 answer_only: bool = False, name: str | None = None, **policy: Any):
+                 answer_only: bool = False, prune: bool = True, name: str | None = None, **policy: Any):
         if max_depth < 0 or max_breadth < 1:
             raise ValueError(f"need max_depth >= 0 and max_breadth >= 1, got {max_depth} and {max_breadth}")
         if subtree_budget is not None and subtree_budget < 1:
@@ -73,6 +77,7 @@ class SubtaskTree(Node):
         self.max_reasks = max_reasks
         self.count_tokens = count_tokens
         self.answer_only = answer_only
+        self.prune = prune
         super().__init__(name or "subtask_tree", **policy)
         if answer_only:
             self._signature = self.signature()._replace(output=str)
@@ -154,9 +159,12 @@ class _TreeSolver:
                     child_budget = SubtreeBudget(child, self.node.subtree_budget, budget)
                 final_text, grown = await self.solve_within_budget(child, child_base, hidden + dep_hidden,
                                                                     child_budget)
-                lines[i] = f"Result {child.path}: {child.conclusion}\n"
-                full = self.count(header + final_text[len(child_base):]) + grown
-                pruned[i] = full - self.count(lines[i])
+                work = header + final_text[len(child_base):]
+                result_line = f"Result {child.path}: {child.conclusion}\n"
+                if self.node.prune:
+                    lines[i], pruned[i] = result_line, self.count(work) + grown
+                else:  # the baseline: the parent keeps the subtask's whole work, then its result
+                    lines[i], pruned[i] = work + result_line, 0
                 done[i].set()
             except Exception as exc:  # keep the first error; anyio would wrap it in an ExceptionGroup
                 failure.append(exc)

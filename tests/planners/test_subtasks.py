@@ -78,7 +78,7 @@ def test_unpruned_figures_count_the_pruned_work_exactly():
     stats = solve(SubtaskTree(), "T", backend).output.stats
     child_prompt, conclude_prompt = backend.requests[1].prompt, backend.requests[2].prompt
     child_work = "Subtask 1: part\nReply: " + script["1"] + "\n"
-    hidden = count_tokens(child_work) - count_tokens("Result 1: A\n")
+    hidden = count_tokens(child_work)
     pruned_peak = max(count_tokens(r.prompt) + count_tokens(script[tree_call_key(r.prompt)])
                       for r in backend.requests)
     assert stats.peak_context_tokens == pruned_peak
@@ -219,3 +219,19 @@ def test_unparsable_reply_is_reasked_then_used():
     backend = ScriptedBackend(tree_script({"root": ["I think 4", answer("4")]}))
     assert solve(SubtaskTree(), "2+2", backend).output.answer == "4"
     assert "no JSON object" in backend.requests[1].prompt and backend.requests[1].prompt.endswith("Reply: ")
+
+
+def test_unpruned_baseline_run_measures_what_the_pruned_run_computed():
+    script = {"root": split("a", "b"), "1": split("a1", "a2", thought="think " * 30),
+              "1.1": answer("x", thought="deep " * 30), "1.2": answer("y", thought="deeper " * 30),
+              "1:conclude": answer("x+y", thought="sum " * 20), "2": answer("z", thought="other " * 30),
+              "root:conclude": answer("x+y and z")}
+    pruned = solve(SubtaskTree(), "T", ScriptedBackend(tree_script(script))).output
+    backend = ScriptedBackend(tree_script(script))
+    baseline = solve(SubtaskTree(prune=False), "T", backend).output
+    assert baseline.answer == pruned.answer == "x+y and z"
+    assert "deep deep" in backend.requests[-1].prompt  # the baseline's root really holds the grandchild's work
+    assert baseline.stats.peak_context_tokens == baseline.stats.unpruned_peak_context_tokens
+    assert baseline.stats.peak_context_tokens == pruned.stats.unpruned_peak_context_tokens
+    assert baseline.stats.context_prompt_tokens == pruned.stats.unpruned_prompt_tokens
+    assert pruned.stats.peak_context_tokens < baseline.stats.peak_context_tokens
