@@ -34,7 +34,12 @@ DEFAULT_SYSTEM = (
     '{{"thought": "<brief reasoning>", "answer": "<final answer>"}} when you can answer it directly, or\n'
     '{{"thought": "<brief reasoning>", "subtasks": [{{"task": "<self-contained subtask>", "needs": [<numbers of '
     'earlier subtasks whose results it uses>]}}]}} to split it into at most {max_breadth} subtasks.\n'
-    "Subtasks are solved separately; then you see one result line per subtask and reply with the answer object.\n\n"
+    "Split a task that asks several things or needs several steps; answer a simple one directly.\n"
+    "Subtasks are solved separately; then you see one result line per subtask and reply with the answer object.\n"
+    'Example: for the task "What is 2+3, and what is 4*5?" reply {{"thought": "Two separate questions.", '
+    '"subtasks": [{{"task": "What is 2+3?"}}, {{"task": "What is 4*5?"}}]}}; after the result lines '
+    '"Result 1: 5" and "Result 2: 20" reply {{"thought": "Both parts are known.", "answer": "2+3 = 5 and '
+    '4*5 = 20"}}.\n\n'
 )
 TURN = "Reply: "
 

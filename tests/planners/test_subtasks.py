@@ -167,13 +167,14 @@ def test_breadth_limit_is_enforced():
         SubtaskTree(max_breadth=0)
 
 
+SHORT_SYSTEM = "Reply with JSON: an answer or up to {max_breadth} subtasks.\n" + "Be brief. " * 40 + "\n"
 DEEP = {"root": split("heavy", "light"), "1": split("h1", "h2"), "1.1": answer("h1 " * 40),
         "1.2": answer("h2"), "1:conclude": answer("H"), "2": answer("L"), "root:conclude": answer("HL")}
 
 
 def test_budget_exceeded_inside_a_subtree_raises_with_the_partial_record():
     with pytest.raises(NodeFailedError) as info:
-        solve(SubtaskTree(subtree_budget=300), "T", ScriptedBackend(tree_script(DEEP)))
+        solve(SubtaskTree(subtree_budget=300, system=SHORT_SYSTEM), "T", ScriptedBackend(tree_script(DEEP)))
     error = info.value.cause
     assert isinstance(error, SubtaskBudgetError) and error.budget == 300 and error.used >= 300
     assert error.partial.path.startswith("1")
@@ -181,7 +182,7 @@ def test_budget_exceeded_inside_a_subtree_raises_with_the_partial_record():
 
 def test_budget_exceeded_inside_a_subtree_can_conclude_as_unfinished():
     backend = ScriptedBackend(tree_script(DEEP))
-    result = solve(SubtaskTree(subtree_budget=300, on_budget="conclude"), "T", backend).output
+    result = solve(SubtaskTree(subtree_budget=300, on_budget="conclude", system=SHORT_SYSTEM), "T", backend).output
     heavy, light = result.root.subtasks
     # 'heavy' split (about 210 tokens), its first part ran with max_tokens capped to what was left (90) and
     # overspent; the second part was never started; the parent went on with an 'unfinished' conclusion.
