@@ -4,7 +4,9 @@ When the sub-step is a :class:`ChainStep` (a single prompt) the samples come
 from ONE request with ``n=k`` (one prefill; per wave when sampling in waves).
 Any other sub-step (a Node, or a Graph run as a subgraph) runs k times
 concurrently. Failed samples (unparsable text, a failing subgraph) are kept
-and counted; the aggregator's quorum decides whether enough succeeded.
+and counted; the aggregator's quorum decides whether enough succeeded. A
+ChainStep's samples are not re-asked when they do not parse (that would cost
+one more request per sample): they count as failed samples.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from plait.errors import BudgetExceededError, VoteError
 from plait.executors._base import SamplingParams
@@ -48,8 +50,10 @@ class VoteResult(BaseModel):
     errors: list[str] = []
     candidates: list[Candidate] = []
 
+    @computed_field
     @property
     def tokens(self) -> int:
+        """Prompt plus completion tokens spent by the vote (samples, and judge calls for BestOfN)."""
         return self.prompt_tokens + self.completion_tokens
 
 
