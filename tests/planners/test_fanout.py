@@ -10,7 +10,7 @@ from plait import (
     BudgetExceededError, FunctionBackend, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
 )
 from plait.planners import (
-    BestOfN, ChainStep, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum, TextParser,
+    BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum, TextParser,
     VoteResult,
 )
 
@@ -120,6 +120,16 @@ def test_best_of_n_with_llm_judge():
     assert "Rate the answer 3 to 2+2 from 0 to 10:" in judged
     with pytest.raises(ValueError, match="candidate"):
         LLMJudge("no placeholder")
+
+
+def test_best_of_n_with_a_judge_chain_step_and_yes_no_scores():
+    judge_step = ChainStep("Is {candidate} correct for {question}? yes/no:", ChoiceParser(["yes", "no"]), name="j")
+    judge = LLMJudge(judge_step, to_score={"yes": 1.0, "no": 0.0}.get)
+    backend = ScriptedBackend(lambda r: ["3", "4"] if r.prompt.startswith("Q:") else
+                              ("yes" if r.prompt.startswith("Is 4 ") else "no"))
+    result = vote(FanOut(solve_step(), k=2, aggregate=BestOfN(judge)), backend)
+    assert result.winner == 4 and [c.score for c in result.candidates] == [0.0, 1.0]
+    assert backend.requests[1].params.constraint is not None  # the judge's choice constraint was sent
 
 
 def test_early_stop_sends_fewer_requests_once_the_leader_cannot_be_overtaken():
