@@ -5,8 +5,9 @@ solved recursively in its own context, which extends the parent's context
 (so the shared prefix is served by the prefix cache); independent siblings
 run in parallel. When a subtask finishes, the parent's context receives one
 line, ``Result <path>: <conclusion>``; the subtask's thoughts and its own
-subtasks are pruned (``prune=False`` keeps them, as a baseline). Prompts are append-only text: every call's prompt starts
-with the byte-identical context of the calls before it in the same branch::
+subtasks are pruned (``prune=False`` keeps them, as a baseline). Prompts are
+append-only text: every call's prompt starts with the byte-identical context
+of the calls before it in the same branch::
 
     <system>Task: <task>\\nReply: <plan JSON>\\nSubtask 1: <text>\\nReply: ...      (child 1)
     <system>Task: <task>\\nReply: <plan JSON>\\nResult 1: <c1>\\nResult 2: ...\\nReply: (parent concludes)

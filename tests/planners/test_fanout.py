@@ -10,8 +10,8 @@ from plait import (
     BudgetExceededError, FunctionBackend, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
 )
 from plait.planners import (
-    BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum, TextParser,
-    VoteResult,
+    BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum,
+    TextParser, VoteResult,
 )
 
 
