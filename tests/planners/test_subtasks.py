@@ -236,3 +236,13 @@ def test_unpruned_baseline_run_measures_what_the_pruned_run_computed():
     assert baseline.stats.peak_context_tokens == pruned.stats.unpruned_peak_context_tokens
     assert baseline.stats.context_prompt_tokens == pruned.stats.unpruned_prompt_tokens
     assert pruned.stats.peak_context_tokens < baseline.stats.peak_context_tokens
+
+
+def test_tree_script_names_missing_replies():
+    from plait import ScriptExhaustedError
+
+    with pytest.raises(NodeFailedError) as info:
+        solve(SubtaskTree(), "T", ScriptedBackend(tree_script({"root": split("a")})))
+    assert isinstance(info.value.cause, ScriptExhaustedError) and "'1'" in str(info.value.cause)
+    with pytest.raises(ValueError, match="not a SubtaskTree prompt"):
+        tree_call_key("hello")
