@@ -126,6 +126,38 @@ from plait.solvers import (
     solve_async,
 )
 # --- end solvers --------------------------------------------------------------------------------
+# --- reasoning planners (issue 4: chain steps, fan-out votes, subtask trees) ---
+from plait.errors import SubtaskBudgetError, VoteError
+from plait.planners import (
+    Aggregator,
+    BestOfN,
+    Candidate,
+    ChainStep,
+    ChoiceParser,
+    Decision,
+    EarlyStop,
+    FanOut,
+    LLMJudge,
+    LogprobWeighted,
+    Majority,
+    ModelParser,
+    NumberParser,
+    Parser,
+    Quorum,
+    RegexParser,
+    SubtaskSpec,
+    SubtaskTree,
+    TaskRecord,
+    TaskReply,
+    Template,
+    TextParser,
+    TreeResult,
+    TreeStats,
+    VoteResult,
+    tree_call_key,
+    tree_script,
+)
+# --- end reasoning planners ---
 
 __version__ = "0.1.0"
 
@@ -158,4 +190,10 @@ __all__ = [
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
     "plan_json_schema",
     # -- end plan-then-execute --
+    # --- reasoning planners (issue 4) ---
+    "VoteError", "SubtaskBudgetError", "ChainStep", "Template", "Parser", "TextParser", "RegexParser",
+    "NumberParser", "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision",
+    "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge", "SubtaskTree",
+    "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
+    # --- end reasoning planners ---
 ]

@@ -22,7 +22,9 @@ catches them all. Messages say what went wrong and what to do about it.
     ├── ParseError                  model output could not be parsed into the expected type
     │   ├── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
     │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
-    └── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
+    ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
+    ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
+    └── SubtaskBudgetError          a subtask tree's subtree spent its token budget
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ __all__ = [
     "ConstraintSyntaxError",
     "PlanError",
     "ToolError",
+    "VoteError",
+    "SubtaskBudgetError",
 ]
 
 
@@ -178,6 +182,23 @@ class PlanError(ParseError):
 
 class ToolError(PlaitError):
     """A tool was declared or registered wrongly. (A tool that fails while running becomes a ToolFailure value.)"""
+
+
+class VoteError(PlaitError):
+    """A vote could not pick a winner. ``result`` (a VoteResult) keeps every sample drawn and why each failed."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class SubtaskBudgetError(PlaitError):
+    """A subtree of a SubtaskTree spent its token budget. ``partial`` holds the task record so far."""
+
+    def __init__(self, task: str, used: int, budget: int, partial: Any = None):
+        self.task, self.used, self.budget, self.partial = task, used, budget, partial
+        super().__init__(f"subtask {task!r} used {used} of its {budget}-token subtree budget; raise "
+                         "subtree_budget, lower max_tokens, or use on_budget='conclude' to keep partial work")
 
 
 def _describe(value: Any, limit: int = 200) -> str:

@@ -309,6 +309,8 @@ class Graph:
 class GraphNode(Node):
     """A Graph used as a node of another graph. Its inputs are the subgraph's inputs."""
 
+    runs_nodes = True
+
     def __init__(self, graph: Graph, name: str | None = None, **policy: Any):
         self.graph = graph
         super().__init__(name or graph.name, **policy)

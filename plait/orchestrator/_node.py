@@ -144,6 +144,9 @@ class Node:
     """
 
     name: str = ""
+    #: True for nodes that run other nodes inside (subgraphs): they take no slot of the run's
+    #: ``max_concurrency`` limiter, or their inner nodes would wait on them forever.
+    runs_nodes: bool = False
 
     def __init__(
         self,

@@ -387,7 +387,7 @@ class _Execution:
 
     async def _call(self, node: Node, full: str, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         limiters = []
-        if self.state.limiter is not None and not isinstance(node, GraphNode):
+        if self.state.limiter is not None and not node.runs_nodes:
             limiters.append(self.state.limiter)
         if node.max_concurrency:
             key = self.prefix + node.name

@@ -1,5 +1,18 @@
 """Reasoning strategies that decide structure: chains, votes, subtask trees, plans."""
 
+# -- chain steps, fan-out votes, subtask trees (issue 4) --
+from plait.planners._aggregators import (
+    Aggregator, BestOfN, Candidate, Decision, EarlyStop, LogprobWeighted, Majority, Quorum,
+)
+from plait.planners._chain import ChainStep
+from plait.planners._fanout import FanOut, VoteResult
+from plait.planners._judge import LLMJudge
+from plait.planners._parsers import ChoiceParser, ModelParser, NumberParser, Parser, RegexParser, TextParser
+from plait.planners._subtask_model import SubtaskSpec, TaskRecord, TaskReply, TreeResult, TreeStats
+from plait.planners._subtask_script import tree_call_key, tree_script
+from plait.planners._subtasks import SubtaskTree
+from plait.planners._template import Template
+
 # -- plan-then-execute (ReWOO / LLMCompiler) and the ReAct baseline (issue 5) --
 from plait.planners._dag import execute_plan
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, Ref
@@ -10,6 +23,11 @@ from plait.planners._react import ReAct, ReActOutcome, ReActStep
 from plait.planners._rewoo import PlanAndExecute, PlanOutcome, plan_and_execute_graph
 
 __all__ = [
+    "ChainStep", "Template",
+    "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
+    "FanOut", "VoteResult", "Candidate", "Decision", "Aggregator", "Majority", "LogprobWeighted", "BestOfN",
+    "EarlyStop", "Quorum", "LLMJudge",
+    "SubtaskTree", "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
     # -- plan-then-execute and ReAct (issue 5) --
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",

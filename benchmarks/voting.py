@@ -1,0 +1,165 @@
+"""Width vs depth: single greedy chain vs majority vote k=8 vs early-stop vote k=8 on word problems.
+
+Questions come from the seeded generator in ``benchmarks/word_problems.py``
+(two- and three-step integer problems with known answers). Each arm is a
+plait graph: ``single`` is one greedy ChainStep; ``vote8`` a FanOut of 8
+samples (one n=8 request) with a majority vote; ``early8`` the same FanOut
+with ``EarlyStop`` (waves of ``--wave``, stop when the leader cannot be
+overtaken or holds ``--confidence`` of the votes). Reported: accuracy and
+generated (completion) tokens per arm.
+
+    python benchmarks/voting.py [--model qwen2.5-coder-0.5b] [--n 40] [--json out.json]
+    python benchmarks/voting.py --simulate    # a seeded stand-in model, no vLLM needed
+
+``--simulate`` checks the mechanics only: its "model" answers each question
+correctly with a per-question probability, else one of three distractors;
+its greedy chain is one fixed draw from that distribution per question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from word_problems import Problem, generate  # noqa: E402
+
+from plait import FunctionBackend, Graph, Request, SamplingParams, Sample  # noqa: E402
+from plait.planners import ChainStep, EarlyStop, FanOut, Majority, NumberParser, VoteResult  # noqa: E402
+
+SYSTEM = "Solve the math word problem. Reason briefly step by step, then end with 'The answer is N.'"
+
+
+def solver(max_tokens: int) -> ChainStep:
+    return ChainStep([("system", SYSTEM), ("user", "{question}")], NumberParser(int, constrain=False),
+                     params=SamplingParams(temperature=0.0, max_tokens=max_tokens), max_reasks=0, name="solve")
+
+
+def arms(args: argparse.Namespace) -> dict[str, Graph]:
+    sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
+    single = Graph("single")
+    single.add(solver(args.max_tokens))
+    vote8 = Graph("vote8")
+    vote8.add(FanOut(solver(args.max_tokens), k=8, aggregate=Majority(), params=sampling, name="vote"))
+    early8 = Graph("early8")
+    early8.add(FanOut(solver(args.max_tokens), k=8, params=sampling, name="vote",
+                      aggregate=EarlyStop(wave=args.wave, confidence=args.confidence)))
+    return {"single": single, "vote8": vote8, "early8": early8}
+
+
+async def run_arm(graph: Graph, problems: list[Problem], backend: Any, concurrency: int) -> dict[str, Any]:
+    correct, tokens, failures, samples = 0, 0, 0, 0
+    limiter = anyio.CapacityLimiter(concurrency)
+    t0 = time.perf_counter()
+
+    async def one(problem: Problem) -> None:
+        nonlocal correct, tokens, failures, samples
+        async with limiter:
+            try:
+                result = await graph.run({"question": problem.question}, backend=backend)
+            except Exception as exc:  # unparsable single answer or a vote with no usable sample: wrong
+                failures += 1
+                partial = getattr(exc, "partial", None)
+                tokens += partial.tokens.completion_tokens if partial is not None else 0
+                return
+        answer = result.output.winner if isinstance(result.output, VoteResult) else result.output
+        samples += result.output.samples if isinstance(result.output, VoteResult) else 1
+        correct += answer == problem.answer
+        tokens += result.tokens.completion_tokens
+
+    async with anyio.create_task_group() as tg:
+        for problem in problems:
+            tg.start_soon(one, problem)
+    return {"accuracy": correct / len(problems), "tokens": tokens, "failed_runs": failures, "samples": samples,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def simulated_backend(problems: list[Problem], seed: int) -> FunctionBackend:
+    """A stand-in model: per question, P(correct) in [0.35, 0.95]; wrong answers cluster on 3 distractors."""
+    r = random.Random(seed)
+    table = {}
+    for p in problems:
+        wrong = [p.answer + d for d in r.sample([-10, -2, -1, 1, 2, 3, 10, 12], 3)]
+        p_ok = r.uniform(0.35, 0.95)
+        rest = 1 - p_ok
+        table[p.question] = ([p.answer, *wrong], [p_ok, rest * 0.5, rest * 0.3, rest * 0.2])
+    draws = random.Random(seed + 1)
+
+    def reply(request: Request) -> list[Sample]:
+        text = request.prompt_text()
+        question = next(q for q in table if q in text)
+        values, weights = table[question]
+        out = []
+        for _ in range(request.params.n):
+            if request.params.temperature == 0:  # a greedy chain: one fixed draw per question
+                value = random.Random(f"{seed}:{question}").choices(values, weights)[0]
+            else:
+                value = draws.choices(values, weights)[0]
+            words = " ".join(["step"] * draws.randint(40, 90))
+            out.append(Sample(text=f"{words} The answer is {value}.", completion_tokens=len(words.split()) + 5))
+        return out
+
+    return FunctionBackend(reply)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    problems = generate(args.n, args.seed)
+    graphs = arms(args)
+    if args.simulate:
+        backend = simulated_backend(problems, args.seed)
+    else:
+        try:
+            from plait.executors import backend_for
+        except ImportError:
+            sys.exit("--model needs plait's vLLM backend (plait.executors.backend_for), which this install lacks; "
+                     "use --simulate to check the mechanics without a model")
+        backend = backend_for(args.model)
+    results: dict[str, Any] = {}
+    async with backend:
+        for name, graph in graphs.items():
+            results[name] = await run_arm(graph, problems, backend, args.concurrency)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="model for the vLLM backend")
+    parser.add_argument("--simulate", action="store_true", help="use a seeded stand-in model instead of vLLM")
+    parser.add_argument("--n", type=int, default=40, help="number of questions")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-tokens", type=int, default=192)
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the vote arms")
+    parser.add_argument("--wave", type=int, default=4, help="early stop: samples per wave")
+    parser.add_argument("--confidence", type=float, default=0.75, help="early stop: leader share that settles it")
+    parser.add_argument("--concurrency", type=int, default=16, help="questions in flight at once")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args()
+
+    results = anyio.run(main_async, args)
+    source = "simulated model" if args.simulate else args.model
+    print(f"{args.n} word problems (seed {args.seed}), {source}")
+    print(f"{'arm':<8}{'accuracy':>10}{'gen tokens':>12}{'samples':>9}{'failed':>8}{'seconds':>9}")
+    for name, row in results.items():
+        print(f"{name:<8}{row['accuracy']:>10.3f}{row['tokens']:>12}{row['samples']:>9}{row['failed_runs']:>8}"
+              f"{row['seconds']:>9}")
+    v, e, s = results["vote8"], results["early8"], results["single"]
+    saved = 1 - e["tokens"] / v["tokens"] if v["tokens"] else 0.0
+    print(f"vote8 - single accuracy: {v['accuracy'] - s['accuracy']:+.3f}; early8 - vote8 accuracy: "
+          f"{e['accuracy'] - v['accuracy']:+.3f}; early8 generated {saved:.1%} fewer tokens than vote8")
+    if args.json:
+        out = {name: {"accuracy": row["accuracy"], "tokens": row["tokens"]} for name, row in results.items()}
+        out["details"] = {"source": source, "n": args.n, "seed": args.seed, "arms": results,
+                          "early_stop": {"wave": args.wave, "confidence": args.confidence}}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Aggregators: how a fan-out turns k samples into one answer.
+
+Every aggregator groups successful samples by a normalised key
+(``normalize(value)``, identity by default), decides a winner, and breaks
+ties deterministically: among tied groups, the one whose first sample came
+earliest (lowest sample index) wins. ``quorum`` is the number of successful
+samples required; below it the fan-out raises :class:`~plait.VoteError`.
+Failed samples are always counted in the result, never dropped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from plait.errors import VoteError
+
+__all__ = ["Candidate", "Decision", "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum"]
+
+
+class Candidate(BaseModel):
+    """One sample of a fan-out: its parsed value, or the error that made it fail."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: int
+    value: Any = None
+    text: str = ""
+    error: str | None = None
+    cumulative_logprob: float | None = None
+    completion_tokens: int = 0
+    score: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Decision(BaseModel):
+    """What an aggregator decided: the winning sample and the weight of every answer."""
+
+    winner_index: int
+    distribution: dict[str, float]
+    agreement: float
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else repr(key)
+
+
+class Aggregator:
+    """Base class: group by normalised key, weigh each sample, pick the heaviest group.
+
+    Subclasses override :meth:`weight` (per-sample weight), or :meth:`decide`.
+    ``wave`` (None here) makes the fan-out sample in waves and consult
+    :meth:`should_stop` after each sample.
+    """
+
+    wave: int | None = None
+    needs_logprobs = False
+
+    def __init__(self, *, normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
+        if quorum < 1:
+            raise ValueError(f"quorum must be >= 1, got {quorum}")
+        self.normalize = normalize
+        self.quorum = quorum
+
+    def key(self, value: Any) -> Hashable:
+        key = self.normalize(value) if self.normalize else value
+        try:
+            hash(key)
+        except TypeError:
+            key = repr(key)
+        return key
+
+    def weight(self, candidate: Candidate) -> float:
+        return 1.0
+
+    def groups(self, candidates: list[Candidate]) -> dict[Hashable, list[Candidate]]:
+        """Successful candidates by key, in order of first appearance."""
+        groups: dict[Hashable, list[Candidate]] = {}
+        for c in sorted((c for c in candidates if c.ok), key=lambda c: c.index):
+            groups.setdefault(self.key(c.value), []).append(c)
+        return groups
+
+    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+        groups = self.groups(candidates)
+        if not groups:
+            raise VoteError("no sample succeeded, so there is nothing to vote on")
+        weights = {key: sum(self.weight(c) for c in members) for key, members in groups.items()}
+        best = max(weights, key=lambda k: (weights[k], -groups[k][0].index))
+        total = sum(weights.values())
+        return Decision(winner_index=groups[best][0].index,
+                        distribution={_key_text(k): w for k, w in weights.items()},
+                        agreement=weights[best] / total if total else 0.0)
+
+    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
+        return False
+
+
+class Majority(Aggregator):
+    """Plain majority vote over normalised answers (self-consistency)."""
+
+
+class LogprobWeighted(Aggregator):
+    """Each sample votes with its probability: ``exp(cumulative_logprob)``, per token when ``per_token``.
+
+    Per-token (geometric mean) weighting is the default so that long answers
+    are not drowned by short ones. The fan-out asks the backend for logprobs.
+    """
+
+    needs_logprobs = True
+
+    def __init__(self, *, per_token: bool = True, normalize: Callable[[Any], Hashable] | None = None,
+                 quorum: int = 1):
+        super().__init__(normalize=normalize, quorum=quorum)
+        self.per_token = per_token
+
+    def weight(self, candidate: Candidate) -> float:
+        if candidate.cumulative_logprob is None:
+            raise VoteError(f"sample {candidate.index} has no cumulative_logprob; a logprob-weighted vote needs a "
+                            "backend that returns logprobs (backend.supports_logprobs)")
+        logprob = candidate.cumulative_logprob
+        if self.per_token:
+            logprob /= max(candidate.completion_tokens, 1)
+        return math.exp(logprob)
+
+
+Scorer = Callable[..., Any]
+
+
+class BestOfN(Aggregator):
+    """The single best-scoring sample. ``scorer(value, text)`` returns a float (sync or async).
+
+    ``scorer`` may also be an :class:`~plait.planners.LLMJudge` (or anything
+    with ``async score(ctx, candidate, inputs) -> float``). Ties go to the
+    earliest sample. The distribution holds the best score of each answer.
+    """
+
+    def __init__(self, scorer: Scorer | Any, *, normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
+        super().__init__(normalize=normalize, quorum=quorum)
+        self.scorer = scorer
+
+    async def _score(self, candidate: Candidate, ctx: Any, inputs: dict) -> float:
+        if hasattr(self.scorer, "score"):
+            return float(await self.scorer.score(ctx, candidate, inputs))
+        score = self.scorer(candidate.value, candidate.text)
+        if inspect.isawaitable(score):
+            score = await score
+        return float(score)
+
+    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+        ok = sorted((c for c in candidates if c.ok), key=lambda c: c.index)
+        if not ok:
+            raise VoteError("no sample succeeded, so there is nothing to score")
+        for c in ok:
+            if c.score is None:
+                c.score = await self._score(c, ctx, inputs or {})
+        best = max(ok, key=lambda c: (c.score, -c.index))
+        distribution: dict[str, float] = {}
+        for c in ok:
+            k = _key_text(self.key(c.value))
+            distribution[k] = max(distribution.get(k, -math.inf), c.score)
+        agreement = sum(1 for c in ok if self.key(c.value) == self.key(best.value)) / len(ok)
+        return Decision(winner_index=best.index, distribution=distribution, agreement=agreement)
+
+
+class EarlyStop(Majority):
+    """Majority vote sampled in waves of ``wave`` that stops once the result is settled.
+
+    After each sample the fan-out asks :meth:`should_stop`: the leader's count
+    exceeds the runner-up's plus every sample still to come (it cannot be
+    overtaken), or, with ``confidence``, the leader holds at least that share
+    of at least ``min_samples`` successful samples. Outstanding samples are
+    then cancelled and later waves never sent.
+    """
+
+    def __init__(self, *, wave: int = 2, confidence: float | None = None, min_samples: int | None = None,
+                 normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
+        super().__init__(normalize=normalize, quorum=quorum)
+        if wave < 1:
+            raise ValueError(f"wave must be >= 1, got {wave}")
+        if confidence is not None and not 0 < confidence <= 1:
+            raise ValueError(f"confidence must be within (0, 1], got {confidence}")
+        self.wave = wave
+        self.confidence = confidence
+        self.min_samples = min_samples if min_samples is not None else wave
+
+    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
+        counts = sorted((len(m) for m in self.groups(candidates).values()), reverse=True)
+        if not counts or counts[0] < self.quorum:
+            return False
+        runner_up = counts[1] if len(counts) > 1 else 0
+        if counts[0] > runner_up + remaining:
+            return True
+        succeeded = sum(counts)
+        return (self.confidence is not None and succeeded >= self.min_samples
+                and counts[0] / succeeded >= self.confidence)
+
+
+class Quorum(Aggregator):
+    """Require ``required`` successful samples, then let ``inner`` (default: majority) decide."""
+
+    def __init__(self, required: int, inner: Aggregator | None = None):
+        inner = inner or Majority()
+        super().__init__(normalize=inner.normalize, quorum=max(required, inner.quorum))
+        self.inner = inner
+        self.wave = inner.wave
+        self.needs_logprobs = inner.needs_logprobs
+
+    def key(self, value: Any) -> Hashable:
+        return self.inner.key(value)
+
+    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+        return await self.inner.decide(candidates, ctx, inputs)
+
+    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
+        succeeded = sum(1 for c in candidates if c.ok)
+        return succeeded >= self.quorum and self.inner.should_stop(candidates, remaining)

@@ -1,0 +1,42 @@
+"""LLMJudge: score a fan-out candidate with a model call (for BestOfN)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from plait.executors._base import SamplingParams
+from plait.planners._aggregators import Candidate
+from plait.planners._chain import ChainStep
+from plait.planners._parsers import NumberParser, Parser
+from plait.planners._template import TemplateSource
+
+__all__ = ["LLMJudge"]
+
+
+class LLMJudge:
+    """Scores a candidate by asking the model; use as ``BestOfN(LLMJudge("...{candidate}..."))``.
+
+    The template must contain ``{candidate}`` (the sample's text) and may use
+    any input of the fan-out (``{question}``...). The reply is parsed by
+    ``parser`` (a number by default); higher is better. A ready
+    :class:`ChainStep` (with a ``{candidate}`` placeholder) may be given instead;
+    ``to_score`` maps its parsed reply to a number (``{"yes": 1, "no": 0}.get``).
+    """
+
+    def __init__(self, template: TemplateSource | ChainStep, parser: Parser | None = None, *,
+                 params: SamplingParams | None = None, max_reasks: int = 1,
+                 to_score: Callable[[Any], float] = float):
+        if isinstance(template, ChainStep):  # a judge step built elsewhere (its own parser and params)
+            self.step = template
+        else:
+            self.step = ChainStep(template, parser or NumberParser(float),
+                                  params=params or SamplingParams(max_tokens=8), max_reasks=max_reasks, name="judge")
+        self.to_score = to_score
+        if "candidate" not in self.step.template.variables:
+            raise ValueError("an LLMJudge template must contain the {candidate} placeholder")
+
+    async def score(self, ctx: Any, candidate: Candidate, inputs: dict[str, Any]) -> float:
+        values = {k: v for k, v in inputs.items() if k in self.step.template.variables}
+        values["candidate"] = candidate.text
+        return float(self.to_score((await self.step.ask(ctx, values)).value))

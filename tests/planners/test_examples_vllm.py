@@ -1,0 +1,78 @@
+"""Each reasoning example once on the real vLLM backend (small model): the structure of the result, not its wisdom.
+
+Skipped when vLLM or plait's vLLM backend is not installed. One engine serves
+the whole module (starting one takes 20 to 40 s on CPU).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import anyio
+import pytest
+
+pytest.importorskip("vllm")
+executors = pytest.importorskip("plait.executors")
+if not hasattr(executors, "backend_for"):
+    pytest.skip("plait's vLLM backend (plait.executors.backend_for) is not installed", allow_module_level=True)
+
+from plait import NodeFailedError, VoteError  # noqa: E402
+
+pytestmark = pytest.mark.vllm
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "smollm2-135m"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"_vllm_example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run_on_vllm():
+    backend = executors.backend_for(MODEL)
+    portal_cm = anyio.from_thread.start_blocking_portal()
+    portal = portal_cm.__enter__()
+    portal.call(backend.start)
+
+    def run(graph, value, **options):
+        return portal.call(lambda: graph.run(value, backend=backend, **options))
+
+    yield run
+    portal.call(backend.aclose)
+    portal_cm.__exit__(None, None, None)
+
+
+def test_self_consistency_on_vllm(run_on_vllm):
+    module = load("self_consistency")
+    try:
+        out = run_on_vllm(module.graph, {"question": "Tom has 3 bags of 4 apples and 2 more apples. How many?"}).output
+    except NodeFailedError as exc:  # a tiny model may give no parsable number at all: the vote says so
+        assert isinstance(exc.cause, VoteError) and exc.cause.result.samples in (4, 8)
+        return
+    assert set(out) == {"answer", "agreement", "votes", "samples", "failed", "stopped_early", "completion_tokens"}
+    assert out["samples"] in (4, 8) and 0 < out["agreement"] <= 1 and out["completion_tokens"] > 0
+    assert isinstance(out["answer"], int) and str(out["answer"]) in out["votes"]
+
+
+def test_subtask_tree_on_vllm(run_on_vllm):
+    module = load("subtask_tree")
+    result = run_on_vllm(module.graph, {"task": "What is 3 times 8, and what is 2 times 6?"})
+    out = result.output
+    assert isinstance(out["answer"], str) and out["calls"] >= 1
+    assert out["peak_context_tokens"] <= out["unpruned_peak_context_tokens"]
+    assert result.tokens.requests == out["calls"]
+
+
+def test_mixed_reasoning_on_vllm(run_on_vllm):
+    module = load("mixed_reasoning")
+    try:
+        result = run_on_vllm(module.graph, {"problem": "A crate holds 12 eggs. 2 crates and 3 eggs are sold. "
+                                                       "How many eggs are sold?"})
+    except NodeFailedError as exc:  # the vote found no parsable number, or the tree no usable JSON reply
+        assert exc.node in ("vote", "tree")
+        return
+    assert set(result.output) == {"tree_answer", "vote_answer", "agree"}
+    assert isinstance(result.output["vote_answer"], int)
+    assert result.nodes["facts"].status == "ok" and result.nodes["tree"].tokens.requests >= 1
