@@ -10,63 +10,50 @@ from plait import errors
 from plait.errors import (
     BackendError,
     BudgetExceededError,
+    ConstraintSyntaxError,
     DeadlineExceededError,
     GraphError,
     GraphValidationError,
     InputValidationError,
     LoopLimitError,
+    ModelError,
     NodeFailedError,
     NodeTimeoutError,
     ParseError,
     PlaitError,
+    PlanError,
     RunCancelledError,
     RunError,
     ScriptExhaustedError,
-    ConstraintSyntaxError,
+    SubtaskBudgetError,
+    ToolError,
+    VoteError,
 )
-from plait.errors import ModelError  # issue 3
-
-# -- plan-then-execute and tools (issue 5) --
-from plait.errors import PlanError, ToolError
-from plait.executors import Tool, ToolFailure, ToolRegistry, ToolRunner, tool
-from plait.planners import (
-    LLM_TOOL,
-    Plan,
-    PlanAndExecute,
-    PlanOutcome,
-    Planner,
-    PlanStep,
-    ReAct,
-    ReActOutcome,
-    ReActStep,
-    Ref,
-    execute_plan,
-    parse_json_plan,
-    parse_text_plan,
-    plan_and_execute_graph,
-    plan_json_schema,
-    plan_problems,
-)
-# -- end plan-then-execute imports --
 from plait.executors import (
     Backend,
+    backend_for,
     Choice,
     Completion,
     FunctionBackend,
     Grammar,
     JsonSchema,
     Message,
+    model_path,
+    OpenAIBackend,
+    pull_model,
     Regex,
     Request,
     Sample,
     SamplingParams,
     ScriptedBackend,
     TokenLogprob,
+    Tool,
+    tool,
+    ToolFailure,
+    ToolRegistry,
+    ToolRunner,
+    VLLMBackend,
 )
-
-# --- real backends and the model registry (issue 3) ---
-from plait.executors import OpenAIBackend, VLLMBackend, backend_for, model_path, pull_model
-
 from plait.orchestrator import (
     Custom,
     Event,
@@ -76,8 +63,6 @@ from plait.orchestrator import (
     JsonlTrace,
     LoopIteration,
     Node,
-    Param,
-    Signature,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -85,6 +70,8 @@ from plait.orchestrator import (
     NodeRetried,
     NodeSkipped,
     NodeStarted,
+    Param,
+    read_trace,
     RetryPolicy,
     RichProgress,
     Route,
@@ -93,41 +80,10 @@ from plait.orchestrator import (
     RunFinished,
     RunResult,
     RunStarted,
+    Signature,
     TokensUsed,
     TokenUsage,
-    read_trace,
 )
-
-# --- solvers (issue 6: CSP solver nodes) -------------------------------------------------------
-from plait.solvers import (
-    CSP,
-    AllDifferent,
-    AnyOf,
-    Compare,
-    Conflict,
-    CSPResult,
-    Expr,
-    Explain,
-    Expression,
-    Formulate,
-    Formulation,
-    Implies,
-    IntRange,
-    Proposal,
-    ProposeAndRetract,
-    Retraction,
-    SolveCSP,
-    Sum,
-    Table,
-    Variable,
-    find_conflict,
-    parse_expr,
-    solve,
-    solve_async,
-)
-# --- end solvers --------------------------------------------------------------------------------
-# --- reasoning planners (issue 4: chain steps, fan-out votes, subtask trees) ---
-from plait.errors import SubtaskBudgetError, VoteError
 from plait.planners import (
     Aggregator,
     BestOfN,
@@ -136,14 +92,30 @@ from plait.planners import (
     ChoiceParser,
     Decision,
     EarlyStop,
+    execute_plan,
     FanOut,
+    LLM_TOOL,
     LLMJudge,
     LogprobWeighted,
     Majority,
     ModelParser,
     NumberParser,
+    parse_json_plan,
+    parse_text_plan,
     Parser,
+    Plan,
+    plan_and_execute_graph,
+    plan_json_schema,
+    plan_problems,
+    PlanAndExecute,
+    Planner,
+    PlanOutcome,
+    PlanStep,
     Quorum,
+    ReAct,
+    ReActOutcome,
+    ReActStep,
+    Ref,
     RegexParser,
     SubtaskSpec,
     SubtaskTree,
@@ -151,49 +123,67 @@ from plait.planners import (
     TaskReply,
     Template,
     TextParser,
+    tree_call_key,
+    tree_script,
     TreeResult,
     TreeStats,
     VoteResult,
-    tree_call_key,
-    tree_script,
 )
-# --- end reasoning planners ---
+from plait.solvers import (
+    AllDifferent,
+    AnyOf,
+    Compare,
+    Conflict,
+    CSP,
+    CSPResult,
+    Explain,
+    Expr,
+    Expression,
+    find_conflict,
+    Formulate,
+    Formulation,
+    Implies,
+    IntRange,
+    parse_expr,
+    Proposal,
+    ProposeAndRetract,
+    Retraction,
+    solve,
+    solve_async,
+    SolveCSP,
+    Sum,
+    Table,
+    Variable,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "errors",
-    # graph model and runtime
+    # graph model, runtime and observability (plait.orchestrator)
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "Route", "RetryPolicy", "RunContext", "Run",
-    "RunResult", "NodeRecord", "TokenUsage",
-    # observability
-    "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
-    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom", "JsonlTrace", "RichProgress",
-    "read_trace",
-    # backends
-    "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion",
-    "Sample", "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar",
-    # errors
-    "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
-    "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
-    "BackendError", "ScriptExhaustedError", "ParseError",
-    # real backends and the model registry (issue 3)
-    "VLLMBackend", "OpenAIBackend", "backend_for", "model_path", "pull_model", "ModelError",
-    # solvers (issue 6)
-    "ConstraintSyntaxError", "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table",
-    "Implies", "AnyOf", "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
-    "Formulate", "Formulation", "Explain", "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
-    # -- plan-then-execute and tools (issue 5) --
-    "PlanError", "ToolError", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    "RunResult", "NodeRecord", "TokenUsage", "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished",
+    "NodeFailed", "NodeRetried", "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom",
+    "JsonlTrace", "RichProgress", "read_trace",
+    # LLM backends, model registry and tools (plait.executors)
+    "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
+    "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
+    "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
-    "plan_json_schema",
-    # -- end plan-then-execute --
-    # --- reasoning planners (issue 4) ---
-    "VoteError", "SubtaskBudgetError", "ChainStep", "Template", "Parser", "TextParser", "RegexParser",
-    "NumberParser", "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision",
-    "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge", "SubtaskTree",
-    "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
-    # --- end reasoning planners ---
+    "plan_json_schema", "ChainStep", "Template", "Parser", "TextParser", "RegexParser", "NumberParser",
+    "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision", "Aggregator", "Majority",
+    "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge", "SubtaskTree", "TreeResult", "TreeStats",
+    "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
+    # constraint solving (plait.solvers)
+    "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
+    "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP", "Formulate", "Formulation", "Explain",
+    "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
+    # errors (the tree is drawn in plait/errors.py)
+    "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
+    "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
+    "BackendError", "ScriptExhaustedError", "ParseError", "ModelError", "ConstraintSyntaxError", "PlanError",
+    "ToolError", "VoteError", "SubtaskBudgetError",
 ]

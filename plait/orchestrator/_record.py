@@ -68,6 +68,11 @@ class RunResult:
     duration: float
     events: list[Event] = dataclasses.field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Short on purpose: a run record can hold thousands of outputs and events.
+        return (f"<RunResult {self.graph!r} {self.status}: {len(self.nodes)} nodes, "
+                f"{self.tokens.total} tokens, {self.duration * 1000:.1f} ms>")
+
     def __getitem__(self, node: Any) -> Any:
         """The latest output of a node (by name or node object)."""
         name = node if isinstance(node, str) else node.name
