@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from typing import Any
@@ -87,7 +88,7 @@ QUESTIONS = [
 ]
 
 
-async def real(model: str, max_tokens: int) -> dict[str, Any]:
+async def real(model: str, max_tokens: int, questions: int) -> dict[str, Any]:
     try:
         from plait.executors import backend_for
     except ImportError:
@@ -96,9 +97,10 @@ async def real(model: str, max_tokens: int) -> dict[str, Any]:
                   on_budget="conclude")
     rows: list[dict[str, Any]] = []
     async with backend_for(model) as backend:
-        for question in QUESTIONS:
+        for question in QUESTIONS[:questions]:
             row: dict[str, Any] = {"question": question}
             for label, prune in (("pruned", True), ("unpruned", False)):
+                logging.info("%s: %s", label, question)
                 try:
                     row[label] = figures(await solve(SubtaskTree(prune=prune, **limits), question, backend))
                 except Exception as exc:  # a small model may fail to produce usable JSON; record it
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--thought-words", type=int, default=40, help="words of thought in each scripted reply")
     parser.add_argument("--model", help="also run multi-part questions on this model (vLLM backend)")
     parser.add_argument("--max-tokens", type=int, default=256, help="max tokens per call in the real-model run")
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS), help="questions in the real-model run")
     args = parser.parse_args()
 
     out = anyio.run(scripted, args.thought_words)
@@ -140,7 +143,8 @@ def main() -> None:
         "scripted": out,
     }
     if args.model:
-        real_out = anyio.run(real, args.model, args.max_tokens)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        real_out = anyio.run(real, args.model, args.max_tokens, args.questions)
         for row in real_out["questions"]:
             print()
             print(table(f"{args.model}: {row['question'][:70]}", {k: row[k] for k in ("pruned", "unpruned")}))
