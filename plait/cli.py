@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = str(exc).splitlines()
         print(f"plait: error: {' '.join(line.strip() for line in lines)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `plait run ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
