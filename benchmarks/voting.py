@@ -56,6 +56,7 @@ def arms(args: argparse.Namespace) -> dict[str, Graph]:
 
 async def run_arm(graph: Graph, problems: list[Problem], backend: Any, concurrency: int) -> dict[str, Any]:
     correct, tokens, failures, samples = 0, 0, 0, 0
+    errors: list[str] = []
     limiter = anyio.CapacityLimiter(concurrency)
     t0 = time.perf_counter()
 
@@ -66,6 +67,8 @@ async def run_arm(graph: Graph, problems: list[Problem], backend: Any, concurren
                 result = await graph.run({"question": problem.question}, backend=backend)
             except Exception as exc:  # unparsable single answer or a vote with no usable sample: wrong
                 failures += 1
+                if len(errors) < 3:
+                    errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                 partial = getattr(exc, "partial", None)
                 tokens += partial.tokens.completion_tokens if partial is not None else 0
                 return
@@ -78,7 +81,7 @@ async def run_arm(graph: Graph, problems: list[Problem], backend: Any, concurren
         for problem in problems:
             tg.start_soon(one, problem)
     return {"accuracy": correct / len(problems), "tokens": tokens, "failed_runs": failures, "samples": samples,
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0, 1), "first_errors": errors}
 
 
 def simulated_backend(problems: list[Problem], seed: int) -> FunctionBackend:
@@ -134,7 +137,7 @@ def main() -> None:
     parser.add_argument("--simulate", action="store_true", help="use a seeded stand-in model instead of vLLM")
     parser.add_argument("--n", type=int, default=40, help="number of questions")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-tokens", type=int, default=192)
+    parser.add_argument("--max-tokens", type=int, default=256, help="per sample (128 truncated qwen's reasoning)")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the vote arms")
     parser.add_argument("--wave", type=int, default=4, help="early stop: samples per wave")
     parser.add_argument("--confidence", type=float, default=0.75, help="early stop: leader share that settles it")
@@ -149,6 +152,9 @@ def main() -> None:
     for name, row in results.items():
         print(f"{name:<8}{row['accuracy']:>10.3f}{row['tokens']:>12}{row['samples']:>9}{row['failed_runs']:>8}"
               f"{row['seconds']:>9}")
+    for name, row in results.items():
+        for error in row["first_errors"]:
+            print(f"  {name} failure: {error}")
     v, e, s = results["vote8"], results["early8"], results["single"]
     saved = 1 - e["tokens"] / v["tokens"] if v["tokens"] else 0.0
     print(f"vote8 - single accuracy: {v['accuracy'] - s['accuracy']:+.3f}; early8 - vote8 accuracy: "
