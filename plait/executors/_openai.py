@@ -9,8 +9,10 @@ HTTP request has a timeout, so a stuck server never hangs a run.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -40,6 +42,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     supports_structured_output = True
     supports_logprobs = True
+    supports_streaming = True
 
     def __init__(
         self,
@@ -59,7 +62,7 @@ class OpenAIBackend(Backend):
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
-        self.stream = stream
+        self.stream_responses = stream  # (not `self.stream`: that is the streaming method)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._limits = max_connections
         self._client: Any = None
@@ -106,13 +109,22 @@ class OpenAIBackend(Backend):
             raise _first_error(group) from None
         return [r for r in results if r is not None]
 
+    async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Serve one request as a server-sent-event stream, handing the first sample's text to ``on_text``."""
+        check_request_constraint(request)
+        await self.start()
+        body = request_body(request, self.model or "", stream=True)
+        return await self._send("POST", endpoint(request), body, stream=True, on_text=on_text)
+
     async def _generate_one(self, request: Request) -> Completion:
-        body = request_body(request, self.model or "", stream=self.stream)
-        if not self.stream:
+        body = request_body(request, self.model or "", stream=self.stream_responses)
+        if not self.stream_responses:
             return parse_response(await self._send("POST", endpoint(request), body), self.model or "")
         return await self._send("POST", endpoint(request), body, stream=True)
 
-    async def _send(self, method: str, path: str, body: dict | None, *, stream: bool = False) -> Any:
+    async def _send(
+        self, method: str, path: str, body: dict | None, *, stream: bool = False, on_text: Callable | None = None
+    ) -> Any:
         """One HTTP exchange with bounded retries; JSON (or an assembled stream) back."""
         import httpx
 
@@ -123,7 +135,7 @@ class OpenAIBackend(Backend):
                 await anyio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 if stream:
-                    return await self._stream(path, body, url)
+                    return await self._stream(path, body, url, on_text)
                 response = await self._client.request(method, path, json=body, timeout=self.timeout)
             except _Retryable as exc:
                 last = str(exc)
@@ -145,7 +157,7 @@ class OpenAIBackend(Backend):
             return response.json()
         raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last}; is the server running?")
 
-    async def _stream(self, path: str, body: dict | None, url: str) -> Completion:
+    async def _stream(self, path: str, body: dict | None, url: str, on_text: Callable | None = None) -> Completion:
         accumulator = StreamAccumulator(self.model or "")
         async with self._client.stream("POST", path, json=body, timeout=self.timeout) as response:
             if response.status_code in _RETRY_STATUS:
@@ -163,7 +175,21 @@ class OpenAIBackend(Backend):
                 if "error" in chunk:
                     raise BackendError(f"{url} failed mid-stream: {_error_text(payload)}")
                 accumulator.add(chunk)
+                if on_text is not None:
+                    await _deliver(on_text, chunk)
         return accumulator.completion()
+
+
+async def _deliver(on_text: Callable[[str], Any], chunk: dict) -> None:
+    """Hand the first sample's new text in ``chunk`` to ``on_text`` (sync or async)."""
+    for choice in chunk.get("choices") or []:
+        if choice.get("index", 0) != 0:
+            continue
+        piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
+        if piece:
+            result = on_text(piece)
+            if inspect.isawaitable(result):
+                await result
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -14,8 +14,9 @@ reported before any request of the batch is sent.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -49,6 +50,7 @@ class VLLMBackend(Backend):
     name = "vllm"
     supports_structured_output = True
     supports_logprobs = True
+    supports_streaming = True
 
     def __init__(
         self,
@@ -128,7 +130,45 @@ class VLLMBackend(Backend):
                 future.cancel()  # no-op when done; aborts the engine request when the caller gave up
         return [self._completion(out) for out in outputs]
 
-    def _prepare(self, shared: SharedEngine, request: Request, index: int) -> tuple[dict, Any]:
+    async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+        """Serve one request, handing the first sample's new text to ``on_text`` after each engine step."""
+        check_request_constraint(request)
+        await self.start()
+        shared = self._require()
+        prompt, params = self._prepare(shared, request, 0, streaming=True)
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue = asyncio.Queue()
+
+        def push(output: Any) -> None:  # runs on the engine's loop
+            loop.call_soon_threadsafe(updates.put_nowait, output)
+
+        future = shared.portal.start_task_soon(
+            _run_streaming, shared.engine, prompt, params, f"plait-{uuid.uuid4().hex}", push
+        )
+        sent = 0
+        try:
+            with anyio.fail_after(self.timeout):
+                while (output := await updates.get()) is not None:
+                    text = output.outputs[0].text if output.outputs else ""
+                    if len(text) > sent:
+                        result = on_text(text[sent:])
+                        sent = len(text)
+                        if inspect.isawaitable(result):
+                            await result
+                final = await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise BackendError(f"vLLM did not finish the request within the timeout of {self.timeout:g}s") from None
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"vLLM failed to serve the request: {type(exc).__name__}: {exc}") from exc
+        finally:
+            future.cancel()
+        return self._completion(final)
+
+    def _prepare(
+        self, shared: SharedEngine, request: Request, index: int, *, streaming: bool = False
+    ) -> tuple[dict, Any]:
         token_ids = self._tokenize(shared, request, index)
         limit = shared.max_model_len
         if len(token_ids) >= limit:
@@ -136,7 +176,8 @@ class VLLMBackend(Backend):
                 f"request {index}{_tag(request)}: the prompt has {len(token_ids)} tokens but model "
                 f"{self.model!r} has a context window of {limit} tokens; shorten the prompt"
             )
-        return {"prompt_token_ids": token_ids}, self._sampling_params(request, limit - len(token_ids))
+        room = limit - len(token_ids)
+        return {"prompt_token_ids": token_ids}, self._sampling_params(request, room, streaming)
 
     @staticmethod
     def _tokenize(shared: SharedEngine, request: Request, index: int) -> list[int]:
@@ -152,7 +193,7 @@ class VLLMBackend(Backend):
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @staticmethod
-    def _sampling_params(request: Request, room: int) -> Any:
+    def _sampling_params(request: Request, room: int, streaming: bool = False) -> Any:
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
@@ -167,7 +208,7 @@ class VLLMBackend(Backend):
             seed=p.seed,
             logprobs=p.logprobs,
             structured_outputs=StructuredOutputsParams(**structured) if structured else None,
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.CUMULATIVE if streaming else RequestOutputKind.FINAL_ONLY,
         )
 
     def _completion(self, out: Any) -> Completion:
@@ -185,6 +226,18 @@ async def _run_one(engine: Any, prompt: dict, params: Any, request_id: str) -> A
     final = None
     async for output in engine.generate(prompt, params, request_id):
         final = output
+    return final
+
+
+async def _run_streaming(engine: Any, prompt: dict, params: Any, request_id: str, push: Callable) -> Any:
+    """Runs on the engine's loop: push every cumulative output, then ``None``; return the final one."""
+    final = None
+    try:
+        async for output in engine.generate(prompt, params, request_id):
+            final = output
+            push(output)
+    finally:
+        push(None)
     return final
 
 

@@ -201,3 +201,17 @@ def test_backend_timeout_gives_backend_error(make_backend, backend_kind):
         assert c.completion_tokens >= 1
 
     run(make_backend, check, timeout=0.5)
+
+
+def test_stream_hands_over_text_as_it_arrives(make_backend):
+    async def check(backend):
+        assert backend.supports_streaming
+        pieces: list[str] = []
+        request = Request(prompt="Count upwards: 1, 2, 3, 4,", params=SamplingParams(max_tokens=8))
+        completion = await backend.stream(request, pieces.append)
+        assert len(pieces) >= 2
+        assert "".join(pieces) == completion.text
+        assert completion.completion_tokens == 8
+        assert completion.prompt_tokens > 0
+
+    run(make_backend, check)
