@@ -32,7 +32,7 @@ models: vllm
 	$(BIN)/plait models pull $(TEST_MODELS)
 
 test: vllm models
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 demo: vllm
 	$(BIN)/plait models pull $(DEMO_MODEL)

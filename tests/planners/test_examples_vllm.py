@@ -31,7 +31,7 @@ def load(name):
 
 @pytest.fixture(scope="module")
 def run_on_vllm():
-    backend = executors.backend_for(MODEL)
+    backend = executors.backend_for(MODEL, max_model_len=2048)  # the settings of the session engine: shared
     portal_cm = anyio.from_thread.start_blocking_portal()
     portal = portal_cm.__enter__()
     portal.call(backend.start)
