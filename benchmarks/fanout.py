@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections import Counter
 
@@ -85,6 +86,8 @@ async def run(model: str, ks: list[int], repeats: int, max_tokens: int) -> dict:
                     key: statistics.median(r[key] for r in runs)
                     for key in ("wall_s", "tok_per_s", "cache_hit_rate", "shared_prefix_hit_rate")
                 } | {"majority_answers": runs[-1]["majority_answers"]}
+                wall = results[k][arm]["wall_s"]
+                print(f"k={k} {arm}: {wall:.2f} s", file=sys.stderr, flush=True)  # partial figures survive a kill
     return results
 
 
