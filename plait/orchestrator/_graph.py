@@ -318,20 +318,10 @@ class GraphNode(Node):
     def signature(self) -> Signature:
         return Signature(dict(self.graph.input_params), self.graph.output_type, "ctx")
 
-    @property
-    def is_async(self) -> bool:
-        return True
-
-    def _callable(self):
-        return self._run_subgraph
-
     async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
         from plait.orchestrator._runtime import run_subgraph
 
         return await run_subgraph(self.graph, kwargs, ctx)
-
-    async def _run_subgraph(self, **kwargs: Any) -> Any:  # pragma: no cover - invoke is used
-        raise NotImplementedError
 
 
 def _name_of(ref: NodeRef) -> str:

@@ -186,6 +186,7 @@ class Node:
 
         Override to declare them dynamically (a prompt template whose variables
         are the inputs, say); ``invoke`` then receives those inputs as kwargs.
+        A node that overrides both ``signature`` and ``invoke`` needs no ``run``.
         """
         return _signature_of(self._callable(), self.name)
 

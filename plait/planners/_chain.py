@@ -66,10 +66,6 @@ class ChainStep(Node):
                   for v in self.template.variables}
         return Signature(params, self.parser.output_type, "ctx")
 
-    @property
-    def is_async(self) -> bool:
-        return True
-
     def request(self, values: Mapping[str, Any], backend: Any = None, **sampling: Any) -> Request:
         """The request this step sends for ``values`` (``sampling`` overrides SamplingParams fields)."""
         params = self.sampling.model_copy(update=sampling) if sampling else self.sampling

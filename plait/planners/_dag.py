@@ -101,13 +101,6 @@ class _StepNode(Node):
     def signature(self) -> Signature:
         return Signature({d: Param(d, Any) for d in self.deps}, Any, "ctx")
 
-    @property
-    def is_async(self) -> bool:
-        return True
-
-    def _callable(self):
-        return self.invoke
-
     async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
         return await run_step(self.step, {**self.known, **kwargs}, self.runner, ctx, self.llm_params)
 
@@ -121,13 +114,6 @@ class _Collect(Node):
 
     def signature(self) -> Signature:
         return Signature({i: Param(i, Any) for i in self.ids}, dict[str, Any], None)
-
-    @property
-    def is_async(self) -> bool:
-        return True
-
-    def _callable(self):
-        return self.invoke
 
     async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
         return {i: kwargs[i] for i in self.ids}

@@ -70,13 +70,6 @@ class ReAct(Node):
     def signature(self) -> Signature:
         return Signature({self.input: Param(self.input, str)}, ReActOutcome, "ctx")
 
-    @property
-    def is_async(self) -> bool:
-        return True
-
-    def _callable(self):
-        return self.invoke
-
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> ReActOutcome:
         task = kwargs[self.input]
         runner = ToolRunner(self.tools, emit=ctx.emit)

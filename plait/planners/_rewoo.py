@@ -98,13 +98,6 @@ class PlanAndExecute(Node):
     def signature(self) -> Signature:
         return Signature({self.input: Param(self.input, str)}, PlanOutcome, "ctx")
 
-    @property
-    def is_async(self) -> bool:
-        return True
-
-    def _callable(self):
-        return self.invoke
-
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> PlanOutcome:
         task = kwargs[self.input]
         runner = ToolRunner(self.tools, emit=ctx.emit)
