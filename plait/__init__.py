@@ -10,6 +10,8 @@ from plait import errors
 from plait.errors import (
     BackendError,
     BudgetExceededError,
+    CheckpointError,
+    CheckpointMismatchError,
     ConstraintSyntaxError,
     DeadlineExceededError,
     GraphError,
@@ -22,6 +24,7 @@ from plait.errors import (
     ParseError,
     PlaitError,
     PlanError,
+    ReplayMissError,
     RunCancelledError,
     RunError,
     ScriptExhaustedError,
@@ -34,6 +37,7 @@ from plait.executors import (
     backend_for,
     Choice,
     Completion,
+    FlakyBackend,
     FunctionBackend,
     Grammar,
     JsonSchema,
@@ -53,6 +57,14 @@ from plait.executors import (
     ToolRegistry,
     ToolRunner,
     VLLMBackend,
+)
+from plait.durable import (
+    BatchItem,
+    BatchResult,
+    Checkpointer,
+    MemoryCheckpointer,
+    run_batch,
+    SQLiteCheckpointer,
 )
 from plait.orchestrator import (
     Custom,
@@ -169,7 +181,9 @@ __all__ = [
     # LLM backends, model registry and tools (plait.executors)
     "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
-    "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool",
+    "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
+    # durable runs: checkpoints, resume, replay, batches (plait.durable)
+    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "run_batch", "BatchResult", "BatchItem",
     # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
@@ -185,5 +199,5 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError", "ModelError", "ConstraintSyntaxError", "PlanError",
-    "ToolError", "VoteError", "SubtaskBudgetError",
+    "ToolError", "VoteError", "SubtaskBudgetError", "CheckpointError", "CheckpointMismatchError", "ReplayMissError",
 ]

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrency", type=int, default=None, help="cap on nodes running at once")
     run.add_argument("--summary", action="store_true", help="print per-node timings and tokens to stderr")
     run.add_argument("--progress", action="store_true", help="show a live progress display on stderr")
+    durable = run.add_argument_group("durable runs")
+    durable.add_argument("--checkpoint", default=None, metavar="DB",
+                         help="commit every finished node to this SQLite file (created if absent)")
+    durable.add_argument("--run-id", default=None, help="the run (or batch) to start or resume in --checkpoint")
+    durable.add_argument("--replay", action="store_true",
+                         help="re-run --run-id from its recorded LLM responses and tool results (no model)")
+    durable.add_argument("--no-cache", action="store_true", help="do not reuse recorded LLM responses")
+    batch = run.add_argument_group("batch runs")
+    batch.add_argument("--inputs", default=None, metavar="FILE.jsonl", help="run once per line of this file")
+    batch.add_argument("--output", default=None, metavar="FILE.jsonl",
+                       help="write one result line per input here (default: stdout)")
+    batch.add_argument("--concurrency", type=int, default=4, help="inputs running at once (default 4)")
+    batch.add_argument("--id-field", default=None, help="key of each input line that identifies it")
+    batch.add_argument("--retry-failed", action="store_true", help="run inputs whose recorded run failed again")
 
     graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="MODULE:GRAPH")
@@ -135,16 +150,40 @@ def _print_output(output: Any) -> None:
         print(json.dumps(to_jsonable_python(output, fallback=repr), indent=2, ensure_ascii=False))
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    if args.inputs and args.input is not None:
+        raise UsageError("give either --input (one run) or --inputs (a batch), not both")
+    if (args.output or args.id_field or args.retry_failed) and not args.inputs:
+        raise UsageError("--output, --id-field and --retry-failed belong to batch runs: add --inputs FILE.jsonl")
+    if (args.run_id or args.replay) and not args.checkpoint:
+        raise UsageError("--run-id and --replay need --checkpoint DB")
+    if args.replay and not args.run_id:
+        raise UsageError("--replay needs --run-id of a recorded run")
+    if args.replay and args.inputs:
+        raise UsageError("--replay replays one run; batches are resumed with --checkpoint and --run-id")
+    if args.concurrency < 1:
+        raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
+
+
 async def _run(args: argparse.Namespace) -> int:
+    _check_args(args)
     graph, module = load_target(args.target)
+    if args.inputs:
+        from plait.durable._cli import run_batch_command
+
+        return await run_batch_command(args, graph, _backend(args.model, module))
     value = parse_input(args.input)
-    backend = _backend(args.model, module)
+    backend = None if args.replay else _backend(args.model, module)
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
                    max_concurrency=args.max_concurrency, progress=args.progress)
+    if args.checkpoint:
+        options.update(checkpoint=args.checkpoint, run_id=args.run_id, replay=args.replay, cache=not args.no_cache)
     try:
         run = graph.stream(value, backend=backend, **options)
     except (InputValidationError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
+    if args.checkpoint and not args.run_id:
+        print(f"plait: run id {run.durable.run_id} (resume with --run-id {run.durable.run_id})", file=sys.stderr)
     if backend is None:
         result = await run.result()
     else:
@@ -154,6 +193,42 @@ async def _run(args: argparse.Namespace) -> int:
     if args.summary:
         print(result.summary(), file=sys.stderr)
     return 0
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the work was cancelled cleanly (runs record themselves as cancelled)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signal = signal.Signals(signum)
+
+
+async def _interruptible(args: argparse.Namespace) -> int:
+    """Run the command; on SIGINT/SIGTERM cancel it, let every run record its state, then raise Interrupted."""
+    outcome: dict[str, Any] = {}
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                outcome["signal"] = signum
+                scope.cancel()
+                return
+
+    async def work(scope: anyio.CancelScope) -> None:
+        try:
+            outcome["rc"] = await _run(args)
+        except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+            outcome["error"] = exc
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, tg.cancel_scope)
+        tg.start_soon(work, tg.cancel_scope)
+    if "signal" in outcome:
+        raise Interrupted(outcome["signal"])
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["rc"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
             from plait.executors._models_cli import models_command
 
             return models_command(args)
-        return anyio.run(_run, args)
+        return anyio.run(_interruptible, args)
+    except Interrupted as exc:
+        where = (f"committed work is in {args.checkpoint}: run the same command to resume"
+                 if getattr(args, "checkpoint", None) else "without --checkpoint nothing was saved")
+        print(f"plait: interrupted by {exc.signal.name}; {where}", file=sys.stderr)
+        return 128 + exc.signal.value
     except UsageError as exc:
         print(f"plait: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,13 +18,16 @@ catches them all. Messages say what went wrong and what to do about it.
     │   └── RunCancelledError       the run was cancelled from outside
     ├── BackendError                an LLM backend could not serve a request
     │   ├── ScriptExhaustedError    a ScriptedBackend ran out of replies
-    │   └── ModelError              a model is unknown, not pulled, or failed download/verification
+    │   ├── ModelError              a model is unknown, not pulled, or failed download/verification
+    │   └── ReplayMissError         a replayed run asked for a response that was never recorded
     ├── ParseError                  model output could not be parsed into the expected type
     │   ├── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
     │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
     ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
     ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
-    └── SubtaskBudgetError          a subtask tree's subtree spent its token budget
+    ├── SubtaskBudgetError          a subtask tree's subtree spent its token budget
+    └── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
+        └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ __all__ = [
     "ToolError",
     "VoteError",
     "SubtaskBudgetError",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "ReplayMissError",
 ]
 
 
@@ -151,6 +157,10 @@ class ModelError(BackendError):
     """A model name is unknown, a model is not pulled yet, or a download failed its checksum."""
 
 
+class ReplayMissError(BackendError):
+    """A run replayed from a checkpoint asked for an LLM response or tool result that was not recorded."""
+
+
 class ParseError(PlaitError):
     """Model output could not be parsed. ``raw`` holds the text that failed."""
 
@@ -204,3 +214,14 @@ class SubtaskBudgetError(PlaitError):
 def _describe(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class CheckpointError(PlaitError):
+    """A checkpoint cannot be used: unreadable, corrupt, truncated, closed, or not a plait checkpoint.
+
+    The file is never modified when this is raised.
+    """
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A run id in the checkpoint was recorded for a different graph (nodes, edges or types) or input."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -54,9 +54,11 @@ class ToolRunner:
     ``ctx.emit``) receives ``tool_cache_hit`` and ``tool_retry`` events.
     """
 
-    def __init__(self, tools: ToolRegistry, *, emit: Callable[..., None] | None = None):
+    def __init__(self, tools: ToolRegistry, *, emit: Callable[..., None] | None = None,
+                 remember: Callable[[str, str, Callable[[], Awaitable[Any]]], Awaitable[Any]] | None = None):
         self.tools = tools
         self._emit = emit or (lambda name, **data: None)
+        self._remember = remember
         self._limits = {t.name: anyio.Semaphore(t.max_concurrency) for t in tools if t.max_concurrency}
         self._cache: dict[tuple[str, str], _Pending] = {}
         self.calls = 0  # tool executions actually started (cache hits excluded)
@@ -71,6 +73,11 @@ class ToolRunner:
             args = t.validate_args(args)
         except ValidationError as exc:
             return ToolFailure(t.name, "invalid arguments: " + "; ".join(validation_problems(exc)), 0)
+        if self._remember is not None:  # a checkpointed run records results; resume and replay reuse them
+            return await self._remember("tool", f"{t.name}:{_canonical(args)}", lambda: self._cached(t, args))
+        return await self._cached(t, args)
+
+    async def _cached(self, t: Tool, args: dict[str, Any]) -> Any:
         if not t.cache:
             return await self._run(t, args)
         key = (t.name, _canonical(args))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from plait.errors import BackendError, BudgetExceededError
 from plait.executors._base import Backend, Completion, Request
 from plait.orchestrator._events import Custom, TokensUsed
+from plait.orchestrator._record import TokenUsage
 
 if TYPE_CHECKING:
     from plait.orchestrator._runtime import _RunState
@@ -23,12 +24,13 @@ class RunContext:
     :class:`~plait.TokensUsed` events.
     """
 
-    __slots__ = ("_state", "node", "iteration")
+    __slots__ = ("_state", "node", "iteration", "tokens")
 
     def __init__(self, state: _RunState, node: str, iteration: int = 0):
         self._state = state
         self.node = node  # full name, e.g. "outer/inner[2]"
         self.iteration = iteration
+        self.tokens: TokenUsage | None = None  # tokens of this activation (set on first report)
 
     @property
     def run_id(self) -> str:
@@ -70,7 +72,11 @@ class RunContext:
         batch = [request] if single else list(request)
         self.check_budget()
         batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
-        completions = await self.backend.generate(batch)
+        journal = self._state.journal
+        if journal is not None and journal.cache:
+            completions = await journal.generate(lambda: self.backend, batch)
+        else:
+            completions = await self.backend.generate(batch)
         for completion in completions:
             self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         return completions[0] if single else completions
@@ -80,7 +86,11 @@ class RunContext:
         self.check_budget()
         if not request.tag:
             request = request.model_copy(update={"tag": self.node})
-        completion = await self.backend.stream(request, on_text)
+        journal = self._state.journal
+        if journal is not None and journal.cache:
+            completion = await journal.stream(lambda: self.backend, request, on_text)
+        else:
+            completion = await self.backend.stream(request, on_text)
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         return completion
 
@@ -88,11 +98,27 @@ class RunContext:
         """Count tokens spent by this node (done for you by :meth:`generate`)."""
         state = self._state
         state.tokens.add(prompt, completion, cached)
+        if self.tokens is None:
+            self.tokens = TokenUsage()
+        self.tokens.add(prompt, completion, cached)
         record = state.records.get(self.node) or state.records.get(_base_name(self.node))
         if record is not None:
             record.tokens.add(prompt, completion, cached)
         state.emit(TokensUsed, node=self.node, prompt_tokens=prompt, completion_tokens=completion,
                    cached_tokens=cached, run_total=state.tokens.total)
+
+    async def remember(self, kind: str, key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """``await compute()``, recorded when the run has a checkpoint.
+
+        For side effects that a resumed or replayed run must not repeat (tool
+        calls): the k-th call with the same ``kind`` and ``key`` in a run is
+        served from the record when one exists. Without a checkpoint this is
+        just ``await compute()``.
+        """
+        journal = self._state.journal
+        if journal is None:
+            return await compute()
+        return await journal.remember(kind, key, compute)
 
     def emit(self, name: str, **data: Any) -> None:
         """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""

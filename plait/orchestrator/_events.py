@@ -76,6 +76,7 @@ class NodeFinished(Event):
     duration: float
     output: Any = None
     route: str | None = None
+    restored: bool = False  # taken from a checkpoint, not run
 
 
 @_event

@@ -48,6 +48,12 @@ class NodeRecord:
     tokens: TokenUsage = dataclasses.field(default_factory=TokenUsage)
     error: str | None = None
     routes: list[str] = dataclasses.field(default_factory=list)
+    restored: int = 0  # activations taken from a checkpoint instead of run
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first, summed over activations."""
+        return max(self.attempts - self.runs, 0)
 
     @property
     def output(self) -> Any:

@@ -48,6 +48,7 @@ from plait.orchestrator._events import (
     RunStarted,
 )
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
+from plait.orchestrator._journal import RunCheckpoint, RunJournal, decode, digest
 from plait.orchestrator._node import MISSING, Node, Route
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
 
@@ -80,8 +81,9 @@ class _RunState:
     """State shared by every node (and nested subgraph) of one run."""
 
     def __init__(self, graph: str, inputs: dict[str, Any], backend: Backend | None, token_budget: int | None,
-                 max_concurrency: int | None, sinks: list[Callable[[Event], None]], keep_events: bool):
-        self.run_id = f"{_RUN_PREFIX}-{next(_RUN_COUNTER)}"
+                 max_concurrency: int | None, sinks: list[Callable[[Event], None]], keep_events: bool,
+                 run_id: str | None = None):
+        self.run_id = run_id or f"{_RUN_PREFIX}-{next(_RUN_COUNTER)}"
         self.graph = graph
         self.inputs = inputs
         self.backend = backend
@@ -94,6 +96,7 @@ class _RunState:
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self.node_limiters: dict[str, anyio.CapacityLimiter] = {}
         self.cancel_requested = False
+        self.journal: RunJournal | None = None
         self.t0 = time.perf_counter()
 
     def now(self) -> float:
@@ -335,6 +338,12 @@ class _Execution:
 
     async def _attempts(self, node: Node, full: str, record: NodeRecord, kwargs: dict[str, Any]) -> Any:
         state = self.state
+        journal = state.journal
+        if journal is not None:
+            key, inputs_hash = journal.next_key(full), digest(kwargs)
+            stored = journal.restore(key, inputs_hash)
+            if stored is not None:
+                return self._restored(full, record, stored)
         record.status = "running"
         record.runs += 1
         if record.started is None:
@@ -381,9 +390,31 @@ class _Execution:
             route = None
             if isinstance(value, Route):
                 route = value.to.name if isinstance(value.to, Node) else str(value.to)
+            if journal is not None:  # committed before any dependant starts
+                journal.commit(key, inputs_hash, _portable(value), ctx.tokens, duration, attempt)
             state.emit(NodeFinished, node=full, duration=duration,
                        output=value.value if isinstance(value, Route) else value, route=route)
             return value
+
+    def _restored(self, full: str, record: NodeRecord, stored: Any) -> Any:
+        """Take a node's committed outcome from the checkpoint instead of running it again."""
+        state = self.state
+        value = decode(stored.outcome)
+        record.status = "ok"
+        record.runs += 1
+        record.attempts += stored.attempts
+        record.restored += 1
+        now = state.now()
+        record.started = now if record.started is None else record.started
+        record.finished = now
+        tokens = (stored.prompt_tokens, stored.completion_tokens, stored.cached_tokens)
+        for usage in (record.tokens, state.tokens):
+            usage.add(*tokens)
+            usage.requests += stored.requests - 1
+        route = str(value.to) if isinstance(value, Route) else None
+        state.emit(NodeFinished, node=full, duration=0.0, output=value.value if isinstance(value, Route) else value,
+                   route=route, restored=True)
+        return value
 
     async def _call(self, node: Node, full: str, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         limiters = []
@@ -417,6 +448,13 @@ class _Execution:
         if node.on_error == "skip":
             return _Skip(f"node {full!r} failed: {record.error}")
         raise _Stop(NodeFailedError(full, exc))
+
+
+def _portable(outcome: Any) -> Any:
+    """A Route names its target by string in the checkpoint (node objects are not stored)."""
+    if isinstance(outcome, Route) and isinstance(outcome.to, Node):
+        return Route(outcome.to.name, outcome.value)
+    return outcome
 
 
 def _validate_inputs(node: Node, kwargs: dict[str, Any], mapped: str | None) -> dict[str, Any]:
@@ -510,7 +548,15 @@ class Run:
     * ``trace``: path of a JSONL file that receives every event;
     * ``on_event``: a callable, or list of callables, called with each event;
     * ``progress``: show a live terminal progress display (rich);
-    * ``keep_events``: keep events in ``RunResult.events`` (default True).
+    * ``keep_events``: keep events in ``RunResult.events`` (default True);
+    * ``checkpoint``: a :class:`~plait.Checkpointer` or the path of an SQLite
+      file: every node completion is committed, and a run started again with
+      the same ``run_id`` restores finished nodes instead of running them;
+      LLM responses are recorded and reused (``cache=False`` turns that off);
+    * ``run_id``: the id to resume (with ``checkpoint``; generated if absent;
+      ``input`` may then be left out to reuse the recorded one);
+    * ``replay``: re-run the recorded run ``run_id`` from its recorded LLM
+      responses and tool results, needing no backend and writing nothing.
 
     ``run.cancel()`` stops everything within one scheduling step and makes
     the run raise :class:`~plait.RunCancelledError` carrying partial results.
@@ -522,7 +568,8 @@ class Run:
                  max_concurrency: int | None = None, deadline: float | None = None,
                  token_budget: int | None = None, trace: Any = None,
                  on_event: Callable[[Event], None] | list[Callable[[Event], None]] | None = None,
-                 progress: bool = False, keep_events: bool = True):
+                 progress: bool = False, keep_events: bool = True, checkpoint: Any = None,
+                 run_id: str | None = None, replay: bool = False, cache: bool = True):
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if deadline is not None and deadline <= 0:
@@ -531,7 +578,17 @@ class Run:
             raise ValueError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
-        self.inputs = bind_inputs(graph, self.plan, input)
+        self.durable = None if checkpoint is None and run_id is None and not replay else RunCheckpoint(
+            graph, self.plan, checkpoint, run_id, replay, cache)
+        try:
+            if self.durable is not None and input is None and self.durable.stored is not None:
+                self.inputs = decode(self.durable.stored.input)
+            else:
+                self.inputs = bind_inputs(graph, self.plan, input)
+        except BaseException:
+            if self.durable is not None:
+                self.durable.close()
+            raise
         self.backend, self.max_concurrency, self.deadline = backend, max_concurrency, deadline
         self.token_budget, self.trace, self.progress, self.keep_events = token_budget, trace, progress, keep_events
         self.sinks: list[Callable[[Event], None]] = (
@@ -581,8 +638,11 @@ class Run:
             await self._drive()
 
     def _execute_with(self, sinks: list[Callable[[Event], None]]) -> None:
+        durable = self.durable
         state = _RunState(self.graph.name, self.inputs, self.backend, self.token_budget,
-                          self.max_concurrency, sinks, self.keep_events)
+                          self.max_concurrency, sinks, self.keep_events, durable and durable.run_id)
+        if durable is not None:
+            state.journal = durable.begin(self.inputs, self.backend)
         state.cancel_requested = self._cancel_requested
         self._execution = _Execution(self.plan, state, self.inputs, "")
         state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
@@ -606,6 +666,8 @@ class Run:
         self.error = error
 
     def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
+        if self.durable is not None:
+            self.durable.finish(output, status, error)
         self.outcome = self._record(state, output, status)
         state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
                    error=None if error is None else str(error))

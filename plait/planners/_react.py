@@ -72,7 +72,7 @@ class ReAct(Node):
 
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> ReActOutcome:
         task = kwargs[self.input]
-        runner = ToolRunner(self.tools, emit=ctx.emit)
+        runner = ToolRunner(self.tools, emit=ctx.emit, remember=ctx.remember)
         transcript = ""
         steps: list[ReActStep] = []
         for turn in range(self.max_steps):

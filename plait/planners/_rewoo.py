@@ -100,7 +100,7 @@ class PlanAndExecute(Node):
 
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> PlanOutcome:
         task = kwargs[self.input]
-        runner = ToolRunner(self.tools, emit=ctx.emit)
+        runner = ToolRunner(self.tools, emit=ctx.emit, remember=ctx.remember)
         plans: list[Plan] = []
         evidence: dict[str, Any] = {}
         reason: str | None = None

@@ -1,0 +1,58 @@
+"""``plait run MODULE:GRAPH --inputs FILE.jsonl``: the batch half of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from plait.durable._batch import BatchItem, InvalidInput, run_batch
+
+__all__ = ["run_batch_command", "read_inputs"]
+
+
+def read_inputs(path: str) -> list[Any]:
+    """One input per non-empty line; a line that is not JSON becomes an :class:`InvalidInput`."""
+    from plait.cli import UsageError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read --inputs file {path!r}: {exc.strerror or exc}") from None
+    inputs: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            inputs.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            inputs.append(InvalidInput(f"line {number} of {path} is not valid JSON: {exc}"))
+    if not inputs:
+        raise UsageError(f"--inputs file {path!r} has no inputs (expected one JSON value per line)")
+    return inputs
+
+
+async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) -> int:
+    """Run the batch; exit 0 when every input succeeded, 1 when some failed (each has its error line)."""
+    inputs = read_inputs(args.inputs)
+    batch_id = args.run_id or Path(args.inputs).stem
+    show = args.progress or sys.stderr.isatty()
+
+    def to_stdout(item: BatchItem) -> None:
+        print(item.to_json(), flush=True)
+
+    options = dict(token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency,
+                   cache=not args.no_cache) if args.checkpoint else dict(
+        token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency)
+    common = dict(backend=backend, concurrency=args.concurrency, checkpoint=args.checkpoint, batch_id=batch_id,
+                  output=args.output, id_field=args.id_field, progress=show, retry_failed=args.retry_failed,
+                  on_item=None if args.output else to_stdout, **options)
+    if backend is None:
+        result = await run_batch(graph, inputs, **common)
+    else:
+        async with backend:
+            result = await run_batch(graph, inputs, **common)
+    print(result.summary(), file=sys.stderr)
+    return 1 if result.failed else 0
