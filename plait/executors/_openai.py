@@ -130,18 +130,28 @@ class OpenAIBackend(Backend):
 
         url = f"{self.base_url}{path}"
         last = ""
+        delivered = False  # a stream whose text already reached on_text cannot be retried from scratch
+
+        def tracking(chunk: str) -> Any:
+            nonlocal delivered
+            delivered = True
+            return on_text(chunk)
+
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await anyio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 if stream:
-                    return await self._stream(path, body, url, on_text)
+                    return await self._stream(path, body, url, tracking if on_text else None)
                 response = await self._client.request(method, path, json=body, timeout=self.timeout)
             except _Retryable as exc:
                 last = str(exc)
                 continue
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            except (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                # refused, reset or dropped (a server restarting): the request is sent again
                 last = f"{type(exc).__name__}: {exc or 'connection failed'}"
+                if delivered:
+                    raise BackendError(f"{url} dropped the connection mid-stream: {last}") from exc
                 log.info("retrying %s after %s (attempt %d)", url, last, attempt + 1)
                 continue
             except httpx.TimeoutException:
