@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from plait.durable._store import Checkpointer, SQLiteCheckpointer, StoredNode, StoredRun
 from plait.errors import CheckpointError, CheckpointMismatchError, ReplayMissError
 from plait.executors._base import Backend, Completion, Request, Sample
 
@@ -41,17 +43,28 @@ def decode(blob: bytes) -> Any:
     return pickle.loads(blob)  # noqa: S301 - checkpoints are trusted local files, documented as such
 
 
-def digest(value: Any) -> str:
-    """A stable hash of node inputs (pickled; JSON with reprs for what pickle refuses)."""
+def digest(value: Any) -> bytes:
+    """A stable fingerprint of node inputs: their pickle when short, else its 16-byte hash.
+
+    What pickle refuses is hashed as JSON with reprs. (Sets of strings pickle
+    in per-process order, so a node fed one may run again on resume.)
+    """
     try:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         data = to_json(value, fallback=repr)
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return data if len(data) <= 32 else hashlib.blake2b(data, digest_size=16).digest()
 
 
 def fingerprint(plan: Any) -> str:
     """What makes a checkpoint applicable: node names, kinds, input/output types and edges (not code)."""
+    cached = plan.__dict__.get("_fingerprint")
+    if cached is None:
+        cached = plan.__dict__["_fingerprint"] = _fingerprint(plan)
+    return cached
+
+
+def _fingerprint(plan: Any) -> str:
     from plait.orchestrator._graph import GraphNode
 
     parts = []
@@ -80,45 +93,66 @@ class RunJournal:
         self.replay = replay
         self.cache = cache or replay
         self.restorable = {} if replay else store.load_nodes(run_id)
-        self._activations: dict[str, int] = defaultdict(int)
+        self._activations: dict[str, int] = {}
         self._occurrences: dict[str, int] = defaultdict(int)
         self._unpicklable: set[str] = set()
+        self._window = getattr(store, "group_commit", 0.0)
+        self._oldest_unflushed: float | None = None
 
     # -- nodes -----------------------------------------------------------------
-    def next_key(self, node: str) -> str:
-        k = self._activations[node]
-        self._activations[node] = k + 1
-        return f"{node}#{k}"
+    def lookup(self, node: str, kwargs: dict[str, Any]) -> tuple[str, bytes, StoredNode | None]:
+        """Key and inputs digest of this activation of ``node``, and its committed record if it can be restored."""
+        activations = self._activations
+        k = activations.get(node, 0)
+        activations[node] = k + 1
+        key = f"{node}#{k}"
+        inputs_hash = digest(kwargs)
+        stored = self.restorable.get(key) if self.restorable else None
+        if stored is not None and stored.inputs_hash != inputs_hash:
+            stored = None
+        return key, inputs_hash, stored
 
-    def restore(self, key: str, inputs_hash: str) -> Any:
-        """The committed node behind ``key`` if its inputs match, else None."""
-        stored = self.restorable.get(key)
-        if stored is None or stored.inputs_hash != inputs_hash:
-            return None
-        return stored
-
-    def commit(self, key: str, inputs_hash: str, outcome: Any, tokens: Any, duration: float, attempts: int) -> None:
+    def commit(self, key: str, inputs_hash: bytes, outcome: Any, tokens: Any, duration: float,
+               attempts: int) -> None:
+        """Save a node activation; commit at once unless it was cheap work (group commit, see SQLiteCheckpointer)."""
         if self.replay:
             return
-        from plait.durable._store import StoredNode
-
         try:
-            blob = encode(outcome)
+            blob = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            name = key.rsplit("#", 1)[0]
-            if name not in self._unpicklable:
-                self._unpicklable.add(name)
-                log.warning("output of node %r cannot be pickled (%s: %s); it is not checkpointed and runs "
-                            "again on resume", name, type(exc).__name__, exc)
+            self._not_picklable(key, exc)
             return
-        t = tokens
-        self.store.save_node(self.run_id, StoredNode(
-            key, inputs_hash, blob, t.prompt_tokens if t else 0, t.completion_tokens if t else 0,
-            t.cached_tokens if t else 0, t.requests if t else 0, duration, attempts))
+        if tokens is None:
+            self.store.save_node(self.run_id, StoredNode(key, inputs_hash, blob, 0, 0, 0, 0, duration, attempts))
+            if duration < self._window:
+                now = time.perf_counter()
+                if self._oldest_unflushed is None:
+                    self._oldest_unflushed = now
+                    return
+                if now - self._oldest_unflushed < self._window:
+                    return
+        else:  # it called the model: commit now
+            self.store.save_node(self.run_id, StoredNode(
+                key, inputs_hash, blob, tokens.prompt_tokens, tokens.completion_tokens, tokens.cached_tokens,
+                tokens.requests, duration, attempts))
+        self.flush()
+
+    def _not_picklable(self, key: str, exc: Exception) -> None:
+        name = key.rsplit("#", 1)[0]
+        if name not in self._unpicklable:
+            self._unpicklable.add(name)
+            log.warning("output of node %r cannot be pickled (%s: %s); it is not checkpointed and runs "
+                        "again on resume", name, type(exc).__name__, exc)
+
+    def flush(self) -> None:
+        """Commit every buffered node completion (group commit; see SQLiteCheckpointer)."""
+        self._oldest_unflushed = None
+        self.store.flush()
 
     # -- recorded responses ----------------------------------------------------
     async def generate(self, backend: Callable[[], Backend], batch: list[Request]) -> list[Completion]:
         """Serve ``batch`` from the record where possible; send the rest to the backend and record it."""
+        self.flush()  # what led up to a model call is worth committing before it
         keys = [self._sample_keys(r) for r in batch]
         found = [[self.store.get_record(k) for k in ks] for ks in keys]
         missing = [i for i, blobs in enumerate(found) if any(b is None for b in blobs)]
@@ -143,6 +177,7 @@ class RunJournal:
 
     async def stream(self, backend: Callable[[], Backend], request: Request,
                      on_text: Callable[[str], Any]) -> Completion:
+        self.flush()
         keys = self._sample_keys(request)
         blobs = [self.store.get_record(k) for k in keys]
         if all(b is not None for b in blobs):
@@ -164,6 +199,7 @@ class RunJournal:
         k = self._occurrences[base]
         self._occurrences[base] = k + 1
         record_key = f"{base}:{k}"
+        self.flush()
         blob = self.store.get_record(record_key)
         if blob is not None:
             return decode(blob)
@@ -213,8 +249,6 @@ class RunCheckpoint:
     """A run's link to its checkpoint: opens it, checks the run id fits, records the run's row."""
 
     def __init__(self, graph: Any, plan: Any, checkpoint: Any, run_id: str | None, replay: bool, cache: bool):
-        from plait.durable._store import Checkpointer, SQLiteCheckpointer
-
         if checkpoint is None:
             raise ValueError("run_id= and replay= need checkpoint= (a Checkpointer or the path of an SQLite file)")
         if replay and not run_id:
@@ -230,8 +264,6 @@ class RunCheckpoint:
             raise CheckpointError(f"no run {run_id!r} in checkpoint {checkpoint}; nothing to replay")
 
     def begin(self, inputs: dict[str, Any], backend: Any) -> RunJournal:
-        from plait.durable._store import StoredRun
-
         blob = encode(inputs)
         if self.stored is not None:
             check_compatible(self.stored, self.graph, self.fingerprint, blob, self.run_id)
@@ -242,10 +274,9 @@ class RunCheckpoint:
         return RunJournal(self.store, self.run_id, model, replay=self.replay, cache=self.cache)
 
     def finish(self, output: Any, status: str, error: Any) -> None:
-        from plait.durable._store import StoredRun
-
         try:
             if not self.replay:
+                self.store.flush()
                 run = self.store.get_run(self.run_id)
                 try:
                     out = encode(output)

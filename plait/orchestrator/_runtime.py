@@ -48,7 +48,7 @@ from plait.orchestrator._events import (
     RunStarted,
 )
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
-from plait.orchestrator._journal import RunCheckpoint, RunJournal, decode, digest
+from plait.orchestrator._journal import RunCheckpoint, RunJournal, decode
 from plait.orchestrator._node import MISSING, Node, Route
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
 
@@ -340,8 +340,7 @@ class _Execution:
         state = self.state
         journal = state.journal
         if journal is not None:
-            key, inputs_hash = journal.next_key(full), digest(kwargs)
-            stored = journal.restore(key, inputs_hash)
+            key, inputs_hash, stored = journal.lookup(full, kwargs)
             if stored is not None:
                 return self._restored(full, record, stored)
         record.status = "running"

@@ -24,11 +24,11 @@ def test_runs_nodes_and_records_round_trip(store):
     assert store.get_run("b/2").status == "ok" and store.get_run("b/2").output == b"out"
     assert store.get_run("missing") is None
     assert [r.run_id for r in store.list_runs("b/")] == ["b/1", "b/2"]
-    store.save_node("b/1", StoredNode("a#0", "h1", b"v", 3, 4, 1, 1, 0.5, 2))
-    store.save_node("b/1", StoredNode("a#0", "h2", b"w"))  # a re-run replaces the activation
-    store.save_node("b/1", StoredNode("a#1", "h3", b"z"))
+    store.save_node("b/1", StoredNode("a#0", b"h1", b"v", 3, 4, 1, 1, 0.5, 2))
+    store.save_node("b/1", StoredNode("a#0", b"h2", b"w"))  # a re-run replaces the activation
+    store.save_node("b/1", StoredNode("a#1", b"h3", b"z"))
     nodes = store.load_nodes("b/1")
-    assert set(nodes) == {"a#0", "a#1"} and nodes["a#0"].inputs_hash == "h2"
+    assert set(nodes) == {"a#0", "a#1"} and nodes["a#0"].inputs_hash == b"h2"
     assert store.load_nodes("b/2") == {}
     store.put_record("k", b"first")
     store.put_record("k", b"second")  # records are write-once
@@ -39,7 +39,7 @@ def test_sqlite_checkpoint_survives_reopen(tmp_path):
     path = tmp_path / "c.db"
     with SQLiteCheckpointer(path) as s:
         s.put_run(StoredRun("r", "g", "fp", b"i"))
-        s.save_node("r", StoredNode("n#0", "h", b"v", 1, 2, 0, 1, 0.1, 1))
+        s.save_node("r", StoredNode("n#0", b"h", b"v", 1, 2, 0, 1, 0.1, 1))  # buffered; close() commits it
     with SQLiteCheckpointer(path) as s:
         assert s.get_run("r").graph == "g"
         assert s.load_nodes("r")["n#0"].completion_tokens == 2
