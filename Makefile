@@ -43,6 +43,7 @@ bench: venv
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/csp.py
+	$(BIN)/python benchmarks/durability.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
