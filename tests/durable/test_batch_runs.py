@@ -86,3 +86,47 @@ async def test_bad_batch_arguments():
         await run_batch(graph, [], concurrency=0)
     with pytest.raises(ValueError, match="batch_id"):
         await run_batch(graph, [], batch_id="a/b")
+
+
+async def test_malformed_output_is_repaired_and_a_hanging_tool_is_cut(tmp_path):
+    """In a checkpointed batch: bad model text goes through the step's re-ask path; a hung tool times out."""
+    import re
+
+    import anyio
+
+    from plait import ChainStep, NumberParser, RunContext, ToolRegistry, ToolRunner, tool
+
+    @tool(timeout=0.2)
+    async def lookup(n: int) -> int:
+        """Double a number, slowly for multiples of four."""
+        if n % 4 == 0:
+            await anyio.sleep(3600)
+        return 2 * n
+
+    asked: dict[str, int] = {}
+
+    def model(request):
+        q = re.search(r"Q: (\d+)", request.prompt_text()).group(1)
+        asked[q] = asked.get(q, 0) + 1
+        if int(q) % 3 == 0 and asked[q] == 1:
+            return "I would rather not say."  # no number: the parser fails and the step re-asks
+        return f"The answer is {q}"
+
+    g = Graph("repairs")
+    solve = g.add(ChainStep("Q: {q}\nA:", NumberParser(int), name="solve"))
+
+    @g.node
+    async def fetch(solve: int, ctx: RunContext) -> str:
+        runner = ToolRunner(ToolRegistry([lookup]), remember=ctx.remember)
+        return str(await runner.call("lookup", {"n": solve}))
+
+    g.edge(solve, fetch)
+    store = MemoryCheckpointer()
+    result = await run_batch(g, [str(i) for i in range(12)], backend=FunctionBackend(model), concurrency=12,
+                             checkpoint=store)
+    outputs = [item.output for item in result.items]
+    assert all(item.status == "ok" for item in result.items)
+    for i, out in enumerate(outputs):
+        expected = "ERROR from lookup: TimeoutError: tool 'lookup' timed out after 0.2s" if i % 4 == 0 else str(2 * i)
+        assert out == expected, (i, out)
+    assert {q: n for q, n in asked.items() if n > 1} == {str(i): 2 for i in range(0, 12, 3)}
