@@ -6,11 +6,14 @@ items get distinct keys). Before a node runs, the journal looks the key up; if
 it was committed with the same inputs, its outcome is restored instead of run.
 After a node succeeds, its outcome is committed before its dependants start.
 
-LLM samples are recorded under (model, prompt, sampling parameters, sample
-index), where the index counts identical requests within the run, so the
-eight samples of a width-8 fan-out stay eight distinct samples. Tool results
-are recorded per run. A replay serves both from the record and never reaches
-a model or a tool.
+LLM samples are recorded under (model, node, prompt, sampling parameters
+with the seed, sample index), where the index counts identical requests of a
+node within the run, so the eight samples of a width-8 fan-out stay eight
+distinct samples, and two nodes asking the same thing never swap samples on
+replay. The record is shared by runs: a later run asking the same node the
+same thing gets the same samples (give a new ``seed``, or ``cache=False``, for
+fresh ones). Tool results are recorded per run. A replay serves both from the
+record and never reaches a model or a tool.
 """
 
 from __future__ import annotations
@@ -214,7 +217,7 @@ class RunJournal:
 
     def _sample_keys(self, request: Request) -> list[str]:
         params = request.params
-        body = to_json({"model": self.model, "prompt": request.prompt,
+        body = to_json({"model": self.model, "node": request.tag, "prompt": request.prompt,
                         "params": params.model_dump(exclude={"n"}, mode="json")})
         base = "llm:" + hashlib.blake2b(body, digest_size=20).hexdigest()
         start = self._occurrences[base]
