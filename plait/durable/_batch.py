@@ -24,7 +24,7 @@ import anyio
 from pydantic_core import to_jsonable_python
 
 from plait.durable._store import Checkpointer, SQLiteCheckpointer
-from plait.errors import GraphError, PlaitError, RunError
+from plait.errors import PlaitError, RunError
 
 __all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
 
@@ -185,7 +185,7 @@ async def _run_one(graph: Any, i: int, value: Any, id_field: str | None, backend
         tokens = partial.tokens.total if partial else 0
         status = "cancelled" if partial is not None and partial.status == "cancelled" else "failed"
         return BatchItem(i, ident, status, None, _first_line(exc), retries, tokens)
-    except (GraphError, PlaitError, ValueError) as exc:  # input that does not fit, a mismatched checkpoint
+    except (PlaitError, ValueError) as exc:  # input that does not fit, a mismatched checkpoint
         return BatchItem(i, ident, "failed", None, f"{type(exc).__name__}: {_first_line(exc)}")
     retries = sum(r.retries for r in result.nodes.values())
     error = "; ".join(f"{n}: {e}" for n, e in result.failures.items()) or None

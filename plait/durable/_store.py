@@ -221,18 +221,18 @@ class SQLiteCheckpointer(Checkpointer):
             raise CheckpointError(f"checkpoint {self.path} has schema version {version}; this plait reads "
                                   f"version {SCHEMA_VERSION}: finish its runs with the plait that wrote it")
 
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        """Run one statement in one transaction, together with any buffered node completions."""
+    def _query(self, sql: str | None, args: tuple = ()) -> list[tuple]:
+        """Run one statement (None: none) in one transaction, together with any buffered node completions."""
         with self._lock:
             if self._db is None:
                 raise CheckpointError(f"checkpoint {self.path} is closed")
             try:
                 if not self._pending:
-                    return self._db.execute(sql, args).fetchall()
+                    return [] if sql is None else self._db.execute(sql, args).fetchall()
                 self._db.execute("BEGIN")
                 try:
                     self._write_pending()
-                    rows = self._db.execute(sql, args).fetchall()
+                    rows = [] if sql is None else self._db.execute(sql, args).fetchall()
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -253,21 +253,8 @@ class SQLiteCheckpointer(Checkpointer):
                               for run_id, entries in pending.items()])
 
     def flush(self) -> None:
-        if not self._pending:
-            return
-        with self._lock:
-            if self._db is None:
-                raise CheckpointError(f"checkpoint {self.path} is closed")
-            try:
-                self._db.execute("BEGIN")
-                try:
-                    self._write_pending()
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise CheckpointError(f"checkpoint {self.path}: {exc}") from None
+        if self._pending:
+            self._query(None)
 
     def get_run(self, run_id: str) -> StoredRun | None:
         rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
