@@ -68,9 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("target", help="MODULE:GRAPH")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
 
+    from plait.durable._cli import add_runs_parser
     from plait.executors._models_cli import add_models_parser
 
     add_models_parser(sub)
+    add_runs_parser(sub)
     return parser
 
 
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             from plait.executors._models_cli import models_command
 
             return models_command(args)
+        if args.command == "runs":
+            from plait.durable._cli import runs_command
+
+            return runs_command(args)
         return anyio.run(_interruptible, args)
     except Interrupted as exc:
         where = (f"committed work is in {args.checkpoint}: run the same command to resume"

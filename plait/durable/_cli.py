@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from plait.durable._batch import BatchItem, InvalidInput, run_batch
 
-__all__ = ["run_batch_command", "read_inputs"]
+__all__ = ["run_batch_command", "read_inputs", "add_runs_parser", "runs_command"]
 
 
 def read_inputs(path: str) -> list[Any]:
@@ -56,3 +57,31 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
             result = await run_batch(graph, inputs, **common)
     print(result.summary(), file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``plait runs CHECKPOINT``: what a checkpoint holds."""
+    runs = sub.add_parser("runs", help="list the runs recorded in a checkpoint file")
+    runs.add_argument("checkpoint", help="the SQLite checkpoint file")
+    runs.add_argument("--prefix", default="", help="only run ids starting with this (a batch: 'BATCH/')")
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    """Print one line per run: id, graph, status, nodes committed, last update; then counts by status."""
+    from plait.cli import UsageError
+    from plait.durable._store import SQLiteCheckpointer
+
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"no checkpoint file {args.checkpoint!r}")
+    with SQLiteCheckpointer(args.checkpoint) as store:
+        runs = store.list_runs(args.prefix)
+        print(f"{'run id':<32} {'graph':<20} {'status':<10} {'nodes':>6}  updated (UTC)")
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.status] = counts.get(run.status, 0) + 1
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.updated))
+            nodes = len(store.load_nodes(run.run_id))
+            print(f"{run.run_id[:32]:<32} {run.graph[:20]:<20} {run.status:<10} {nodes:>6}  {stamp}")
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+    print(f"{len(runs)} run(s): {summary}")
+    return 0

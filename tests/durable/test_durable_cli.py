@@ -119,3 +119,18 @@ def test_batch_eval_example_through_the_command_line(capsys, tmp_path):
     assert sum(r["output"]["correct"] for r in rows) == 18  # the stand-in is wrong when the first operand % 5 == 0
     code, _, err = _run(capsys, *argv)
     assert code == 0 and "(24 finished earlier)" in err
+
+
+def test_runs_lists_what_a_checkpoint_holds(capsys, module, tmp_path):
+    db = tmp_path / "runs.db"
+    inputs = tmp_path / "qs.jsonl"
+    inputs.write_text('"a"\n"b"\n')
+    module.with_name("broken").touch()
+    code, _, _ = _run(capsys, "run", f"{module}:graph", "--inputs", inputs, "--checkpoint", db, "--run-id", "b")
+    assert code == 1
+    code, out, _ = _run(capsys, "runs", db, "--prefix", "b/")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[-1] == "2 run(s): 2 failed"
+    assert lines[1].split()[:4] == ["b/0", "twostep", "failed", "1"]  # ask was committed before shout failed
+    code, _, err = _run(capsys, "runs", tmp_path / "missing.db")
+    assert code == 2 and "no checkpoint file" in err
