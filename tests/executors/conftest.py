@@ -22,7 +22,7 @@ import pytest
 from plait import Choice, Grammar, JsonSchema, Regex, Request, Sample, ScriptedBackend, TokenLogprob
 from plait.executors import Backend, OpenAIBackend, VLLMBackend, pull_model
 from plait.executors._scripted import _TOKEN
-from plait.executors._vllm_engine import CPU_ENV
+from plait.executors._vllm_engine import CPU_ENV, cpu_engine_defaults
 
 MODEL = "smollm2-135m"
 MAX_MODEL_LEN = 2048
@@ -65,6 +65,8 @@ def vllm_server(model_path: str, tmp_path_factory) -> Iterator[str]:
         "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
     ]
+    for option, value in cpu_engine_defaults().items():  # the in-process backend's CPU settings, for a fair match
+        command += [f"--{option.replace('_', '-')}", str(value)]
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in CPU_ENV.items()}}
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
