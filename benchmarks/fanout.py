@@ -1,7 +1,8 @@
 """Self-consistency fan-out on the in-process engine: one n=k request vs k concurrent vs k sequential.
 
-For each width k (1, 4, 8, 16) the same 8 questions are answered k times each,
-three ways: one request with ``n=k`` (the prompt is prefilled once); k
+For each width k (1, 4, 8, 16) the same 8 two-step arithmetic questions are
+answered k times each (each sample a short worked solution, as self-consistency
+samples reasoning paths, then its answer), three ways: one request with ``n=k`` (the prompt is prefilled once); k
 independent requests sent concurrently; k requests one after another. The
 questions share a few-shot preamble, so from the second question on the
 prompt's prefix should come from vLLM's prefix cache. The cache is emptied
@@ -30,11 +31,20 @@ from plait import Request, SamplingParams
 from plait.executors import VLLMBackend
 
 QUESTIONS = [
-    "What is 12 + 30?", "What is 7 * 6?", "What is 100 - 58?", "What is 84 / 2?",
-    "What is 9 * 9?", "What is 15 + 27?", "What is 6 * 8?", "What is 50 - 8?",
+    "What is 12 + 30 - 5?", "What is 7 * 6 + 3?", "What is 100 - 58 + 9?", "What is 84 - 20 - 7?",
+    "What is 9 * 9 - 11?", "What is 15 + 27 + 8?", "What is 6 * 8 - 4?", "What is 50 - 8 + 13?",
 ]
-PREAMBLE = "You are a careful calculator. Answer with the number only.\n\n" + "".join(
-    f"Question: What is {a} + {b}?\nAnswer: {a + b}\n\n" for a, b in zip(range(11, 71), range(23, 83))
+
+
+def _worked(a: int, b: int, c: int) -> str:
+    return (f"Question: What is {a} + {b} - {c}?\nReasoning: {a} + {b} = {a + b}. {a + b} - {c} = {a + b - c}.\n"
+            f"Answer: {a + b - c}\n\n")
+
+
+# Self-consistency samples reasoning paths, not bare answers: the few-shot preamble shows a short worked
+# solution per question, and each sample writes its own (about 25 tokens) before the answer.
+PREAMBLE = "You are a careful calculator. Work the question out, then give the answer.\n\n" + "".join(
+    _worked(a, b, c) for a, b, c in zip(range(11, 31), range(23, 43), range(2, 22))
 )
 ARMS = ("n_sampling", "concurrent", "sequential")
 
@@ -53,6 +63,12 @@ async def one_round(backend: VLLMBackend, question: str, k: int, arm: str, param
     return [c for _ in range(k) for c in await backend.generate([single])]
 
 
+def _answer(text: str) -> str:
+    """The number after the last 'Answer:' (the sample's own final answer), or the whole text."""
+    tail = text.rsplit("Answer:", 1)[-1].strip()
+    return tail.split()[0] if tail else text.strip()
+
+
 async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams) -> dict:
     await backend.reset_prefix_cache()
     start = time.perf_counter()
@@ -63,7 +79,7 @@ async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams
     cached_all = sum(c.cached_tokens for rnd in per_round for c in rnd)
     prompt_shared = sum(c.prompt_tokens for rnd in per_round[1:] for c in rnd)
     cached_shared = sum(c.cached_tokens for rnd in per_round[1:] for c in rnd)
-    votes = [Counter(s.text.strip() for c in rnd for s in c.samples).most_common(1)[0][0] for rnd in per_round]
+    votes = [Counter(_answer(s.text) for c in rnd for s in c.samples).most_common(1)[0][0] for rnd in per_round]
     return {
         "wall_s": wall,
         "tok_per_s": generated / wall,
@@ -74,7 +90,7 @@ async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams
 
 
 async def run(model: str, ks: list[int], repeats: int, max_tokens: int) -> dict:
-    params = SamplingParams(temperature=0.8, max_tokens=max_tokens, stop=("\n",))
+    params = SamplingParams(temperature=0.8, max_tokens=max_tokens, stop=("\n\n", "Question:"))
     results: dict[int, dict[str, dict]] = {}
     async with VLLMBackend(model) as backend:
         await backend.generate([Request(prompt=prompt(QUESTIONS[0]), params=params)])  # warm-up
@@ -127,7 +143,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="registry name or local model folder")
     parser.add_argument("--ks", default="1,4,8,16", help="fan-out widths, comma-separated")
     parser.add_argument("--repeats", type=int, default=1, help="runs per (k, arm); the median is reported")
-    parser.add_argument("--max-tokens", type=int, default=8, help="tokens per sample (answers are short)")
+    parser.add_argument("--max-tokens", type=int, default=40, help="tokens per sample (a worked answer is ~25)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
