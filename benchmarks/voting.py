@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=256, help="per sample (128 truncated qwen's reasoning)")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the vote arms")
-    parser.add_argument("--wave", type=int, default=4, help="early stop: samples per wave")
+    parser.add_argument("--wave", type=int, default=2, help="early stop: samples per wave")
     parser.add_argument("--confidence", type=float, default=0.75, help="early stop: leader share that settles it")
     parser.add_argument("--concurrency", type=int, default=16, help="questions in flight at once")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
