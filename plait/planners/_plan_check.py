@@ -149,11 +149,15 @@ _REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]+(\.-?[A-Za-z0-9_]+)*$",
 
 
 def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[str, Any]:
-    """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference)."""
+    """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference).
+
+    Free strings get a ``maxLength`` (:data:`MAX_STRING`) and plans at most 24
+    steps, so constrained decoding cannot run away inside a plan.
+    """
     defs: dict[str, Any] = {"Ref": _REF_SCHEMA}
     variants = []
     for t in [*tools, *([llm_tool] if include_llm else [])]:
-        args = _lift_defs(copy.deepcopy(t.args_schema()), t.name, defs)
+        args = _bound_strings(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs))
         for name, prop in args.get("properties", {}).items():
             args["properties"][name] = {"anyOf": [prop, {"$ref": "#/$defs/Ref"}]}
         args.pop("title", None)
@@ -161,7 +165,7 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
             "type": "object",
             "properties": {
                 "id": {"type": "string", "pattern": r"^E[0-9]+$"},
-                "thought": {"type": "string"},
+                "thought": {"type": "string", "maxLength": MAX_STRING},
                 "tool": {"const": t.name},
                 "args": args,
             },
@@ -170,11 +174,27 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
         })
     return {
         "type": "object",
-        "properties": {"steps": {"type": "array", "minItems": 1, "items": {"anyOf": variants}}},
+        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": 24, "items": {"anyOf": variants}}},
         "required": ["steps"],
         "additionalProperties": False,
         "$defs": defs,
     }
+
+
+MAX_STRING = 240
+"""Longest free string a constrained planner may write: small models can loop inside a string forever."""
+
+
+def _bound_strings(node: Any) -> Any:
+    """Give every free string in a schema a ``maxLength`` (those with a pattern, enum or const are bounded)."""
+    if isinstance(node, dict):
+        out = {k: _bound_strings(v) for k, v in node.items()}
+        if out.get("type") == "string" and not {"maxLength", "pattern", "enum", "const", "format"} & out.keys():
+            out["maxLength"] = MAX_STRING
+        return out
+    if isinstance(node, list):
+        return [_bound_strings(v) for v in node]
+    return node
 
 
 def _lift_defs(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
