@@ -163,6 +163,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--replay needs --run-id of a recorded run")
     if args.replay and args.inputs:
         raise UsageError("--replay replays one run; batches are resumed with --checkpoint and --run-id")
+    if args.inputs and (args.trace or args.summary):
+        raise UsageError("--trace and --summary describe one run; a batch writes one result line per input "
+                         "(--output) and a summary on stderr")
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
 

@@ -92,6 +92,7 @@ def test_batch_to_stdout(capsys, module, tmp_path):
     (["--run-id", "r"], "need --checkpoint"),
     (["--replay", "--checkpoint", "c.db"], "--replay needs --run-id"),
     (["--inputs", "in.jsonl", "--concurrency", "0"], "--concurrency must be >= 1"),
+    (["--inputs", "in.jsonl", "--trace", "t.jsonl"], "describe one run"),
     (["--inputs", "missing.jsonl"], "cannot read --inputs file"),
     (["--inputs", "empty.jsonl"], "has no inputs"),
     (["--input", '"x"', "--checkpoint", "notes.txt"], "not a plait checkpoint"),
