@@ -15,6 +15,8 @@ import random
 import re
 from typing import Any
 
+import anyio
+
 from plait import CSP, Formulate, Graph, Request, RunContext, SamplingParams, solve
 
 NAMES = ["Ada", "Ben", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana"]
@@ -85,19 +87,29 @@ async def _model_alone(puzzle: dict, ctx: RunContext) -> dict[str, int] | None:
         return None
 
 
-async def accuracy(backend: Any, count: int = 20) -> dict[str, Any]:
-    """Both arms over ``count`` puzzles; per-arm accuracy and per-puzzle outcomes."""
+async def accuracy(backend: Any, count: int = 20, concurrency: int = 8) -> dict[str, Any]:
+    """Both arms over ``count`` puzzles; per-arm accuracy and per-puzzle outcomes.
+
+    Up to ``concurrency`` puzzles run at once so the engine batches their requests.
+    """
     puzzles = [make_puzzle(seed) for seed in range(count)]
     alone = Graph("model_alone")
     alone.add(_model_alone, name="answer")
     solver = Graph("model_plus_solver")
     solver.add(Formulate(max_rounds=3, expect_unique=True))
-    rows = []
-    for p in puzzles:
-        a = (await alone.run({"puzzle": p}, backend=backend)).output
-        f = (await solver.run({"problem": p["text"]}, backend=backend)).output
+    rows: list[dict[str, Any]] = [{} for _ in puzzles]
+    limit = anyio.Semaphore(concurrency)
+
+    async def one(i: int, p: dict[str, Any]) -> None:
+        async with limit:
+            a = (await alone.run({"puzzle": p}, backend=backend)).output
+            f = (await solver.run({"problem": p["text"]}, backend=backend)).output
         b = {k: f.solution[k] for k in p["answer"]} if f.solution and set(p["answer"]) <= set(f.solution) else None
-        rows.append({"alone_ok": a == p["answer"], "solver_ok": f.status == "solved" and b == p["answer"],
-                     "solver_rounds": f.rounds})
+        rows[i] = {"alone_ok": a == p["answer"], "solver_ok": f.status == "solved" and b == p["answer"],
+                   "solver_rounds": f.rounds, "solver_status": f.status}
+
+    async with anyio.create_task_group() as tg:
+        for i, p in enumerate(puzzles):
+            tg.start_soon(one, i, p)
     return {"puzzles": count, "model_alone": sum(r["alone_ok"] for r in rows) / count,
             "model_plus_solver": sum(r["solver_ok"] for r in rows) / count, "rows": rows}

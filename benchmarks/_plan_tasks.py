@@ -158,8 +158,8 @@ class Oracle:
         return self._react_turn(task, [_decode(o) for o in _OBSERVATION.findall(rest)])
 
     def _plan(self, task: Task) -> str:
-        if self.fmt == "json":
-            return json.dumps({"steps": task.steps})
+        if self.fmt == "json":  # calls only, numbered by position (LLMCompiler's style; ids and thoughts optional)
+            return json.dumps({"steps": [{"tool": s["tool"], "args": s["args"]} for s in task.steps]})
         return "\n".join(f"Plan: {s['thought']}\n#{s['id']} = {_call_text(s['tool'], s['args'])}" for s in task.steps)
 
     def _react_turn(self, task: Task, observations: list[Any]) -> str:
@@ -172,9 +172,8 @@ class Oracle:
 
 
 REWOO_EXAMPLE_JSON = """Task: What is the combined area of Norway and Sweden?
-JSON: {"steps": [{"id": "E1", "thought": "Get Norway's record.", "tool": "lookup", "args": {"country": "Norway"}}, \
-{"id": "E2", "thought": "Get Sweden's record.", "tool": "lookup", "args": {"country": "Sweden"}}, \
-{"id": "E3", "thought": "Add the areas.", "tool": "calculator", "args": {"expression": "#E1.area_km2 + #E2.area_km2"}}]}"""
+JSON: {"steps": [{"tool": "lookup", "args": {"country": "Norway"}}, {"tool": "lookup", "args": {"country": "Sweden"}}, \
+{"tool": "calculator", "args": {"expression": "#E1.area_km2 + #E2.area_km2"}}]}"""
 
 REWOO_EXAMPLE_TEXT = """Task: What is the combined area of Norway and Sweden?
 Plan: Get Norway's record.

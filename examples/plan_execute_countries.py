@@ -91,17 +91,13 @@ graph = plan_and_execute_graph(TOOLS, name="countries")
 # -- canned model replies, so the example runs without a model ---------------------------------
 DEMO_TASK = ("Which is more densely populated: the country whose capital is Canberra "
              "or the one whose capital is Ottawa?")
-DEMO_PLAN = {"steps": [
-    {"id": "E1", "thought": "Find the country whose capital is Canberra.", "tool": "search",
-     "args": {"query": "Canberra"}},
-    {"id": "E2", "thought": "Find the country whose capital is Ottawa.", "tool": "search",
-     "args": {"query": "Ottawa"}},
-    {"id": "E3", "thought": "Get its record.", "tool": "lookup", "args": {"country": "#E1.0"}},
-    {"id": "E4", "thought": "Get its record.", "tool": "lookup", "args": {"country": "#E2.0"}},
-    {"id": "E5", "thought": "Density of the first.", "tool": "calculator",
-     "args": {"expression": "#E3.population / #E3.area_km2"}},
-    {"id": "E6", "thought": "Density of the second.", "tool": "calculator",
-     "args": {"expression": "#E4.population / #E4.area_km2"}},
+DEMO_PLAN = {"steps": [  # steps E1..E6 by position; a thought is optional
+    {"thought": "Find the country whose capital is Canberra.", "tool": "search", "args": {"query": "Canberra"}},
+    {"thought": "Find the country whose capital is Ottawa.", "tool": "search", "args": {"query": "Ottawa"}},
+    {"tool": "lookup", "args": {"country": "#E1.0"}},
+    {"tool": "lookup", "args": {"country": "#E2.0"}},
+    {"thought": "Density of the first.", "tool": "calculator", "args": {"expression": "#E3.population / #E3.area_km2"}},
+    {"thought": "Density of the second.", "tool": "calculator", "args": {"expression": "#E4.population / #E4.area_km2"}},
 ]}
 _EVIDENCE = re.compile(r"^#(E\d+) = \w+\[.*\] -> (.*)$", re.MULTILINE)
 
@@ -112,8 +108,7 @@ def _scripted_reply(request: Request) -> str:
         if "Canberra" in prompt and "Ottawa" in prompt:
             return json.dumps(DEMO_PLAN)
         task = prompt.rsplit("Task: ", 1)[-1].split("\n", 1)[0]
-        return json.dumps({"steps": [{"id": "E1", "thought": "Search the knowledge base.", "tool": "search",
-                                      "args": {"query": task}}]})
+        return json.dumps({"steps": [{"tool": "search", "args": {"query": task}}]})
     evidence = dict(_EVIDENCE.findall(prompt))
     if {"E3", "E4", "E5", "E6"} <= evidence.keys():
         first, second = (json.loads(evidence[k])["name"] for k in ("E3", "E4"))

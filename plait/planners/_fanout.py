@@ -6,7 +6,10 @@ Any other sub-step (a Node, or a Graph run as a subgraph) runs k times
 concurrently. Failed samples (unparsable text, a failing subgraph) are kept
 and counted; the aggregator's quorum decides whether enough succeeded. A
 ChainStep's samples are not re-asked when they do not parse (that would cost
-one more request per sample): they count as failed samples.
+one more request per sample): they count as failed samples. With a seed,
+sample i is drawn with ``seed + i`` however the samples are split into waves
+(vLLM's rule inside an n-request), so an early-stopping vote draws exactly
+the first samples of the full vote.
 """
 
 from __future__ import annotations
@@ -167,7 +170,10 @@ class FanOut(Node):
                            result: VoteResult) -> bool:
         step = self.step
         assert isinstance(step, ChainStep)
-        params = constrained(self._params(step).model_copy(update={"n": size}), step.parser, ctx.backend)
+        params = self._params(step).model_copy(update={"n": size})
+        if params.seed is not None and candidates:  # sample i gets seed + i whatever the waves (vLLM's n-request rule)
+            params = params.model_copy(update={"seed": params.seed + len(candidates)})
+        params = constrained(params, step.parser, ctx.backend)
         request = step.request(inputs).model_copy(update={"params": params})
         completion = await ctx.generate(request)
         for sample in completion.samples:

@@ -66,6 +66,11 @@ def _num(id: str) -> int:
     return int(id[1:]) if id[1:].isdigit() else 0
 
 
+def next_step_number(known: Iterable[str]) -> int:
+    """The number a new plan's first step gets: one past the evidence of earlier rounds (1 when none)."""
+    return max((_num(k) for k in known), default=0) + 1
+
+
 def _cycles(plan: Plan) -> list[str]:
     g = nx.DiGraph()
     g.add_nodes_from(plan.ids)
@@ -152,7 +157,9 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
     """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference).
 
     Free strings get a ``maxLength`` (:data:`MAX_STRING`) and plans at most 24
-    steps, so constrained decoding cannot run away inside a plan.
+    steps, so constrained decoding cannot run away inside a plan. Steps carry no
+    id: they are numbered by position (a small model cannot then repeat one), and
+    the ``thought`` is optional (a plan of calls alone costs fewer tokens).
     """
     defs: dict[str, Any] = {"Ref": _REF_SCHEMA}
     variants = []
@@ -164,12 +171,11 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
         variants.append({
             "type": "object",
             "properties": {
-                "id": {"type": "string", "pattern": r"^E[0-9]+$"},
                 "thought": {"type": "string", "maxLength": MAX_STRING},
                 "tool": {"const": t.name},
                 "args": args,
             },
-            "required": ["id", "thought", "tool", "args"],
+            "required": ["tool", "args"],
             "additionalProperties": False,
         })
     return {

@@ -1,7 +1,8 @@
 """Reading plans from model output: JSON (structured output) and the classic ReWOO text format.
 
-JSON: ``{"steps": [{"id": "E1", "thought": "...", "tool": "lookup", "args": {...}}, ...]}``
-(a bare list of steps, code fences and text around the object are tolerated).
+JSON: ``{"steps": [{"tool": "lookup", "args": {...}}, ...]}``; steps are numbered
+E1, E2, ... by position (a step may give its ``"id"`` and a ``"thought"``; a bare
+list of steps, code fences and text around the object are tolerated).
 
 Text (ReWOO)::
 
@@ -26,18 +27,24 @@ from plait.errors import ParseError
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import LLM_TOOL, Plan
 
-__all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call", "read_plan_line"]
+__all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call", "read_plan_line", "number_step"]
 
 _STEP_LINE = re.compile(r"^\s*#?(E\d+)\s*[:=]\s*([A-Za-z_]\w*)\s*\[(.*)\]\s*$")
 _PLAN_LINE = re.compile(r"^\s*(?:\d+[.)]\s*)?Plan\s*\d*\s*:\s*(.*)$", re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
-def parse_json_plan(text: str) -> Plan:
-    """Parse a JSON plan; raise :class:`~plait.ParseError` saying what is wrong."""
+def parse_json_plan(text: str, first_id: int = 1) -> Plan:
+    """Parse a JSON plan; raise :class:`~plait.ParseError` saying what is wrong.
+
+    A step without an ``"id"`` gets its position's: ``E{first_id}``, ``E{first_id + 1}``, ...
+    (``first_id`` follows the evidence of earlier rounds on a replan).
+    """
     data = _load_json(text)
     if isinstance(data, list):
         data = {"steps": data}
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        data = {**data, "steps": [number_step(s, first_id + i) for i, s in enumerate(data["steps"])]}
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
@@ -45,6 +52,11 @@ def parse_json_plan(text: str) -> Plan:
             f"{'.'.join(str(x) for x in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()[:8]
         )
         raise ParseError(f"the JSON plan does not have the expected shape: {lines}", text) from None
+
+
+def number_step(step: Any, number: int) -> Any:
+    """A JSON step with its positional id ``E{number}`` filled in when it gives none."""
+    return {"id": f"E{number}", **step} if isinstance(step, dict) and "id" not in step else step
 
 
 def _load_json(text: str) -> Any:

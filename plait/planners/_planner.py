@@ -18,7 +18,7 @@ from plait.executors._base import JsonSchema, Request, SamplingParams
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._plan import Plan, PlanStep
-from plait.planners._plan_check import plan_json_schema, plan_problems
+from plait.planners._plan_check import next_step_number, plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
 from plait.planners._prompts import planner_prompt, repair_prompt
 from plait.planners._streaming import StreamedPlanReader
@@ -42,9 +42,14 @@ class Planner:
             params = params.model_copy(update={"constraint": JsonSchema(schema=plan_json_schema(tools))})
         self.params = params
 
-    def parse(self, text: str) -> Plan:
-        """Parse model output in this planner's format (ParseError when it cannot)."""
-        return parse_json_plan(text) if self.fmt == "json" else parse_text_plan(text, self.tools)
+    def parse(self, text: str, known: Sequence[str] = ()) -> Plan:
+        """Parse model output in this planner's format (ParseError when it cannot).
+
+        ``known``: evidence ids of earlier rounds; unnumbered JSON steps continue after them.
+        """
+        if self.fmt == "json":
+            return parse_json_plan(text, next_step_number(known))
+        return parse_text_plan(text, self.tools)
 
     async def plan(self, task: str, ctx: RunContext, *, evidence: Mapping[str, Any] | None = None,
                    plans: Sequence[Plan] = (), reason: str | None = None,
@@ -65,7 +70,7 @@ class Planner:
             completion = await ctx.generate(Request(prompt=prompt, params=self.params))
             raw = completion.text
             try:
-                plan = self.parse(raw)
+                plan = self.parse(raw, known)
             except ParseError as exc:
                 plan, problems = None, [str(exc)]
             else:
@@ -96,7 +101,7 @@ class Planner:
         problems = reader.problems
         if not problems and not reader.launched:
             try:
-                self.parse(raw)
+                self.parse(raw, list(evidence or {}))
             except ParseError as exc:
                 problems = [str(exc)]
             else:

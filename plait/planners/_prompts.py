@@ -11,13 +11,13 @@ from typing import Any
 
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import Plan, as_text
-from plait.planners._plan_check import llm_tool
+from plait.planners._plan_check import llm_tool, next_step_number
 
 __all__ = ["planner_prompt", "repair_prompt", "solver_prompt", "react_prompt", "render_evidence"]
 
 _JSON_FORMAT = (
-    'Answer with JSON only: {"steps": [{"id": "E1", "thought": "<why>", "tool": "<tool>", '
-    '"args": {"<arg>": <value>}}, ...]}. An argument may be "#E1" (the whole result of step E1) '
+    'Answer with JSON only: {"steps": [{"tool": "<tool>", "args": {"<arg>": <value>}}, ...]}. '
+    'The steps are E1, E2, ... in order. An argument may be "#E1" (the whole result of step E1) '
     'or "#E1.field" (one field of it).'
 )
 _TEXT_FORMAT = (
@@ -51,7 +51,7 @@ def planner_prompt(task: str, tools: ToolRegistry, *, fmt: str, examples: str = 
         parts.append("Steps already run and their results (reference them, do not repeat them):\n"
                      + render_evidence(plans, evidence))
         parts.append(f"Why a new plan is needed: {reason or 'the evidence was not enough'}")
-        parts.append(f"Number new steps from E{_next_id(evidence)}.")
+        parts.append(f"Number new steps from E{next_step_number(evidence)}.")
     parts.append("Plan:" if fmt == "text" else "JSON:")
     return "\n\n".join(parts)
 
@@ -102,8 +102,4 @@ def react_prompt(task: str, tools: ToolRegistry, transcript: str, *, examples: s
     parts.append(f"Task: {task}\n{transcript}")
     return "\n\n".join(parts)
 
-
-def _next_id(evidence: Mapping[str, Any]) -> int:
-    nums = [int(k[1:]) for k in evidence if k[1:].isdigit()]
-    return max(nums, default=0) + 1
 

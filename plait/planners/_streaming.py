@@ -28,8 +28,8 @@ from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._dag import run_step
 from plait.planners._plan import Plan, PlanStep
-from plait.planners._plan_check import plan_problems
-from plait.planners._plan_parse import read_plan_line
+from plait.planners._plan_check import next_step_number, plan_problems
+from plait.planners._plan_parse import number_step, read_plan_line
 
 __all__ = ["StreamedPlanReader", "StreamingExecutor"]
 
@@ -85,6 +85,8 @@ class StreamedPlanReader:
         self._buffer = ""
         self._thought: list[str] = []
         self._json = _JsonStepScanner()
+        self._json_steps = 0  # JSON steps read so far: an unnumbered step takes the next position's id
+        self._first = next_step_number(known)
 
     @property
     def plan(self) -> Plan:
@@ -108,7 +110,8 @@ class StreamedPlanReader:
 
     def _json_step(self, text: str) -> None:
         try:
-            step = PlanStep.model_validate(json.loads(text))
+            self._json_steps += 1
+            step = PlanStep.model_validate(number_step(json.loads(text), self._first + self._json_steps - 1))
         except (ValueError, ValidationError) as exc:
             self._fail([f"a step could not be read ({str(exc).splitlines()[0]}): {text[:120]}"])
             return

@@ -141,6 +141,18 @@ def test_early_stop_sends_fewer_requests_once_the_leader_cannot_be_overtaken():
     assert backend.remaining == ["4", "4"]
 
 
+def test_seeded_waves_draw_the_seeds_one_n_request_would():
+    # vLLM seeds sample i of an n-request with seed + i, so wave w starts at seed + (samples drawn so far):
+    # an early-stopping vote then draws exactly the first samples of the full vote.
+    backend = ScriptedBackend(["4", "5", "4", "5", "4", "5", "4", "5"])
+    params = SamplingParams(temperature=0.8, seed=100)
+    vote(FanOut(solve_step(), k=8, params=params, aggregate=EarlyStop(wave=3)), backend)
+    assert [(r.params.seed, r.params.n) for r in backend.requests] == [(100, 3), (103, 3), (106, 2)]
+    unseeded = ScriptedBackend(["4", "5", "4", "5"])
+    vote(FanOut(solve_step(), k=4, aggregate=EarlyStop(wave=2)), unseeded)
+    assert [r.params.seed for r in unseeded.requests] == [None, None]
+
+
 def test_early_stop_with_confidence_threshold_stops_after_first_wave():
     backend = ScriptedBackend(["4", "4", "4", "5"] + ["4"] * 4)
     result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=4, confidence=0.75)), backend)

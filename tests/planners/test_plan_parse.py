@@ -39,6 +39,18 @@ def test_json_plan_accepts_a_bare_list_of_steps():
     assert parse_json_plan(json.dumps(STEPS)).steps[0].tool == "quote"
 
 
+def test_json_steps_without_ids_are_numbered_by_position():
+    import json
+
+    bare = [{k: v for k, v in s.items() if k not in ("id", "thought")} for s in STEPS]
+    plan = parse_json_plan(json.dumps({"steps": bare}))
+    assert plan.ids == ["E1", "E2"] and plan.dependencies() == {"E1": set(), "E2": {"E1"}}
+    assert plan.steps[0].thought == ""
+    assert parse_json_plan(json.dumps(bare), first_id=4).ids == ["E4", "E5"]  # a replan continues the numbering
+    mixed = [bare[0], {**bare[1], "id": "E7"}]  # a step that names its id keeps it
+    assert parse_json_plan(json.dumps({"steps": mixed})).ids == ["E1", "E7"]
+
+
 def test_json_plan_errors_say_what_is_wrong():
     with pytest.raises(ParseError, match="no JSON object found") as err:
         parse_json_plan("I would first look up the price.")

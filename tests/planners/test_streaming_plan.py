@@ -90,6 +90,14 @@ def test_json_plans_stream_step_by_step(registry):
     assert backend.requests[0].params.constraint is not None  # still structured output
 
 
+def test_unnumbered_json_steps_stream_with_positional_ids(registry):
+    steps = [{k: v for k, v in s.items() if k != "id"} for s in json.loads(JSON_PLAN)["steps"]]
+    backend = ScriptedBackend([json.dumps({"steps": steps}), "Answer: 25"], token_latency=0.002)
+    result = run(PlanAndExecute(registry, stream=True), backend)
+    evidence = result.output.evidence
+    assert list(evidence) == ["E1", "E2", "E3", "E4"] and evidence["E2"].price == 2.5 and evidence["E4"] == 25.0
+
+
 def test_a_bad_json_step_stops_launching(registry):
     bad = json.dumps({"steps": [{"id": "E1", "thought": "", "tool": "quote", "args": {"symbol": "AAA"}},
                                 {"id": "E2", "thought": "", "tool": "scale", "args": {"value": "lots"}},
