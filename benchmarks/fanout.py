@@ -9,7 +9,13 @@ prompt's prefix should come from vLLM's prefix cache. The cache is emptied
 before each arm so every arm starts cold. Figures are medians over
 ``--repeats`` runs.
 
-    python benchmarks/fanout.py [--model smollm2-135m] [--json out.json] [--repeats 1]
+    python benchmarks/fanout.py [--model smollm2-135m] [--json out.json] [--repeats 1] [--fixed-length]
+
+Samples end at their natural stop (a blank line), so an n-request lasts as
+long as its longest sample while the sequential arm pays for the mean one.
+``--fixed-length`` sets ``min_tokens = max_tokens`` (every sample exactly
+``--max-tokens`` long, as vLLM's own throughput benchmark fixes output
+lengths), which isolates what batching and the shared prefill save.
 
 Targets (issue 3): width 8 as one n-request costs at most 2x the wall time of
 width 1; n-sampling at least 5x faster than sequential at k=8; prefix-cache
@@ -89,8 +95,9 @@ async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams
     }
 
 
-async def run(model: str, ks: list[int], repeats: int, max_tokens: int) -> dict:
-    params = SamplingParams(temperature=0.8, max_tokens=max_tokens, stop=("\n\n", "Question:"))
+async def run(model: str, ks: list[int], repeats: int, max_tokens: int, fixed_length: bool = False) -> dict:
+    params = SamplingParams(temperature=0.8, max_tokens=max_tokens, stop=("\n\n", "Question:"),
+                            min_tokens=max_tokens if fixed_length else 0)
     results: dict[int, dict[str, dict]] = {}
     async with VLLMBackend(model) as backend:
         await backend.generate([Request(prompt=prompt(QUESTIONS[0]), params=params)])  # warm-up
@@ -107,8 +114,9 @@ async def run(model: str, ks: list[int], repeats: int, max_tokens: int) -> dict:
     return results
 
 
-def report(results: dict, model: str) -> dict:
-    print(f"fan-out benchmark, model {model}, {len(QUESTIONS)} questions per width (medians)")
+def report(results: dict, model: str, fixed_length: bool = False) -> dict:
+    lengths = "fixed-length samples" if fixed_length else "samples end at their natural stop"
+    print(f"fan-out benchmark, model {model}, {len(QUESTIONS)} questions per width (medians), {lengths}")
     print(f"{'k':>3} {'arm':<11} {'wall s':>8} {'gen tok/s':>10} {'cache hit':>10} {'hit, shared rounds':>19}")
     for k, arms in results.items():
         for arm, r in arms.items():
@@ -127,6 +135,7 @@ def report(results: dict, model: str) -> dict:
             for k, arms in results.items()
         },
         "model": model,
+        "fixed_length": fixed_length,
     }
     if 1 in results and 8 in results:
         n1, n8 = results[1]["n_sampling"]["wall_s"], results[8]["n_sampling"]["wall_s"]
@@ -144,11 +153,13 @@ def main() -> None:
     parser.add_argument("--ks", default="1,4,8,16", help="fan-out widths, comma-separated")
     parser.add_argument("--repeats", type=int, default=1, help="runs per (k, arm); the median is reported")
     parser.add_argument("--max-tokens", type=int, default=40, help="tokens per sample (a worked answer is ~25)")
+    parser.add_argument("--fixed-length", action="store_true",
+                        help="every sample exactly --max-tokens long (min_tokens = max_tokens)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
-    results = anyio.run(run, args.model, ks, args.repeats, args.max_tokens)
-    summary = report(results, args.model)
+    results = anyio.run(run, args.model, ks, args.repeats, args.max_tokens, args.fixed_length)
+    summary = report(results, args.model, args.fixed_length)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=2)

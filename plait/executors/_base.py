@@ -81,11 +81,19 @@ class SamplingParams(_Frozen):
     temperature: float = Field(default=0.0, ge=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=256, ge=1)
+    min_tokens: int = Field(default=0, ge=0,
+                            description="generate at least this many tokens: end-of-sequence and stop strings wait")
     n: int = Field(default=1, ge=1, description="samples drawn from one prefill of the prompt")
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int | None = Field(default=None, ge=0, description="top-k logprobs per generated token")
     constraint: Constraint | None = None
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> SamplingParams:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})")
+        return self
 
 
 class Message(_Frozen):

@@ -48,6 +48,8 @@ def request_body(request: Request, model: str, *, stream: bool = False) -> dict[
         body["stop"] = list(p.stop)
     if p.seed is not None:
         body["seed"] = p.seed
+    if p.min_tokens:
+        body["min_tokens"] = p.min_tokens  # a vLLM extension of the OpenAI API
     structured = vllm_structured_fields(request)
     if structured:
         body["structured_outputs"] = structured

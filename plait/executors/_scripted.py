@@ -168,9 +168,11 @@ class FunctionBackend(Backend):
     @staticmethod
     def _sample(request: Request, text: str) -> Sample:
         finish = "stop"
-        for stop in request.params.stop:
-            if stop and stop in text:
-                text = text[: text.index(stop)]
+        floor = _nth_token_end(text, request.params.min_tokens) if request.params.min_tokens else 0
+        for stop in request.params.stop:  # like an engine: a stop string counts only after min_tokens
+            at = text.find(stop, floor) if stop else -1
+            if at >= 0:
+                text = text[:at]
         tokens = _TOKEN.findall(text)
         if len(tokens) > request.params.max_tokens:
             # Keep the text a real engine would have produced up to max_tokens.

@@ -206,6 +206,7 @@ class VLLMBackend(Backend):
             temperature=p.temperature,
             top_p=p.top_p,
             max_tokens=min(p.max_tokens, room),
+            min_tokens=min(p.min_tokens, p.max_tokens, room),
             stop=list(p.stop) or None,
             seed=p.seed,
             logprobs=p.logprobs,

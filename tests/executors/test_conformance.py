@@ -93,6 +93,20 @@ def test_stop_string_truncates_greedy_output(make_backend):
     run(make_backend, check)
 
 
+def test_min_tokens_holds_off_stop_strings(make_backend):
+    async def check(backend):
+        prompt = "List some animals: cat, dog,"
+        stopped = SamplingParams(max_tokens=16, stop=(" ",))
+        (cut,) = await backend.generate([Request(prompt=prompt, params=stopped)])
+        assert cut.samples[0].completion_tokens < 12, cut.text
+        (held,) = await backend.generate([Request(prompt=prompt, params=stopped.model_copy(update={"min_tokens": 12}))])
+        assert 12 <= held.samples[0].completion_tokens <= 16, held.text
+
+    run(make_backend, check)
+    with pytest.raises(ValueError, match="min_tokens"):
+        SamplingParams(max_tokens=4, min_tokens=5)
+
+
 def test_choice_constraint(make_backend):
     async def check(backend):
         params = SamplingParams(n=3, temperature=1.0, seed=1, max_tokens=5, constraint=Choice(options=["yes", "no"]))
