@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from typing import Any
 
 import anyio
@@ -107,6 +108,8 @@ async def accuracy(backend: Any, count: int = 20, concurrency: int = 8) -> dict[
         b = {k: f.solution[k] for k in p["answer"]} if f.solution and set(p["answer"]) <= set(f.solution) else None
         rows[i] = {"alone_ok": a == p["answer"], "solver_ok": f.status == "solved" and b == p["answer"],
                    "solver_rounds": f.rounds, "solver_status": f.status}
+        print(f"puzzle {i}: alone {'ok' if rows[i]['alone_ok'] else 'wrong'}, solver {f.status} in {f.rounds} "
+              f"round(s), {'ok' if rows[i]['solver_ok'] else 'wrong'}", file=sys.stderr, flush=True)
 
     async with anyio.create_task_group() as tg:
         for i, p in enumerate(puzzles):

@@ -46,9 +46,30 @@ class JsonSchema(_Frozen):
     schema_: dict[str, Any] = Field(alias="schema")
 
     @classmethod
-    def of(cls, model: type[BaseModel]) -> JsonSchema:
-        """The constraint for a pydantic model's JSON schema."""
-        return cls(schema=model.model_json_schema())
+    def of(cls, model: type[BaseModel], *, max_string: int | None = None, max_items: int | None = None) -> JsonSchema:
+        """The constraint for a pydantic model's JSON schema, optionally bounded (see :func:`bound_schema`)."""
+        return cls(schema=bound_schema(model.model_json_schema(), max_string=max_string, max_items=max_items))
+
+
+def bound_schema(node: Any, *, max_string: int | None = None, max_items: int | None = None) -> Any:
+    """A copy of a JSON schema whose free strings get ``maxLength`` and arrays ``maxItems``.
+
+    Constrained decoding follows the schema token by token, so a small model can
+    loop inside an unbounded string or array until ``max_tokens``; bounds end it.
+    Strings already limited (pattern, enum, const, format, maxLength) and arrays
+    with ``maxItems`` or fixed ``prefixItems`` keep their own limits.
+    """
+    if isinstance(node, list):
+        return [bound_schema(v, max_string=max_string, max_items=max_items) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: bound_schema(v, max_string=max_string, max_items=max_items) for k, v in node.items()}
+    if max_string is not None and out.get("type") == "string" and not (
+            {"maxLength", "pattern", "enum", "const", "format"} & out.keys()):
+        out["maxLength"] = max_string
+    if max_items is not None and out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = max(max_items, out.get("minItems", 0))
+    return out
 
 
 class Regex(_Frozen):

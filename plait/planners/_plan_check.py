@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from plait.executors._base import bound_schema
 from plait.executors._tools import Tool, ToolRegistry, tool
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, find_refs, whole_ref
 
@@ -164,7 +165,7 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
     defs: dict[str, Any] = {"Ref": _REF_SCHEMA}
     variants = []
     for t in [*tools, *([llm_tool] if include_llm else [])]:
-        args = _bound_strings(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs))
+        args = bound_schema(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs), max_string=MAX_STRING)
         for name, prop in args.get("properties", {}).items():
             args["properties"][name] = {"anyOf": [prop, {"$ref": "#/$defs/Ref"}]}
         args.pop("title", None)
@@ -183,24 +184,13 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
         "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": 24, "items": {"anyOf": variants}}},
         "required": ["steps"],
         "additionalProperties": False,
-        "$defs": defs,
+        "$defs": bound_schema(defs, max_string=MAX_STRING),
     }
 
 
 MAX_STRING = 240
 """Longest free string a constrained planner may write: small models can loop inside a string forever."""
 
-
-def _bound_strings(node: Any) -> Any:
-    """Give every free string in a schema a ``maxLength`` (those with a pattern, enum or const are bounded)."""
-    if isinstance(node, dict):
-        out = {k: _bound_strings(v) for k, v in node.items()}
-        if out.get("type") == "string" and not {"maxLength", "pattern", "enum", "const", "format"} & out.keys():
-            out["maxLength"] = MAX_STRING
-        return out
-    if isinstance(node, list):
-        return [_bound_strings(v) for v in node]
-    return node
 
 
 def _lift_defs(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,11 @@ from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_
 
 __all__ = ["Formulation", "Formulate", "Explain"]
 
+MAX_STRING = 240
+"""Longest string (a name, an expression) a constrained formulation may write."""
+MAX_ITEMS = 100
+"""Most entries of any list (variables, constraints, domain values, table rows) in a constrained formulation."""
+
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
@@ -76,7 +81,8 @@ class Formulate(Node):
         self.time_limit = time_limit
         self.examples = FEW_SHOT if examples is None else examples
         base = sampling or SamplingParams(max_tokens=2048)
-        self.sampling = base.model_copy(update={"constraint": JsonSchema.of(CSP)})
+        constraint = JsonSchema.of(CSP, max_string=MAX_STRING, max_items=MAX_ITEMS)  # no endless strings or lists
+        self.sampling = base.model_copy(update={"constraint": constraint})
 
     async def run(self, problem: str, ctx: RunContext) -> Formulation:
         messages = formulate_messages(problem, self.examples)

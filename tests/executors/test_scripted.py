@@ -114,3 +114,26 @@ def test_json_schema_constraint_from_model():
     assert constraint.schema_["properties"]["value"]["type"] == "integer"
     params = SamplingParams(constraint=constraint)
     assert SamplingParams.model_validate(params.model_dump(by_alias=True)).constraint == constraint
+
+
+def test_bound_schema_limits_free_strings_and_lists_only():
+    from pydantic import BaseModel, Field
+
+    from plait import JsonSchema
+
+    class Item(BaseModel):
+        name: str
+        code: str = Field(pattern=r"^[A-Z]{3}$")
+        tags: list[str]
+        pair: list[int] = Field(min_length=2, max_length=2)
+
+    class Order(BaseModel):
+        items: list[Item] = Field(min_length=150)
+
+    schema = JsonSchema.of(Order, max_string=40, max_items=100).schema_
+    item = schema["$defs"]["Item"]["properties"]
+    assert item["name"]["maxLength"] == 40 and "maxLength" not in item["code"]  # a pattern bounds it already
+    assert item["tags"]["maxItems"] == 100 and item["tags"]["items"]["maxLength"] == 40
+    assert item["pair"]["maxItems"] == 2  # its own limit stays
+    assert schema["properties"]["items"]["maxItems"] == 150  # never below minItems
+    assert JsonSchema.of(Order).schema_ == Order.model_json_schema()  # unbounded unless asked

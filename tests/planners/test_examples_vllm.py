@@ -77,3 +77,26 @@ def test_mixed_reasoning_on_vllm(run_on_vllm):
     assert isinstance(result.output["vote_answer"], int)
     assert result.nodes["facts"].status == "ok" and result.nodes["tree"].tokens.requests >= 1
 
+
+
+def test_plan_execute_example_on_vllm_yields_a_valid_plan(run_on_vllm):
+    """The countries example's tools on the real engine: the planner's structured output is a valid plan."""
+    from plait import Plan, PlanAndExecute, SamplingParams, plan_and_execute_graph, plan_problems
+
+    module = load("plan_execute_countries")
+    graph = plan_and_execute_graph(module.TOOLS, name="countries_vllm", max_repairs=2, max_replans=0,
+                                   planner_params=SamplingParams(max_tokens=320),
+                                   solver_params=SamplingParams(max_tokens=48))
+    node = next(iter(graph.nodes.values()))
+    assert isinstance(node, PlanAndExecute)
+    result = run_on_vllm(graph, {"task": "What is the population of the country whose capital is Canberra?"})
+    attempts = [e.data for e in result.events if e.kind == "custom" and e.name == "plan"]
+    assert attempts and all(a["format"] == "json" for a in attempts)
+    assert result.nodes[node.name].tokens.requests >= 2  # a plan, then the solver
+    outcome = result.output
+    assert outcome.plans and all(isinstance(plan, Plan) for plan in outcome.plans)
+    plan = outcome.plans[-1]
+    assert plan.steps and plan_problems(plan, node.tools) == [] and attempts[-1]["valid"]
+    assert plan.ids == [f"E{i}" for i in range(1, len(plan.steps) + 1)]  # numbered by position
+    assert set(outcome.evidence) == set(plan.ids)  # every step ran; its result (or error) is evidence
+    assert isinstance(outcome.answer, str)
