@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from plait import CSP, Formulate, Graph, Request, RunContext, SamplingParams, solve
+from plait.solvers import FEW_SHOT, FewShot  # the library examples, plus one of this task
 
 NAMES = ["Ada", "Ben", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana"]
 
@@ -66,10 +67,25 @@ def make_puzzle(seed: int, n: int = 4) -> dict[str, Any]:
     for i in reversed(range(len(rules))):  # drop clues the answer does not need: minimal, harder puzzles
         if _unique(base, rules[:i] + rules[i + 1:]):
             del rules[i], texts[i]
-    csp = CSP.model_validate({**base, "constraints": base["constraints"] + rules})
+    model = {**base, "constraints": base["constraints"] + rules}
     intro = (f"{', '.join(people[:-1])} and {people[-1]} sit in a row of {n} seats numbered 1 to {n} from left "
              "to right, one person per seat.")
-    return {"text": f"{intro} {' '.join(texts)} Who sits in which seat?", "answer": seat, "csp": csp}
+    return {"text": f"{intro} {' '.join(texts)} Who sits in which seat?", "answer": seat,
+            "csp": CSP.model_validate(model), "model": model, "clues": list(zip(texts, rules))}
+
+
+def worked_example() -> dict[str, Any]:
+    """The one worked puzzle both arms see (Logic-LM style task examples): a seed outside the test range
+    whose clues use the most kinds, with its CSP and a short worked answer."""
+    def kinds(p: dict[str, Any]) -> int:
+        return len({re.sub(r"[A-Z][a-z]+|\d", "_", rule) for _, rule in p["clues"]})
+
+    puzzle = max((make_puzzle(seed) for seed in range(10_000, 10_040)), key=lambda p: (kinds(p)))
+    steps = "\n".join(f"- {text} So {rule}." for text, rule in puzzle["clues"])
+    answer = json.dumps(dict(sorted(puzzle["answer"].items(), key=lambda kv: kv[1])))
+    worked = (f"Each clue as a condition on seat numbers:\n{steps}\nEvery person has a different seat from 1 to "
+              f"{len(puzzle['answer'])}. The only seating that meets every condition:\n{answer}")
+    return {**puzzle, "worked": worked}
 
 
 def _unique(base: dict, rules: list[str]) -> bool:
@@ -77,9 +93,14 @@ def _unique(base: dict, rules: list[str]) -> bool:
     return solve(csp, mode="all", max_solutions=2).count == 1
 
 
+INSTRUCTION = ("Think step by step. Then, on the last line, give the answer as a JSON object mapping each person "
+               "to their seat number.")
+
+
 async def _model_alone(puzzle: dict, ctx: RunContext) -> dict[str, int] | None:
-    prompt = (f"{puzzle['text']}\nThink step by step. Then, on the last line, give the answer as a JSON object "
-              "mapping each person to their seat number.\n")
+    example = worked_example()
+    prompt = (f"{example['text']}\n{INSTRUCTION}\n{example['worked']}\n\n"
+              f"{puzzle['text']}\n{INSTRUCTION}\n")
     completion = await ctx.generate(Request(prompt=prompt, params=SamplingParams(max_tokens=768)))
     found = re.findall(r"\{[^{}]*\}", completion.text)
     try:
@@ -97,7 +118,9 @@ async def accuracy(backend: Any, count: int = 20, concurrency: int = 8) -> dict[
     alone = Graph("model_alone")
     alone.add(_model_alone, name="answer")
     solver = Graph("model_plus_solver")
-    solver.add(Formulate(max_rounds=3, expect_unique=True))
+    example = worked_example()
+    examples = [*FEW_SHOT, FewShot(problem=example["text"], model=example["model"])]
+    solver.add(Formulate(max_rounds=3, expect_unique=True, examples=examples))
     rows: list[dict[str, Any]] = [{} for _ in puzzles]
     limit = anyio.Semaphore(concurrency)
 

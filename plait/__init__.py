@@ -152,6 +152,7 @@ from plait.solvers import (
     Expr,
     Expression,
     find_conflict,
+    FewShot,
     Formulate,
     Formulation,
     Implies,
@@ -193,7 +194,7 @@ __all__ = [
     "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
     # constraint solving (plait.solvers)
     "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
-    "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP", "Formulate", "Formulation", "Explain",
+    "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP", "Formulate", "Formulation", "Explain", "FewShot",
     "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
     # errors (the tree is drawn in plait/errors.py)
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
