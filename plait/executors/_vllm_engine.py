@@ -8,6 +8,9 @@ callers on any loop submit requests through the portal. Starting an engine
 takes tens of seconds on a CPU, so engines are shared by model and settings
 and reference-counted; the last backend to close shuts its engine down.
 
+An :class:`~plait.executors._engine_guard.EngineGuard` watchdog stops the
+engine's processes if this process is killed before it can shut them down.
+
 On vLLM's CPU build two kinds of defaults apply, each only where the user has
 not set the value: environment variables (:data:`CPU_ENV`) and engine options
 (:func:`cpu_engine_defaults`, measured on a 2-core AVX2 machine).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import BackendError
+from plait.executors._engine_guard import EngineGuard, child_pids
 
 __all__ = ["SharedEngine", "acquire_engine", "release_engine", "CPU_ENV", "cpu_engine_defaults"]
 
@@ -61,6 +65,7 @@ class SharedEngine:
     max_model_len: int
     refs: int = 0
     closed: bool = field(default=False)
+    guard: EngineGuard | None = None
 
 
 _ENGINES: dict[tuple, SharedEngine] = {}
@@ -147,6 +152,7 @@ def _start(model: str, engine_kwargs: dict[str, Any], key: tuple) -> SharedEngin
     async def create() -> Any:
         return AsyncLLM.from_engine_args(args)
 
+    before = child_pids()
     try:
         log.info("starting vLLM engine for %s", model)
         engine = portal.call(create)
@@ -155,7 +161,8 @@ def _start(model: str, engine_kwargs: dict[str, Any], key: tuple) -> SharedEngin
         portal_cm.__exit__(None, None, None)
         raise BackendError(f"vLLM could not start model {model!r}: {type(exc).__name__}: {exc}") from exc
     max_len = engine.model_config.max_model_len
-    return SharedEngine(key, portal, portal_cm, engine, tokenizer, max_len)
+    guard = EngineGuard(child_pids() - before)  # stops the engine core if this process is killed
+    return SharedEngine(key, portal, portal_cm, engine, tokenizer, max_len, guard=guard)
 
 
 def _shutdown(shared: SharedEngine) -> None:
@@ -173,6 +180,8 @@ def _shutdown(shared: SharedEngine) -> None:
         shared.portal.call(stop)
     with contextlib.suppress(Exception):
         shared.portal_cm.__exit__(None, None, None)
+    if shared.guard is not None:
+        shared.guard.release()
 
 
 @atexit.register
