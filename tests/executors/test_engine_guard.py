@@ -93,7 +93,7 @@ REAL_ENGINE = """
     async def main():
         backend = VLLMBackend("smollm2-135m", max_model_len=2048)
         await backend.start()
-        print(*sorted(child_pids()), flush=True)
+        print("PIDS", *sorted(child_pids()), flush=True)
         await anyio.sleep(600)
 
     if __name__ == "__main__":
@@ -110,8 +110,11 @@ def test_sigkilled_process_leaves_no_vllm_engine_running(tmp_path):
     script = tmp_path / "engine_parent.py"  # a file, not -c: vLLM's spawned engine re-imports the main module
     script.write_text(textwrap.dedent(REAL_ENGINE))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    line = parent.stdout.readline()
-    pids = [int(p) for p in line.split()]
+    pids: list[int] = []
+    for line in parent.stdout:  # vLLM logs to stdout too: find the marked line
+        if line.startswith("PIDS"):
+            pids = [int(p) for p in line.split()[1:]]
+            break
     try:
         assert pids, "the engine started no child process"
         assert not any(gone(p) for p in pids)
