@@ -8,7 +8,8 @@ process (its own session, so a Ctrl-C to the terminal's process group does not
 reach it) that blocks on a pipe from the parent. A clean shutdown writes
 ``ok`` before closing the pipe; end-of-file without it means the parent died,
 and the guard terminates the engine processes (SIGTERM, then SIGKILL after a
-grace period). vLLM's workers follow their engine core on their own.
+grace period) together with their descendants: vLLM's workers do not always
+follow an engine core that was killed.
 """
 
 from __future__ import annotations
@@ -38,15 +39,38 @@ def alive(pid):  # a zombie (killed, not yet reaped) counts as gone
             return True
         except OSError:
             return False
+def tree(roots):  # the roots and all their descendants, from /proc (vLLM's workers are grandchildren)
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += [c for c, p in parent.items() if p == pid]
+    return sorted(found)
+pids = tree(pids) if os.path.isdir("/proc") else pids
 for pid in pids:
     if alive(pid):
-        os.kill(pid, signal.SIGTERM)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
 deadline = time.monotonic() + float(os.environ.get("PLAIT_ENGINE_GRACE_S", "%s"))
 while any(alive(p) for p in pids) and time.monotonic() < deadline:
     time.sleep(0.1)
 for pid in pids:
     if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 """ % GRACE_S
 
 

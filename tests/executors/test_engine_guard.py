@@ -86,14 +86,27 @@ def test_no_pids_no_watchdog():
 
 
 REAL_ENGINE = """
+    import os
     import anyio
     from plait.executors import VLLMBackend
     from plait.executors._engine_guard import child_pids
 
+    def children(pid):
+        out = []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                pass
+        return out
+
     async def main():
         backend = VLLMBackend("smollm2-135m", max_model_len=2048)
         await backend.start()
-        print("PIDS", *sorted(child_pids()), flush=True)
+        cores = sorted(child_pids())
+        print("PIDS", *cores, *[w for c in cores for w in children(c)], flush=True)  # engine cores and workers
         await anyio.sleep(600)
 
     if __name__ == "__main__":
@@ -116,7 +129,7 @@ def test_sigkilled_process_leaves_no_vllm_engine_running(tmp_path):
             pids = [int(p) for p in line.split()[1:]]
             break
     try:
-        assert pids, "the engine started no child process"
+        assert len(pids) >= 2, f"expected an engine core and its worker, got {pids}"
         assert not any(gone(p) for p in pids)
         parent.kill()
         parent.wait(timeout=10)
