@@ -175,8 +175,9 @@ class EarlyStop(Majority):
     After each sample the fan-out asks :meth:`should_stop`: the leader's count
     exceeds the runner-up's plus every sample still to come (it cannot be
     overtaken), or, with ``confidence``, the leader holds at least that share
-    of at least ``min_samples`` successful samples. Outstanding samples are
-    then cancelled and later waves never sent.
+    of at least ``min_samples`` successful samples (default: one wave, and
+    never fewer than 2). Outstanding samples are then cancelled and later
+    waves never sent.
     """
 
     def __init__(self, *, wave: int = 2, confidence: float | None = None, min_samples: int | None = None,
@@ -188,7 +189,7 @@ class EarlyStop(Majority):
             raise ValueError(f"confidence must be within (0, 1], got {confidence}")
         self.wave = wave
         self.confidence = confidence
-        self.min_samples = min_samples if min_samples is not None else wave
+        self.min_samples = min_samples if min_samples is not None else max(wave, 2)  # one sample is no vote
 
     def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
         counts = sorted((len(m) for m in self.groups(candidates).values()), reverse=True)

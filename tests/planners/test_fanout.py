@@ -236,3 +236,12 @@ def test_budget_exhaustion_stops_the_run():
     with pytest.raises(BudgetExceededError):
         vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1)), ScriptedBackend(["4", "5"] * 4),
              token_budget=12)
+
+
+def test_early_stop_in_waves_of_one_needs_two_agreeing_samples_by_default():
+    backend = ScriptedBackend(["4", "4", "4", "4", "4", "4", "4", "4"])
+    result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1, confidence=0.75)), backend)
+    assert [r.params.n for r in backend.requests] == [1, 1] and result.samples == 2 and result.stopped_early
+    split = ScriptedBackend(["4", "5", "4", "4", "5", "5", "5", "5"])
+    result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1, confidence=0.75)), split)
+    assert result.samples == 4 and result.winner == 4  # 3 of 4 agree: 0.75 of the votes
