@@ -55,22 +55,19 @@ def tree(roots):  # the roots and all their descendants, from /proc (vLLM's work
             found.add(pid)
             todo += [c for c, p in parent.items() if p == pid]
     return sorted(found)
+def signal_alive(pids, sig):
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
 pids = tree(pids) if os.path.isdir("/proc") else pids
-for pid in pids:
-    if alive(pid):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-deadline = time.monotonic() + float(os.environ.get("PLAIT_ENGINE_GRACE_S", "%s"))
+signal_alive(pids, signal.SIGTERM)
+deadline = time.monotonic() + %s
 while any(alive(p) for p in pids) and time.monotonic() < deadline:
     time.sleep(0.1)
-for pid in pids:
-    if alive(pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+signal_alive(pids, signal.SIGKILL)
 """ % GRACE_S
 
 

@@ -32,6 +32,14 @@ def wait_gone(pids: list[int], timeout: float) -> bool:
     return False
 
 
+def reap(parent: subprocess.Popen, pids: list[int]) -> None:
+    """Whatever a failed test left running goes."""
+    parent.kill()
+    for pid in pids:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def start_parent(code: str) -> tuple[subprocess.Popen, list[int]]:
     """Run ``code`` in a parent process that prints the pids it wants guarded on its first line."""
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True)
@@ -59,10 +67,7 @@ def test_killed_parent_takes_its_guarded_children_down(sig):
         parent.wait(timeout=10)
         assert wait_gone(pids, timeout=15), f"guarded processes {pids} still run after the parent died"
     finally:
-        parent.kill()
-        for pid in pids:
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        reap(parent, pids)
 
 
 def test_released_guard_leaves_the_processes_alone():
@@ -135,7 +140,4 @@ def test_sigkilled_process_leaves_no_vllm_engine_running(tmp_path):
         parent.wait(timeout=10)
         assert wait_gone(pids, timeout=60), f"vLLM engine processes {pids} outlived their killed parent"
     finally:
-        parent.kill()
-        for pid in pids:
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        reap(parent, pids)
