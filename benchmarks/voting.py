@@ -5,11 +5,14 @@ Questions come from the seeded generator in ``benchmarks/word_problems.py``
 plait graph: ``single`` is one greedy ChainStep; ``vote8`` a FanOut of 8
 samples (one n=8 request) with a majority vote; ``early8`` the same FanOut
 with ``EarlyStop`` (waves of ``--wave``, stop when the leader cannot be
-overtaken or holds ``--confidence`` of the votes). Reported: accuracy and
+overtaken, the tie rule included; ``--confidence C`` adds the looser rule
+"stop once the leader holds C of the votes"). Reported: accuracy and
 generated (completion) tokens per arm. Both votes use one sampling seed, so
 sample i of a question is the same draw in either arm (common random
 numbers): early8 sees the first samples vote8 sees, and the two differ only
-by where the stopping rule cut. vote8's samples are kept in the JSON
+by where the stopping rule cut. Without ``--confidence`` the rule cannot
+change a vote's winner, so early8 matches vote8's answers wherever the
+engine draws the same sample for the same seed. vote8's samples are kept in the JSON
 (``details.arms.vote8.votes``) to evaluate other stopping rules offline.
 
     python benchmarks/voting.py [--model qwen2.5-coder-0.5b] [--n 40] [--json out.json]
@@ -157,7 +160,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of the vote arms")
     parser.add_argument("--wave", type=int, default=1,
                         help="early stop: samples per wave (1: the rule is consulted after every sample)")
-    parser.add_argument("--confidence", type=float, default=0.75, help="early stop: leader share that settles it")
+    parser.add_argument("--confidence", type=float, default=None,
+                        help="early stop: also stop once the leader holds this share of the votes (default: off)")
     parser.add_argument("--min-samples", type=int, default=None,
                         help="early stop: samples needed before the confidence rule applies (default: one wave)")
     parser.add_argument("--sample-seed", type=int, default=1, help="sampling seed of both votes (sample i: seed + i)")

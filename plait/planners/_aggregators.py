@@ -98,7 +98,9 @@ class Aggregator:
                         distribution={_key_text(k): w for k, w in weights.items()},
                         agreement=weights[best] / total if total else 0.0)
 
-    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
+    def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:
+        """Whether sampling can stop: ``remaining`` samples are still to come, the lowest of them numbered
+        ``next_index`` (default: one past the highest index seen)."""
         return False
 
 
@@ -172,12 +174,15 @@ class BestOfN(Aggregator):
 class EarlyStop(Majority):
     """Majority vote sampled in waves of ``wave`` that stops once the result is settled.
 
-    After each sample the fan-out asks :meth:`should_stop`: the leader's count
-    exceeds the runner-up's plus every sample still to come (it cannot be
-    overtaken), or, with ``confidence``, the leader holds at least that share
-    of at least ``min_samples`` successful samples (default: one wave, and
-    never fewer than 2). Outstanding samples are then cancelled and later
-    waves never sent.
+    After each sample the fan-out asks :meth:`should_stop`. The vote is
+    settled when no answer can overtake the leader whatever the samples still
+    to come say, counting the tie rule: a tie goes to the answer seen first,
+    so 4 agreeing samples of 8 settle the vote. This rule never changes the
+    winner of the full k-sample vote; it only skips samples that could not
+    matter. ``confidence`` adds a looser rule that can: stop once the leader
+    holds at least that share of at least ``min_samples`` successful samples
+    (default: one wave, and never fewer than 2). Outstanding samples are then
+    cancelled and later waves never sent.
     """
 
     def __init__(self, *, wave: int = 2, confidence: float | None = None, min_samples: int | None = None,
@@ -191,16 +196,33 @@ class EarlyStop(Majority):
         self.confidence = confidence
         self.min_samples = min_samples if min_samples is not None else max(wave, 2)  # one sample is no vote
 
-    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
-        counts = sorted((len(m) for m in self.groups(candidates).values()), reverse=True)
-        if not counts or counts[0] < self.quorum:
+    def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:
+        groups = self.groups(candidates)
+        if not groups:
             return False
-        runner_up = counts[1] if len(counts) > 1 else 0
-        if counts[0] > runner_up + remaining:
+        counts = {key: len(members) for key, members in groups.items()}
+        leader = max(groups, key=lambda k: (counts[k], -groups[k][0].index))
+        if counts[leader] < self.quorum:
+            return False
+        if self._settled(groups, counts, leader, remaining, candidates, next_index):
             return True
-        succeeded = sum(counts)
+        succeeded = sum(counts.values())
         return (self.confidence is not None and succeeded >= self.min_samples
-                and counts[0] / succeeded >= self.confidence)
+                and counts[leader] / succeeded >= self.confidence)
+
+    @staticmethod
+    def _settled(groups: dict, counts: dict, leader: Hashable, remaining: int, candidates: list[Candidate],
+                 next_index: int | None) -> bool:
+        """No rival (a known answer or a new one) can end above the leader, or level with it and seen first."""
+        if next_index is None:
+            next_index = max(c.index for c in candidates) + 1
+        lead, lead_first = counts[leader], groups[leader][0].index
+        rivals = [(counts[k], groups[k][0].index) for k in groups if k != leader] + [(0, next_index)]
+        for count, first in rivals:
+            best, earliest = count + remaining, min(first, next_index) if remaining else first
+            if best > lead or (best == lead and earliest < lead_first):
+                return False
+        return True
 
 
 class Quorum(Aggregator):
@@ -219,6 +241,6 @@ class Quorum(Aggregator):
     async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
         return await self.inner.decide(candidates, ctx, inputs)
 
-    def should_stop(self, candidates: list[Candidate], remaining: int) -> bool:
+    def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:
         succeeded = sum(1 for c in candidates if c.ok)
-        return succeeded >= self.quorum and self.inner.should_stop(candidates, remaining)
+        return succeeded >= self.quorum and self.inner.should_stop(candidates, remaining, next_index)

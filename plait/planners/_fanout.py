@@ -195,7 +195,9 @@ class FanOut(Node):
             nonlocal stop
             candidate = await self._run_sample(ctx, inputs, index, result)
             candidates.append(candidate)
-            if not stop and self.aggregate.should_stop(candidates, self.k - len(candidates)):
+            done = {c.index for c in candidates}
+            next_index = min((i for i in range(first, first + size) if i not in done), default=first + size)
+            if not stop and self.aggregate.should_stop(candidates, self.k - len(candidates), next_index):
                 stop = True
                 tg.cancel_scope.cancel()
 

@@ -5,9 +5,11 @@ import time
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plait import (
-    BudgetExceededError, FunctionBackend, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
+    BudgetExceededError, FunctionBackend, FunctionNode, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
 )
 from plait.planners import (
     BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum,
@@ -135,10 +137,10 @@ def test_best_of_n_with_a_judge_chain_step_and_yes_no_scores():
 def test_early_stop_sends_fewer_requests_once_the_leader_cannot_be_overtaken():
     backend = ScriptedBackend(["4"] * 8)
     result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=2)), backend)
-    # after 3 waves: 6 votes for 4, 0 for anything else, 2 to come: settled.
-    assert [r.params.n for r in backend.requests] == [2, 2, 2]
-    assert result.samples == 6 and result.stopped_early and result.winner == 4
-    assert backend.remaining == ["4", "4"]
+    # after 2 waves: 4 votes for 4, 4 to come: a rival could at best tie, and a tie goes to the answer seen first.
+    assert [r.params.n for r in backend.requests] == [2, 2]
+    assert result.samples == 4 and result.stopped_early and result.winner == 4
+    assert backend.remaining == ["4"] * 4
 
 
 def test_seeded_waves_draw_the_seeds_one_n_request_would():
@@ -161,9 +163,47 @@ def test_early_stop_with_confidence_threshold_stops_after_first_wave():
 
 
 def test_early_stop_keeps_sampling_while_the_vote_is_open():
-    backend = ScriptedBackend(["4", "5", "4", "5", "4", "4", "5", "4"])
+    backend = ScriptedBackend(["4", "5", "4", "5", "4", "5", "4", "5"])
     result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=2)), backend)
     assert len(backend.requests) == 4 and not result.stopped_early and result.winner == 4
+
+
+def test_early_stop_counts_the_tie_rule_both_ways():
+    # 4 votes to 2 with 2 to come: the runner-up can only tie. Seen second, it would lose the tie: settled.
+    leader_first = ScriptedBackend(["4", "5", "4", "5", "4", "4", "5", "5"])
+    result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=2)), leader_first)
+    assert len(leader_first.requests) == 3 and result.stopped_early and result.winner == 4
+    # Seen first, the runner-up would win a 4-4 tie: the vote stays open until one more sample settles it.
+    runner_up_first = ScriptedBackend(["5", "4", "4", "5", "4", "4", "4", "5"])
+    result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1)), runner_up_first)
+    assert len(runner_up_first.requests) == 7 and result.stopped_early and result.winner == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(answers=st.lists(st.sampled_from([1, 2, 3, None]), min_size=1, max_size=9).filter(lambda a: any(a)),
+       wave=st.integers(1, 4))
+def test_early_stop_without_confidence_never_changes_the_full_votes_winner(answers, wave):
+    replies = ["x" if a is None else str(a) for a in answers]  # "x" does not parse: a failed sample
+    full = vote(FanOut(solve_step(), k=len(answers)), ScriptedBackend(list(replies)))
+    early = vote(FanOut(solve_step(), k=len(answers), aggregate=EarlyStop(wave=wave)), ScriptedBackend(list(replies)))
+    assert early.winner == full.winner
+    assert early.samples <= full.samples
+
+
+def test_early_stop_with_concurrent_samples_waits_for_an_earlier_pending_sample():
+    # Samples 1 and 2 answer 5 at once; samples 0 and 3 are slow and answer 4. After the fast two, 5 leads 2-0
+    # with 2 to come, but those 2 include sample 0: a 2-2 tie would go to 4 (seen first). The vote must wait.
+    started = itertools.count()
+
+    async def attempt(question: str) -> int:
+        index = next(started)
+        await anyio.sleep(0.2 if index in (0, 3) else 0.0)
+        return 4 if index in (0, 3) else 5
+
+    full_vote_winner = 4
+    result = vote(FanOut(FunctionNode(attempt, name="attempt"), k=4, aggregate=EarlyStop(wave=4)),
+                  ScriptedBackend([]))
+    assert result.winner == full_vote_winner and result.samples == 4 and not result.stopped_early
 
 
 def _sample_graph() -> Graph:
