@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from word_problems import Problem, generate  # noqa: E402
 
 from plait import FunctionBackend, Graph, Request, SamplingParams, Sample  # noqa: E402
-from plait.planners import ChainStep, EarlyStop, FanOut, Majority, NumberParser, VoteResult  # noqa: E402
+from plait.planners import Candidate, ChainStep, EarlyStop, FanOut, Majority, NumberParser, VoteResult  # noqa: E402
 
 SYSTEM = "Solve the math word problem. Reason briefly step by step, then end with 'The answer is N.'"
 
@@ -131,6 +131,44 @@ def simulated_backend(problems: list[Problem], seed: int) -> FunctionBackend:
     return FunctionBackend(reply)
 
 
+REPLAYED_RULES = {
+    "exact": EarlyStop(wave=1),
+    "conf0.75/min2": EarlyStop(wave=1, confidence=0.75, min_samples=2),
+    "conf0.75/min3": EarlyStop(wave=1, confidence=0.75, min_samples=3),
+    "conf1.0/min3": EarlyStop(wave=1, confidence=1.0, min_samples=3),
+}
+
+
+def replay_rules(vote8: dict[str, Any], problems: list[Problem]) -> dict[str, dict[str, Any]]:
+    """Each stopping rule replayed on vote8's recorded samples, in order (waves of one).
+
+    With a common seed the engine draws the same sample i in either arm, so
+    these are the figures an early8 run with that rule would give (the early8
+    arm checks one of them for real).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, rule in REPLAYED_RULES.items():
+        correct = tokens = samples = 0
+        for problem, votes in zip(problems, vote8["votes"] or []):
+            if votes is None:
+                continue
+            drawn: list[Candidate] = []
+            for i, (value, spent) in enumerate(votes):
+                drawn.append(Candidate(index=i, value=value, completion_tokens=spent,
+                                       error=None if value is not None else "failed"))
+                if rule.should_stop(drawn, len(votes) - len(drawn)):
+                    break
+            groups = rule.groups(drawn)
+            if groups:
+                best = max(groups, key=lambda k: (len(groups[k]), -groups[k][0].index))
+                correct += groups[best][0].value == problem.answer
+            tokens += sum(c.completion_tokens for c in drawn)
+            samples += len(drawn)
+        out[name] = {"accuracy": correct / len(problems), "tokens": tokens, "samples": samples,
+                     "saved": 1 - tokens / vote8["tokens"] if vote8["tokens"] else 0.0}
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     problems = generate(args.n, args.seed)
     graphs = arms(args)
@@ -146,7 +184,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with backend:
         for name, graph in graphs.items():
-            results[name] = await run_arm(graph, problems, backend, args.concurrency)
+            results[name] = row = await run_arm(graph, problems, backend, args.concurrency)
+            print(f"{name}: accuracy {row['accuracy']:.3f}, {row['tokens']} generated tokens, {row['seconds']} s",
+                  file=sys.stderr, flush=True)  # partial figures survive a kill
     return results
 
 
@@ -185,8 +225,15 @@ def main() -> None:
         saved = 1 - e["tokens"] / v["tokens"] if v["tokens"] else 0.0
         print(f"vote8 - single accuracy: {v['accuracy'] - s['accuracy']:+.3f}; early8 - vote8 accuracy: "
               f"{e['accuracy'] - v['accuracy']:+.3f}; early8 generated {saved:.1%} fewer tokens than vote8")
+    replayed = replay_rules(results["vote8"], generate(args.n, args.seed)) if "vote8" in results else {}
+    if replayed:
+        print("stopping rules replayed on vote8's samples (waves of one):")
+        for name, row in replayed.items():
+            print(f"  {name:<14} accuracy {row['accuracy']:.3f}, {row['tokens']} tokens ({row['saved']:.1%} fewer), "
+                  f"{row['samples']} samples")
     if args.json:
         out = {name: {"accuracy": row["accuracy"], "tokens": row["tokens"]} for name, row in results.items()}
+        out["replayed_rules"] = replayed
         out["details"] = {"source": source, "n": args.n, "seed": args.seed, "arms": results,
                           "early_stop": {"wave": args.wave, "confidence": args.confidence,
                                          "min_samples": args.min_samples},

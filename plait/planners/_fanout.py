@@ -6,7 +6,9 @@ Any other sub-step (a Node, or a Graph run as a subgraph) runs k times
 concurrently. Failed samples (unparsable text, a failing subgraph) are kept
 and counted; the aggregator's quorum decides whether enough succeeded. A
 ChainStep's samples are not re-asked when they do not parse (that would cost
-one more request per sample): they count as failed samples. With a seed,
+one more request per sample): they count as failed samples, and so do samples
+cut off at ``max_tokens`` (unfinished reasoning: their last number is not an
+answer) unless ``keep_truncated=True``. With a seed,
 sample i is drawn with ``seed + i`` however the samples are split into waves
 (vLLM's rule inside an n-request), so an early-stopping vote draws exactly
 the first samples of the full vote.
@@ -81,14 +83,16 @@ class FanOut(Node):
     * ``params``: sampling options for a ChainStep's samples; by default the
       step's own, at temperature 0.7 if the step is greedy (k greedy samples
       would all be the same);
-    * ``winner_only``: output the winning value instead of the :class:`VoteResult`.
+    * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
+    * ``keep_truncated``: let a ChainStep sample cut off at ``max_tokens`` vote
+      (by default it counts as a failed sample).
 
     The inputs are the step's inputs. Emits a ``vote`` event with the tally.
     """
 
     def __init__(self, step: ChainStep | Node | Graph, k: int = 8, aggregate: Aggregator | None = None, *,
-                 params: SamplingParams | None = None, winner_only: bool = False, name: str | None = None,
-                 **policy: Any):
+                 params: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
+                 name: str | None = None, **policy: Any):
         if k < 1:
             raise ValueError(f"FanOut needs k >= 1 samples, got {k}")
         self.step = step.graph if isinstance(step, GraphNode) else step
@@ -101,6 +105,7 @@ class FanOut(Node):
             raise ValueError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
         self.sample_params = params
         self.winner_only = winner_only
+        self.keep_truncated = keep_truncated
         super().__init__(name or f"vote_{self.step.name}", **policy)
 
     def signature(self) -> Signature:
@@ -179,6 +184,11 @@ class FanOut(Node):
         for sample in completion.samples:
             candidate = Candidate(index=len(candidates), text=sample.text, completion_tokens=sample.completion_tokens,
                                   cumulative_logprob=sample.cumulative_logprob)
+            if sample.finish_reason == "length" and not self.keep_truncated:
+                candidate.error = (f"cut off at max_tokens={params.max_tokens} before it finished; raise max_tokens, "
+                                   "or pass keep_truncated=True to let such samples vote")
+                candidates.append(candidate)
+                continue
             try:
                 candidate.value = step.parser.parse(sample.text)
             except Exception as exc:  # a sample that does not parse is a failed sample, not a failed vote

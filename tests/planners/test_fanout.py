@@ -285,3 +285,13 @@ def test_early_stop_in_waves_of_one_needs_two_agreeing_samples_by_default():
     split = ScriptedBackend(["4", "5", "4", "4", "5", "5", "5", "5"])
     result = vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1, confidence=0.75)), split)
     assert result.samples == 4 and result.winner == 4  # 3 of 4 agree: 0.75 of the votes
+
+
+def test_samples_cut_off_at_max_tokens_fail_unless_kept():
+    params = SamplingParams(temperature=0.7, max_tokens=4)
+    backend = ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"])
+    result = vote(FanOut(solve_step(), k=4, params=params), backend)
+    assert result.winner == 5 and result.failed == 1  # the cut-off sample ("2 + 2 =") does not vote
+    assert "cut off at max_tokens=4" in result.errors[0] and "keep_truncated=True" in result.errors[0]
+    kept = vote(FanOut(solve_step(), k=4, params=params, keep_truncated=True), ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"]))
+    assert kept.failed == 0 and kept.distribution == {"5": 2, "2": 1, "4": 1}
