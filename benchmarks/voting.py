@@ -158,10 +158,9 @@ def replay_rules(vote8: dict[str, Any], problems: list[Problem]) -> dict[str, di
                                        error=None if value is not None else "failed"))
                 if rule.should_stop(drawn, len(votes) - len(drawn)):
                     break
-            groups = rule.groups(drawn)
-            if groups:
-                best = max(groups, key=lambda k: (len(groups[k]), -groups[k][0].index))
-                correct += groups[best][0].value == problem.answer
+            if any(c.ok for c in drawn):
+                decision = anyio.run(rule.decide, drawn)  # the vote's own tie rule
+                correct += drawn[decision.winner_index].value == problem.answer
             tokens += sum(c.completion_tokens for c in drawn)
             samples += len(drawn)
         out[name] = {"accuracy": correct / len(problems), "tokens": tokens, "samples": samples,

@@ -48,6 +48,11 @@ class Decision(BaseModel):
     agreement: float
 
 
+def _leader(groups: dict[Hashable, list[Candidate]], weights: dict[Hashable, float]) -> Hashable:
+    """The heaviest group; among tied groups, the one whose first sample came earliest."""
+    return max(weights, key=lambda k: (weights[k], -groups[k][0].index))
+
+
 def _key_text(key: Any) -> str:
     return key if isinstance(key, str) else repr(key)
 
@@ -92,7 +97,7 @@ class Aggregator:
         if not groups:
             raise VoteError("no sample succeeded, so there is nothing to vote on")
         weights = {key: sum(self.weight(c) for c in members) for key, members in groups.items()}
-        best = max(weights, key=lambda k: (weights[k], -groups[k][0].index))
+        best = _leader(groups, weights)
         total = sum(weights.values())
         return Decision(winner_index=groups[best][0].index,
                         distribution={_key_text(k): w for k, w in weights.items()},
@@ -201,7 +206,7 @@ class EarlyStop(Majority):
         if not groups:
             return False
         counts = {key: len(members) for key, members in groups.items()}
-        leader = max(groups, key=lambda k: (counts[k], -groups[k][0].index))
+        leader = _leader(groups, counts)
         if counts[leader] < self.quorum:
             return False
         if self._settled(groups, counts, leader, remaining, candidates, next_index):
