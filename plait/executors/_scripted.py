@@ -3,33 +3,35 @@
 :class:`ScriptedBackend` answers from a script (a list, a dict, or a callable)
 and records every request, so tests can assert on what a node sent.
 :class:`FunctionBackend` answers by calling a handler. Both count tokens with
-a simple word/punctuation tokenizer and simulate a prefix cache, so token
-budgets and cache-hit figures behave as they would on a real engine.
+a simple word/punctuation tokenizer (or a real model's, ``tokenizer=``) and
+simulate a prefix cache, so token budgets and cache-hit figures behave as
+they would on a real engine.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Union
 
 import anyio
 
 from plait.errors import BackendError, ScriptExhaustedError
 from plait.executors._base import Backend, Completion, Request, Sample
+from plait.executors._tokenize import _WORD, Tokenizer, as_tokenizer, word_spans
 
 __all__ = ["ScriptedBackend", "FunctionBackend", "count_tokens"]
 
 Reply = Union[str, Sample, Completion, BaseException]
 Handler = Callable[[Request], Union[Reply, Sequence[Reply], Awaitable[Any]]]
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+_TOKEN = _WORD  # words and punctuation marks
 
 
 def count_tokens(text: str) -> int:
     """Approximate token count: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
+    return len(word_spans(text))
 
 
 class _PrefixCache:
@@ -62,6 +64,10 @@ class FunctionBackend(Backend):
     reply, which makes concurrency observable in tests. ``token_latency``
     (seconds per generated token of the longest sample) is slept after it, as
     decoding would take; :meth:`stream` paces its chunks (one per token) by it.
+    ``tokenizer`` decides what a token is, for token counts, latency,
+    ``max_tokens``/``min_tokens`` and the simulated prefix cache: by default
+    words and punctuation marks; a model's ``tokenizer.json``, its folder or a
+    registry name (see :func:`~plait.executors.hf_tokenizer`) counts like that model.
     """
 
     name = "function"
@@ -77,8 +83,10 @@ class FunctionBackend(Backend):
         token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
+        tokenizer: Tokenizer | str | Path | None = None,
     ):
         self._handler = handler
+        self._spans = as_tokenizer(tokenizer)
         self._latency = latency
         self._token_latency = token_latency
         self._cache = _PrefixCache() if prefix_cache else None
@@ -110,12 +118,12 @@ class FunctionBackend(Backend):
         completion = await self._reply(request)
         text = completion.samples[0].text
         start, sent = anyio.current_time(), 0
-        for n, match in enumerate(_TOKEN.finditer(text), start=1):
+        for n, (_, end) in enumerate(self._spans(text), start=1):
             late = start + n * self._token_latency - anyio.current_time()
             if late > 0.002:  # sleep in slices of a few ms at least: timers are not finer than that
                 await anyio.sleep(late)
-            await _call(on_text, text[sent: match.end()])
-            sent = match.end()
+            await _call(on_text, text[sent:end])
+            sent = end
         if sent < len(text):
             await _call(on_text, text[sent:])
         return completion
@@ -161,25 +169,29 @@ class FunctionBackend(Backend):
                 )
         if not samples:
             raise BackendError(f"{type(self).__name__} produced no samples for request {request.tag!r}")
-        prompt = _TOKEN.findall(request.prompt_text())
+        text = request.prompt_text()
+        prompt = [text[a:b] for a, b in self._spans(text)]
         cached = self._cache.lookup_and_add(prompt) if self._cache else 0
         return Completion(samples=tuple(samples), prompt_tokens=len(prompt), cached_tokens=cached, model=self.model)
 
-    @staticmethod
-    def _sample(request: Request, text: str) -> Sample:
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` as this backend counts them (its ``tokenizer``)."""
+        return len(self._spans(text))
+
+    def _sample(self, request: Request, text: str) -> Sample:
         finish = "stop"
-        floor = _nth_token_end(text, request.params.min_tokens) if request.params.min_tokens else 0
+        floor = _nth_token_end(self._spans(text), request.params.min_tokens, len(text))
         for stop in request.params.stop:  # like an engine: a stop string counts only after min_tokens
             at = text.find(stop, floor) if stop else -1
             if at >= 0:
                 text = text[:at]
-        tokens = _TOKEN.findall(text)
-        if len(tokens) > request.params.max_tokens:
+        spans = self._spans(text)
+        if len(spans) > request.params.max_tokens:
             # Keep the text a real engine would have produced up to max_tokens.
             finish = "length"
-            cut = _nth_token_end(text, request.params.max_tokens)
-            text, tokens = text[:cut], tokens[: request.params.max_tokens]
-        return Sample(text=text, finish_reason=finish, completion_tokens=len(tokens))
+            text = text[: _nth_token_end(spans, request.params.max_tokens, len(text))]
+            return Sample(text=text, finish_reason=finish, completion_tokens=request.params.max_tokens)
+        return Sample(text=text, finish_reason=finish, completion_tokens=len(spans))
 
 
 async def _call(fn: Callable[[str], Any], chunk: str) -> None:
@@ -188,11 +200,11 @@ async def _call(fn: Callable[[str], Any], chunk: str) -> None:
         await result
 
 
-def _nth_token_end(text: str, n: int) -> int:
-    for i, match in enumerate(_TOKEN.finditer(text), start=1):
-        if i == n:
-            return match.end()
-    return len(text)
+def _nth_token_end(spans: Sequence[tuple[int, int]], n: int, length: int) -> int:
+    """Where the n-th token ends (0 for n=0; the text's length past the last token)."""
+    if n <= 0:
+        return 0
+    return spans[n - 1][1] if n <= len(spans) else length
 
 
 class ScriptedBackend(FunctionBackend):
@@ -220,6 +232,7 @@ class ScriptedBackend(FunctionBackend):
         token_latency: float = 0.0,
         prefix_cache: bool = True,
         model: str = "scripted",
+        tokenizer: Tokenizer | str | Path | None = None,
     ):
         if isinstance(script, Mapping):
             handler = self._from_mapping(dict(script))
@@ -229,7 +242,8 @@ class ScriptedBackend(FunctionBackend):
             handler = self._from_list(list(script))
         else:
             raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
-        super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model)
+        super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model,
+                         tokenizer=tokenizer)
 
     def _from_list(self, replies: list[Reply]) -> Handler:
         self.remaining = replies
