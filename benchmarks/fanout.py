@@ -9,7 +9,7 @@ prompt's prefix should come from vLLM's prefix cache. The cache is emptied
 before each arm so every arm starts cold. Figures are medians over
 ``--repeats`` runs.
 
-    python benchmarks/fanout.py [--model smollm2-135m] [--json out.json] [--repeats 1] [--fixed-length]
+    python benchmarks/fanout.py [--model smollm2-135m] [--json out.json] [--repeats 1] [--fixed-length] [--shots 8]
 
 Samples end at their natural stop (a blank line), so an n-request lasts as
 long as its longest sample while the sequential arm pays for the mean one.
@@ -48,22 +48,30 @@ def _worked(a: int, b: int, c: int) -> str:
 
 
 # Self-consistency samples reasoning paths, not bare answers: the few-shot preamble shows a short worked
-# solution per question, and each sample writes its own (about 25 tokens) before the answer.
-PREAMBLE = "You are a careful calculator. Work the question out, then give the answer.\n\n" + "".join(
-    _worked(a, b, c) for a, b, c in zip(range(11, 31), range(23, 43), range(2, 22))
-)
+# solution per question, and each sample writes its own (about 25 tokens) before the answer. Eight shots by
+# default, as in the self-consistency paper's chain-of-thought prompts (about 430 tokens).
+SHOTS = list(zip(range(11, 31), range(23, 43), range(2, 22)))
 ARMS = ("n_sampling", "concurrent", "sequential")
 
 
-def prompt(question: str) -> str:
-    return f"{PREAMBLE}Question: {question}\nAnswer:"
+def preamble(shots: int = 8) -> str:
+    if not 1 <= shots <= len(SHOTS):
+        raise SystemExit(f"--shots must be within 1..{len(SHOTS)}, got {shots}")
+    return "You are a careful calculator. Work the question out, then give the answer.\n\n" + "".join(
+        _worked(a, b, c) for a, b, c in SHOTS[:shots])
 
 
-async def one_round(backend: VLLMBackend, question: str, k: int, arm: str, params: SamplingParams) -> list:
+def prompt(question: str, shots: int = 8) -> str:
+    return f"{preamble(shots)}Question: {question}\nAnswer:"
+
+
+async def one_round(backend: VLLMBackend, question: str, k: int, arm: str, params: SamplingParams,
+                    shots: int) -> list:
     """Answer one question k times; returns the completions."""
     if arm == "n_sampling":
-        return await backend.generate([Request(prompt=prompt(question), params=params.model_copy(update={"n": k}))])
-    single = Request(prompt=prompt(question), params=params)
+        return await backend.generate([Request(prompt=prompt(question, shots),
+                                               params=params.model_copy(update={"n": k}))])
+    single = Request(prompt=prompt(question, shots), params=params)
     if arm == "concurrent":
         return await backend.generate([single] * k)
     return [c for _ in range(k) for c in await backend.generate([single])]
@@ -75,10 +83,10 @@ def _answer(text: str) -> str:
     return tail.split()[0] if tail else text.strip()
 
 
-async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams) -> dict:
+async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams, shots: int) -> dict:
     await backend.reset_prefix_cache()
     start = time.perf_counter()
-    per_round = [await one_round(backend, q, k, arm, params) for q in QUESTIONS]
+    per_round = [await one_round(backend, q, k, arm, params, shots) for q in QUESTIONS]
     wall = time.perf_counter() - start
     generated = sum(c.completion_tokens for rnd in per_round for c in rnd)
     prompt_all = sum(c.prompt_tokens for rnd in per_round for c in rnd)
@@ -95,16 +103,17 @@ async def measure(backend: VLLMBackend, k: int, arm: str, params: SamplingParams
     }
 
 
-async def run(model: str, ks: list[int], repeats: int, max_tokens: int, fixed_length: bool = False) -> dict:
+async def run(model: str, ks: list[int], repeats: int, max_tokens: int, fixed_length: bool = False,
+              shots: int = 8) -> dict:
     params = SamplingParams(temperature=0.8, max_tokens=max_tokens, stop=("\n\n", "Question:"),
                             min_tokens=max_tokens if fixed_length else 0)
     results: dict[int, dict[str, dict]] = {}
     async with VLLMBackend(model) as backend:
-        await backend.generate([Request(prompt=prompt(QUESTIONS[0]), params=params)])  # warm-up
+        await backend.generate([Request(prompt=prompt(QUESTIONS[0], shots), params=params)])  # warm-up
         for k in ks:
             results[k] = {}
             for arm in ARMS:
-                runs = [await measure(backend, k, arm, params) for _ in range(repeats)]
+                runs = [await measure(backend, k, arm, params, shots) for _ in range(repeats)]
                 results[k][arm] = {
                     key: statistics.median(r[key] for r in runs)
                     for key in ("wall_s", "tok_per_s", "cache_hit_rate", "shared_prefix_hit_rate")
@@ -114,9 +123,10 @@ async def run(model: str, ks: list[int], repeats: int, max_tokens: int, fixed_le
     return results
 
 
-def report(results: dict, model: str, fixed_length: bool = False) -> dict:
+def report(results: dict, model: str, fixed_length: bool = False, shots: int = 8) -> dict:
     lengths = "fixed-length samples" if fixed_length else "samples end at their natural stop"
-    print(f"fan-out benchmark, model {model}, {len(QUESTIONS)} questions per width (medians), {lengths}")
+    print(f"fan-out benchmark, model {model}, {len(QUESTIONS)} questions per width (medians), {lengths}, "
+          f"{shots}-shot preamble")
     print(f"{'k':>3} {'arm':<11} {'wall s':>8} {'gen tok/s':>10} {'cache hit':>10} {'hit, shared rounds':>19}")
     for k, arms in results.items():
         for arm, r in arms.items():
@@ -136,6 +146,7 @@ def report(results: dict, model: str, fixed_length: bool = False) -> dict:
         },
         "model": model,
         "fixed_length": fixed_length,
+        "shots": shots,
     }
     if 1 in results and 8 in results:
         n1, n8 = results[1]["n_sampling"]["wall_s"], results[8]["n_sampling"]["wall_s"]
@@ -155,11 +166,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=40, help="tokens per sample (a worked answer is ~25)")
     parser.add_argument("--fixed-length", action="store_true",
                         help="every sample exactly --max-tokens long (min_tokens = max_tokens)")
+    parser.add_argument("--shots", type=int, default=8, help=f"worked examples in the shared preamble (1..{len(SHOTS)})")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
-    results = anyio.run(run, args.model, ks, args.repeats, args.max_tokens, args.fixed_length)
-    summary = report(results, args.model, args.fixed_length)
+    preamble(args.shots)  # bad --shots fails before the engine starts
+    results = anyio.run(run, args.model, ks, args.repeats, args.max_tokens, args.fixed_length, args.shots)
+    summary = report(results, args.model, args.fixed_length, args.shots)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=2)

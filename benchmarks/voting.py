@@ -6,7 +6,8 @@ plait graph: ``single`` is one greedy ChainStep; ``vote8`` a FanOut of 8
 samples (one n=8 request) with a majority vote; ``early8`` the same FanOut
 with ``EarlyStop`` (waves of ``--wave``, stop when the leader cannot be
 overtaken, the tie rule included; ``--confidence C`` adds the looser rule
-"stop once the leader holds C of the votes"). Reported: accuracy and
+"stop once the leader holds C of the votes", ``--margin M`` the rule "stop once
+the leader is M votes ahead of every other answer"). Reported: accuracy and
 generated (completion) tokens per arm. Both votes use one sampling seed, so
 sample i of a question is the same draw in either arm (common random
 numbers): early8 sees the first samples vote8 sees, and the two differ only
@@ -59,7 +60,7 @@ def arms(args: argparse.Namespace) -> dict[str, Graph]:
     vote8.add(FanOut(solver(args.max_tokens), k=8, aggregate=Majority(), params=sampling, name="vote"))
     early8 = Graph("early8")
     early8.add(FanOut(solver(args.max_tokens), k=8, params=sampling, name="vote",
-                      aggregate=EarlyStop(wave=args.wave, confidence=args.confidence,
+                      aggregate=EarlyStop(wave=args.wave, confidence=args.confidence, margin=args.margin,
                                           min_samples=args.min_samples)))
     every = {"single": single, "vote8": vote8, "early8": early8}
     chosen = args.arms.split(",")
@@ -136,6 +137,9 @@ REPLAYED_RULES = {
     "conf0.75/min2": EarlyStop(wave=1, confidence=0.75, min_samples=2),
     "conf0.75/min3": EarlyStop(wave=1, confidence=0.75, min_samples=3),
     "conf1.0/min3": EarlyStop(wave=1, confidence=1.0, min_samples=3),
+    "conf0.7/min2": EarlyStop(wave=1, confidence=0.7, min_samples=2),
+    "margin2/min2": EarlyStop(wave=1, margin=2, min_samples=2),
+    "margin3/min3": EarlyStop(wave=1, margin=3, min_samples=3),
 }
 
 
@@ -201,8 +205,11 @@ def main() -> None:
                         help="early stop: samples per wave (1: the rule is consulted after every sample)")
     parser.add_argument("--confidence", type=float, default=None,
                         help="early stop: also stop once the leader holds this share of the votes (default: off)")
+    parser.add_argument("--margin", type=int, default=None,
+                        help="early stop: also stop once the leader is this many votes ahead (default: off)")
     parser.add_argument("--min-samples", type=int, default=None,
-                        help="early stop: samples needed before the confidence rule applies (default: one wave)")
+                        help="early stop: samples needed before the confidence or margin rule applies "
+                             "(default: one wave)")
     parser.add_argument("--sample-seed", type=int, default=1, help="sampling seed of both votes (sample i: seed + i)")
     parser.add_argument("--arms", default="single,vote8,early8", help="comma-separated arms to run")
     parser.add_argument("--concurrency", type=int, default=16, help="questions in flight at once")
@@ -234,7 +241,7 @@ def main() -> None:
         out = {name: {"accuracy": row["accuracy"], "tokens": row["tokens"]} for name, row in results.items()}
         out["replayed_rules"] = replayed
         out["details"] = {"source": source, "n": args.n, "seed": args.seed, "arms": results,
-                          "early_stop": {"wave": args.wave, "confidence": args.confidence,
+                          "early_stop": {"wave": args.wave, "confidence": args.confidence, "margin": args.margin,
                                          "min_samples": args.min_samples},
                           "sample_seed": args.sample_seed}
         with open(args.json, "w", encoding="utf-8") as f:

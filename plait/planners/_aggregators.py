@@ -184,21 +184,27 @@ class EarlyStop(Majority):
     to come say, counting the tie rule: a tie goes to the answer seen first,
     so 4 agreeing samples of 8 settle the vote. This rule never changes the
     winner of the full k-sample vote; it only skips samples that could not
-    matter. ``confidence`` adds a looser rule that can: stop once the leader
-    holds at least that share of at least ``min_samples`` successful samples
-    (default: one wave, and never fewer than 2). Outstanding samples are then
-    cancelled and later waves never sent.
+    matter. Two looser rules can change it, and apply once at least
+    ``min_samples`` samples succeeded (default: one wave, never fewer than 2):
+    ``confidence`` stops once the leader holds at least that share of the
+    votes; ``margin`` stops once the leader is that many votes ahead of every
+    other answer (a sequential test: 2-0, 3-1 and 4-2 all stop at margin 2).
+    Outstanding samples are then cancelled and later waves never sent.
     """
 
-    def __init__(self, *, wave: int = 2, confidence: float | None = None, min_samples: int | None = None,
-                 normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
+    def __init__(self, *, wave: int = 2, confidence: float | None = None, margin: int | None = None,
+                 min_samples: int | None = None, normalize: Callable[[Any], Hashable] | None = None,
+                 quorum: int = 1):
         super().__init__(normalize=normalize, quorum=quorum)
         if wave < 1:
             raise ValueError(f"wave must be >= 1, got {wave}")
         if confidence is not None and not 0 < confidence <= 1:
             raise ValueError(f"confidence must be within (0, 1], got {confidence}")
+        if margin is not None and margin < 1:
+            raise ValueError(f"margin must be >= 1 vote, got {margin}")
         self.wave = wave
         self.confidence = confidence
+        self.margin = margin
         self.min_samples = min_samples if min_samples is not None else max(wave, 2)  # one sample is no vote
 
     def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:
@@ -212,8 +218,12 @@ class EarlyStop(Majority):
         if self._settled(groups, counts, leader, remaining, candidates, next_index):
             return True
         succeeded = sum(counts.values())
-        return (self.confidence is not None and succeeded >= self.min_samples
-                and counts[leader] / succeeded >= self.confidence)
+        if succeeded < self.min_samples:
+            return False
+        if self.confidence is not None and counts[leader] / succeeded >= self.confidence:
+            return True
+        runner_up = max((n for k, n in counts.items() if k != leader), default=0)
+        return self.margin is not None and counts[leader] - runner_up >= self.margin
 
     @staticmethod
     def _settled(groups: dict, counts: dict, leader: Hashable, remaining: int, candidates: list[Candidate],

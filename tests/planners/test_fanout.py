@@ -295,3 +295,20 @@ def test_samples_cut_off_at_max_tokens_fail_unless_kept():
     assert "cut off at max_tokens=4" in result.errors[0] and "keep_truncated=True" in result.errors[0]
     kept = vote(FanOut(solve_step(), k=4, params=params, keep_truncated=True), ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"]))
     assert kept.failed == 0 and kept.distribution == {"5": 2, "2": 1, "4": 1}
+
+
+def test_early_stop_by_margin_stops_once_the_leader_is_that_far_ahead():
+    def run(replies, **rule):
+        backend = ScriptedBackend(list(replies))
+        return vote(FanOut(solve_step(), k=8, aggregate=EarlyStop(wave=1, **rule)), backend), backend
+
+    result, backend = run(["4", "4"] + ["5"] * 6, margin=2)
+    assert result.samples == 2 and result.winner == 4 and len(backend.requests) == 2
+    result, _ = run(["4", "5", "4", "6", "4"] + ["5"] * 3, margin=2)
+    assert result.samples == 5 and result.winner == 4  # 3-1-1 after five samples
+    result, _ = run(["4", "5", "4", "5", "6", "7", "8", "9"], margin=2)
+    assert result.samples == 8 and not result.stopped_early and result.winner == 4  # never 2 ahead: all drawn
+    result, _ = run(["4", "4", "5", "5", "5", "5", "5", "5"], margin=2, min_samples=3)
+    assert result.samples == 6 and result.winner == 5  # 2-0 too early to count; 5 settles the vote at 4 of 6
+    with pytest.raises(ValueError, match="margin must be >= 1"):
+        EarlyStop(margin=0)
