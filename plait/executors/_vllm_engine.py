@@ -89,11 +89,19 @@ def cpu_engine_defaults() -> dict[str, Any]:
     create oneDNN linear, fallback to torch linear") and bf16 runs on slow
     emulated kernels; float32 was 3x faster batched and 5x faster at prefill
     on a 2-core AVX2 EPYC (smollm2-135m: 16 concurrent 47 -> 153 tok/s,
-    1,247-token prefill 17 s -> 3.6 s). Callers merge their own options over these.
+    1,247-token prefill 17 s -> 3.6 s).
+
+    Chunked prefill is off: when a prompt's prefill is split over engine
+    steps, vLLM 0.32 rewinds the random generator of a seeded request with
+    ``Generator.set_offset``, which CPU generators lack ("CPU Generator does
+    not use offset"), and the engine dies. Any seeded request arriving with
+    more prompt tokens in flight than one step takes (4,096) triggered it,
+    e.g. 12 distinct 750-token prompts; unchunked, they run. Callers merge
+    their own options over these.
     """
     if not _cpu_build():
         return {}
-    defaults: dict[str, Any] = {"block_size": CPU_BLOCK_SIZE}
+    defaults: dict[str, Any] = {"block_size": CPU_BLOCK_SIZE, "enable_chunked_prefill": False}
     if not _has_avx512():
         defaults["dtype"] = "float32"
     return defaults
