@@ -53,6 +53,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_flags(options: dict) -> list[str]:
+    """Engine options as `vllm serve` flags; booleans are switches (``--flag`` / ``--no-flag``)."""
+    flags: list[str] = []
+    for option, value in options.items():
+        name = option.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags += [f"--{name}", str(value)]
+    return flags
+
+
 @pytest.fixture(scope="session")
 def vllm_server(model_path: str, tmp_path_factory) -> Iterator[str]:
     """A real vLLM OpenAI-compatible server on 127.0.0.1 at a free port; yields its base URL."""
@@ -65,8 +77,7 @@ def vllm_server(model_path: str, tmp_path_factory) -> Iterator[str]:
         "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
     ]
-    for option, value in cpu_engine_defaults().items():  # the in-process backend's CPU settings, for a fair match
-        command += [f"--{option.replace('_', '-')}", str(value)]
+    command += server_flags(cpu_engine_defaults())  # the in-process backend's CPU settings, for a fair match
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in CPU_ENV.items()}}
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
