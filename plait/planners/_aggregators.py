@@ -189,12 +189,16 @@ class EarlyStop(Majority):
     ``confidence`` stops once the leader holds at least that share of the
     votes; ``margin`` stops once the leader is that many votes ahead of every
     other answer (a sequential test: 2-0, 3-1 and 4-2 all stop at margin 2).
-    Outstanding samples are then cancelled and later waves never sent.
+    ``failure_margin`` gives up on samples the model cannot finish: stop once
+    failed samples (unparsable, cut off at ``max_tokens``) outnumber the
+    leader's votes by that many; the vote then goes to the answers it has, or
+    raises :class:`~plait.VoteError` below quorum. Outstanding samples are
+    then cancelled and later waves never sent.
     """
 
     def __init__(self, *, wave: int = 2, confidence: float | None = None, margin: int | None = None,
-                 min_samples: int | None = None, normalize: Callable[[Any], Hashable] | None = None,
-                 quorum: int = 1):
+                 failure_margin: int | None = None, min_samples: int | None = None,
+                 normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
         super().__init__(normalize=normalize, quorum=quorum)
         if wave < 1:
             raise ValueError(f"wave must be >= 1, got {wave}")
@@ -202,16 +206,23 @@ class EarlyStop(Majority):
             raise ValueError(f"confidence must be within (0, 1], got {confidence}")
         if margin is not None and margin < 1:
             raise ValueError(f"margin must be >= 1 vote, got {margin}")
+        if failure_margin is not None and failure_margin < 1:
+            raise ValueError(f"failure_margin must be >= 1 sample, got {failure_margin}")
         self.wave = wave
         self.confidence = confidence
         self.margin = margin
+        self.failure_margin = failure_margin
         self.min_samples = min_samples if min_samples is not None else max(wave, 2)  # one sample is no vote
 
     def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:
         groups = self.groups(candidates)
+        counts = {key: len(members) for key, members in groups.items()}
+        if self.failure_margin is not None:
+            failed = sum(1 for c in candidates if not c.ok)
+            if failed - max(counts.values(), default=0) >= self.failure_margin:
+                return True
         if not groups:
             return False
-        counts = {key: len(members) for key, members in groups.items()}
         leader = _leader(groups, counts)
         if counts[leader] < self.quorum:
             return False

@@ -312,3 +312,23 @@ def test_early_stop_by_margin_stops_once_the_leader_is_that_far_ahead():
     assert result.samples == 6 and result.winner == 5  # 2-0 too early to count; 5 settles the vote at 4 of 6
     with pytest.raises(ValueError, match="margin must be >= 1"):
         EarlyStop(margin=0)
+
+
+def test_early_stop_gives_up_once_failures_outnumber_the_leader_by_the_failure_margin():
+    params = SamplingParams(temperature=0.7, max_tokens=6)
+    ramble = "let me think about this at length"  # cut off at max_tokens: a failed sample
+
+    def run(replies, **rule):
+        backend = ScriptedBackend(list(replies))
+        fan = FanOut(solve_step(), k=8, params=params, aggregate=EarlyStop(wave=1, **rule))
+        return vote(fan, backend), backend
+
+    result, backend = run([ramble, "4", ramble, ramble, ramble] + ["5"] * 3, failure_margin=3)
+    assert result.samples == 5 and result.failed == 4 and result.winner == 4 and result.stopped_early
+    assert len(backend.requests) == 5
+    result, _ = run([ramble, "4", ramble, ramble, "5", ramble, "4", "4"], failure_margin=3)
+    assert result.samples == 6 and result.winner == 4  # 3 failed vs 1 vote went on; 4 vs 1 stopped
+    with pytest.raises(NodeFailedError, match="only 0 of 3 samples succeeded"):
+        run([ramble] * 3 + ["4"] * 5, failure_margin=3)
+    with pytest.raises(ValueError, match="failure_margin must be >= 1"):
+        EarlyStop(failure_margin=0)
