@@ -180,7 +180,9 @@ class FunctionBackend(Backend):
 
     def _sample(self, request: Request, text: str) -> Sample:
         finish = "stop"
-        floor = _nth_token_end(self._spans(text), request.params.min_tokens, len(text)) if request.params.min_tokens else 0
+        floor = 0
+        if request.params.min_tokens:
+            floor = _nth_token_end(self._spans(text), request.params.min_tokens, len(text))
         for stop in request.params.stop:  # like an engine: a stop string counts only after min_tokens
             at = text.find(stop, floor) if stop else -1
             if at >= 0:

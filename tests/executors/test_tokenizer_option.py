@@ -42,7 +42,8 @@ async def test_stream_hands_over_one_chunk_per_token():
 
 async def test_min_tokens_counts_in_the_tokenizer_s_tokens():
     backend = FunctionBackend(lambda r: "ab.cd.ef", tokenizer=char_pairs)
-    sample = (await backend.generate_one(Request(prompt="p", params=SamplingParams(stop=["."], min_tokens=2)))).samples[0]
+    request = Request(prompt="p", params=SamplingParams(stop=["."], min_tokens=2))
+    sample = (await backend.generate_one(request)).samples[0]
     assert sample.text == "ab.cd"  # the first "." falls inside the first 2 tokens, so it cannot stop
 
 
