@@ -114,6 +114,9 @@ _WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 REGEX_SAMPLES = {r"[0-9]{3}-[a-z]{2}": "417-ab", "[0-9]{1500}": "7" * 1500}
 
 
+_SHAPER = ScriptedBackend([])  # its _sample applies a request's stop strings and token limits to a reply
+
+
 def scripted_reply(request: Request) -> list[Sample]:
     """Per-sample replies; long generations (max_tokens >= 1000) take seconds, like a real engine."""
     p = request.params
@@ -132,7 +135,7 @@ def scripted_reply(request: Request) -> list[Sample]:
             start = (len(request.prompt_text()) + (i * 7 if p.temperature else 0)) % len(_WORDS)
             text = " ".join(_WORDS[(start + k) % len(_WORDS)] for k in range(40))
         replies.append(text)
-    samples = [ScriptedBackend._sample(request, text) for text in replies]
+    samples = [_SHAPER._sample(request, text) for text in replies]  # stop strings, min/max_tokens, as served
     if p.logprobs is not None:
         samples = [s.model_copy(update={"logprobs": _fake_logprobs(s, p.logprobs)}) for s in samples]
     return samples
