@@ -25,6 +25,7 @@ hit rate at least 0.85 on the shared-prefix rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -54,6 +55,7 @@ SHOTS = list(zip(range(11, 31), range(23, 43), range(2, 22)))
 ARMS = ("n_sampling", "concurrent", "sequential")
 
 
+@functools.cache
 def preamble(shots: int = 8) -> str:
     if not 1 <= shots <= len(SHOTS):
         raise SystemExit(f"--shots must be within 1..{len(SHOTS)}, got {shots}")

@@ -19,15 +19,12 @@ import anyio
 
 from plait.errors import BackendError, ScriptExhaustedError
 from plait.executors._base import Backend, Completion, Request, Sample
-from plait.executors._tokenize import _WORD, Tokenizer, as_tokenizer, word_spans
+from plait.executors._tokenize import Tokenizer, as_tokenizer, word_spans
 
 __all__ = ["ScriptedBackend", "FunctionBackend", "count_tokens"]
 
 Reply = Union[str, Sample, Completion, BaseException]
 Handler = Callable[[Request], Union[Reply, Sequence[Reply], Awaitable[Any]]]
-
-_TOKEN = _WORD  # words and punctuation marks
-
 
 def count_tokens(text: str) -> int:
     """Approximate token count: words and punctuation marks."""

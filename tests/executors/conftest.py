@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 from plait import Choice, Grammar, JsonSchema, Regex, Request, Sample, ScriptedBackend, TokenLogprob
-from plait.executors import Backend, OpenAIBackend, VLLMBackend, pull_model
-from plait.executors._scripted import _TOKEN
+from plait.executors import Backend, OpenAIBackend, VLLMBackend, pull_model, word_spans
 from plait.executors._vllm_engine import CPU_ENV, cpu_engine_defaults
 
 MODEL = "smollm2-135m"
@@ -142,7 +141,7 @@ def scripted_reply(request: Request) -> list[Sample]:
 
 
 def _fake_logprobs(sample: Sample, k: int) -> tuple[TokenLogprob, ...]:
-    tokens = _TOKEN.findall(sample.text)[: sample.completion_tokens]
+    tokens = [sample.text[a:b] for a, b in word_spans(sample.text)][: sample.completion_tokens]
     alternatives = {f"alt{j}": -1.0 - j for j in range(k)}
     return tuple(TokenLogprob(token=t, logprob=-0.5, top={t: -0.5, **alternatives}) for t in tokens)
 
