@@ -93,6 +93,7 @@ from plait.orchestrator import (
     RunResult,
     RunStarted,
     Signature,
+    ThreadAbandoned,
     TokensUsed,
     TokenUsage,
 )
@@ -177,8 +178,8 @@ __all__ = [
     # graph model, runtime and observability (plait.orchestrator)
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "Route", "RetryPolicy", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished",
-    "NodeFailed", "NodeRetried", "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom",
-    "JsonlTrace", "RichProgress", "read_trace",
+    "NodeFailed", "NodeRetried", "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
+    "Custom", "JsonlTrace", "RichProgress", "read_trace",
     # LLM backends, model registry and tools (plait.executors)
     "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",

@@ -125,12 +125,21 @@ class LoopLimitError(RunError):
 
 
 class BudgetExceededError(RunError):
-    """The run's token budget is spent; no further LLM work was started."""
+    """The run's token budget is spent, or a request's worst case (``needed``) no longer fits in it.
 
-    def __init__(self, used: int, budget: int, node: str | None = None, partial: RunResult | None = None):
-        self.used, self.budget, self.node = used, budget, node
+    No request that did not fit was sent.
+    """
+
+    def __init__(self, used: int, budget: int, node: str | None = None, partial: RunResult | None = None,
+                 needed: int | None = None):
+        self.used, self.budget, self.node, self.needed = used, budget, node, needed
         where = f" (stopped at node {node!r})" if node else ""
-        super().__init__(f"token budget exceeded: {used} of {budget} tokens used{where}", partial)
+        if needed is None:
+            message = f"token budget exceeded: {used} of {budget} tokens used{where}"
+        else:
+            message = (f"token budget exceeded: a request needs up to {needed} tokens (prompt + max_tokens * n) "
+                       f"but {used} of {budget} are used{where}; raise token_budget or lower max_tokens")
+        super().__init__(message, partial)
 
 
 class DeadlineExceededError(RunError):

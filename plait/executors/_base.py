@@ -32,6 +32,7 @@ __all__ = [
     "Sample",
     "Completion",
     "Backend",
+    "prompt_token_bound",
 ]
 
 
@@ -207,6 +208,15 @@ class Backend(abc.ABC):
         (completion,) = await self.generate([request])
         return completion
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        """Tokens ``request``'s prompt will cost here, or an upper bound on them.
+
+        A run with a ``token_budget`` reserves this plus ``max_tokens * n``
+        before sending the request. Backends that can tokenize override it
+        with the exact count; the default is :func:`prompt_token_bound`.
+        """
+        return prompt_token_bound(request)
+
     async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
         """Serve one request, calling ``on_text(chunk)`` (sync or async) as the first sample's text arrives.
 
@@ -232,3 +242,22 @@ class Backend(abc.ABC):
 
     async def __aexit__(self, *exc_info) -> None:
         await self.aclose()
+
+
+_TEXT_MARGIN = 8  # special tokens a tokenizer adds around a text prompt (BOS, a leading-space marker)
+_MESSAGE_MARGIN = 16  # special tokens a chat template wraps around each message
+_CHAT_MARGIN = 128  # what a chat template adds of its own (a default system prompt, a date line)
+
+
+def prompt_token_bound(request: Request) -> int:
+    """An upper bound on the tokens of ``request``'s prompt, for backends that cannot count them.
+
+    The UTF-8 bytes of the prompt (a token of a byte-level BPE or byte-fallback
+    tokenizer covers at least one byte), plus 8 for a text prompt, or 16 per
+    chat message and 128 for the chat template. Real prompts cost 3 to 4 times
+    less, so a budget reserves more than it will spend until the reply returns.
+    """
+    text = request.prompt_text()
+    if isinstance(request.prompt, str):
+        return len(text.encode()) + _TEXT_MARGIN
+    return len(text.encode()) + _MESSAGE_MARGIN * len(request.prompt) + _CHAT_MARGIN

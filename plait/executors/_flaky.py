@@ -69,6 +69,9 @@ class FlakyBackend(Backend):
         await self._fault([request])
         return await self.inner.stream(request, on_text)
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        return self.inner.count_prompt_tokens(request)
+
     async def start(self) -> None:
         await self.inner.start()
 

@@ -175,6 +175,10 @@ class FunctionBackend(Backend):
         """Tokens in ``text`` as this backend counts them (its ``tokenizer``)."""
         return len(self._spans(text))
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        """The prompt tokens this backend reports for ``request``: exact."""
+        return len(self._spans(request.prompt_text()))
+
     def _sample(self, request: Request, text: str) -> Sample:
         finish = "stop"
         floor = 0

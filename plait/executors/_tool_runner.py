@@ -4,22 +4,28 @@ A tool that raises (or times out, or gets arguments that do not fit) does not
 crash the run: :meth:`ToolRunner.call` returns a :class:`ToolFailure` value
 carrying the exception's message, which the plan's evidence records and the
 solver (or the ReAct agent) reads like any other observation.
+
+A sync tool runs in a worker thread (see ``plait/orchestrator/_threads.py``):
+its ``timeout`` holds even when it blocks, a timed-out thread is abandoned
+(reported as a ``tool_thread_abandoned`` event), and a retry starts only once
+the attempt it replaces has ended, so attempts of one call never overlap.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import anyio.to_thread
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from plait.executors._tools import Tool, ToolRegistry, validation_problems
+from plait.orchestrator._threads import Lane
 
 __all__ = ["ToolRunner", "ToolFailure"]
 
@@ -108,12 +114,13 @@ class ToolRunner:
             return await self._attempts(t, args)
 
     async def _attempts(self, t: Tool, args: dict[str, Any]) -> Any:
+        lane = Lane(on_abandon=lambda running: self._emit("tool_thread_abandoned", tool=t.name, running=running))
         attempt = 0
         while True:
             attempt += 1
             self.calls += 1
             try:
-                return await self._once(t, args)
+                return await self._once(t, args, lane)
             except Exception as exc:  # a tool's failure is evidence, not a crash
                 error = f"{type(exc).__name__}: {exc}"
                 if t.retry is None or not t.retry.should_retry(exc, attempt):
@@ -123,21 +130,22 @@ class ToolRunner:
                 self._emit("tool_retry", tool=t.name, attempt=attempt, error=error, delay=delay)
                 await anyio.sleep(delay)
 
-    async def _once(self, t: Tool, args: dict[str, Any]) -> Any:
+    async def _once(self, t: Tool, args: dict[str, Any], lane: Lane) -> Any:
         if t.timeout is None:
-            return await self._invoke(t, args)
+            return await self._invoke(t, args, lane)
         with anyio.move_on_after(t.timeout) as scope:
-            return await self._invoke(t, args)
+            return await self._invoke(t, args, lane)
         if scope.cancelled_caught:
             raise TimeoutError(f"tool {t.name!r} timed out after {t.timeout:g}s")
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    async def _invoke(t: Tool, args: dict[str, Any]) -> Any:
+    async def _invoke(t: Tool, args: dict[str, Any], lane: Lane) -> Any:
+        """One attempt; a sync tool's attempt runs in a worker thread, after the attempt it retries has ended."""
         if t.is_async:
             return await t.fn(**args)
         if t.blocking:
-            return await anyio.to_thread.run_sync(lambda: t.fn(**args), abandon_on_cancel=True)
+            return await lane.run(functools.partial(t.fn, **args), f"tool {t.name}")
         return t.fn(**args)
 
 

@@ -34,8 +34,10 @@ class Tool:
     * ``retry``: a :class:`~plait.RetryPolicy` for failed attempts (None: one attempt);
     * ``max_concurrency``: how many calls of this tool may run at once within a run;
     * ``cache``: reuse the result of an identical call (same arguments) within a run;
-    * ``blocking``: run a sync function in a worker thread so calls overlap
-      (default True: tools usually wait on I/O).
+    * ``blocking``: run a sync function in a worker thread (default True: tools
+      usually wait on I/O), so calls overlap and ``timeout`` holds;
+      ``blocking=False`` calls it on the event loop (cheap functions only: no
+      timeout is possible there).
     """
 
     def __init__(
@@ -60,10 +62,13 @@ class Tool:
             raise ToolError(f"tool {self.name!r}: timeout must be > 0 seconds, got {timeout}")
         if max_concurrency is not None and max_concurrency < 1:
             raise ToolError(f"tool {self.name!r}: max_concurrency must be >= 1, got {max_concurrency}")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        if timeout is not None and not blocking and not self.is_async:
+            raise ToolError(f"tool {self.name!r}: blocking=False runs this sync function on the event loop, "
+                            "where its timeout cannot stop it; drop blocking=False or the timeout")
         self.description = (description or inspect.getdoc(fn) or "").strip()
         self.timeout, self.retry, self.max_concurrency = timeout, retry, max_concurrency
         self.cache, self.blocking = cache, blocking
-        self.is_async = inspect.iscoroutinefunction(fn)
         self.args_model, self.returns = _read_signature(fn, self.name)
 
     @classmethod

@@ -106,6 +106,12 @@ class VLLMBackend(Backend):
             raise BackendError("VLLMBackend is not started; use `async with VLLMBackend(...) as backend:`")
         return self._shared
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        """Exact once the engine is started (its tokenizer and chat template); the generic bound before."""
+        if self._shared is None:
+            return super().count_prompt_tokens(request)
+        return len(self._tokenize(self._shared, request, 0))
+
     async def generate(self, requests: list[Request]) -> list[Completion]:
         for i, request in enumerate(requests):
             check_request_constraint(request, i)  # before the engine is even started

@@ -13,6 +13,7 @@ from plait.orchestrator._events import (
     NodeStarted,
     RunFinished,
     RunStarted,
+    ThreadAbandoned,
     TokensUsed,
 )
 from plait.orchestrator._graph import Graph, GraphNode
@@ -25,5 +26,6 @@ __all__ = [
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "RetryPolicy", "Route", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
-    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "Custom",
+    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
+    "Custom",
 ]

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 from plait.errors import BackendError, BudgetExceededError
 from plait.executors._base import Backend, Completion, Request
-from plait.orchestrator._events import Custom, TokensUsed
+from plait.orchestrator._events import Custom, ThreadAbandoned, TokensUsed
 from plait.orchestrator._record import TokenUsage
+from plait.orchestrator._threads import Lane, in_worker_thread
 
 if TYPE_CHECKING:
     from plait.orchestrator._runtime import _RunState
@@ -24,13 +25,14 @@ class RunContext:
     :class:`~plait.TokensUsed` events.
     """
 
-    __slots__ = ("_state", "node", "iteration", "tokens")
+    __slots__ = ("_state", "node", "iteration", "tokens", "_lane")
 
     def __init__(self, state: _RunState, node: str, iteration: int = 0):
         self._state = state
         self.node = node  # full name, e.g. "outer/inner[2]"
         self.iteration = iteration
         self.tokens: TokenUsage | None = None  # tokens of this activation (set on first report)
+        self._lane: Lane | None = None  # this activation's worker-thread lane (sync nodes)
 
     @property
     def run_id(self) -> str:
@@ -51,9 +53,9 @@ class RunContext:
 
     @property
     def tokens_left(self) -> int | None:
-        """Tokens left in the run's budget (None when unlimited)."""
-        budget = self._state.token_budget
-        return None if budget is None else max(budget - self._state.tokens.total, 0)
+        """Tokens of the run's budget neither spent nor reserved by requests in flight (None when unlimited)."""
+        budget = self._state.budget
+        return None if budget.limit is None else max(budget.limit - budget.spent.total - budget.reserved, 0)
 
     def check_budget(self) -> None:
         """Raise :class:`~plait.BudgetExceededError` if the budget is spent (call before starting LLM work)."""
@@ -72,11 +74,15 @@ class RunContext:
         batch = [request] if single else list(request)
         self.check_budget()
         batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
+        need = await self._reserve(batch)
         journal = self._state.journal
-        if journal is not None and journal.cache:
-            completions = await journal.generate(lambda: self.backend, batch)
-        else:
-            completions = await self.backend.generate(batch)
+        try:
+            if journal is not None and journal.cache:
+                completions = await journal.generate(lambda: self.backend, batch)
+            else:
+                completions = await self.backend.generate(batch)
+        finally:
+            self._state.budget.release(need)
         for completion in completions:
             self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         return completions[0] if single else completions
@@ -86,16 +92,30 @@ class RunContext:
         self.check_budget()
         if not request.tag:
             request = request.model_copy(update={"tag": self.node})
+        need = await self._reserve([request])
         journal = self._state.journal
-        if journal is not None and journal.cache:
-            completion = await journal.stream(lambda: self.backend, request, on_text)
-        else:
-            completion = await self.backend.stream(request, on_text)
+        try:
+            if journal is not None and journal.cache:
+                completion = await journal.stream(lambda: self.backend, request, on_text)
+            else:
+                completion = await self.backend.stream(request, on_text)
+        finally:
+            self._state.budget.release(need)
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         return completion
 
+    async def _reserve(self, batch: list[Request]) -> int:
+        """Reserve ``batch``'s worst case against the budget before sending it (see ``_budget.py``)."""
+        budget = self._state.budget
+        if budget.limit is None:
+            return 0
+        need = budget.worst_case(batch, self._state.backend)
+        await budget.reserve(need, self.node)
+        return need
+
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
         """Count tokens spent by this node (done for you by :meth:`generate`)."""
+        _not_in_worker_thread("report_tokens", self.node)
         state = self._state
         state.tokens.add(prompt, completion, cached)
         if self.tokens is None:
@@ -122,7 +142,27 @@ class RunContext:
 
     def emit(self, name: str, **data: Any) -> None:
         """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""
+        _not_in_worker_thread("emit", self.node)
         self._state.emit(Custom, node=self.node, name=name, data=data)
+
+    def _worker_lane(self) -> Lane:
+        """The lane this activation's sync attempts run through: a retry waits for the attempt it replaces."""
+        if self._lane is None:
+            self._lane = Lane(on_abandon=self._abandoned)
+        return self._lane
+
+    def _abandoned(self, running: int) -> None:
+        state = self._state
+        record = state.records.get(self.node) or state.records.get(_base_name(self.node))
+        if record is not None:
+            record.abandoned_threads += 1
+        state.emit(ThreadAbandoned, node=self.node, running=running)
+
+
+def _not_in_worker_thread(method: str, node: str) -> None:
+    if in_worker_thread():  # run state belongs to the event loop; an abandoned attempt must not touch it
+        raise RuntimeError(f"ctx.{method}() was called from the worker thread of sync node {node!r}; "
+                           "make the node async, or pass blocking=False to run it on the event loop")
 
 
 def _base_name(name: str) -> str:

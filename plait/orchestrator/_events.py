@@ -25,6 +25,7 @@ __all__ = [
     "NodeCancelled",
     "TokensUsed",
     "LoopIteration",
+    "ThreadAbandoned",
     "Custom",
 ]
 
@@ -125,6 +126,16 @@ class LoopIteration(Event):
     source: str
     target: str
     iteration: int
+
+
+@_event
+class ThreadAbandoned(Event):
+    """A sync node's worker thread runs on after its attempt timed out or was cancelled (threads cannot be
+    killed); its result will be dropped. ``running``: abandoned threads still running in the process."""
+
+    kind: ClassVar[str] = "thread_abandoned"
+    node: str
+    running: int
 
 
 @_event

@@ -49,6 +49,7 @@ class NodeRecord:
     error: str | None = None
     routes: list[str] = dataclasses.field(default_factory=list)
     restored: int = 0  # activations taken from a checkpoint instead of run
+    abandoned_threads: int = 0  # worker threads left running by attempts that timed out or were cancelled
 
     @property
     def retries(self) -> int:

@@ -34,6 +34,7 @@ from plait.errors import (
     RunError,
 )
 from plait.executors._base import Backend
+from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
     Event,
@@ -89,6 +90,7 @@ class _RunState:
         self.backend = backend
         self.token_budget = token_budget
         self.tokens = TokenUsage()
+        self.budget = TokenBudget(token_budget, self.tokens)
         self.records: dict[str, NodeRecord] = {}
         self.events: list[Event] = []
         self.sinks = sinks

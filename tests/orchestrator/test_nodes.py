@@ -11,6 +11,7 @@ from plait import (
     Param,
     Request,
     RunContext,
+    SamplingParams,
     ScriptedBackend,
     Signature,
 )
@@ -106,12 +107,13 @@ async def test_budget_exceeded_inside_subgraph_stops_the_whole_run():
 
     @inner.node
     async def spend(q: str, ctx: RunContext) -> str:
-        await ctx.generate(Request(prompt=q))
-        return (await ctx.generate(Request(prompt=q))).text
+        request = Request(prompt=q, params=SamplingParams(max_tokens=3))  # reserves 3 + 3 tokens
+        await ctx.generate(request)
+        return (await ctx.generate(request)).text
 
     outer = Graph("outer_budget")
     outer.add(inner, name="sub", on_error="skip")  # a budget stop is not a node failure to skip
     with pytest.raises(BudgetExceededError) as info:
-        await outer.run("a b c", backend=ScriptedBackend(lambda r: "x y z"), token_budget=5)
+        await outer.run("a b c", backend=ScriptedBackend(lambda r: "x y z"), token_budget=10)
     assert info.value.node == "sub/spend"
     assert info.value.partial.tokens.total == 6

@@ -349,24 +349,25 @@ async def test_deadline_exceeded_carries_partial_results():
 async def test_token_budget_exceeded_stops_llm_work_and_returns_partial_results():
     backend = ScriptedBackend(lambda r: "word " * 10)
     g = Graph("budget")
+    params = SamplingParams(max_tokens=10)
 
     @g.node
     async def step1(q: str, ctx: RunContext) -> str:
-        return (await ctx.generate(Request(prompt=q))).text
+        return (await ctx.generate(Request(prompt=q, params=params))).text  # reserves 1 + 10, spends 11
 
     @g.node
     async def step2(step1: str, ctx: RunContext) -> str:
-        return (await ctx.generate(Request(prompt=step1))).text
+        return (await ctx.generate(Request(prompt=step1, params=params))).text  # reserves 10 + 10, spends 20
 
     @g.node
     async def step3(step2: str, ctx: RunContext) -> str:
-        return (await ctx.generate(Request(prompt=step2))).text
+        return (await ctx.generate(Request(prompt=step2, params=params))).text  # 31 + 20 > 45: refused
 
     g.chain(step1, step2, step3)
-    with pytest.raises(BudgetExceededError, match="token budget exceeded") as info:
-        await g.run("hello", backend=backend, token_budget=15)
+    with pytest.raises(BudgetExceededError, match="needs up to 20 tokens .* but 31 of 45 are used") as info:
+        await g.run("hello", backend=backend, token_budget=45)
     err = info.value
-    assert err.budget == 15 and err.used >= 15
+    assert err.budget == 45 and err.used == 31 and err.needed == 20
     assert err.node == "step3"
     assert len(backend.requests) == 2  # step3 never sent its request
     partial = err.partial

@@ -1,0 +1,185 @@
+"""Sync functions in worker threads: timeouts that hold, retries that never overlap, few leftover threads.
+
+A sync node or tool runs in a worker thread so that, however long it blocks,
+it stalls no other node and its timeout fires on time. Python cannot kill a
+thread: when a call times out (or its run is cancelled) the caller moves on
+and the thread is *abandoned*: it runs to its end and its result is dropped.
+Three rules keep that safe:
+
+* every worker thread holds one of :data:`MAX_THREADS` process-wide slots
+  until its function returns, abandoned or not, so hung functions cannot pile
+  up threads; a call waits for a free slot, its timeout running;
+* a :class:`Lane` runs one call at a time: a retry starts only once the
+  attempt it replaces has really ended (the wait counts against the retry's
+  timeout), so two attempts of one call never run, or write results, at once;
+* abandoned threads still running are counted (:func:`abandoned_threads`),
+  and the lane's ``on_abandon`` callback reports each one as it happens.
+
+Threads are daemons: a hung one never keeps the process from exiting. A
+thread per call costs about as much as a hand-off to anyio's pool here
+(~0.1 ms) and, unlike pooled threads, is gone once its function returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_THREADS", "Lane", "run_in_thread", "abandoned_threads", "in_worker_thread"]
+
+#: Worker threads running plait work at once in this process, abandoned ones included
+#: (``PLAIT_MAX_THREADS`` in the environment changes it; anyio's own default is also 40).
+MAX_THREADS = int(os.environ.get("PLAIT_MAX_THREADS", "40"))
+
+_lock = threading.Lock()  # guards the counters, the waiters and every call's done/abandoned flags
+_busy = 0  # worker threads running
+_abandoned = 0  # of which abandoned by their caller
+_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+_local = threading.local()
+
+
+def abandoned_threads() -> int:
+    """Worker threads whose caller gave up (timeout, cancellation) that are still running."""
+    return _abandoned
+
+
+def in_worker_thread() -> bool:
+    """True inside a worker thread started by :func:`run_in_thread`."""
+    return getattr(_local, "worker", False)
+
+
+class _Call:
+    """One function call in its own daemon thread, delivering its outcome to the caller's event loop."""
+
+    __slots__ = ("fn", "loop", "future", "done", "abandoned")
+
+    def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop):
+        self.fn, self.loop = fn, loop
+        self.future: asyncio.Future = loop.create_future()
+        self.done = self.abandoned = False
+
+    def body(self) -> None:
+        global _busy, _abandoned
+        _local.worker = True
+        result = error = None
+        try:
+            result = self.fn()
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            error = exc
+        with _lock:
+            self.done = True
+            _busy -= 1
+            if self.abandoned:
+                _abandoned -= 1
+            waiters = _waiters[:]
+            _waiters.clear()
+        _wake(waiters)
+        if not self.abandoned:
+            try:
+                self.loop.call_soon_threadsafe(self._deliver, result, error)
+            except RuntimeError:  # the caller's loop is closed
+                pass
+
+    def _deliver(self, result: Any, error: BaseException | None) -> None:
+        if not self.future.done():
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+
+class Lane:
+    """Runs sync calls in worker threads one after another, even when an earlier one was abandoned.
+
+    Use one lane per logical call (a node activation, a tool call) and run
+    each attempt through it: an attempt waits for its predecessor's thread to
+    end before it starts its own. ``on_abandon(still_running)`` is called, on
+    the event loop, when an attempt's caller gives up while its thread runs on.
+    """
+
+    __slots__ = ("_last", "on_abandon")
+
+    def __init__(self, on_abandon: Callable[[int], None] | None = None):
+        self._last: _Call | None = None
+        self.on_abandon = on_abandon
+
+    async def run(self, fn: Callable[[], Any], name: str = "call") -> Any:
+        """``fn()`` in a worker thread; cancelling the caller abandons the thread (it is not waited for)."""
+        global _abandoned
+        last = self._last
+        if last is not None and not last.done:
+            await _wait_until(lambda: last.done)
+        await _wait_until(_take_slot)
+        call = self._last = _Call(fn, asyncio.get_running_loop())
+        try:
+            threading.Thread(target=call.body, name=f"plait-worker: {name}", daemon=True).start()
+        except BaseException:
+            _release_slot()
+            raise
+        try:
+            return await call.future
+        except BaseException:
+            with _lock:
+                left = not call.done
+                if left:
+                    call.abandoned = True
+                    _abandoned += 1
+                running = _abandoned
+            if left and self.on_abandon is not None:
+                self.on_abandon(running)
+            raise
+
+
+async def run_in_thread(fn: Callable[[], Any], *, lane: Lane | None = None, name: str = "call") -> Any:
+    """``fn()`` in a worker thread, after ``lane``'s previous call has ended (a fresh lane when None)."""
+    return await (lane or Lane()).run(fn, name)
+
+
+def _take_slot() -> bool:
+    global _busy
+    if _busy < MAX_THREADS:
+        _busy += 1
+        return True
+    return False
+
+
+def _release_slot() -> None:
+    global _busy
+    with _lock:
+        _busy -= 1
+        waiters = _waiters[:]
+        _waiters.clear()
+    _wake(waiters)
+
+
+async def _wait_until(ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()`` (called under the lock) is true; worker threads wake waiters as they end."""
+    loop = asyncio.get_running_loop()
+    while True:
+        with _lock:
+            if ready():
+                return
+            future = loop.create_future()
+            _waiters.append((loop, future))
+        try:
+            await future
+        finally:
+            with _lock:
+                if (loop, future) in _waiters:
+                    _waiters.remove((loop, future))
+
+
+def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]) -> None:
+    for loop, future in waiters:
+        try:
+            loop.call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # that loop is closed
+            pass
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
