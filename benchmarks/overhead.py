@@ -3,7 +3,10 @@
 Shapes: a 3-node chain, a 5-way fan-out plus join, sequential chains of 10,
 100 and 1,000 nodes (cost per node must stay flat), and a 100-wide dynamic
 fan-out (plait ``map``; LangGraph ``Send``). Each figure is the median over
-rounds of the mean time per graph invocation, in microseconds.
+rounds of the mean time per graph invocation, in microseconds. Two plait-only
+rows price sync nodes: a 100-node chain of plain ``def`` nodes (each runs in a
+worker thread, the default) and the same declared cheap (``blocking=False``:
+called on the event loop).
 
     python benchmarks/overhead.py [--json out.json] [--rounds 7]
 
@@ -33,6 +36,17 @@ def plait_chain(n: int) -> Graph:
         async def step(x: int) -> int:
             return x + 1
         nodes.append(g.add(step, name=f"n{i}"))
+    g.chain(*nodes)
+    return g
+
+
+def plait_sync_chain(n: int, blocking: bool) -> Graph:
+    g = Graph(f"sync_chain{n}")
+    nodes = []
+    for i in range(n):
+        def step(x: int) -> int:
+            return x + 1
+        nodes.append(g.add(step, name=f"n{i}", blocking=blocking))
     g.chain(*nodes)
     return g
 
@@ -167,6 +181,8 @@ SHAPES = {
     "chain100": (lambda: plait_chain(100), lambda: langgraph_chain(100), 0, {"x": 0}, 100, 10),
     "chain1000": (lambda: plait_chain(1000), lambda: langgraph_chain(1000), 0, {"x": 0}, 1000, 2),
     "map100": (lambda: plait_map(100), lambda: langgraph_map(100), 0, {"x": 0, "results": []}, 102, 10),
+    "sync100_thread": (lambda: plait_sync_chain(100, True), None, 0, None, 100, 10),
+    "sync100_inline": (lambda: plait_sync_chain(100, False), None, 0, None, 100, 10),
 }
 
 
@@ -195,7 +211,7 @@ async def measure(rounds: int, only: list[str] | None) -> dict[str, dict[str, fl
 
         arms = {"plait_us": plait_call}
         expected = (await graph.run(p_in)).output
-        if have_langgraph:
+        if have_langgraph and mk_lg is not None:
             compiled = mk_lg()
             config = {"recursion_limit": nodes * 2 + 10}
 
