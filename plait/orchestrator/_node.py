@@ -145,7 +145,7 @@ class Node:
       it stalls no other node and its ``timeout`` holds (a thread cannot be
       killed: a timed-out one is abandoned, see ``_threads.py``);
       ``blocking=False`` declares it cheap and runs it on the event loop (no
-      thread hand-off, about 0.1 ms less per call, but no timeout possible).
+      thread hand-off, about 20 us less per call, but no timeout possible).
       Async ``run`` methods are awaited on the loop either way.
     """
 

@@ -74,14 +74,13 @@ async def test_hung_sync_tools_leave_a_bounded_number_of_threads(release):
             tg.start_soon(call, i)
     assert time.perf_counter() - start < 6.0  # 3 attempts of 0.2 s each, with room for a loaded machine
     assert all(isinstance(r, ToolFailure) and "timed out after 0.2s" in r.error for r in results)
-    left = threading.active_count() - before
-    assert 0 < left <= _threads.MAX_THREADS  # 481d1d6 left 150 (50 calls x 3 overlapping attempts)
-    assert left == _threads.abandoned_threads() == events.count("tool_thread_abandoned")
+    assert threading.active_count() - before <= _threads.MAX_THREADS  # 481d1d6 left 120 here
+    assert 0 < _threads.abandoned_threads() == events.count("tool_thread_abandoned")
     release.set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 10 + _threads.IDLE_SECONDS
     while threading.active_count() > before and time.monotonic() < deadline:
-        await anyio.sleep(0.01)
-    assert threading.active_count() == before
+        await anyio.sleep(0.05)
+    assert threading.active_count() <= before  # released threads end once idle: none is kept
 
 
 async def test_sync_tool_calls_overlap():

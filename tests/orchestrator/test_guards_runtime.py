@@ -243,17 +243,18 @@ async def test_threads_left_by_hung_sync_nodes_are_bounded_and_reported(release)
 
     g.map(items, hang)
     start = time.perf_counter()
-    with pytest.raises(NodeFailedError, match="timed out"):
+    with pytest.raises(NodeFailedError, match="timed out") as info:
         await g.run(60)
     assert time.perf_counter() - start < 6.0  # 3 attempts of 0.2 s, with room for a loaded machine
-    left = threading.active_count() - before
-    assert 0 < left <= _threads.MAX_THREADS  # 481d1d6 left 180 here (60 items x 3 attempts)
-    assert left == _threads.abandoned_threads()
+    assert threading.active_count() - before <= _threads.MAX_THREADS  # 481d1d6 ran past the test's limit here
+    reported = sum(r.abandoned_threads for r in info.value.partial.nodes.values())
+    events = [e for e in info.value.partial.events if isinstance(e, ThreadAbandoned)]
+    assert 0 < reported == len(events) == _threads.abandoned_threads()
     release.set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 10 + _threads.IDLE_SECONDS
     while threading.active_count() > before and time.monotonic() < deadline:
-        await anyio.sleep(0.01)
-    assert threading.active_count() == before  # released threads end: none is pooled or kept
+        await anyio.sleep(0.05)
+    assert threading.active_count() <= before  # released threads end once idle: none is kept
 
 
 async def test_cheap_sync_nodes_can_run_inline_but_not_with_a_timeout():
