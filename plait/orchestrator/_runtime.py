@@ -545,7 +545,8 @@ class Run:
     * ``backend``: the LLM :class:`~plait.Backend` nodes reach through ``ctx``;
     * ``max_concurrency``: cap on nodes running at once across the run;
     * ``deadline``: wall-clock seconds for the whole run;
-    * ``token_budget``: total tokens (prompt + completion) the run may spend;
+    * ``token_budget``: total tokens (prompt + completion) the run may spend; each
+      request reserves its worst case before it is sent (see ``_budget.py``);
     * ``trace``: path of a JSONL file that receives every event;
     * ``on_event``: a callable, or list of callables, called with each event;
     * ``progress``: show a live terminal progress display (rich);

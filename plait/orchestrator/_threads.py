@@ -58,7 +58,7 @@ def in_worker_thread() -> bool:
 
 
 class _Call:
-    """One function call in its own daemon thread, delivering its outcome to the caller's event loop."""
+    """One function call for a worker thread; its outcome goes back to the caller's event loop."""
 
     __slots__ = ("fn", "name", "loop", "future", "done", "abandoned")
 

@@ -12,6 +12,8 @@ import time
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from plait import (
     Backend,
@@ -113,6 +115,23 @@ async def test_a_backend_overrunning_its_reservation_stops_the_next_request():
     with pytest.raises(BudgetExceededError) as info:
         await g.run("a b", backend=backend, token_budget=100)
     assert len(backend.requests) == 1 and info.value.partial.tokens.total == 500  # 100 + one request's 400
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(width=st.integers(1, 40), budget=st.integers(0, 400), max_tokens=st.integers(1, 12), n=st.integers(1, 3),
+       replies=st.lists(st.text(alphabet="ab ,{}", max_size=60), min_size=1, max_size=8))
+def test_a_hostile_model_never_drives_spending_past_the_budget(width, budget, max_tokens, n, replies):
+    # Replies of any length (cut at max_tokens by the backend, as an engine does), any width, any budget.
+    turn = iter(range(10**6))
+    backend = FunctionBackend(lambda r: replies[next(turn) % len(replies)], latency=0.001)
+    g = _mapped_model_calls(width, SamplingParams(max_tokens=max_tokens, n=n))
+    try:
+        result = anyio.run(lambda: g.run(width, backend=backend, token_budget=budget))
+    except BudgetExceededError as err:
+        assert err.partial.tokens.total <= budget
+        assert err.needed is None or err.used + err.needed > budget  # refused only what could not fit
+    else:
+        assert result.tokens.total <= budget and len(result.output) == width
 
 
 class _WordCounter(Backend):
