@@ -72,7 +72,7 @@ def _mapped_model_calls(width: int, params: SamplingParams, stream: bool = False
 
 
 async def test_200_wide_map_under_a_budget_of_10_sends_nothing():
-    backend = ScriptedBackend(lambda r: "twenty one tokens " * 7, )
+    backend = ScriptedBackend(lambda r: "twenty one tokens " * 7)
     with pytest.raises(BudgetExceededError, match=r"needs up to 258 tokens .* but 0 of 10 are used") as info:
         await _mapped_model_calls(200, SamplingParams()).run(200, backend=backend, token_budget=10)
     assert backend.requests == []  # 481d1d6 sent 200 requests, spent 4,200 tokens and ended ok
@@ -146,7 +146,8 @@ class _WordCounter(Backend):
                            prompt_tokens=len(r.prompt_text().split())) for r in requests]
 
 
-@pytest.mark.parametrize("prompt", ["how many, exactly?", (("user", "hi"), ("assistant", "yes"), ("user", "é€😀"))])
+@pytest.mark.parametrize("prompt", ["how many, exactly?",
+                                    (("user", "hi"), ("assistant", "yes"), ("user", "é€😀"))])
 async def test_a_backend_that_cannot_count_reserves_the_byte_bound(prompt):
     from plait import Message
 
