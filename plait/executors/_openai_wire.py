@@ -167,7 +167,7 @@ def _validate(kind: type[_W], raw: bytes, what: str) -> _W:
             raise ReplyError(f"sent {what} that is not JSON ({reason}): {snippet(text)!r}") from None
         where = ".".join(str(part) for part in fault["loc"]) or "top level"
         raise ReplyError(f"sent a malformed {what}: {where}: {fault['msg']} "
-                         f"(got {snippet(fault['input'], 60)})") from None
+                         f"(got {snippet(repr(fault['input']), 60)})") from None
     if isinstance(value, _Reply) and value.error is not None:
         raise ReplyError(f"reported an error: {error_text(json.dumps({'error': value.error}).encode())}")
     return value
