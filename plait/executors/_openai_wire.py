@@ -168,9 +168,14 @@ def _validate(kind: type[_W], raw: bytes, what: str) -> _W:
         where = ".".join(str(part) for part in fault["loc"]) or "top level"
         raise ReplyError(f"sent a malformed {what}: {where}: {fault['msg']} "
                          f"(got {snippet(repr(fault['input']), 60)})") from None
-    if isinstance(value, _Reply) and value.error is not None:
-        raise ReplyError(f"reported an error: {error_text(json.dumps({'error': value.error}).encode())}")
     return value
+
+
+def _check_error(reply: _Reply, verb: str) -> _Reply:
+    """A server may put an OpenAI error object where a reply (or stream event) belongs."""
+    if reply.error is not None:
+        raise ReplyError(f"{verb}: {error_text(json.dumps({'error': reply.error}).encode())}")
+    return reply
 
 
 def parse_models(raw: bytes) -> str:
@@ -183,7 +188,7 @@ def parse_models(raw: bytes) -> str:
 
 def parse_reply(raw: bytes, *, n: int, chat: bool, model: str) -> Completion:
     """A non-streamed completions or chat-completions reply, checked, as a :class:`Completion`."""
-    reply = _validate(_Reply, raw, "reply")
+    reply = _check_error(_validate(_Reply, raw, "reply"), "reported an error")
     _check_indices([c.index for c in reply.choices], n)
     samples = tuple(_sample(c, chat) for c in sorted(reply.choices, key=lambda c: c.index))
     return _completion(samples, reply.usage, reply.model or model)
@@ -257,7 +262,7 @@ class StreamAccumulator:
 
     def add(self, raw: bytes) -> str:
         """Fold in one event's data; return the first sample's new text."""
-        event = _validate(_Reply, raw, "stream event")
+        event = _check_error(_validate(_Reply, raw, "stream event"), "failed mid-stream")
         self.usage = event.usage or self.usage
         self.model = event.model or self.model
         first = ""

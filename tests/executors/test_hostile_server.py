@@ -130,7 +130,11 @@ def run_against(reply: Reply, request: Request = TEXT, *, model: str | None = "m
                 except BackendError as exc:
                     outcome = exc
             seconds = time.monotonic() - started
-        assert asyncio.all_tasks() == {asyncio.current_task()}, "tasks left behind"
+        for _ in range(20):  # httpx's abandoned body iterators are closed by finalizer tasks: let them run
+            if asyncio.all_tasks() == {asyncio.current_task()}:
+                break
+            await asyncio.sleep(0)
+        assert asyncio.all_tasks() == {asyncio.current_task()}, f"tasks left behind: {asyncio.all_tasks()}"
         return outcome, f"{url}/v1", seconds, arrivals
 
     result = anyio.run(main)
@@ -236,3 +240,114 @@ def test_model_list_that_is_not_json_is_a_backend_error():
     message = fails_with(answer(b"<html>login</html>"), r"/models sent model list that is not JSON",
                          model=None, timeout=5)
     assert "/v1/models" in message
+
+
+# --- streams: cut short, wrong choices -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, fault, n", [
+    (events(chunk(), chunk()), r"ended its event stream after 2 event\(s\) without \[DONE\]", 1),
+    (events(chunk(0), chunk(5), done=True), r"streamed choice index 5 for n=2", 2),
+    (events(chunk(0), done=True), r"returned 1 choice\(s\) for n=2", 2),
+    (events(chunk(), "{not json", done=True), r"sent stream event that is not JSON", 1),
+    (events(json.dumps({"error": {"message": "engine died\nTraceback:\n  oom"}})),
+     r"failed mid-stream: engine died Traceback: oom$", 1),
+], ids=["no-done", "index-beyond-n", "missing-choice", "invalid-event", "error-event"])
+def test_bad_stream_is_a_backend_error(body, fault, n):
+    request = Request(prompt="hi", params=SamplingParams(n=n, temperature=1.0, max_tokens=4))
+    fails_with(sse(body), fault, request, timeout=5, stream=True)
+
+
+def test_stream_events_are_parsed_as_server_sent_events():
+    """Keep-alive comments, CRLF line ends and an event whose data spans two lines are all valid SSE."""
+    split = chunk(0, "c").replace('"choices": ', '"choices":\r\ndata: ')
+    body = (b": keep-alive\r\n\r\n" + events(chunk(0, "a"), chunk(1, "b")).replace(b"\n", b"\r\n")
+            + events(split, json.dumps({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}),
+                     done=True))
+    request = Request(prompt="hi", params=SamplingParams(n=2, temperature=1.0, max_tokens=4))
+    completion, *_ = run_against(sse(body), request, timeout=5, stream=True)
+    assert [s.text for s in completion.samples] == ["ac", "b"]
+    assert completion.prompt_tokens == 3 and completion.completion_tokens == 4
+
+
+# --- size: counted as it streams in, never read whole first --------------------------------------------------
+
+MiB = 2**20
+
+
+def test_announced_huge_body_is_refused_before_reading():
+    reply = trickle(head(length=200 * MiB), b"", every=3)  # announces 200 MB, then sends nothing
+    fails_with(reply, r"more than 1048576 bytes \(announced 209715200 bytes\)", timeout=5, max_response_bytes=MiB)
+
+
+@pytest.mark.parametrize("prefix", [head(), head(transfer_encoding="chunked")], ids=["until-close", "chunked"])
+def test_endless_body_stops_at_the_size_cap(prefix):
+    # 4 MiB then a stall: a client that read the body whole would wait for the deadline, not see the size
+    piece = (b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n") if b"chunked" in prefix else b"x" * 65536
+    fails_with(flood(prefix, piece, 4 * MiB), r"more than 1048576 bytes \(\d+ bytes read so far\)",
+               timeout=10, max_response_bytes=MiB)
+
+
+@pytest.mark.parametrize("piece", [events(chunk(0, "y" * 60_000)), b"data: " + b"z" * 65536],
+                         ids=["many-events", "one-endless-line"])
+def test_endless_stream_stops_at_the_size_cap(piece):
+    fails_with(flood(head(content_type="text/event-stream"), piece, 4 * MiB),
+               r"more than 1048576 bytes \(\d+ bytes of stream read so far\)",
+               timeout=10, max_response_bytes=MiB, stream=True)
+
+
+# --- Retry-After: honoured, capped, and within the deadline --------------------------------------------------
+
+def busy_then_ok(retry_after: str, status: int = 429) -> Reply:
+    async def reply(stream, arrival):
+        if arrival == 1:
+            await answer(b'{"error": {"message": "slow down"}}', status=status, retry_after=retry_after)(stream, 1)
+        else:
+            await answer(OK)(stream, arrival)
+    return reply
+
+
+def http_date(seconds_from_now: float) -> str:
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+@pytest.mark.parametrize("retry_after, least", [("1", 0.9), ("1.5", 1.4), (None, 0.9)], ids=["seconds", "decimal", "date"])
+def test_retry_after_is_honoured(retry_after, least):
+    header = retry_after or http_date(2)  # an HTTP date has whole seconds: the wait is between 1 and 2 s
+    completion, _, _, arrivals = run_against(busy_then_ok(header), timeout=10, backoff=0.01)
+    assert completion.text == "ok"
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= least
+
+
+def test_retry_after_is_capped():
+    completion, _, _, arrivals = run_against(busy_then_ok("3600", status=503), timeout=10, backoff=0.01,
+                                             max_retry_after=0.5)
+    assert completion.text == "ok"
+    assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.45
+
+
+def test_retry_after_past_the_deadline_fails_at_once():
+    message = fails_with(busy_then_ok("60"), r"failed after 1 attempt\(s\): HTTP 429: slow down; waiting 60s more "
+                         r"would pass timeout=2s", timeout=2, max_retry_after=120)
+    assert "slow down" in message
+
+
+def test_unreadable_retry_after_falls_back_to_backoff():
+    headers = ["-5", "soon", "1e309", "Mon, 99 Foo 2024 25:61:61 GMT", "1"]  # then one that is honoured
+
+    async def reply(stream, arrival):
+        if arrival <= len(headers):
+            await answer(b"busy", status=429, retry_after=headers[arrival - 1])(stream, arrival)
+        else:
+            await answer(OK)(stream, arrival)
+
+    completion, _, seconds, arrivals = run_against(reply, timeout=10, backoff=0.01, max_retries=5)
+    assert completion.text == "ok" and len(arrivals) == 6
+    assert arrivals[5] - arrivals[4] >= 0.9  # the readable "1" was waited for
+    assert seconds < 10  # the unreadable ones were not taken as long waits
+
+
+def test_bad_options_are_refused_naming_the_option():
+    with pytest.raises(ValueError, match=r"OpenAIBackend: timeout=0 is not allowed; give a positive number"):
+        OpenAIBackend("http://127.0.0.1:1", timeout=0)
+    with pytest.raises(ValueError, match=r"max_response_bytes=-1 is not allowed"):
+        OpenAIBackend("http://127.0.0.1:1", max_response_bytes=-1)
