@@ -32,7 +32,8 @@ from plait.executors._base import Backend, Completion, Request
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai_http import (
     ERROR_BODY_BYTES, ReplyError, error_text, read_body, read_events, retry_after_seconds, snippet)
-from plait.executors._openai_wire import StreamAccumulator, endpoint, parse_models, parse_reply, request_body
+from plait.executors._openai_reply import StreamAccumulator, parse_models, parse_reply
+from plait.executors._openai_wire import endpoint, request_body
 
 __all__ = ["OpenAIBackend"]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+import reprlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -154,6 +155,6 @@ def error_text(raw: bytes) -> str:
 
 def snippet(value: Any, limit: int = 80) -> str:
     """``value`` as one printable line of at most ``limit`` characters (for quoting server replies)."""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else reprlib.repr(value)
     text = " ".join("".join(c if c.isprintable() else " " for c in text[: limit * 4]).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

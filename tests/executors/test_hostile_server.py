@@ -187,7 +187,7 @@ def reply_with(choices: list, **extra) -> bytes:
 
 
 @pytest.mark.parametrize("body, fault, request_", [
-    (b'{"choices": [{"index": 0, "te', r"sent reply that is not JSON \(EOF", TEXT),
+    (b'{"choices": [{"index": 0, "te', r"sent a reply that is not JSON \(EOF", TEXT),
     (b"<html>\n<head><title>502 Bad Gateway</title></head>\n</html>", r"not JSON .*'<html> <head><title>502", TEXT),
     (b"[1, 2]", r"malformed reply: top level: Input should be an object", TEXT),
     (reply_with([{"index": 0, "message": None}]), r"choices\[0\]\.message is missing or null", CHAT),
@@ -237,7 +237,7 @@ def test_compressed_body_is_refused_rather_than_inflated():
 
 
 def test_model_list_that_is_not_json_is_a_backend_error():
-    message = fails_with(answer(b"<html>login</html>"), r"/models sent model list that is not JSON",
+    message = fails_with(answer(b"<html>login</html>"), r"/models sent a model list that is not JSON",
                          model=None, timeout=5)
     assert "/v1/models" in message
 
@@ -248,7 +248,7 @@ def test_model_list_that_is_not_json_is_a_backend_error():
     (events(chunk(), chunk()), r"ended its event stream after 2 event\(s\) without \[DONE\]", 1),
     (events(chunk(0), chunk(5), done=True), r"streamed choice index 5 for n=2", 2),
     (events(chunk(0), done=True), r"returned 1 choice\(s\) for n=2", 2),
-    (events(chunk(), "{not json", done=True), r"sent stream event that is not JSON", 1),
+    (events(chunk(), "{not json", done=True), r"sent a stream event that is not JSON", 1),
     (events(json.dumps({"error": {"message": "engine died\nTraceback:\n  oom"}})),
      r"failed mid-stream: engine died Traceback: oom$", 1),
 ], ids=["no-done", "index-beyond-n", "missing-choice", "invalid-event", "error-event"])
@@ -310,7 +310,8 @@ def http_date(seconds_from_now: float) -> str:
     return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
-@pytest.mark.parametrize("retry_after, least", [("1", 0.9), ("1.5", 1.4), (None, 0.9)], ids=["seconds", "decimal", "date"])
+@pytest.mark.parametrize("retry_after, least", [("1", 0.9), ("1.5", 1.4), (None, 0.9)],
+                         ids=["seconds", "decimal", "date"])
 def test_retry_after_is_honoured(retry_after, least):
     header = retry_after or http_date(2)  # an HTTP date has whole seconds: the wait is between 1 and 2 s
     completion, _, _, arrivals = run_against(busy_then_ok(header), timeout=10, backoff=0.01)
