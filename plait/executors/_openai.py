@@ -186,7 +186,8 @@ class OpenAIBackend(Backend):
         with anyio.CancelScope(deadline=deadline):
             return await self._attempts(method, path, body, read, url, deadline, resumable)
         raise BackendError(f"{url} did not complete the request within timeout={self.timeout:g}s "
-                           "(a total deadline: connecting, waiting, reading the reply and retries)")
+                           "(a total deadline: connecting, waiting, reading the reply and retries); raise timeout= "
+                           "if the server is only slow")
 
     async def _attempts(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]],
                         url: str, deadline: float, resumable: Callable[[], bool]) -> _T:
