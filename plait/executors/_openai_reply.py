@@ -12,6 +12,7 @@ from ``usage.prompt_tokens_details.cached_tokens``.
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from typing import Annotated, Any, TypeVar
 
@@ -112,7 +113,8 @@ def _validate(kind: type[_W], raw: bytes, what: str) -> _W:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ReplyError(f"sent a {what} that is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+        raise ReplyError(f"sent a {what} that is not UTF-8 "
+                         f"(byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     try:
         value = kind.model_validate_json(text)
     except ValidationError as exc:
@@ -186,11 +188,14 @@ def _sample(choice: _Choice, chat: bool) -> Sample:
 
 
 def _make_sample(text: str, finish: str | None, tokens: int, logprobs: tuple[TokenLogprob, ...] | None) -> Sample:
+    cumulative = sum(t.logprob for t in logprobs) if logprobs else None
+    if cumulative is not None and not math.isfinite(cumulative):
+        raise ReplyError("sent logprobs that sum to infinity")
     return Sample(
         text=text,
         finish_reason=_FINISH.get(finish or "stop", "stop"),
         completion_tokens=min(tokens, _MAX_COUNT),
-        cumulative_logprob=sum(t.logprob for t in logprobs) if logprobs else None,
+        cumulative_logprob=cumulative,
         logprobs=logprobs or None,
     )
 

@@ -50,11 +50,14 @@ def events(*payloads: str, done: bool = False) -> bytes:
     return b"".join(f"data: {p}\n\n".encode() for p in payloads) + (b"data: [DONE]\n\n" if done else b"")
 
 
-def sse(body: bytes) -> Reply:
-    """A complete event stream (chunked, properly terminated): the server ends it cleanly."""
+def sse(body: bytes, piece: int = 7) -> Reply:
+    """A complete event stream, sent in HTTP chunks of ``piece`` bytes (lines and CRLFs split anywhere)."""
     async def reply(stream, _):
-        await stream.send(head(transfer_encoding="chunked", content_type="text/event-stream")
-                          + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        await stream.send(head(transfer_encoding="chunked", content_type="text/event-stream"))
+        for start in range(0, len(body), piece):
+            part = body[start:start + piece]
+            await stream.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        await stream.send(b"0\r\n\r\n")  # the stream ends cleanly
     return reply
 
 
@@ -198,9 +201,11 @@ def reply_with(choices: list, **extra) -> bytes:
     (b'{"choices": ' + b"[" * 5000 + b"]" * 5000 + b"}", r"not JSON \(recursion limit", TEXT),
     (reply_with([{"index": 0, "text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": [float("nan")]}}]),
      r"token_logprobs\.0: Input should be a finite number", TEXT),
+    (reply_with([{"index": 0, "text": "x", "logprobs": {"tokens": ["x", "y"], "token_logprobs": [-1e308, -1e308]}}]),
+     r"logprobs that sum to infinity", TEXT),
     (b'{"error": {"message": "model overloaded"}}', r"reported an error: model overloaded", TEXT),
 ], ids=["invalid-json", "html-page", "json-array", "message-null", "message-string", "no-choices", "bad-utf8",
-        "text-not-string", "deep-nesting", "nan-logprob", "error-with-200"])
+        "text-not-string", "deep-nesting", "nan-logprob", "infinite-logprob-sum", "error-with-200"])
 def test_malformed_reply_is_a_backend_error(body, fault, request_):
     fails_with(answer(body), fault, request_, timeout=5)
 
@@ -267,6 +272,21 @@ def test_stream_events_are_parsed_as_server_sent_events():
     completion, *_ = run_against(sse(body), request, timeout=5, stream=True)
     assert [s.text for s in completion.samples] == ["ac", "b"]
     assert completion.prompt_tokens == 3 and completion.completion_tokens == 4
+
+
+def test_steady_stream_slower_than_keep_alives_but_within_the_idle_limit_completes():
+    async def reply(stream, _):
+        await stream.send(head(content_type="text/event-stream"))
+        for i in range(8):  # an event every 0.3 s, keep-alives between; 2.4 s in all, past the idle limit
+            await stream.send(b": keep-alive\n\n")
+            await anyio.sleep(0.15)
+            await stream.send(b": keep-alive\n\n")
+            await anyio.sleep(0.15)
+            await stream.send(events(chunk(0, str(i))))
+        await stream.send(events(done=True))
+
+    completion, *_ = run_against(reply, timeout=10, idle_timeout=1.5, stream=True)
+    assert completion.text == "01234567"
 
 
 # --- size: counted as it streams in, never read whole first --------------------------------------------------
