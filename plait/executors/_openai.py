@@ -204,6 +204,10 @@ class OpenAIBackend(Backend):
             try:
                 async with self._client.stream(method, path, json=body) as response:
                     status = response.status_code
+                    if 300 <= status < 400:  # not followed: the request would go to a server nobody named
+                        target = snippet(response.headers.get("location", "nowhere"), 200)
+                        raise BackendError(f"{url} redirected the request (HTTP {status}) to {target}; "
+                                           "pass the final URL as base_url")
                     if status < 400:
                         return await read(response)
                     text = error_text(await read_body(response, max_bytes=ERROR_BODY_BYTES,

@@ -237,6 +237,11 @@ def test_error_page_is_quoted_on_one_line():
     fails_with(answer(page, status=403), r"refused the request: HTTP 403: <html> <body> <h1>Forbidden", timeout=5)
 
 
+def test_redirect_is_not_followed():
+    fails_with(answer(b"", status=307, location="http://198.51.100.7/steal"),
+               r"redirected the request \(HTTP 307\) to http://198\.51\.100\.7/steal; pass the final URL", timeout=5)
+
+
 def test_compressed_body_is_refused_rather_than_inflated():
     fails_with(answer(b"\x1f\x8b" + b"\0" * 64, content_encoding="gzip"), r"'gzip'-encoded body", timeout=5)
 
