@@ -31,15 +31,14 @@ class ReplyError(Exception):
 
 
 class _Body:
-    """A response body read chunk by chunk, each chunk awaited until a deadline and counted against a cap."""
+    """A response body read chunk by chunk, each chunk awaited until a deadline; ``size`` counts what came."""
 
-    def __init__(self, response: Any, max_bytes: int):
+    def __init__(self, response: Any, *, encoded_ok: bool = False):
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        if encoding not in ("", "identity") and not encoded_ok:  # counting compressed bytes would not bound memory
             raise ReplyError(f"sent a {encoding!r}-encoded body although plait asks for identity encoding")
         self._raw = response.aiter_raw()
         self.size = 0
-        self.max_bytes = max_bytes
 
     async def next(self, deadline: float, idle_message: str) -> bytes | None:
         """The next chunk (None at the end of the body); ReplyError if none arrives before ``deadline``."""
@@ -64,11 +63,14 @@ def _over(size: int | str, max_bytes: int) -> ReplyError:
 
 
 async def read_body(response: Any, *, max_bytes: int, idle_timeout: float, truncate: bool = False) -> bytes:
-    """The whole body, at most ``max_bytes`` of it (ReplyError beyond, or cut there when ``truncate``)."""
+    """The whole body, at most ``max_bytes`` of it (ReplyError beyond, or cut there when ``truncate``).
+
+    ``truncate`` reads the start of an error page, only to quote it: it is never decoded.
+    """
     declared = response.headers.get("content-length", "")
     if not truncate and re.fullmatch(r"[0-9]{1,30}", declared) and int(declared) > max_bytes:
         raise _over(f"announced {declared} bytes", max_bytes)
-    body, parts = _Body(response, max_bytes), []
+    body, parts = _Body(response, encoded_ok=truncate), []
     idle = f"stopped sending its reply for {idle_timeout:g}s (idle_timeout)"
     try:
         while (chunk := await body.next(anyio.current_time() + idle_timeout, idle)) is not None:
@@ -90,7 +92,7 @@ async def read_events(response: Any, on_data: Callable[[bytes], Awaitable[None]]
     limit runs from one data event to the next: comments (keep-alives) and
     other fields do not reset it, so a server sending only keep-alives stops.
     """
-    body, buffer, data, events = _Body(response, max_bytes), bytearray(), [], 0
+    body, buffer, data, events = _Body(response), bytearray(), [], 0
     idle = f"sent no event for {idle_timeout:g}s (idle_timeout; keep-alive comments do not count)"
     last_event = anyio.current_time()
     try:
