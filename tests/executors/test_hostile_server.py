@@ -338,7 +338,7 @@ def http_date(seconds_from_now: float) -> str:
 @pytest.mark.parametrize("retry_after, least", [("1", 0.9), ("1.5", 1.4), (None, 0.9)],
                          ids=["seconds", "decimal", "date"])
 def test_retry_after_is_honoured(retry_after, least):
-    header = retry_after or http_date(2)  # an HTTP date has whole seconds: the wait is between 1 and 2 s
+    header = retry_after or http_date(2.5)  # an HTTP date has whole seconds: the wait is 1.5 to 2.5 s
     completion, _, _, arrivals = run_against(busy_then_ok(header), timeout=10, backoff=0.01)
     assert completion.text == "ok"
     assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= least
