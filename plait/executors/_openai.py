@@ -1,42 +1,61 @@
 """The HTTP backend: plait requests against an OpenAI-compatible server (``vllm serve`` and others).
 
 Requests of a batch are sent concurrently over one pooled ``httpx`` client,
-so the server can batch them. Connection failures, 5xx and 429 answers are
-retried a bounded number of times with exponential backoff; a server that
-stays down gives a :class:`~plait.errors.BackendError` naming the URL. Each
-HTTP request has a timeout, so a stuck server never hangs a run.
+so the server can batch them. The server is untrusted, like model output:
+
+- ``timeout`` is a total deadline per request: connecting, waiting, reading
+  the whole reply (a stream included) and any retries all fit inside it, so
+  a server trickling bytes or streaming forever cannot hold a run;
+- ``idle_timeout`` ends a reply that stops arriving (a stream's keep-alive
+  comments do not count as progress);
+- a reply is read in pieces and counted against ``max_response_bytes``;
+- every malformed reply (not UTF-8, not JSON, wrong shape, wrong number of
+  choices, a stream cut before ``[DONE]``, absurd token counts) is a
+  :class:`~plait.errors.BackendError` naming the URL and the fault.
+
+Connection failures, 5xx and 429 answers are retried a bounded number of
+times with exponential backoff, or after the server's ``Retry-After``
+(capped by ``max_retry_after``) when it sends one.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 
 from plait.errors import BackendError
 from plait.executors._base import Backend, Completion, Request
 from plait.executors._constraints import check_request_constraint
-from plait.executors._openai_wire import StreamAccumulator, endpoint, parse_response, request_body
+from plait.executors._openai_http import (
+    ERROR_BODY_BYTES, ReplyError, error_text, read_body, read_events, retry_after_seconds, snippet)
+from plait.executors._openai_reply import StreamAccumulator, parse_models, parse_reply
+from plait.executors._openai_wire import endpoint, request_body
 
 __all__ = ["OpenAIBackend"]
 
 log = logging.getLogger("plait.openai")
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+_T = TypeVar("_T")
 
 
 class OpenAIBackend(Backend):
     """Serve requests from an OpenAI-compatible HTTP server.
 
     ``base_url`` is the server root or its ``/v1`` URL. ``model`` defaults to
-    the first model the server lists. ``timeout`` bounds each HTTP request
-    (seconds); ``max_retries`` and ``backoff`` bound the retrying of
-    connection errors, 5xx and 429 (waits of ``backoff * 2**attempt``).
-    ``stream=True`` streams responses (server-sent events) and assembles them.
+    the first model the server lists. ``timeout`` is the total deadline of
+    one request in seconds (retries and a whole stream included);
+    ``idle_timeout`` the longest wait for the next piece of a reply once it
+    started (the next event of a stream, counted from the headers);
+    ``max_response_bytes`` caps a reply's size. ``max_retries`` and ``backoff``
+    bound the retrying of connection errors, 5xx and 429 (waits of
+    ``backoff * 2**attempt``, or the server's ``Retry-After`` up to
+    ``max_retry_after``). ``stream=True`` streams responses (server-sent
+    events) and assembles them.
     """
 
     name = "openai"
@@ -51,19 +70,31 @@ class OpenAIBackend(Backend):
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        idle_timeout: float = 60.0,
+        max_response_bytes: int = 64 * 2**20,
         max_retries: int = 3,
         backoff: float = 0.5,
+        max_retry_after: float = 30.0,
         stream: bool = False,
         max_connections: int = 64,
     ):
+        _check_options(positive={"timeout": timeout, "idle_timeout": idle_timeout,
+                                 "max_response_bytes": max_response_bytes, "max_connections": max_connections},
+                       non_negative={"max_retries": max_retries, "backoff": backoff,
+                                     "max_retry_after": max_retry_after})
         root = base_url.rstrip("/")
         self.base_url = root if root.endswith("/v1") else f"{root}/v1"
         self.model = model
         self.timeout = timeout
+        self.idle_timeout = idle_timeout
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.backoff = backoff
+        self.max_retry_after = max_retry_after
         self.stream_responses = stream  # (not `self.stream`: that is the streaming method)
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Accept-Encoding": "identity"}  # so that the size cap counts what is decoded
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
         self._limits = max_connections
         self._client: Any = None
 
@@ -74,15 +105,11 @@ class OpenAIBackend(Backend):
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=self._headers,
-                timeout=self.timeout,
+                timeout=None,  # every exchange runs under the request's own total deadline instead
                 limits=httpx.Limits(max_connections=self._limits, max_keepalive_connections=self._limits),
             )
         if self.model is None:
-            models = await self._send("GET", "/models", None)
-            try:
-                self.model = models["data"][0]["id"]
-            except (KeyError, IndexError, TypeError):
-                raise BackendError(f"{self.base_url}/models lists no model; pass model=...") from None
+            self.model = await self._send("GET", "/models", None, self._read_models)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -113,93 +140,94 @@ class OpenAIBackend(Backend):
         """Serve one request as a server-sent-event stream, handing the first sample's text to ``on_text``."""
         check_request_constraint(request)
         await self.start()
-        body = request_body(request, self.model or "", stream=True)
-        return await self._send("POST", endpoint(request), body, stream=True, on_text=on_text)
+        return await self._post(request, stream=True, on_text=on_text)
 
     async def _generate_one(self, request: Request) -> Completion:
-        body = request_body(request, self.model or "", stream=self.stream_responses)
-        if not self.stream_responses:
-            return parse_response(await self._send("POST", endpoint(request), body), self.model or "")
-        return await self._send("POST", endpoint(request), body, stream=True)
+        return await self._post(request, stream=self.stream_responses)
 
-    async def _send(
-        self, method: str, path: str, body: dict | None, *, stream: bool = False, on_text: Callable | None = None
-    ) -> Any:
-        """One HTTP exchange with bounded retries; JSON (or an assembled stream) back."""
+    async def _post(self, request: Request, *, stream: bool, on_text: Callable | None = None) -> Completion:
+        body = request_body(request, self.model or "", stream=stream)
+        n, chat = request.params.n, request.is_chat
+
+        async def read_json(response: Any) -> Completion:
+            raw = await read_body(response, max_bytes=self.max_response_bytes, idle_timeout=self.idle_timeout)
+            return parse_reply(raw, n=n, chat=chat, model=self.model or "")
+
+        delivered = False  # text that reached on_text cannot be taken back: such a stream is never retried
+
+        async def read_stream(response: Any) -> Completion:
+            nonlocal delivered
+            accumulator = StreamAccumulator(self.model or "", n=n, chat=chat)
+
+            async def on_data(data: bytes) -> None:
+                nonlocal delivered
+                piece = accumulator.add(data)
+                if piece and on_text is not None:
+                    delivered = True
+                    result = on_text(piece)
+                    if inspect.isawaitable(result):
+                        await result
+
+            await read_events(response, on_data, max_bytes=self.max_response_bytes, idle_timeout=self.idle_timeout)
+            return accumulator.completion()
+
+        return await self._send("POST", endpoint(request), body, read_stream if stream else read_json,
+                                resumable=lambda: not delivered)
+
+    async def _read_models(self, response: Any) -> str:
+        return parse_models(await read_body(response, max_bytes=self.max_response_bytes,
+                                            idle_timeout=self.idle_timeout))
+
+    async def _send(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]], *,
+                    resumable: Callable[[], bool] = lambda: True) -> _T:
+        """One request under its total deadline: bounded retries, each reply read by ``read``."""
+        url = f"{self.base_url}{path}"
+        deadline = anyio.current_time() + self.timeout
+        with anyio.CancelScope(deadline=deadline):
+            return await self._attempts(method, path, body, read, url, deadline, resumable)
+        raise BackendError(f"{url} did not complete the request within timeout={self.timeout:g}s "
+                           "(a total deadline: connecting, waiting, reading the reply and retries); raise timeout= "
+                           "if the server is only slow")
+
+    async def _attempts(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]],
+                        url: str, deadline: float, resumable: Callable[[], bool]) -> _T:
         import httpx
 
-        url = f"{self.base_url}{path}"
-        last = ""
-        delivered = False  # a stream whose text already reached on_text cannot be retried from scratch
-
-        def tracking(chunk: str) -> Any:
-            nonlocal delivered
-            delivered = True
-            return on_text(chunk)
-
+        last, wait = "", 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                await anyio.sleep(self.backoff * 2 ** (attempt - 1))
+                if anyio.current_time() + wait > deadline:
+                    raise BackendError(f"{url} failed after {attempt} attempt(s): {last}; waiting {wait:g}s "
+                                       f"more would pass timeout={self.timeout:g}s")
+                log.info("retrying %s in %gs after %s (attempt %d)", url, wait, last, attempt + 1)
+                await anyio.sleep(wait)
             try:
-                if stream:
-                    return await self._stream(path, body, url, tracking if on_text else None)
-                response = await self._client.request(method, path, json=body, timeout=self.timeout)
-            except _Retryable as exc:
-                last = str(exc)
-                continue
-            except (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                async with self._client.stream(method, path, json=body) as response:
+                    status = response.status_code
+                    if 300 <= status < 400:  # not followed: the request would go to a server nobody named
+                        target = snippet(response.headers.get("location", "nowhere"), 200)
+                        raise BackendError(f"{url} redirected the request (HTTP {status}) to {target}; "
+                                           "pass the final URL as base_url")
+                    if status < 400:
+                        return await read(response)
+                    text = error_text(await read_body(response, max_bytes=ERROR_BODY_BYTES,
+                                                      idle_timeout=self.idle_timeout, truncate=True))
+                    if status not in _RETRY_STATUS:
+                        raise BackendError(f"{url} refused the request: HTTP {status}: {text}")
+                    last = f"HTTP {status}: {text}"
+                    asked = retry_after_seconds(response.headers.get("retry-after"))
+                    wait = self.backoff * 2**attempt if asked is None else min(asked, self.max_retry_after)
+            except ReplyError as exc:
+                raise BackendError(f"{url} {exc}") from None
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 # refused, reset or dropped (a server restarting): the request is sent again
-                last = f"{type(exc).__name__}: {exc or 'connection failed'}"
-                if delivered:
+                last = f"{type(exc).__name__}: {snippet(str(exc) or 'connection failed', 200)}"
+                if not resumable():
                     raise BackendError(f"{url} dropped the connection mid-stream: {last}") from exc
-                log.info("retrying %s after %s (attempt %d)", url, last, attempt + 1)
-                continue
-            except httpx.TimeoutException:
-                raise BackendError(f"{url} did not answer within the timeout of {self.timeout:g}s") from None
+                wait = self.backoff * 2**attempt
             except httpx.HTTPError as exc:
-                raise BackendError(f"{url}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code in _RETRY_STATUS:
-                last = f"HTTP {response.status_code}: {_error_text(response.text)}"
-                continue
-            if response.status_code >= 400:
-                raise BackendError(f"{url} refused the request: HTTP {response.status_code}: "
-                                   f"{_error_text(response.text)}")
-            return response.json()
+                raise BackendError(f"{url}: {type(exc).__name__}: {snippet(str(exc), 200)}") from exc
         raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last}; is the server running?")
-
-    async def _stream(self, path: str, body: dict | None, url: str, on_text: Callable | None = None) -> Completion:
-        accumulator = StreamAccumulator(self.model or "")
-        async with self._client.stream("POST", path, json=body, timeout=self.timeout) as response:
-            if response.status_code in _RETRY_STATUS:
-                raise _Retryable(f"HTTP {response.status_code}: {_error_text((await response.aread()).decode())}")
-            if response.status_code >= 400:
-                text = _error_text((await response.aread()).decode())
-                raise BackendError(f"{url} refused the request: HTTP {response.status_code}: {text}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                chunk = json.loads(payload)
-                if "error" in chunk:
-                    raise BackendError(f"{url} failed mid-stream: {_error_text(payload)}")
-                accumulator.add(chunk)
-                if on_text is not None:
-                    await _deliver(on_text, chunk)
-        return accumulator.completion()
-
-
-async def _deliver(on_text: Callable[[str], Any], chunk: dict) -> None:
-    """Hand the first sample's new text in ``chunk`` to ``on_text`` (sync or async)."""
-    for choice in chunk.get("choices") or []:
-        if choice.get("index", 0) != 0:
-            continue
-        piece = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
-        if piece:
-            result = on_text(piece)
-            if inspect.isawaitable(result):
-                await result
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -208,15 +236,10 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-class _Retryable(Exception):
-    """A streamed response that started with a retryable status."""
-
-
-def _error_text(text: str) -> str:
-    try:
-        data = json.loads(text)
-        error = data.get("error", data)
-        message = error.get("message", error) if isinstance(error, dict) else error
-        return str(message)[:500]
-    except (ValueError, AttributeError):
-        return text[:500]
+def _check_options(positive: dict[str, Any], non_negative: dict[str, Any]) -> None:
+    """ValueError naming the first option that is not a number in its range."""
+    for option, value in {**positive, **non_negative}.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+        if not number or value < 0 or (value == 0 and option in positive):
+            kind = "positive" if option in positive else "non-negative"
+            raise ValueError(f"OpenAIBackend: {option}={value!r} is not allowed; give a {kind} number")
