@@ -117,7 +117,7 @@ def _cycle(plan: Plan) -> list[str]:
     for root in plan.ids:
         if root in state:
             continue
-        path, stack = [root], [iter(sorted(deps[root]))]
+        path, stack = [root], [iter(sorted(deps[root], key=_num))]
         state[root] = True
         while stack:
             nxt = next(stack[-1], None)
@@ -129,7 +129,7 @@ def _cycle(plan: Plan) -> list[str]:
             elif nxt not in state:
                 state[nxt] = True
                 path.append(nxt)
-                stack.append(iter(sorted(deps[nxt])))
+                stack.append(iter(sorted(deps[nxt], key=_num)))
     return []
 
 

@@ -20,7 +20,7 @@ from plait.executors._base import JsonSchema, Request, SamplingParams
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._plan import Plan, PlanStep
-from plait.planners._plan_check import MAX_STEPS, next_step_number, plan_json_schema, plan_problems
+from plait.planners._plan_check import MAX_STEPS, cap_problems, next_step_number, plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
 from plait.planners._prompts import planner_prompt, repair_prompt
 from plait.planners._streaming import StreamedPlanReader
@@ -79,7 +79,7 @@ class Planner:
             try:
                 plan = self.parse(raw, known)
             except ParseError as exc:
-                plan, problems = None, [str(exc)]
+                plan, problems = None, cap_problems([str(exc)])
             else:
                 problems = plan_problems(plan, self.tools, known, max_steps=self.max_steps)
             ctx.emit("plan", attempt=attempt, format=self.fmt, valid=not problems, problems=problems,
@@ -110,7 +110,7 @@ class Planner:
             try:
                 self.parse(raw, list(evidence or {}))
             except ParseError as exc:
-                problems = [str(exc)]
+                problems = cap_problems([str(exc)])
             else:
                 problems = ["the plan has no steps; give at least one step"]
         ctx.emit("plan", attempt=0, format=self.fmt, streamed=True, valid=not problems, problems=problems,
