@@ -26,7 +26,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from plait import FunctionBackend, NodeFailedError, PlanError, Sample, plan_and_execute_graph, tool
@@ -218,6 +218,10 @@ def test_at_run_time_a_path_is_read_as_data_never_as_attributes():
 
 @SETTINGS
 @given(st.sampled_from(["lookup", "search", "calculator", "llm"]), st.lists(FIELDS, max_size=12), st.booleans())
+@example("lookup", DUNDER[4:].split("."), True)
+@example("lookup", ["__class__"], True)
+@example("search", ["__class__", "__init__"], True)
+@example("calculator", ["__class__", "__dict__"], False)
 def test_no_reference_path_reads_python_state(first, path, inside_text):
     first_step = step(first, {"lookup": "Australia", "search": "Canberra", "calculator": "1 + 1",
                               "llm": "hello"}[first])
@@ -318,13 +322,37 @@ def test_a_megabyte_plan_runs_no_tool_and_stays_small():
     assert out["seconds"] < 30 and out["peak_mb"] < 500
 
 
-@pytest.mark.parametrize("name, reply", [
-    ("an unclosed fence followed by spaces", "```json" + " " * 60_000),
-    ("a plan line followed by spaces", "Plan" + " " * 60_000 + "x\n#E1 = search[Canberra]"),
-])
-def test_patterns_over_model_text_are_linear(name, reply):
-    """Each of these backtracked quadratically at 481d1d6 (minutes of event-loop time)."""
-    out = run_bounded(f"REPLY = {json.dumps(reply)}\n" + PLAN_RUN.replace(
-        "ex.graph", "ex.plan_and_execute_graph(ex.TOOLS, plan_format='text', max_replans=0)"
-        if "Plan" in reply else "ex.graph"), timeout=30)
-    assert out["seconds"] < 20, name
+LINEAR_HEAD = textwrap.dedent("""
+    import anyio
+    from plait import FunctionBackend, Graph, PlanAndExecute, ReAct, RunError, Sample
+    import plan_execute_countries as ex
+""")
+LINEAR_RUN = textwrap.dedent("""
+    def model(request):
+        return Sample(text=PLAN if request.prompt_text().startswith("Make a plan") else REPLY)
+    graph = Graph("g")
+    graph.add(NODE)
+    run_started = time.perf_counter()
+    try:
+        anyio.run(lambda: graph.run({"task": "t"}, backend=FunctionBackend(model)))
+    except RunError:
+        pass  # a clear error is as good as a result here: this test is about time
+    out["run_seconds"] = time.perf_counter() - run_started
+""")
+VALID_PLAN = json.dumps({"steps": [step("search", "Canberra")]})
+
+
+@pytest.mark.parametrize("name, node, plan, reply", [
+    ("an unclosed fence followed by spaces", "PlanAndExecute(ex.TOOLS, max_replans=0)",
+     '"```json" + " " * 60_000', '"Answer: x"'),
+    ("a text plan line followed by spaces", "PlanAndExecute(ex.TOOLS, plan_format='text', max_replans=0)",
+     '"Plan" + " " * 63_000 + "x\\n#E1 = search[Canberra]"', '"Answer: x"'),
+    ("a solver reply of many newlines", "PlanAndExecute(ex.TOOLS, max_replans=1)",
+     repr(VALID_PLAN), '"\\n" * 150_000 + "Answer: x"'),
+    ("a ReAct reply of many newlines", "ReAct(ex.TOOLS, max_steps=1)",
+     '""', '"\\n" * 150_000 + "Final Answer: x"'),
+], ids=["fence", "text-plan-line", "replan", "react-action"])
+def test_patterns_over_model_text_are_linear(name, node, plan, reply):
+    """Each of these backtracked quadratically at 481d1d6 (10 s to minutes of event-loop time)."""
+    out = run_bounded(LINEAR_HEAD + f"PLAN = {plan}\nREPLY = {reply}\nNODE = {node}\n" + LINEAR_RUN, timeout=30)
+    assert out["run_seconds"] < 3, name  # linear: milliseconds
