@@ -166,7 +166,16 @@ def clip(text: str, limit: int = 80) -> str:
 
 
 def type_name(tp: Any) -> str:
-    """A type as a prompt shows it: ``Quote``, ``list[str]``, ``dict[str, int]``."""
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
+    """A type as a prompt shows it: ``Quote``, ``list[Quote]``, ``dict[str, int]``, ``Quote | None``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(a) for a in args)}]"
+    if tp is type(None):
+        return "None"
+    if tp is Ellipsis:
+        return "..."
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")

@@ -58,10 +58,10 @@ def recording_tools(calls):
     return [recorded(t) for t in countries.TOOLS]
 
 
-def run_countries(planner_reply, *, max_replans=0):
+def run_countries(planner_reply, **options):
     """Run the countries graph with ``planner_reply`` as every plan; return (result or error, tool calls, seconds)."""
     calls = []
-    graph = plan_and_execute_graph(recording_tools(calls), name="countries", max_replans=max_replans)
+    graph = plan_and_execute_graph(recording_tools(calls), name="countries", **{"max_replans": 0, **options})
 
     def model(request):  # a Sample is sent as it is: a hostile server ignores max_tokens
         return Sample(text=planner_reply) if request.prompt_text().startswith("Make a plan") else "Answer: done"
@@ -173,6 +173,19 @@ def test_a_plan_longer_than_max_steps_is_a_problem_sent_back_to_the_planner():
     assert isinstance(outcome, PlanError) and calls == []
     assert outcome.problems == ["the plan has 25 steps; at most 24 are allowed: leave out steps the task does not "
                                 "need"]
+
+
+@pytest.mark.parametrize("reply, problem", [
+    (json.dumps({"steps": [step("search", f"Canberra {i}") for i in range(30)]}),
+     "the plan has 30 steps; at most 24 are allowed: leave out steps the task does not need"),
+    ('{"steps": [{"tool": "search", "args": {"query": ' + "[" * 30_000 + "]" * 30_000 + "}}]}",
+     "the planner output is not valid JSON: it nests deeper than 32 levels"),
+], ids=["30-steps", "deep-json-step"])
+def test_a_streamed_plan_stops_at_the_same_limits(reply, problem):
+    outcome, calls, seconds = run_countries(reply, stream=True)
+    assert_clear_outcome(outcome, seconds)
+    assert isinstance(outcome, PlanError) and outcome.problems == [problem]
+    assert len(calls) <= 24  # at most max_steps steps were started while the plan streamed in
 
 
 # -- references that try to reach Python state --------------------------------------------------------------
