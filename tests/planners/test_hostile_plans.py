@@ -279,7 +279,9 @@ def run_bounded(body, *, timeout=60, memory_mb=2048):
         out = {{}}
     """) + textwrap.dedent(body) + textwrap.dedent("""
         out["seconds"] = time.perf_counter() - started
-        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this interpreter's own peak (ru_maxrss would count the forked parent's pages too)
+        hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+        out["peak_mb"] = (int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
         print(json.dumps(out))
     """)
 
