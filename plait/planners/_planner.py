@@ -100,7 +100,8 @@ class Planner:
         Returns the steps handed on, the problems of the rest (empty when the
         whole plan is valid) and the raw text.
         """
-        reader = StreamedPlanReader(self.tools, evidence or {}, on_step, fmt=self.fmt, max_steps=self.max_steps)
+        reader = StreamedPlanReader(self.tools, _producers(evidence or {}, plans), on_step, fmt=self.fmt,
+                                    max_steps=self.max_steps)
         prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                                 evidence=evidence, plans=plans, reason=reason)
         raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text

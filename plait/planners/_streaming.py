@@ -84,9 +84,10 @@ class StreamedPlanReader:
     the model writes after that point is not looked at.
     """
 
-    def __init__(self, tools: ToolRegistry, known: Mapping[str, Any], on_step: Callable[[PlanStep], None],
+    def __init__(self, tools: ToolRegistry, known: Mapping[str, str], on_step: Callable[[PlanStep], None],
                  fmt: str = "text", max_steps: int = MAX_STEPS):
-        self.tools, self.known, self.on_step, self.fmt = tools, list(known), on_step, fmt
+        """``known``: evidence ids of earlier rounds, each mapped to the tool that produced it ("" if unknown)."""
+        self.tools, self.known, self.on_step, self.fmt = tools, dict(known), on_step, fmt
         self.max_steps = max_steps
         self.launched: list[PlanStep] = []
         self.problems: list[str] = []
