@@ -157,7 +157,8 @@ def _index(part: str) -> int | None:
 
 
 def _kind(value: Any) -> str:
-    return f"{type(value).__name__} value {clip(repr(value)) if isinstance(value, (Mapping, list, tuple)) else ''}".rstrip()
+    shown = clip(repr(value)) if isinstance(value, (Mapping, list, tuple)) else ""
+    return f"{type(value).__name__} value {shown}".rstrip()
 
 
 def clip(text: str, limit: int = 80) -> str:
