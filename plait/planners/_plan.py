@@ -1,8 +1,9 @@
 """The typed plan: steps that call tools, linked by evidence references.
 
 A step's arguments may reference the result of an earlier step as ``#E2``, or
-a field of it as ``#E2.price`` (attribute, dict key or list index, chained:
-``#E2.items.0``). An argument that is *only* a reference receives the
+a field of it as ``#E2.price`` (a declared model or dataclass field, dict key
+or list index, chained: ``#E2.items.0``; never a Python attribute, see
+:mod:`plait.planners._refs`). An argument that is *only* a reference receives the
 referenced value itself, typed (a float stays a float, a model stays a
 model); a reference inside a longer string (``"capital of #E1"``) is pasted
 as text, the only sensible reading of it. Dependencies are the references.
@@ -17,13 +18,15 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
+from plait.planners._refs import clip, read_field, shape_problem
+
 __all__ = ["Plan", "PlanStep", "Ref", "LLM_TOOL", "find_refs", "resolve_args", "UnresolvedReference", "as_text"]
 
 LLM_TOOL = "llm"
 """The reserved tool name of a reasoning step: its ``prompt`` argument goes to the model."""
 
-_REF = re.compile(r"#(E\d+)((?:\.-?\w+)*)")
-_WHOLE_REF = re.compile(r"\s*#(E\d+)((?:\.-?\w+)*)\s*")
+_REF = re.compile(r"#(E[0-9]{1,9})(?![0-9])((?:\.-?\w+)*)")  # longer numbers are no step's: left as text
+_WHOLE_REF = re.compile(r"\s*#(E[0-9]{1,9})((?:\.-?\w+)*)\s*")
 
 
 class Ref(NamedTuple):
@@ -41,7 +44,7 @@ class PlanStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=r"^E\d+$", description="evidence id, E1, E2, ...")
+    id: str = Field(pattern=r"^E[0-9]{1,9}$", description="evidence id, E1, E2, ...")
     tool: str
     args: dict[str, Any] = Field(default_factory=dict)
     thought: str = Field(default="", description="why this step (the 'Plan:' line)")
@@ -137,30 +140,23 @@ def resolve_args(value: Any, evidence: Mapping[str, Any]) -> Any:
 
 
 def resolve_ref(ref: Ref, evidence: Mapping[str, Any]) -> Any:
-    """The value ``ref`` points to; raise :class:`UnresolvedReference` when it cannot be had."""
+    """The value ``ref`` points to, by data access only; raise :class:`UnresolvedReference` when it cannot be had."""
     from plait.executors._tool_runner import ToolFailure
 
     if ref.step not in evidence:
-        raise UnresolvedReference(f"{ref} refers to {ref.step}, which has no result")
+        raise UnresolvedReference(f"{clip(str(ref))} refers to {ref.step}, which has no result")
     value = evidence[ref.step]
     if isinstance(value, ToolFailure):
-        raise UnresolvedReference(f"{ref} cannot be used: step {ref.step} failed ({value.error})")
+        raise UnresolvedReference(f"{clip(str(ref))} cannot be used: step {ref.step} failed ({value.error})")
+    shape = shape_problem(ref.path)
+    if shape is not None:
+        raise UnresolvedReference(f"{clip(str(ref))} cannot be used: {shape}")
     for i, part in enumerate(ref.path):
-        value = _field(value, part, Ref(ref.step, ref.path[: i + 1]))
+        try:
+            value = read_field(value, part)
+        except LookupError as exc:
+            raise UnresolvedReference(f"{clip(str(Ref(ref.step, ref.path[: i + 1])))}: {exc.args[0]}") from None
     return value
-
-
-def _field(value: Any, part: str, where: Ref) -> Any:
-    if isinstance(value, Mapping):
-        if part in value:
-            return value[part]
-    elif isinstance(value, (list, tuple)) and part.lstrip("-").isdigit():
-        index = int(part)
-        if -len(value) <= index < len(value):
-            return value[index]
-    elif not isinstance(value, (str, int, float, bool)) and hasattr(value, part):
-        return getattr(value, part)
-    raise UnresolvedReference(f"{where}: {type(value).__name__} value {_short(value)} has no field {part!r}")
 
 
 def as_text(value: Any) -> str:
@@ -170,8 +166,3 @@ def as_text(value: Any) -> str:
     if isinstance(value, (BaseModel, Mapping, list, tuple)):
         return to_json(value, fallback=str).decode()
     return str(value)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

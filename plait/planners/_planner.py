@@ -6,11 +6,13 @@ structured output can only write well-formed plans. ``fmt="text"`` asks for
 the classic ReWOO format. A plan that fails to parse or validate is sent back
 to the model with the list of problems, at most ``max_repairs`` times; then
 :class:`~plait.PlanError` is raised, carrying the last plan and its problems.
+A plan longer than ``max_steps`` steps is one such problem; the list of
+problems is capped (see :func:`~plait.planners._plan_check.cap_problems`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from plait.errors import ParseError, PlanError
@@ -18,7 +20,7 @@ from plait.executors._base import JsonSchema, Request, SamplingParams
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._plan import Plan, PlanStep
-from plait.planners._plan_check import next_step_number, plan_json_schema, plan_problems
+from plait.planners._plan_check import MAX_STEPS, cap_problems, next_step_number, plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
 from plait.planners._prompts import planner_prompt, repair_prompt
 from plait.planners._streaming import StreamedPlanReader
@@ -32,17 +34,22 @@ class Planner:
     """Writes validated plans for a task over a tool registry (see the module docstring)."""
 
     def __init__(self, tools: ToolRegistry, *, fmt: PlanFormat = "json", max_repairs: int = 2,
-                 params: SamplingParams = SamplingParams(max_tokens=1024), examples: str = ""):
+                 params: SamplingParams = SamplingParams(max_tokens=1024), examples: str = "",
+                 max_steps: int = MAX_STEPS):
         if fmt not in ("json", "text"):
             raise ValueError(f"plan format must be 'json' or 'text', got {fmt!r}")
         if max_repairs < 0:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be an int >= 1 (the longest plan allowed), got {max_steps!r}")
         self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
+        self.max_steps = max_steps
         if fmt == "json":
-            params = params.model_copy(update={"constraint": JsonSchema(schema=plan_json_schema(tools))})
+            schema = plan_json_schema(tools, max_steps=max_steps)
+            params = params.model_copy(update={"constraint": JsonSchema(schema=schema)})
         self.params = params
 
-    def parse(self, text: str, known: Sequence[str] = ()) -> Plan:
+    def parse(self, text: str, known: Iterable[str] = ()) -> Plan:
         """Parse model output in this planner's format (ParseError when it cannot).
 
         ``known``: evidence ids of earlier rounds; unnumbered JSON steps continue after them.
@@ -60,7 +67,7 @@ class Planner:
         one); the first request then asks for its correction, and it counts
         against ``max_repairs``.
         """
-        known = list(evidence or {})
+        known = _producers(evidence or {}, plans)
         base = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                               evidence=evidence, plans=plans, reason=reason)
         prompt = base if repair is None else repair_prompt(base, *repair)
@@ -72,9 +79,9 @@ class Planner:
             try:
                 plan = self.parse(raw, known)
             except ParseError as exc:
-                plan, problems = None, [str(exc)]
+                plan, problems = None, cap_problems([str(exc)])
             else:
-                problems = plan_problems(plan, self.tools, known)
+                problems = plan_problems(plan, self.tools, known, max_steps=self.max_steps)
             ctx.emit("plan", attempt=attempt, format=self.fmt, valid=not problems, problems=problems,
                      steps=[s.model_dump() for s in plan.steps] if plan else None)
             if not problems and plan is not None:
@@ -93,7 +100,8 @@ class Planner:
         Returns the steps handed on, the problems of the rest (empty when the
         whole plan is valid) and the raw text.
         """
-        reader = StreamedPlanReader(self.tools, evidence or {}, on_step, fmt=self.fmt)
+        reader = StreamedPlanReader(self.tools, _producers(evidence or {}, plans), on_step, fmt=self.fmt,
+                                    max_steps=self.max_steps)
         prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                                 evidence=evidence, plans=plans, reason=reason)
         raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text
@@ -103,9 +111,15 @@ class Planner:
             try:
                 self.parse(raw, list(evidence or {}))
             except ParseError as exc:
-                problems = [str(exc)]
+                problems = cap_problems([str(exc)])
             else:
                 problems = ["the plan has no steps; give at least one step"]
         ctx.emit("plan", attempt=0, format=self.fmt, streamed=True, valid=not problems, problems=problems,
                  steps=[s.model_dump() for s in reader.launched])
         return reader.plan, problems, raw
+
+
+def _producers(evidence: Mapping[str, Any], plans: Sequence[Plan]) -> dict[str, str]:
+    """Each earlier evidence id with the tool that produced it, so references into it are type-checked."""
+    tools = {s.id: s.tool for p in plans for s in p.steps}
+    return {k: tools.get(k, "") for k in evidence}

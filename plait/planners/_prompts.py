@@ -11,7 +11,8 @@ from typing import Any
 
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import Plan, as_text
-from plait.planners._plan_check import llm_tool, next_step_number
+from plait.planners._plan_check import cap_problems, llm_tool, next_step_number
+from plait.planners._plan_parse import MAX_PLAN_CHARS
 
 __all__ = ["planner_prompt", "repair_prompt", "solver_prompt", "react_prompt", "render_evidence"]
 
@@ -57,9 +58,12 @@ def planner_prompt(task: str, tools: ToolRegistry, *, fmt: str, examples: str = 
 
 
 def repair_prompt(previous_prompt: str, raw: str, problems: Sequence[str]) -> str:
-    """Re-ask with the validation errors of the last attempt."""
-    listed = "\n".join(f"- {p}" for p in problems)
-    return (f"{previous_prompt}\n{raw.strip()}\n\nThat plan cannot run:\n{listed}\n\n"
+    """Re-ask with the validation errors of the last attempt (both capped: the model may have written megabytes)."""
+    listed = "\n".join(f"- {p}" for p in cap_problems(problems))
+    raw = raw.strip()
+    if len(raw) > MAX_PLAN_CHARS:
+        raw = raw[:MAX_PLAN_CHARS] + f"\n[... {len(raw) - MAX_PLAN_CHARS} more characters cut]"
+    return (f"{previous_prompt}\n{raw}\n\nThat plan cannot run:\n{listed}\n\n"
             "Write the whole corrected plan.\n\n" + previous_prompt.rsplit("\n\n", 1)[-1])
 
 

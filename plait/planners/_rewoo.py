@@ -28,13 +28,15 @@ from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._dag import execute_plan
 from plait.planners._plan import Plan
+from plait.planners._plan_check import MAX_STEPS
 from plait.planners._planner import PlanFormat, Planner
 from plait.planners._prompts import solver_prompt
 from plait.planners._streaming import StreamingExecutor
 
 __all__ = ["PlanAndExecute", "PlanOutcome", "plan_and_execute_graph"]
 
-_REPLAN = re.compile(r"^\s*Replan\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+# Blanks are [ \t], not \s: a \s* after ^ runs across every following newline, quadratic on a reply of many.
+_REPLAN = re.compile(r"^[ \t]*Replan[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 _ANSWER = re.compile(r"Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 
@@ -55,6 +57,7 @@ class PlanAndExecute(Node):
     * ``tools``: a :class:`~plait.ToolRegistry` or a list of tools / typed functions;
     * ``plan_format``: ``"json"`` (structured output, schema from the tools) or ``"text"`` (ReWOO lines);
     * ``parallel``: run independent steps concurrently (False: one at a time, in plan order);
+    * ``max_steps``: the longest plan (default 24); a longer one is a problem sent back to the planner;
     * ``max_repairs``: re-asks of the planner per round when its plan is invalid;
     * ``max_replans``: how many times the solver may ask for a new plan;
     * ``planner_params`` / ``solver_params`` / ``llm_params``: sampling for the planner,
@@ -75,6 +78,7 @@ class PlanAndExecute(Node):
         name: str = "plan_and_execute",
         plan_format: PlanFormat = "json",
         parallel: bool = True,
+        max_steps: int = MAX_STEPS,
         max_repairs: int = 2,
         max_replans: int = 1,
         planner_params: SamplingParams = SamplingParams(max_tokens=1024),
@@ -91,7 +95,7 @@ class PlanAndExecute(Node):
         self.stream = stream
         self.tools = ToolRegistry.of(tools)
         self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, params=planner_params,
-                               examples=examples)
+                               examples=examples, max_steps=max_steps)
         self.parallel, self.max_replans = parallel, max_replans
         self.solver_params, self.llm_params, self.input = solver_params, llm_params, input
 

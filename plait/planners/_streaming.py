@@ -14,7 +14,6 @@ evidence, and the planner is asked again for the rest (see
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,29 +27,30 @@ from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._dag import run_step
 from plait.planners._plan import Plan, PlanStep
-from plait.planners._plan_check import next_step_number, plan_problems
-from plait.planners._plan_parse import number_step, read_plan_line
+from plait.planners._plan_check import MAX_STEPS, next_step_number, plan_problems
+from plait.planners._plan_parse import MAX_PLAN_CHARS, load_json, number_step, read_plan_line
+from plait.planners._refs import clip
 
 __all__ = ["StreamedPlanReader", "StreamingExecutor"]
 
 
 class _JsonStepScanner:
-    """Finds complete step objects in a streamed JSON plan: the objects directly inside its first array."""
+    """Finds complete step objects in a streamed JSON plan: the objects directly inside its first array.
+
+    Each character is looked at once, and only the text of the step being read is kept.
+    """
 
     def __init__(self) -> None:
-        self.text = ""
-        self._pos = 0
-        self._stack: list[str] = []  # open containers, "{" or "["
+        self._depth = 0  # open containers
         self._steps_depth: int | None = None  # depth of the steps array once seen
-        self._start = 0
+        self._step: list[str] | None = None  # chunks of the step object being read
         self._in_string = self._escape = False
 
     def feed(self, chunk: str) -> list[str]:
-        """Append ``chunk``; return the text of every step object completed by it."""
-        self.text += chunk
+        """Read ``chunk``; return the text of every step object completed by it."""
         done = []
-        for i in range(self._pos, len(self.text)):
-            ch = self.text[i]
+        start = 0
+        for i, ch in enumerate(chunk):
             if self._in_string:
                 if self._escape:
                     self._escape = False
@@ -62,27 +62,37 @@ class _JsonStepScanner:
                 self._in_string = True
             elif ch in "{[":
                 if ch == "[" and self._steps_depth is None:
-                    self._steps_depth = len(self._stack) + 1
-                self._stack.append(ch)
-                if ch == "{" and len(self._stack) - 1 == self._steps_depth:
-                    self._start = i
-            elif ch in "}]" and self._stack:
-                self._stack.pop()
-                if ch == "}" and len(self._stack) == self._steps_depth:
-                    done.append(self.text[self._start: i + 1])
-        self._pos = len(self.text)
+                    self._steps_depth = self._depth + 1
+                self._depth += 1
+                if ch == "{" and self._depth - 1 == self._steps_depth:
+                    self._step, start = [], i
+            elif ch in "}]" and self._depth:
+                self._depth -= 1
+                if ch == "}" and self._depth == self._steps_depth and self._step is not None:
+                    done.append("".join([*self._step, chunk[start: i + 1]]))
+                    self._step = None
+        if self._step is not None:
+            self._step.append(chunk[start:])
         return done
 
 
 class StreamedPlanReader:
-    """Turns a streamed plan (text lines or JSON) into steps, handing each on while the plan so far is valid."""
+    """Turns a streamed plan (text lines or JSON) into steps, handing each on while the plan so far is valid.
 
-    def __init__(self, tools: ToolRegistry, known: Mapping[str, Any], on_step: Callable[[PlanStep], None],
-                 fmt: str = "text"):
-        self.tools, self.known, self.on_step, self.fmt = tools, list(known), on_step, fmt
+    Reading stops at the first problem, at more than ``max_steps`` steps and
+    after :data:`~plait.planners._plan_parse.MAX_PLAN_CHARS` characters: what
+    the model writes after that point is not looked at.
+    """
+
+    def __init__(self, tools: ToolRegistry, known: Mapping[str, str], on_step: Callable[[PlanStep], None],
+                 fmt: str = "text", max_steps: int = MAX_STEPS):
+        """``known``: evidence ids of earlier rounds, each mapped to the tool that produced it ("" if unknown)."""
+        self.tools, self.known, self.on_step, self.fmt = tools, dict(known), on_step, fmt
+        self.max_steps = max_steps
         self.launched: list[PlanStep] = []
         self.problems: list[str] = []
-        self._buffer = ""
+        self._line_parts: list[str] = []
+        self._chars = 0
         self._thought: list[str] = []
         self._json = _JsonStepScanner()
         self._json_steps = 0  # JSON steps read so far: an unnumbered step takes the next position's id
@@ -94,26 +104,35 @@ class StreamedPlanReader:
         return Plan(steps=list(self.launched))
 
     def feed(self, chunk: str) -> None:
+        if self.problems:
+            return
+        self._chars += len(chunk)
+        if self._chars > MAX_PLAN_CHARS:
+            self._fail([f"the plan is longer than {MAX_PLAN_CHARS} characters; write a shorter plan"])
+            return
         if self.fmt == "json":
             for obj in self._json.feed(chunk):
                 self._json_step(obj)
             return
-        self._buffer += chunk
-        while "\n" in self._buffer:
-            line, self._buffer = self._buffer.split("\n", 1)
-            self._line(line)
+        *complete, rest = chunk.split("\n")
+        for part in complete:
+            self._line_parts.append(part)
+            self._line("".join(self._line_parts))
+            self._line_parts = []
+        if rest:
+            self._line_parts.append(rest)
 
     def close(self) -> None:
-        if self._buffer:
-            self._line(self._buffer)
-            self._buffer = ""
+        if self._line_parts and not self.problems:
+            self._line("".join(self._line_parts))
+        self._line_parts = []
 
     def _json_step(self, text: str) -> None:
         try:
             self._json_steps += 1
-            step = PlanStep.model_validate(number_step(json.loads(text), self._first + self._json_steps - 1))
+            step = PlanStep.model_validate(number_step(load_json(text), self._first + self._json_steps - 1))
         except (ValueError, ValidationError) as exc:
-            self._fail([f"a step could not be read ({str(exc).splitlines()[0]}): {text[:120]}"])
+            self._fail([f"a step could not be read ({clip(str(exc).splitlines()[0], 120)}): {clip(text, 120)}"])
             return
         self._take(step)
 
@@ -131,7 +150,8 @@ class StreamedPlanReader:
     def _take(self, step: PlanStep) -> None:
         if self.problems:
             return  # the plan already went wrong: nothing after that point runs
-        problems = plan_problems(Plan(steps=[*self.launched, step]), self.tools, self.known)
+        problems = plan_problems(Plan(steps=[*self.launched, step]), self.tools, self.known,
+                                 max_steps=self.max_steps)
         if problems:
             self._fail(problems)
             return

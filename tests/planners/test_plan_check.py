@@ -72,7 +72,11 @@ def test_json_schema_types_arguments_per_tool_and_admits_references(registry):
     assert scale["required"] == ["value"] and scale["additionalProperties"] is False
     value = scale["properties"]["value"]["anyOf"]
     assert value[0]["type"] == "number" and value[1] == {"$ref": "#/$defs/Ref"}
-    assert schema["$defs"]["Ref"]["pattern"] == r"^#E[0-9]+(\.-?[A-Za-z0-9_]+)*$"
+    # references are bounded like plan_problems bounds them: 9-digit ids, 8 fields of 64 characters
+    assert schema["$defs"]["Ref"]["pattern"] == r"^#E[0-9]{1,9}(\.-?[A-Za-z0-9_]{1,64}){0,8}$"
+    assert schema["properties"]["steps"]["maxItems"] == 24 == plan_json_schema(registry, max_steps=24)[
+        "properties"]["steps"]["maxItems"]
+    assert plan_json_schema(registry, max_steps=3)["properties"]["steps"]["maxItems"] == 3
     # steps are numbered by position (no id to repeat) and the thought is optional
     assert all("id" not in v["properties"] and v["required"] == ["tool", "args"] for v in variants)
     assert variants[0]["properties"]["thought"]["maxLength"] > 0
