@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import heapq
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -195,7 +196,7 @@ class _Compiler:
                 raise self.fail(f"using {name!r} other than as a call")
             raise ConstraintSyntaxError(
                 f"constraint {self.text!r} uses unknown variable {name!r}; declare it or use one of: "
-                f"{', '.join(sorted(self.kinds)[:30]) or '(no variables declared)'}", self.text)
+                f"{', '.join(heapq.nsmallest(30, self.kinds)) or '(no variables declared)'}", self.text)
         if name not in self.order:
             self.order.append(name)
         index = self.order.index(name)
