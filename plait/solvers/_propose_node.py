@@ -106,6 +106,7 @@ class ProposeAndRetract(Node):
                         rounds=rounds)
 
     async def _conflict(self, csp: CSP, proposals: dict[str, Any]) -> Conflict | None:
+        """The conflict among ``proposals``, searched for at most ``time_limit`` seconds."""
         return await in_worker(lambda stop: find_conflict(csp, proposals, timeout=self.time_limit, stop=stop))
 
     @staticmethod
