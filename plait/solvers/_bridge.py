@@ -175,13 +175,16 @@ async def in_worker(fn: Callable[[threading.Event], T]) -> T:
             except RuntimeError:  # the event loop is gone: nobody waits any more
                 pass
 
-    threading.Thread(target=target, name=WORKER_NAME, daemon=True).start()
+    thread = threading.Thread(target=target, name=WORKER_NAME, daemon=True)
+    thread.start()
     try:
         await finished.wait()
     finally:
         stop.set()
         with anyio.move_on_after(_GRACE, shield=True):
             await finished.wait()
+        if finished.is_set():
+            thread.join()  # it has only to return from ``target``
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

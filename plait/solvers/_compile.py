@@ -153,8 +153,9 @@ def _sum(scope: Scope, index: int, c: Sum) -> Check:
 def _safe_sum(cls: type) -> type:
     """A python-constraint sum that checks the deadline at each call and in preprocessing.
 
-    Its preprocessing also calls min() on each domain; an earlier constraint may have emptied
-    one (the problem is then unsat, which the solver reports once preprocessing is done).
+    Its preprocessing also calls min() on each domain; an earlier constraint (or, for a sum over one
+    variable, its own first pass) may have emptied one: the problem is then unsat, which the solver
+    reports once preprocessing is done.
     """
 
     class Safe(cls):  # type: ignore[misc, valid-type]
@@ -164,8 +165,12 @@ def _safe_sum(cls: type) -> type:
 
         def preProcess(self, variables, domains, constraints, vconstraints):  # noqa: N802 (library API)
             self._deadline.check()
-            if all(domains[v] for v in variables):
-                super().preProcess(variables, domains, constraints, vconstraints)
+            try:
+                if all(domains[v] for v in variables):
+                    super().preProcess(variables, domains, constraints, vconstraints)
+            except ValueError:
+                if all(domains[v] for v in variables):
+                    raise
 
         def __call__(self, variables, domains, assignments, forwardcheck=False):
             self._deadline.check()
