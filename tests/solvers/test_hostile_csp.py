@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from plait import FunctionBackend, Graph, SamplingParams
-from plait.errors import NodeFailedError, NodeTimeoutError
-from plait.solvers import CSP, Formulate, SolveCSP, parse_expr, solve
-from plait.errors import ConstraintSyntaxError
+from plait.errors import ConstraintSyntaxError, NodeFailedError, NodeTimeoutError
+from plait.solvers import CSP, Formulate, SolveCSP, find_conflict, parse_expr, solve
 
 MARGIN = 5.0  # seconds past the limit that still count as "ended, not hung" (machines here are shared)
 SHIFT = {"variables": [{"name": "A", "domain": {"min": 0, "max": 99999}},
@@ -105,6 +104,28 @@ def test_a_4000_digit_domain_value_is_invalid_and_names_the_limit():
     formulation, seconds = timed(lambda: formulate(json.dumps(huge), time_limit=1))
     assert formulation.status == "invalid" and "MAX_VALUE" in formulation.feedback[0]
     assert seconds < 1 + MARGIN
+
+
+@pytest.mark.timeout(60)
+def test_find_conflict_timeout_bounds_the_whole_analysis():
+    conflict, seconds = timed(lambda: find_conflict(CSP.model_validate(SHIFT), {}, timeout=1))
+    assert conflict is None  # no conflict shown in time: the proposals are not blamed
+    assert seconds < 1 + MARGIN
+
+
+def test_formulate_refuses_an_over_long_reply_unread():
+    formulation = formulate("{" + " " * 1_000_000 + "}", time_limit=1)
+    assert formulation.status == "invalid" and "1000002 characters long" in formulation.feedback[0]
+
+
+def test_a_reply_of_spaces_is_read_in_linear_time():
+    # the fence-stripping regex was quadratic in a run of spaces: 200,000 took about 30 s at 481d1d6
+    formulation, seconds = timed(lambda: formulate("```json\n{" + " " * 200_000 + "}\n```", time_limit=1))
+    assert formulation.status == "invalid" and "does not fit the CSP schema" in formulation.feedback[0]
+    assert seconds < 1 + MARGIN
+    from plait.solvers._formulate import unfence
+
+    assert unfence('```json\n{"a": 1}\n```') == '{"a": 1}' and unfence(" {} ") == "{}"
 
 
 MANY = textwrap.dedent("""
