@@ -5,10 +5,13 @@ it picks the next variable dynamically (most constraints first, then fewest
 remaining values), which is what keeps hard Sudokus and N-Queens 32 fast.
 
 Every solution is re-checked against the compiled constraints before it is
-returned. A timeout truly stops the search: a guard constraint attached to every
-variable is consulted at each assignment and raises once the deadline passes
-or the caller sets the ``stop`` event, so no search keeps burning CPU after
-its result was given up on.
+returned. A timeout truly stops the search, whatever the problem: the clock
+(and the caller's ``stop`` event) is checked by a guard that comes first at
+every assignment, by every constraint evaluation, propagator call and
+preprocessing step, and between constraints while compiling (see
+:mod:`plait.solvers._deadline`). :func:`in_worker` runs the search in a thread
+of its own and, when its caller is cancelled, stops it and waits for it to
+end, so no search keeps burning CPU after its result was given up on.
 """
 
 from __future__ import annotations
@@ -18,15 +21,23 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-import anyio.to_thread
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import constraint as pc
 from pydantic import BaseModel
 
 from plait.errors import ConstraintSyntaxError
 from plait.solvers._compile import Check, compile_all
+from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP
 
-__all__ = ["CSPResult", "solve", "solve_async", "in_worker"]
+__all__ = ["CSPResult", "solve", "search", "solve_async", "in_worker", "WORKER_NAME"]
+
+WORKER_NAME = "plait-solver"
+"""The name of the thread :func:`in_worker` runs a search in (tests count them)."""
+_GRACE = 2.0
+"""Most seconds a cancelled caller waits for its search to notice ``stop`` (it takes milliseconds)."""
 
 T = TypeVar("T")
 Status = Literal["sat", "unsat", "timeout", "invalid"]
@@ -37,8 +48,8 @@ class CSPResult(BaseModel):
 
     ``status`` is ``sat`` when at least one solution was found, ``unsat`` when
     the search proved there is none, ``timeout`` when the deadline passed
-    before any solution, ``invalid`` when the model could not be compiled
-    (``error`` says why). ``exhaustive`` tells whether ``count`` is the exact
+    (or the caller cancelled) before any solution, ``invalid`` when the model
+    could not be compiled (``error`` says why). ``exhaustive`` tells whether ``count`` is the exact
     number of solutions (all mode, search finished under the cap);
     ``timed_out`` is set whenever the deadline cut the search short, even if
     solutions were found before it.
@@ -54,25 +65,17 @@ class CSPResult(BaseModel):
     error: str | None = None
 
 
-class _Stopped(Exception):
-    """Raised by the guard to unwind the search."""
-
-
 class _Guard(pc.Constraint):
-    """Always satisfied; stops the search when the deadline passes or ``stop`` is set."""
+    """Always satisfied; attached first to every variable, so each assignment consults the deadline."""
 
-    def __init__(self, deadline: float | None, stop: threading.Event | None):
+    def __init__(self, deadline: Deadline):
         self.deadline = deadline
-        self.stop = stop
 
     def __call__(self, variables, domains, assignments, forwardcheck=False, _unassigned=None) -> bool:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise _Stopped
-        if self.stop is not None and self.stop.is_set():
-            raise _Stopped
+        self.deadline.check()
         return True
 
-    def preProcess(self, variables, domains, constraints, vconstraints) -> None:
+    def preProcess(self, variables, domains, constraints, vconstraints) -> None:  # noqa: N802 (library API)
         return None
 
 
@@ -85,46 +88,62 @@ def solve(
     fixed: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
 ) -> CSPResult:
-    """Search ``csp`` in the calling thread.
+    """Compile and search ``csp`` in the calling thread; returns within about ``timeout`` seconds.
 
     ``mode="one"`` stops at the first solution; ``mode="all"`` collects up to
     ``max_solutions``. ``fixed`` pins variables to values (used to check a
     model's proposals). Never raises for a bad model: returns ``invalid``.
     """
     started = time.perf_counter()
-    deadline = None if timeout is None else time.monotonic() + timeout
-
-    def done(status: Status, found: list[dict], exhaustive: bool = False, **extra: Any) -> CSPResult:
-        order = [v.name for v in csp.variables]
-        found = [{name: s[name] for name in order} for s in found]
-        return CSPResult(status=status, solution=found[0] if found else None, solutions=found, count=len(found),
-                         exhaustive=exhaustive, solve_time=time.perf_counter() - started, **extra)
-
+    deadline = Deadline(timeout, stop)
     try:
-        checks = compile_all(csp)
-        problem = _build(csp, checks, fixed or {}, deadline, stop)
+        checks = compile_all(csp, deadline)
     except ConstraintSyntaxError as exc:
-        return done("invalid", [], error=str(exc))
-    if problem is None:  # a constant constraint is false, or a pinned value is outside its domain
-        return done("unsat", [], exhaustive=True)
+        return _result(csp, "invalid", [], started, error=str(exc))
+    except Stopped:
+        return _result(csp, "timeout", [], started, timed_out=True, error=_why(deadline))
+    return search(csp, checks, deadline, mode=mode, max_solutions=max_solutions, fixed=fixed, started=started)
+
+
+def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["one", "all"] = "one",
+           max_solutions: int = 1000, fixed: Mapping[str, Any] | None = None,
+           started: float | None = None) -> CSPResult:
+    """Search ``csp``'s variables under already compiled ``checks`` (all of them, or a subset) until ``deadline``."""
+    started = time.perf_counter() if started is None else started
     limit = 1 if mode == "one" else max(1, max_solutions)
     found: list[dict] = []
     try:
+        problem = _build(csp, checks, fixed or {}, deadline)
+        if problem is None:  # a constant constraint is false, or a pinned value is outside its domain
+            return _result(csp, "unsat", [], started, exhaustive=True)
         for solution in problem.getSolutionIter():
-            _verify(checks, solution)
+            _verify(checks, solution, deadline)
             found.append(solution)
             if len(found) >= limit:
                 break
         else:
-            return done("sat" if found else "unsat", found, exhaustive=True)
-    except _Stopped:
-        why = f"search stopped after {timeout:g}s" if timeout is not None else "search was cancelled"
-        return done("sat" if found else "timeout", found, timed_out=True, error=why)
-    except _Unsound as exc:
-        return done("invalid", [], error=str(exc))
+            return _result(csp, "sat" if found else "unsat", found, started, exhaustive=True)
+    except Stopped:
+        return _result(csp, "sat" if found else "timeout", found, started, timed_out=True, error=_why(deadline))
+    except (_Unsound, ConstraintSyntaxError) as exc:
+        return _result(csp, "invalid", [], started, error=str(exc))
     except (ArithmeticError, TypeError, ValueError, RecursionError) as exc:  # a constraint failed to evaluate
-        return done("invalid", found, error=f"a constraint failed to evaluate: {type(exc).__name__}: {exc}")
-    return done("sat", found, exhaustive=False)
+        return _result(csp, "invalid", found, started,
+                       error=f"a constraint failed to evaluate: {type(exc).__name__}: {exc}")
+    return _result(csp, "sat", found, started)
+
+
+def _result(csp: CSP, status: Status, found: list[dict], started: float, **extra: Any) -> CSPResult:
+    order = [v.name for v in csp.variables]
+    found = [{name: s[name] for name in order} for s in found]
+    return CSPResult(status=status, solution=found[0] if found else None, solutions=found, count=len(found),
+                     solve_time=time.perf_counter() - started, **extra)
+
+
+def _why(deadline: Deadline) -> str:
+    if deadline.stop is not None and deadline.stop.is_set():
+        return "search was cancelled"
+    return f"search stopped after {deadline.seconds:g}s (its time limit)"
 
 
 async def solve_async(csp: CSP, **options: Any) -> CSPResult:
@@ -133,29 +152,58 @@ async def solve_async(csp: CSP, **options: Any) -> CSPResult:
 
 
 async def in_worker(fn: Callable[[threading.Event], T]) -> T:
-    """Run ``fn(stop)`` in a worker thread. When the caller is cancelled (node timeout, run deadline) it
-    returns at once and ``stop`` is set, which every search started by ``fn`` checks at each step."""
+    """Run ``fn(stop)`` in a thread of its own and return its result.
+
+    When the caller is cancelled (node timeout, run deadline) ``stop`` is set,
+    which every search started by ``fn`` checks at each step, and the caller
+    waits (shielded, at most ``_GRACE`` seconds) for the thread to end: after
+    this returns or raises, nothing of the search is left running.
+    """
     stop = threading.Event()
+    finished = anyio.Event()
+    token = anyio.lowlevel.current_token()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(stop)
+        except BaseException as exc:  # handed to the caller
+            outcome["error"] = exc
+        finally:
+            try:
+                anyio.from_thread.run_sync(finished.set, token=token)
+            except RuntimeError:  # the event loop is gone: nobody waits any more
+                pass
+
+    thread = threading.Thread(target=target, name=WORKER_NAME, daemon=True)
+    thread.start()
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(stop), abandon_on_cancel=True)
+        await finished.wait()
     finally:
         stop.set()
+        with anyio.move_on_after(_GRACE, shield=True):
+            await finished.wait()
+        if finished.is_set():
+            thread.join()  # it has only to return from ``target``
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class _Unsound(Exception):
     """The search returned an assignment that breaks a constraint (a bug, reported as ``invalid``)."""
 
 
-def _verify(checks: list[Check], solution: dict[str, Any]) -> None:
+def _verify(checks: list[Check], solution: dict[str, Any], deadline: Deadline) -> None:
     """Defence in depth: a solution that breaks a constraint is a solver bug, never an answer."""
     for check in checks:
+        deadline.check()
         if check.variables and not check.holds(solution):
             raise _Unsound(f"the search returned {solution} which breaks constraint #{check.index}; "
                            "this is a bug in plait's solver bridge, please report it")
 
 
-def _build(csp: CSP, checks: list[Check], fixed: Mapping[str, Any], deadline: float | None,
-           stop: threading.Event | None) -> pc.Problem | None:
+def _build(csp: CSP, checks: list[Check], fixed: Mapping[str, Any], deadline: Deadline) -> pc.Problem | None:
     unknown = [name for name in fixed if name not in csp.kinds]
     if unknown:
         raise ConstraintSyntaxError(f"cannot fix unknown variable(s) {', '.join(map(repr, unknown))}")
@@ -167,12 +215,13 @@ def _build(csp: CSP, checks: list[Check], fixed: Mapping[str, Any], deadline: fl
                 return None
             values = [fixed[var.name]]
         problem.addVariable(var.name, values)
+    if not deadline.unlimited:  # first, so every assignment consults it before any constraint can reject it
+        problem.addConstraint(_Guard(deadline), [v.name for v in csp.variables])
     for check in checks:
+        deadline.check()
         if not check.variables:  # a constant condition such as "1 == 2"
             if not check.predicate():
                 return None
             continue
-        problem.addConstraint(check.to_python_constraint(), list(check.variables))
-    if deadline is not None or stop is not None:
-        problem.addConstraint(_Guard(deadline, stop), [v.name for v in csp.variables])
+        problem.addConstraint(check.to_python_constraint(deadline), list(check.variables))
     return problem

@@ -17,27 +17,30 @@ f-strings, walrus...) raises :class:`~plait.errors.ConstraintSyntaxError`
 naming the construct. The checked tree is compiled into nested closures that
 read variable values from a tuple, so nothing outside the whitelist can run.
 Division or modulo by zero makes the expression false (no assignment
-satisfies it) instead of raising.
+satisfies it) instead of raising. Evaluation is bounded: besides the limits on
+length, syntax nodes and depth, every intermediate integer's size is bounded
+statically (products add bit lengths, a power multiplies them, assuming each
+variable may reach ``MAX_VALUE``), and an expression that could exceed
+``MAX_BITS`` bits is refused, so no assignment makes one evaluation slow.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import heapq
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from plait.errors import ConstraintSyntaxError
+from plait.solvers._limits import MAX_BITS, MAX_DEPTH, MAX_EXPR_CHARS, MAX_EXPR_NODES, MAX_POWER, MAX_TEXT, MAX_VALUE
 
-__all__ = ["Expr", "parse_expr", "MAX_EXPR_CHARS", "MAX_EXPR_NODES", "MAX_LITERAL", "MAX_POWER"]
+__all__ = ["Expr", "parse_expr", "MAX_EXPR_CHARS", "MAX_EXPR_NODES", "MAX_LITERAL", "MAX_POWER", "MAX_BITS"]
 
-MAX_EXPR_CHARS = 4000
-MAX_EXPR_NODES = 600
-MAX_DEPTH = 60
-MAX_LITERAL = 10**12
-MAX_POWER = 8
-MAX_STRING = 200
+MAX_LITERAL = MAX_VALUE
+MAX_STRING = MAX_TEXT
+_VALUE_BITS = MAX_VALUE.bit_length()
 
 _Eval = Callable[[tuple], Any]
 
@@ -116,6 +119,7 @@ def parse_expr(text: str, variables: Mapping[str, str] | Iterable[str], *, boole
         raise ConstraintSyntaxError(f"constraint {text!r} is too large (over {MAX_EXPR_NODES} syntax nodes)", text)
     compiler = _Compiler(text, kinds)
     fn, kind = compiler.compile(tree.body, 0)
+    compiler.bits(tree.body)
     if boolean and kind != "bool":
         raise ConstraintSyntaxError(
             f"constraint {text!r} is not a condition; write a comparison such as 'A + B == C'", text)
@@ -148,6 +152,40 @@ class _Compiler:
             raise self.fail(f"text values in {where} (text can only be compared with == or !=)")
         return fn
 
+    def bits(self, node: ast.AST) -> int:
+        """An upper bound on the bit length of what ``node`` evaluates to; refuses one above ``MAX_BITS``."""
+        if isinstance(node, ast.Name):
+            found = _VALUE_BITS
+        elif isinstance(node, ast.Constant):
+            found = node.value.bit_length() if isinstance(node.value, int) else 0
+        elif isinstance(node, ast.UnaryOp):
+            found = self.bits(node.operand)
+        elif isinstance(node, ast.BinOp):
+            left, right = self.bits(node.left), self.bits(node.right)
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                found = max(left, right) + 1
+            elif isinstance(node.op, ast.Mult):
+                found = left + right
+            elif isinstance(node.op, ast.Pow):
+                found = left * node.right.value  # type: ignore[attr-defined]  (checked: an integer literal)
+            else:  # // keeps the dividend's size at most, % the divisor's
+                found = left if isinstance(node.op, ast.FloorDiv) else right
+        elif isinstance(node, ast.Call):
+            args = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.List, ast.Tuple)) \
+                else node.args
+            sizes = [self.bits(a) for a in args]
+            found = max(sizes) + (len(sizes).bit_length() if node.func.id == "sum" else 0)  # type: ignore[attr-defined]
+        else:  # comparisons and boolean operators: check their operands, yield a truth value
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.expr):
+                    self.bits(child)
+            found = 1
+        if found > MAX_BITS:
+            raise ConstraintSyntaxError(
+                f"constraint {self.text!r} can produce integers of {found} bits (variables are assumed to reach "
+                f"{MAX_VALUE}); the limit MAX_BITS is {MAX_BITS}: keep products and powers smaller", self.text)
+        return found
+
     # -- leaves ------------------------------------------------------------------
     def _Name(self, node: ast.Name, depth: int) -> tuple[_Eval, str]:
         name = node.id
@@ -158,7 +196,7 @@ class _Compiler:
                 raise self.fail(f"using {name!r} other than as a call")
             raise ConstraintSyntaxError(
                 f"constraint {self.text!r} uses unknown variable {name!r}; declare it or use one of: "
-                f"{', '.join(sorted(self.kinds)[:30]) or '(no variables declared)'}", self.text)
+                f"{', '.join(heapq.nsmallest(30, self.kinds)) or '(no variables declared)'}", self.text)
         if name not in self.order:
             self.order.append(name)
         index = self.order.index(name)

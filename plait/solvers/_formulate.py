@@ -10,33 +10,55 @@ and on failure re-asks with the precise error, for at most ``max_rounds``:
 * unsatisfiable: a minimal set of constraints that cannot hold together;
 * several solutions where one is wanted: "under-constrained", with two of them.
 
-Every round is recorded with ``ctx.emit("formulate_round", ...)``.
+Every round is recorded with ``ctx.emit("formulate_round", ...)``. A reply is
+judged in a worker thread under one deadline of ``time_limit`` seconds
+(parsing, compiling, solving and finding the conflicting constraints), so a
+hostile model cannot keep a round running longer; an over-long reply (more
+than ``MAX_REPLY_CHARS``) is refused unread.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
-from plait.solvers._bridge import CSPResult, in_worker, solve_async
+from plait.solvers._bridge import CSPResult, in_worker, search
+from plait.solvers._compile import compile_checks
 from plait.solvers._core import conflicting_constraints
+from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP
 from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
 
-__all__ = ["Formulation", "Formulate", "Explain"]
+__all__ = ["Formulation", "Formulate", "Explain", "unfence"]
 
 MAX_STRING = 240
 """Longest string (a name, an expression) a constrained formulation may write."""
 MAX_ITEMS = 100
 """Most entries of any list (variables, constraints, domain values, table rows) in a constrained formulation."""
+MAX_REPLY_CHARS = 1_000_000
+"""Longest reply that is parsed at all (a 2,048-token formulation is about 10,000 characters)."""
+_LISTED = 20
+"""Most invalid constraints listed in one repair message."""
 
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+def unfence(text: str) -> str:
+    """The reply without a Markdown code fence around it (```json ... ```), in linear time.
+
+    (A regex such as ``\\s*```$`` is quadratic: it retries at every position of a long run of spaces,
+    and a reply of 1,000,000 spaces held the event loop for minutes.)
+    """
+    text = text.strip()
+    if text.startswith("```"):
+        text = text[7:] if text.startswith("```json") else text[3:]
+    if text.endswith("```"):
+        text = text[:-3]
+    return text.strip()
 
 
 class Formulation(BaseModel):
@@ -58,8 +80,9 @@ class Formulate(Node):
     """Natural-language puzzle in, solved :class:`Formulation` out, repairing the model's CSP on solver errors.
 
     ``expect_unique``: the puzzle has one answer, so a second solution means
-    the model left a fact out. ``sampling`` is the base :class:`SamplingParams`
-    (the JSON-schema constraint is added to it).
+    the model left a fact out. ``time_limit`` bounds the solver's work on each
+    reply (a round ends ``timeout`` when it passes). ``sampling`` is the base
+    :class:`SamplingParams` (the JSON-schema constraint is added to it).
     """
 
     def __init__(
@@ -102,33 +125,43 @@ class Formulate(Node):
         return last.model_copy(update={"feedback": feedback})
 
     async def _check(self, problem: str, text: str, round_no: int) -> tuple[Formulation, str | None]:
-        """Parse and solve one reply; the error to send back, or None when it is acceptable."""
+        """Parse and solve one reply off the event loop; the error to send back, or None when it is acceptable."""
+        return await in_worker(lambda stop: self._judge(problem, text, round_no, Deadline(self.time_limit, stop)))
+
+    def _judge(self, problem: str, text: str, round_no: int, deadline: Deadline) -> tuple[Formulation, str | None]:
         base = {"problem": problem, "rounds": round_no}
+        if len(text) > MAX_REPLY_CHARS:
+            return Formulation(status="invalid", **base), (
+                f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model.")
         try:
-            csp = CSP.model_validate_json(_FENCE.sub("", text.strip()))
+            csp = CSP.model_validate_json(unfence(text))
         except ValidationError as exc:
             lines = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}" for e in exc.errors()[:8])
             return Formulation(status="invalid", **base), f"Your JSON does not fit the CSP schema: {lines}."
-        problems = csp.validate_constraints()
+        timed_out = Formulation(csp=csp, status="timeout", **base), (
+            f"The solver found no solution within {self.time_limit:g}s. Use smaller domains or tighter "
+            "constraints that state the puzzle's facts directly.")
+        try:
+            checks, problems = compile_checks(csp, deadline)
+        except Stopped:
+            return timed_out
         if problems:
-            listed = "\n".join(f"- {p}" for p in problems)
-            return Formulation(status="invalid", csp=csp, **base), f"These constraints are invalid:\n{listed}"
-        mode = "all" if self.expect_unique else "one"
-        result = await solve_async(csp, mode=mode, max_solutions=2, timeout=self.time_limit)
+            listed = "\n".join(f"- {p}" for p in problems[:_LISTED])
+            more = f"\n(and {len(problems) - _LISTED} more)" if len(problems) > _LISTED else ""
+            return Formulation(status="invalid", csp=csp, **base), f"These constraints are invalid:\n{listed}{more}"
+        result = search(csp, checks, deadline, mode="all" if self.expect_unique else "one", max_solutions=2)
         found = Formulation(csp=csp, result=result, status="solved", **base)
         if result.status == "invalid":
             return found.model_copy(update={"status": "invalid"}), f"The model could not be solved: {result.error}"
         if result.status == "timeout":
-            return found.model_copy(update={"status": "timeout"}), (
-                f"The solver found no solution within {self.time_limit:g}s. Use smaller domains or tighter "
-                "constraints that state the puzzle's facts directly.")
+            return found.model_copy(update={"status": "timeout"}), timed_out[1]
         if result.status == "unsat":
-            limit = min(self.time_limit, 2.0)
-            core = await in_worker(lambda stop: conflicting_constraints(csp, timeout=limit, stop=stop))
-            listed = "\n".join(f"- {csp.describe(i)}" for i in core)
+            core = conflicting_constraints(csp, deadline, checks=checks)
+            listed = "\n".join(f"- {csp.describe(i)}" for i in core[:_LISTED])
+            more = f"\n(and {len(core) - _LISTED} more)" if len(core) > _LISTED else ""
             return found.model_copy(update={"status": "unsat"}), (
                 "The solver proved the model has no solution. These constraints cannot all hold together; "
-                f"at least one of them misstates the puzzle:\n{listed}")
+                f"at least one of them misstates the puzzle:\n{listed}{more}")
         if self.expect_unique and result.count > 1:
             first, second = result.solutions[:2]
             differ = ", ".join(k for k in first if first[k] != second[k])

@@ -13,6 +13,9 @@ and what :class:`SolveCSP` solves. Constraint kinds:
   with ``forbidden=True``);
 * ``implies``: if condition ``if_`` holds then ``then`` holds;
 * ``any_of``: at least one of several conditions holds (a disjunction).
+
+Sizes are bounded (:mod:`plait.solvers._limits`): a model over a limit fails
+validation with a message naming the limit.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plait.errors import ConstraintSyntaxError
+from plait.solvers._limits import (
+    MAX_CONSTRAINTS, MAX_DOMAIN, MAX_TOTAL_SIZE, MAX_TOTAL_VALUES, MAX_VARIABLES, check_value, check_values)
 
 __all__ = [
     "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
     "CSPConstraint", "CSP", "MAX_DOMAIN", "MAX_TOTAL_VALUES",
 ]
 
-MAX_DOMAIN = 100_000  # values per variable: a larger domain is a resource bomb, not a puzzle
-MAX_TOTAL_VALUES = 2_000_000  # values over all variables
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _RESERVED = {"abs", "min", "max", "sum", "True", "False", "None"}
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
@@ -60,6 +63,8 @@ class IntRange(_Strict):
 
     @model_validator(mode="after")
     def _bounded(self) -> IntRange:
+        check_value(self.min, "range bound")
+        check_value(self.max, "range bound")
         if self.max < self.min:
             raise ValueError(f"empty range: max {self.max} < min {self.min}")
         if self.max - self.min + 1 > MAX_DOMAIN:
@@ -80,14 +85,20 @@ class Variable(_Strict):
             raise ValueError(f"{name!r} cannot name a variable (a Python keyword, reserved name or dunder name)")
         return name
 
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _not_too_long(cls, domain: Any) -> Any:
+        if isinstance(domain, list) and len(domain) > MAX_DOMAIN:
+            raise ValueError(f"a domain of {len(domain)} values; the limit MAX_DOMAIN is {MAX_DOMAIN}")
+        return domain
+
     @field_validator("domain")
     @classmethod
     def _finite(cls, domain: Any) -> Any:
         if isinstance(domain, list):
             if not domain:
                 raise ValueError("a domain needs at least one value")
-            if len(domain) > MAX_DOMAIN:
-                raise ValueError(f"a domain may hold at most {MAX_DOMAIN} values")
+            check_values(domain, "domain value")
             if len(set(domain)) != len(domain):
                 raise ValueError("domain values must be distinct")
         return domain
@@ -103,9 +114,29 @@ class Variable(_Strict):
         """``"str"`` for text domains, else ``"int"``."""
         return "str" if isinstance(self.domain, list) and isinstance(self.domain[0], str) else "int"
 
+    @property
+    def lowest(self) -> Any:
+        """The smallest value, without listing a range."""
+        return self.domain.min if isinstance(self.domain, IntRange) else min(self.domain)
+
 
 def _domain_size(domain: Any) -> int:
     return domain.max - domain.min + 1 if isinstance(domain, IntRange) else len(domain)
+
+
+def _constraint_size(c: Any) -> int:
+    """Characters of text plus entries of lists, what compiling and checking a constraint grows with."""
+    if isinstance(c, Table):
+        return len(c.variables) + sum(len(r) for r in c.rows)
+    if isinstance(c, (AllDifferent, Sum)):
+        return len(c.variables) + len(getattr(c, "weights", None) or ())
+    if isinstance(c, Compare):
+        return len(c.left) + len(c.right)
+    if isinstance(c, Implies):
+        return len(c.if_) + len(c.then)
+    if isinstance(c, AnyOf):
+        return sum(len(text) for text in c.conditions)
+    return len(c.expression)
 
 
 class AllDifferent(_Kinded):
@@ -140,6 +171,8 @@ class Sum(_Kinded):
     def _weights_match(self) -> Sum:
         if self.weights is not None and len(self.weights) != len(self.variables):
             raise ValueError(f"sum has {len(self.variables)} variables but {len(self.weights)} weights")
+        check_value(self.value, "sum value")
+        check_values(self.weights or (), "sum weight")
         return self
 
 
@@ -153,7 +186,8 @@ class Table(_Kinded):
     def _row_width(self) -> Table:
         for row in self.rows:
             if len(row) != len(self.variables):
-                raise ValueError(f"table row {row} has {len(row)} values for {len(self.variables)} variables")
+                raise ValueError(f"table row {row[:10]} has {len(row)} values for {len(self.variables)} variables")
+            check_values(row, "table value")
         return self
 
 
@@ -182,10 +216,19 @@ class CSP(_Strict):
     variables: list[Variable] = Field(min_length=1)
     constraints: list[CSPConstraint] = []
 
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _not_too_many(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_VARIABLES:
+            raise ValueError(f"{len(value)} variables; the limit MAX_VARIABLES is {MAX_VARIABLES}")
+        return value
+
     @field_validator("constraints", mode="before")
     @classmethod
     def _bare_strings(cls, value: Any) -> Any:
         if isinstance(value, list):
+            if len(value) > MAX_CONSTRAINTS:
+                raise ValueError(f"{len(value)} constraints; the limit MAX_CONSTRAINTS is {MAX_CONSTRAINTS}")
             return [{"kind": "expression", "expression": c} if isinstance(c, str) else c for c in value]
         return value
 
@@ -201,7 +244,12 @@ class CSP(_Strict):
     def _bounded_size(self) -> CSP:
         total = sum(_domain_size(v.domain) for v in self.variables)
         if total > MAX_TOTAL_VALUES:
-            raise ValueError(f"the domains hold {total} values in all; the limit is {MAX_TOTAL_VALUES}")
+            raise ValueError(f"the domains hold {total} values in all; the limit MAX_TOTAL_VALUES is "
+                             f"{MAX_TOTAL_VALUES}")
+        size = sum(_constraint_size(c) for c in self.constraints)
+        if size > MAX_TOTAL_SIZE:
+            raise ValueError(f"the constraints hold {size} characters and list entries in all; the limit "
+                             f"MAX_TOTAL_SIZE is {MAX_TOTAL_SIZE}")
         return self
 
     @property
@@ -229,23 +277,13 @@ class CSP(_Strict):
 
     def validate_constraints(self) -> list[str]:
         """Every problem with the constraints (unknown variables, unsafe or malformed text), one line each."""
-        from plait.solvers._compile import compile_constraint
+        from plait.solvers._compile import compile_checks
 
-        problems = []
-        for i in range(len(self.constraints)):
-            try:
-                compile_constraint(self, i)
-            except ConstraintSyntaxError as exc:
-                problems.append(f"constraint #{i} ({self.constraints[i].kind}): {exc}")
-        return problems
+        return compile_checks(self)[1]
 
     def violations(self, assignment: dict[str, Any]) -> list[int]:
         """Indices of constraints whose variables are all assigned and which the assignment breaks."""
-        from plait.solvers._compile import compile_constraint
+        from plait.solvers._compile import compile_all
 
-        broken = []
-        for i in range(len(self.constraints)):
-            check = compile_constraint(self, i)
-            if all(v in assignment for v in check.variables) and not check.holds(assignment):
-                broken.append(i)
-        return broken
+        return [check.index for check in compile_all(self)
+                if all(v in assignment for v in check.variables) and not check.holds(assignment)]

@@ -12,12 +12,15 @@ assigned value is hidden from the other variables. This one also
 
 Narrowed domains are restored by the solver's own push/pop of domain states,
 so the search stays complete. On hard Sudokus this cuts the search by an
-order of magnitude.
+order of magnitude. It checks the solve's deadline in preprocessing and for
+each open variable it scans (a domain holds up to 100,000 values).
 """
 
 from __future__ import annotations
 
 import constraint as pc
+
+from plait.solvers._deadline import Deadline
 
 __all__ = ["AllDifferentPropagator"]
 
@@ -25,18 +28,22 @@ __all__ = ["AllDifferentPropagator"]
 class AllDifferentPropagator(pc.Constraint):
     """All-different with forward checking, pigeonhole failure and hidden singles."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: Deadline | None = None) -> None:
         self._values: frozenset | None = None
         self._permutation = False
+        self._deadline = deadline or Deadline()
 
     def preProcess(self, variables, domains, constraints, vconstraints) -> None:  # noqa: N802 (library API)
         union: set = set()
         for v in variables:
+            self._deadline.check()
             union.update(domains[v])
         self._values = frozenset(union)
         self._permutation = len(union) == len(variables)
 
     def __call__(self, variables, domains, assignments, forwardcheck=False, _unassigned=pc.Unassigned) -> bool:
+        check = self._deadline.check
+        check()
         seen: set = set()
         open_vars = []
         for v in variables:
@@ -52,6 +59,7 @@ class AllDifferentPropagator(pc.Constraint):
         count: dict = {}  # value -> how many open variables can still take it
         last: dict = {}  # value -> one open variable that can take it
         for v in open_vars:
+            check()
             domain = domains[v]
             for value in [x for x in domain if x in seen]:
                 domain.hideValue(value)

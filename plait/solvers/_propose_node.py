@@ -11,7 +11,6 @@ they still admit no solution).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,12 +19,12 @@ from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, solve_async
 from plait.solvers._compile import compile_all
+from plait.solvers._formulate import unfence
 from plait.solvers._model import CSP
 from plait.solvers._retract import Conflict, find_conflict
 
 __all__ = ["Retraction", "Proposal", "ProposeAndRetract"]
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 PROPOSE_SYSTEM = """\
 You propose values for the variables of a constraint problem. Reply with one JSON object mapping each
 requested variable to a value from its domain. A solver checks your proposal and tells you which
@@ -106,6 +105,7 @@ class ProposeAndRetract(Node):
                         rounds=rounds)
 
     async def _conflict(self, csp: CSP, proposals: dict[str, Any]) -> Conflict | None:
+        """The conflict among ``proposals``, searched for at most ``time_limit`` seconds."""
         return await in_worker(lambda stop: find_conflict(csp, proposals, timeout=self.time_limit, stop=stop))
 
     @staticmethod
@@ -161,7 +161,7 @@ def _canonical(csp: CSP, proposal: dict[str, Any], names: list[str]) -> dict[str
 def _parse(reply: str) -> dict[str, Any]:
     """The model's proposal; an unreadable reply proposes nothing (the solver then fills those in)."""
     try:
-        data = json.loads(_FENCE.sub("", reply.strip()))
+        data = json.loads(unfence(reply))
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -9,6 +9,9 @@ found in three steps, each reporting the smallest set of proposals to blame:
    variables;
 3. no violation, yet the proposals cannot be completed to a solution: a
    minimal set of proposals that cannot hold together (deletion filter).
+
+``timeout`` bounds the whole analysis (compiling, the search, the deletion
+filter's searches), not each search in it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from plait.solvers._bridge import solve
+from plait.solvers._bridge import search
 from plait.solvers._compile import compile_all
 from plait.solvers._core import conflicting_values
+from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP, AllDifferent
 
 __all__ = ["Conflict", "find_conflict"]
@@ -37,10 +41,19 @@ class Conflict:
 
 def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.0,
                   stop: threading.Event | None = None) -> Conflict | None:
-    """The proposals that conflict with ``csp`` (None when they extend to a solution).
+    """The proposals that conflict with ``csp`` (None when they extend to a solution, or when no conflict was
+    shown within ``timeout`` seconds, the bound of the whole analysis).
 
     Raises :class:`~plait.ConstraintSyntaxError` for an invalid model.
     """
+    deadline = Deadline(timeout, stop)
+    try:
+        return _find(csp, proposals, deadline)
+    except Stopped:
+        return None
+
+
+def _find(csp: CSP, proposals: Mapping[str, Any], deadline: Deadline) -> Conflict | None:
     domains = csp.domains
     unknown = sorted(name for name in proposals if name not in domains)
     if unknown:
@@ -51,16 +64,18 @@ def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.
         return Conflict(tuple(outside), (), f"value(s) outside the domain: {shown}")
     blamed: set[str] = set()
     broken: list[int] = []
-    for check in compile_all(csp):
+    checks = compile_all(csp, deadline)
+    for check in checks:
+        deadline.check()
         if not all(v in proposals for v in check.variables) or check.holds(proposals):
             continue
         broken.append(check.index)
         blamed |= _involved(csp, check.index, check.variables, proposals)
     if broken:
         return Conflict(tuple(sorted(blamed)), tuple(broken), "violated constraint(s)")
-    if solve(csp, fixed=proposals, timeout=timeout, stop=stop).status != "unsat":
+    if search(csp, checks, deadline, fixed=proposals).status != "unsat":
         return None
-    core = conflicting_values(csp, proposals, timeout=timeout, stop=stop)
+    core = conflicting_values(csp, proposals, deadline, checks=checks)
     return Conflict(tuple(sorted(core)), (), "these values together leave no solution for the other variables")
 
 

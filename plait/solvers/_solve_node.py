@@ -15,9 +15,12 @@ class SolveCSP(Node):
     """Solve a finite-domain CSP by backtracking search (python-constraint2) off the event loop.
 
     ``mode="one"`` finds one solution, ``mode="all"`` up to ``max_solutions``;
-    ``time_limit`` (seconds) bounds the search and really stops it (the node
-    ``timeout`` policy also works: cancelling the node stops the search). The
-    result never raises for a bad or unsatisfiable model: read ``status``.
+    ``time_limit`` (seconds) bounds compiling and searching whatever the
+    problem: the clock is checked at every step, so the node returns
+    ``timeout`` within milliseconds of the limit (the node ``timeout`` policy
+    also works: cancelling the node stops the search, and the node waits for
+    it to end). The result never raises for a bad or unsatisfiable model:
+    read ``status``.
     Emits a ``csp_solved`` event with status, count and solve time.
     """
 

@@ -220,6 +220,9 @@ def test_a_solution_breaking_a_constraint_is_never_returned(monkeypatch):
     from plait.solvers import _compile
 
     class Lenient(pc.Constraint):
+        def __init__(self, deadline=None):  # the propagator is built with the solve's deadline
+            pass
+
         def __call__(self, variables, domains, assignments, forwardcheck=False, _unassigned=None):
             return True
 
