@@ -150,14 +150,15 @@ def _type(annotation: Any) -> str:
     return annotation.__name__ if isinstance(annotation, type) and not typing.get_args(annotation) else str(annotation)
 
 
-_REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]+(\.-?[A-Za-z0-9_]+)*$",
+_REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]{1,3}(\.-?[A-Za-z0-9_]{1,64}){0,8}$",  # bounded: no loop
                "description": "the result of an earlier step, or a field of it: #E1, #E2.price"}
 
 
 def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[str, Any]:
     """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference).
 
-    Free strings get a ``maxLength`` (:data:`MAX_STRING`) and plans at most 24
+    Free strings get a ``maxLength`` (:data:`MAX_STRING`), arrays and numbers
+    the bounds of :func:`~plait.executors._base.bound_schema`, and plans at most 24
     steps, so constrained decoding cannot run away inside a plan. Steps carry no
     id: they are numbered by position (a small model cannot then repeat one), and
     the ``thought`` is optional (a plan of calls alone costs fewer tokens).
@@ -184,7 +185,7 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
         "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": 24, "items": {"anyOf": variants}}},
         "required": ["steps"],
         "additionalProperties": False,
-        "$defs": bound_schema(defs, max_string=MAX_STRING),
+        "$defs": {name: bound_schema(body, max_string=MAX_STRING) for name, body in defs.items()},
     }
 
 
