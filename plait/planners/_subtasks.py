@@ -209,9 +209,10 @@ class _TreeSolver:
             if budget is not None:
                 budget.check()
                 left = budget.left()
-                if left < request.params.max_tokens:
-                    request = request.model_copy(update={"params": request.params.model_copy(
-                        update={"max_tokens": max(left, 1)})})
+                if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
+                    parser = parser.within(max(left, 1))
+                    clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
+                    request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
             self.ctx.check_budget()
             completion = await self.ctx.generate(request)
             raw = completion.text

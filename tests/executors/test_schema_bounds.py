@@ -12,10 +12,11 @@ import json
 import re
 from typing import Any, Literal
 
+import anyio
 import pytest
 from pydantic import BaseModel, Field
 
-from plait import CSP, ModelParser, ToolRegistry, tool
+from plait import CSP, BackendError, ModelParser, Request, SamplingParams, ToolRegistry, tool
 from plait.executors import JsonSchema
 from plait.executors._base import bound_schema
 from plait.planners._plan_check import plan_json_schema
@@ -166,7 +167,6 @@ def test_subtask_strings_scale_with_max_tokens():
 
 # --- a looping model on xgrammar's matcher ---------------------------------------------------------------
 
-xgrammar = pytest.importorskip("xgrammar")
 _VOCAB = [chr(i) for i in range(32, 127)] + ["</s>"]  # one character per token: the worst case for a loop
 _EOS = len(_VOCAB) - 1
 _CLOSE_FIRST = ["</s>", '"', "]", "}", ",", ":", "{", "[", *"abcdefghijklmnopqrstuvwxyz0123456789"]
@@ -174,6 +174,7 @@ _CLOSE_FIRST = ["</s>", '"', "]", "}", ",", ":", "{", "[", *"abcdefghijklmnopqrs
 
 @pytest.fixture(scope="module")
 def compiler():
+    xgrammar = pytest.importorskip("xgrammar")
     return xgrammar.GrammarCompiler(xgrammar.TokenizerInfo(_VOCAB, stop_token_ids=[_EOS]))
 
 
@@ -183,6 +184,8 @@ def looping_model(compiler, schema: dict, loop, max_tokens: int) -> tuple[str, b
     Compiled as vLLM compiles with ``disable_any_whitespace``. Returns the text and whether the grammar
     ended it (False: ``max_tokens`` did).
     """
+    import xgrammar
+
     matcher = xgrammar.GrammarMatcher(compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
                                                                    separators=(",", ":")))
     out: list[str] = []
@@ -217,3 +220,20 @@ def test_a_model_looping_on_digits_ends_within_max_tokens_with_a_valid_csp(compi
 
 def test_json_schema_of_bounds_by_default():
     assert unbounded(JsonSchema.of(Person).schema_) == []
+
+
+def test_the_in_process_engine_refuses_what_xgrammar_cannot_enforce_before_starting(monkeypatch):
+    """plait's engine pins xgrammar (no silent fallback to another library): say so before any request is sent."""
+    pytest.importorskip("vllm")
+    from plait.executors import VLLMBackend
+
+    backend = VLLMBackend("smollm2-135m")
+
+    async def no_engine():
+        raise AssertionError("the engine was started")
+
+    monkeypatch.setattr(backend, "start", no_engine)
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^a+$", "maxLength": 3}}}
+    request = Request(prompt="Code:", params=SamplingParams(constraint=JsonSchema(schema=schema)), tag="coder")
+    with pytest.raises(BackendError, match=r"request 0 \(coder\): invalid JsonSchema .*xgrammar cannot enforce"):
+        anyio.run(backend.generate, [request])
