@@ -45,7 +45,8 @@ def test_constrained_json_has_no_whitespace_between_tokens(request, kind):
 
     async def main():
         async with make() as backend:
-            return await backend.generate([Request(prompt=PROMPT, params=params), Request(prompt=PROMPT, params=seeded)])
+            return await backend.generate([Request(prompt=PROMPT, params=params),
+                                           Request(prompt=PROMPT, params=seeded)])
 
     greedy, sampled = anyio.run(main)
     samples = (*greedy.samples, *sampled.samples)
