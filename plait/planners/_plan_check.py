@@ -154,26 +154,31 @@ _REF_SCHEMA = {"type": "string", "pattern": r"^#E[0-9]{1,3}(\.-?[A-Za-z0-9_]{1,6
                "description": "the result of an earlier step, or a field of it: #E1, #E2.price"}
 
 
-def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[str, Any]:
+def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True, max_tokens: int = 1024) -> dict[str, Any]:
     """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference).
 
-    Free strings get a ``maxLength`` (:data:`MAX_STRING`), arrays and numbers
-    the bounds of :func:`~plait.executors._base.bound_schema`, and plans at most 24
-    steps, so constrained decoding cannot run away inside a plan. Steps carry no
+    Free strings get a ``maxLength`` (:data:`MAX_STRING`, at most a quarter of
+    ``max_tokens`` characters), arrays and numbers the bounds of
+    :func:`~plait.executors._base.bound_schema`, and plans at most 24 steps (one
+    per 40 tokens of ``max_tokens``), so constrained decoding cannot run away
+    inside a plan: smollm2-135m repeated one step until a 320-token limit cut the
+    plan off. Steps carry no
     id: they are numbered by position (a small model cannot then repeat one), and
     the ``thought`` is optional (a plan of calls alone costs fewer tokens).
     """
+    max_string = min(MAX_STRING, max(16, max_tokens // 4))
+    max_steps = min(24, max(1, max_tokens // 40))
     defs: dict[str, Any] = {"Ref": _REF_SCHEMA}
     variants = []
     for t in [*tools, *([llm_tool] if include_llm else [])]:
-        args = bound_schema(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs), max_string=MAX_STRING)
+        args = bound_schema(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs), max_string=max_string)
         for name, prop in args.get("properties", {}).items():
             args["properties"][name] = {"anyOf": [prop, {"$ref": "#/$defs/Ref"}]}
         args.pop("title", None)
         variants.append({
             "type": "object",
             "properties": {
-                "thought": {"type": "string", "maxLength": MAX_STRING},
+                "thought": {"type": "string", "maxLength": max_string},
                 "tool": {"const": t.name},
                 "args": args,
             },
@@ -182,10 +187,10 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True) -> dict[s
         })
     return {
         "type": "object",
-        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": 24, "items": {"anyOf": variants}}},
+        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": max_steps, "items": {"anyOf": variants}}},
         "required": ["steps"],
         "additionalProperties": False,
-        "$defs": {name: bound_schema(body, max_string=MAX_STRING) for name, body in defs.items()},
+        "$defs": {name: bound_schema(body, max_string=max_string) for name, body in defs.items()},
     }
 
 

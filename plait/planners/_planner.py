@@ -39,7 +39,8 @@ class Planner:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
         self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
         if fmt == "json":
-            params = params.model_copy(update={"constraint": JsonSchema(schema=plan_json_schema(tools))})
+            schema = plan_json_schema(tools, max_tokens=params.max_tokens)  # sized so a loop ends within it
+            params = params.model_copy(update={"constraint": JsonSchema(schema=schema)})
         self.params = params
 
     def parse(self, text: str, known: Sequence[str] = ()) -> Plan:

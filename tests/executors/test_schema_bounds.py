@@ -237,3 +237,17 @@ def test_the_in_process_engine_refuses_what_xgrammar_cannot_enforce_before_start
     request = Request(prompt="Code:", params=SamplingParams(constraint=JsonSchema(schema=schema)), tag="coder")
     with pytest.raises(BackendError, match=r"request 0 \(coder\): invalid JsonSchema .*xgrammar cannot enforce"):
         anyio.run(backend.generate, [request])
+
+
+def test_the_plan_schema_is_sized_to_the_planners_max_tokens():
+    """At 320 tokens smollm2-135m repeated one 240-character step until the limit cut the plan off."""
+    from plait.planners._planner import Planner
+
+    registry = ToolRegistry([search, total])
+    small = Planner(registry, params=SamplingParams(max_tokens=320)).params.constraint.schema_
+    steps = small["properties"]["steps"]
+    assert steps["maxItems"] == 8 and unbounded(small) == []
+    variant = steps["items"]["anyOf"][0]["properties"]
+    assert variant["thought"]["maxLength"] == 80
+    assert variant["args"]["properties"]["query"]["anyOf"][0]["maxLength"] == 80
+    assert plan_json_schema(registry)["properties"]["steps"]["maxItems"] == 24  # the default 1,024 tokens
