@@ -251,3 +251,46 @@ def test_the_plan_schema_is_sized_to_the_planners_max_tokens():
     assert variant["thought"]["maxLength"] == 80
     assert variant["args"]["properties"]["query"]["anyOf"][0]["maxLength"] == 80
     assert plan_json_schema(registry)["properties"]["steps"]["maxItems"] == 24  # the default 1,024 tokens
+
+
+# --- any schema a model of the user's could have: bounded after bound_schema, and xgrammar compiles it ----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_LEAVES = st.sampled_from([
+    {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}, {},
+    {"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}, {"type": "integer", "minimum": 3},
+    {"type": "string", "pattern": "^[a-z]{1,3}$"}, {"type": "array"}, {"type": "object"}, {"title": "Anything"},
+])
+_NAMES = st.text("abcdefgh", min_size=1, max_size=4)
+
+
+def _containers(inner):
+    return st.one_of(
+        inner.map(lambda s: {"type": "array", "items": s}),
+        inner.map(lambda s: {"type": "array", "items": s, "minItems": 1}),
+        st.dictionaries(_NAMES, inner, min_size=1, max_size=3).map(
+            lambda props: {"type": "object", "properties": props, "required": sorted(props)[:1]}),
+        inner.map(lambda s: {"type": "object", "additionalProperties": s}),
+        st.lists(inner, min_size=2, max_size=3).map(lambda options: {"anyOf": options}),
+        inner.map(lambda s: {"anyOf": [s, {"type": "null"}], "default": None}),
+    )
+
+
+SCHEMAS_OF_ANY_SHAPE = st.recursive(_LEAVES, _containers, max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCHEMAS_OF_ANY_SHAPE)
+def test_bound_schema_leaves_nothing_unbounded_in_any_schema(schema):
+    bounded = bound_schema(schema)
+    assert unbounded(bounded) == [], json.dumps(bounded)
+    try:
+        import xgrammar
+    except ImportError:
+        return
+    from plait.executors._constraints import _xgrammar_cannot_enforce
+
+    xgrammar.Grammar.from_json_schema(json.dumps(bounded), any_whitespace=False)  # still a schema it can enforce
+    assert not _xgrammar_cannot_enforce(bounded)  # and that plait's xgrammar-pinned engine accepts
