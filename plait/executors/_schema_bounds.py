@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["MAX_STRING", "MAX_ITEMS", "MAX_INTEGER", "ANY_DEPTH", "bound_schema"]
 
 MAX_STRING = 240
-"""Default ``maxLength`` of a free string (about 60 tokens of prose, at most 240 tokens of anything)."""
+"""Default ``maxLength`` of a free string (about 60 tokens of prose, up to 240 of digits and symbols)."""
 MAX_ITEMS = 64
 """Default ``maxItems`` of an array and ``maxProperties`` of a free-form object."""
 MAX_INTEGER = 10**9

@@ -32,8 +32,8 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     "enforce_eager": True,  # torch.compile costs a minute per start on CPU for no gain at this size
     "enable_prefix_caching": True,
     "disable_log_stats": True,
-    # Compact JSON: allowed to, small models wrote ~2,000 spaces after a key, or newline-indented JSON, until
-    # max_tokens. vLLM 0.32 reads this only from the engine's config (a request's own field is ignored), and
+    # Compact JSON: where whitespace was allowed, small models wrote ~2,000 spaces after a key, or newline-indented
+    # JSON, until max_tokens. vLLM 0.32 reads this only from the engine's config (a request's own field is ignored), and
     # only for a named backend ("auto" refuses it); plait checks constraints with xgrammar already.
     "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
 }

@@ -128,7 +128,6 @@ class ReplyParser(Parser[TaskReply]):
     def __init__(self, *, allow_split: bool, max_breadth: int, why_not: str = "", max_tokens: int = 256):
         super().__init__(constrain=True)
         self.allow_split, self.max_breadth, self.why_not = allow_split, max_breadth, why_not
-        self.max_tokens = max_tokens
         self.thought_chars, self.answer_chars, self.task_chars = reply_string_bounds(max_tokens)
 
     def within(self, max_tokens: int) -> ReplyParser:
