@@ -32,7 +32,7 @@ tree = graph.add(SubtaskTree(max_depth=1, max_breadth=3, answer_only=True, param
 direct = ChainStep("Solve step by step and end with 'The answer is N.'\nProblem: {problem}\nSolution:",
                    NumberParser(int, constrain=False), params=SamplingParams(max_tokens=120), name="direct")
 vote = graph.add(FanOut(direct, k=6, aggregate=EarlyStop(wave=3, confidence=1.0), winner_only=True, name="vote",
-                        params=SamplingParams(temperature=0.8, max_tokens=120)))
+                        params=SamplingParams(temperature=0.8, max_tokens=120, seed=0)))
 
 
 @graph.node

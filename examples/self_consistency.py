@@ -21,7 +21,8 @@ solve = ChainStep(
 
 graph = Graph("self_consistency", description="majority vote over sampled solutions, with early stop")
 vote = graph.add(FanOut(solve, k=8, aggregate=EarlyStop(wave=4, confidence=0.75),
-                        params=SamplingParams(temperature=0.8, max_tokens=160, stop=("\nProblem:",)), name="vote"))
+                        params=SamplingParams(temperature=0.8, max_tokens=160, stop=("\nProblem:",), seed=0),
+                        name="vote"))
 
 
 @graph.node

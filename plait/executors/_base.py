@@ -19,8 +19,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plait.executors._schema_bounds import MAX_INTEGER, MAX_ITEMS, MAX_STRING, bound_schema
+
 __all__ = [
     "JsonSchema",
+    "bound_schema",
     "Regex",
     "Choice",
     "Grammar",
@@ -41,36 +44,25 @@ class _Frozen(BaseModel):
 
 
 class JsonSchema(_Frozen):
-    """Constrain output to JSON matching ``schema`` (a JSON Schema dict)."""
+    """Constrain output to JSON matching ``schema`` (a JSON Schema dict).
+
+    The schema is sent as given; :meth:`of` and :func:`bound_schema` bound its
+    strings, arrays and numbers so that a looping model cannot run to ``max_tokens``.
+    """
 
     kind: Literal["json"] = "json"
     schema_: dict[str, Any] = Field(alias="schema")
 
     @classmethod
-    def of(cls, model: type[BaseModel], *, max_string: int | None = None, max_items: int | None = None) -> JsonSchema:
-        """The constraint for a pydantic model's JSON schema, optionally bounded (see :func:`bound_schema`)."""
-        return cls(schema=bound_schema(model.model_json_schema(), max_string=max_string, max_items=max_items))
+    def of(cls, model: type[BaseModel], *, max_string: int = MAX_STRING, max_items: int = MAX_ITEMS,
+           max_integer: int = MAX_INTEGER) -> JsonSchema:
+        """The constraint for a pydantic model's JSON schema, bounded by :func:`bound_schema`.
 
-
-def bound_schema(node: Any, *, max_string: int | None = None, max_items: int | None = None) -> Any:
-    """A copy of a JSON schema whose free strings get ``maxLength`` and arrays ``maxItems``.
-
-    Constrained decoding follows the schema token by token, so a small model can
-    loop inside an unbounded string or array until ``max_tokens``; bounds end it.
-    Strings already limited (pattern, enum, const, format, maxLength) and arrays
-    with ``maxItems`` or fixed ``prefixItems`` keep their own limits.
-    """
-    if isinstance(node, list):
-        return [bound_schema(v, max_string=max_string, max_items=max_items) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: bound_schema(v, max_string=max_string, max_items=max_items) for k, v in node.items()}
-    if max_string is not None and out.get("type") == "string" and not (
-            {"maxLength", "pattern", "enum", "const", "format"} & out.keys()):
-        out["maxLength"] = max_string
-    if max_items is not None and out.get("type") == "array" and "maxItems" not in out:
-        out["maxItems"] = max(max_items, out.get("minItems", 0))
-    return out
+        Limits set on the model (``Field(max_length=...)``, ``le=``...) are kept.
+        """
+        schema = bound_schema(model.model_json_schema(), max_string=max_string, max_items=max_items,
+                              max_integer=max_integer)
+        return cls(schema=schema)
 
 
 class Regex(_Frozen):

@@ -5,6 +5,14 @@ message naming the problem, before any request of the batch reaches the
 engine or server. We check with ``jsonschema`` and :mod:`re`, and with
 ``xgrammar`` (the engine vLLM itself compiles constraints with) when it is
 installed, so a constraint vLLM would reject mid-batch is caught up front.
+An engine pinned to xgrammar (plait's in-process engine, see
+:data:`~plait.executors._vllm.DEFAULT_ENGINE_OPTIONS`) also refuses the
+JSON-schema features xgrammar cannot enforce (``multipleOf``, ``uniqueItems``,
+a pattern next to ``maxLength``...), which vLLM's "auto" mode would have
+handed to another library; they are reported here too.
+
+Whitespace in constrained JSON is an engine setting, not a request field:
+vLLM 0.32 reads only ``structured_outputs_config.disable_any_whitespace``.
 """
 
 from __future__ import annotations
@@ -19,15 +27,18 @@ from plait.executors._base import Choice, Grammar, JsonSchema, Regex, Request
 __all__ = ["check_request_constraint", "vllm_structured_fields"]
 
 
-def check_request_constraint(request: Request, index: int = 0) -> None:
-    """Raise :class:`BackendError` if the request's constraint cannot be compiled."""
+def check_request_constraint(request: Request, index: int = 0, *, xgrammar_only: bool = False) -> None:
+    """Raise :class:`BackendError` if the request's constraint cannot be compiled.
+
+    ``xgrammar_only``: the engine compiles with xgrammar and nothing else.
+    """
     constraint = request.params.constraint
     if constraint is None:
         return
     where = f"request {index}" + (f" ({request.tag})" if request.tag else "")
     try:
         if isinstance(constraint, JsonSchema):
-            _check_json_schema(constraint.schema_)
+            _check_json_schema(constraint.schema_, xgrammar_only)
         elif isinstance(constraint, Regex):
             re.compile(constraint.pattern)
             _xgrammar("from_regex", constraint.pattern)
@@ -41,7 +52,7 @@ def check_request_constraint(request: Request, index: int = 0) -> None:
         raise BackendError(f"{where}: invalid {kind} constraint: {detail}; nothing was sent") from exc
 
 
-def _check_json_schema(schema: dict[str, Any]) -> None:
+def _check_json_schema(schema: dict[str, Any], xgrammar_only: bool) -> None:
     try:
         import jsonschema
     except ImportError:  # pragma: no cover - jsonschema ships with vLLM and the openai extra
@@ -52,6 +63,17 @@ def _check_json_schema(schema: dict[str, Any]) -> None:
         except jsonschema.SchemaError as exc:
             raise ValueError(f"not a valid JSON schema: {exc.message}") from None
     _xgrammar("from_json_schema", json.dumps(schema))
+    if xgrammar_only and _xgrammar_cannot_enforce(schema):
+        raise ValueError("the schema uses a feature xgrammar cannot enforce (multipleOf, uniqueItems, contains, "
+                         "an unsupported format, or a pattern together with minLength/maxLength); drop it")
+
+
+def _xgrammar_cannot_enforce(schema: dict[str, Any]) -> bool:
+    try:
+        from vllm.v1.structured_output.backend_xgrammar import has_xgrammar_unsupported_json_features
+    except ImportError:  # pragma: no cover - only vLLM pins xgrammar
+        return False
+    return has_xgrammar_unsupported_json_features(schema)
 
 
 def _check_grammar(grammar: str) -> None:
@@ -78,8 +100,7 @@ def vllm_structured_fields(request: Request) -> dict[str, Any]:
     if constraint is None:
         return {}
     if isinstance(constraint, JsonSchema):
-        # Compact JSON: small models otherwise loop on whitespace between tokens until max_tokens.
-        return {"json": constraint.schema_, "disable_any_whitespace": True}
+        return {"json": constraint.schema_}
     if isinstance(constraint, Regex):
         return {"regex": constraint.pattern}
     if isinstance(constraint, Choice):

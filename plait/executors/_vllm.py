@@ -32,6 +32,10 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     "enforce_eager": True,  # torch.compile costs a minute per start on CPU for no gain at this size
     "enable_prefix_caching": True,
     "disable_log_stats": True,
+    # Compact JSON: where whitespace was allowed, small models wrote ~2,000 spaces after a key, or newline-indented
+    # JSON, until max_tokens. vLLM 0.32 reads this only from the engine's config (a request's own field is ignored), and
+    # only for a named backend ("auto" refuses it); plait checks constraints with xgrammar already.
+    "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
 }
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
@@ -68,6 +72,7 @@ class VLLMBackend(Backend):
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
         self._options = options
+        self._xgrammar_only = _structured_backend(options) == "xgrammar"
         self._shared: SharedEngine | None = None
         self._start_lock = anyio.Lock()
 
@@ -114,7 +119,7 @@ class VLLMBackend(Backend):
 
     async def generate(self, requests: list[Request]) -> list[Completion]:
         for i, request in enumerate(requests):
-            check_request_constraint(request, i)  # before the engine is even started
+            check_request_constraint(request, i, xgrammar_only=self._xgrammar_only)  # before the engine starts
         await self.start()
         shared = self._require()
         prepared = [self._prepare(shared, request, i) for i, request in enumerate(requests)]
@@ -140,7 +145,7 @@ class VLLMBackend(Backend):
 
     async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
         """Serve one request, handing the first sample's new text to ``on_text`` after each engine step."""
-        check_request_constraint(request)
+        check_request_constraint(request, xgrammar_only=self._xgrammar_only)
         await self.start()
         shared = self._require()
         prompt, params = self._prepare(shared, request, 0, streaming=True)
@@ -269,6 +274,11 @@ def _token_logprob(token_id: int, position: Mapping[int, Any]) -> TokenLogprob:
     chosen = position[token_id]
     top = {entry.decoded_token or "": entry.logprob for entry in position.values()}
     return TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=top)
+
+
+def _structured_backend(options: Mapping[str, Any]) -> str | None:
+    config = options.get("structured_outputs_config")
+    return config.get("backend") if isinstance(config, Mapping) else getattr(config, "backend", None)
 
 
 def _tag(request: Request) -> str:

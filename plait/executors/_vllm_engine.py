@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -118,7 +119,7 @@ def _has_avx512() -> bool:
 
 def acquire_engine(model: str, engine_kwargs: dict[str, Any]) -> SharedEngine:
     """Return the shared engine for ``model`` and settings, starting it if needed (blocking)."""
-    key = (model, tuple(sorted(engine_kwargs.items())))
+    key = (model, json.dumps(engine_kwargs, sort_keys=True, default=repr))  # options may hold dicts
     with _LOCK:
         shared = _ENGINES.get(key)
         if shared is None:
@@ -153,7 +154,7 @@ def _start(model: str, engine_kwargs: dict[str, Any], key: tuple) -> SharedEngin
             "(GPU) or `make venv` (CPU build for this project)"
         ) from exc
 
-    args = AsyncEngineArgs(model=model, **engine_kwargs)
+    args = AsyncEngineArgs(model=model, **_engine_configs(engine_kwargs))
     portal_cm = start_blocking_portal("asyncio")
     portal = portal_cm.__enter__()
 
@@ -171,6 +172,19 @@ def _start(model: str, engine_kwargs: dict[str, Any], key: tuple) -> SharedEngin
     max_len = engine.model_config.max_model_len
     guard = EngineGuard(child_pids() - before)  # stops the engine core if this process is killed
     return SharedEngine(key, portal, portal_cm, engine, tokenizer, max_len, guard=guard)
+
+
+def _engine_configs(engine_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Options with ``structured_outputs_config`` given as a dict built into vLLM's config object.
+
+    ``AsyncEngineArgs`` converts some config dicts itself, but not this one.
+    """
+    config = engine_kwargs.get("structured_outputs_config")
+    if not isinstance(config, dict):
+        return engine_kwargs
+    from vllm.config import StructuredOutputsConfig
+
+    return {**engine_kwargs, "structured_outputs_config": StructuredOutputsConfig(**config)}
 
 
 def _shutdown(shared: SharedEngine) -> None:

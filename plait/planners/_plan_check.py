@@ -205,26 +205,31 @@ _REF_SCHEMA = {"type": "string",
 
 
 def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True,
-                     max_steps: int = MAX_STEPS) -> dict[str, Any]:
+                     max_steps: int = MAX_STEPS, max_tokens: int = 1024) -> dict[str, Any]:
     """JSON schema of a plan whose arguments are typed per tool (each argument may also be a reference).
 
-    Free strings get a ``maxLength`` (:data:`MAX_STRING`), references a bounded
-    path and plans at most ``max_steps`` steps, so constrained decoding cannot
-    run away inside a plan. Steps carry no id: they are numbered by position (a
+    Free strings get a ``maxLength`` (:data:`MAX_STRING`, at most a quarter of
+    ``max_tokens`` characters), arrays and numbers the bounds of
+    :func:`~plait.executors._base.bound_schema`, references a bounded path, and
+    plans at most ``max_steps`` steps and one per 40 tokens of ``max_tokens``, so
+    constrained decoding cannot run away inside a plan: smollm2-135m repeated one
+    step until a 320-token limit cut the plan off. Steps carry no id: they are numbered by position (a
     small model cannot then repeat one), and the ``thought`` is optional (a plan
     of calls alone costs fewer tokens).
     """
+    max_string = min(MAX_STRING, max(16, max_tokens // 4))
+    max_steps = min(max_steps, max(1, max_tokens // 40))
     defs: dict[str, Any] = {"Ref": _REF_SCHEMA}
     variants = []
     for t in [*tools, *([llm_tool] if include_llm else [])]:
-        args = bound_schema(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs), max_string=MAX_STRING)
+        args = bound_schema(_lift_defs(copy.deepcopy(t.args_schema()), t.name, defs), max_string=max_string)
         for name, prop in args.get("properties", {}).items():
             args["properties"][name] = {"anyOf": [prop, {"$ref": "#/$defs/Ref"}]}
         args.pop("title", None)
         variants.append({
             "type": "object",
             "properties": {
-                "thought": {"type": "string", "maxLength": MAX_STRING},
+                "thought": {"type": "string", "maxLength": max_string},
                 "tool": {"const": t.name},
                 "args": args,
             },
@@ -237,7 +242,7 @@ def plan_json_schema(tools: ToolRegistry, *, include_llm: bool = True,
                                  "items": {"anyOf": variants}}},
         "required": ["steps"],
         "additionalProperties": False,
-        "$defs": bound_schema(defs, max_string=MAX_STRING),
+        "$defs": {name: bound_schema(body, max_string=max_string) for name, body in defs.items()},
     }
 
 

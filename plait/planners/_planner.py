@@ -45,7 +45,7 @@ class Planner:
         self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
         self.max_steps = max_steps
         if fmt == "json":
-            schema = plan_json_schema(tools, max_steps=max_steps)
+            schema = plan_json_schema(tools, max_steps=max_steps, max_tokens=params.max_tokens)
             params = params.model_copy(update={"constraint": JsonSchema(schema=schema)})
         self.params = params
 

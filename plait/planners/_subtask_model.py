@@ -11,7 +11,8 @@ from plait.errors import SubtaskBudgetError
 from plait.executors._base import Constraint, JsonSchema
 from plait.planners._parsers import Parser, _json_object
 
-__all__ = ["SubtaskSpec", "TaskReply", "TaskRecord", "TreeStats", "TreeResult", "ReplyParser", "SubtreeBudget"]
+__all__ = ["SubtaskSpec", "TaskReply", "TaskRecord", "TreeStats", "TreeResult", "ReplyParser", "SubtreeBudget",
+           "reply_string_bounds"]
 
 
 class SubtaskSpec(BaseModel):
@@ -90,18 +91,33 @@ class TreeResult(BaseModel):
     stats: TreeStats
 
 
-def _answer_schema() -> dict[str, Any]:
+def _answer_schema(thought_chars: int, answer_chars: int) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["thought", "answer"],
-            "properties": {"thought": {"type": "string"}, "answer": {"type": "string"}}}
+            "properties": {"thought": {"type": "string", "maxLength": thought_chars},
+                           "answer": {"type": "string", "maxLength": answer_chars}}}
 
 
-def _split_schema(max_breadth: int) -> dict[str, Any]:
-    item = {"type": "object", "additionalProperties": False, "required": ["task"],
-            "properties": {"task": {"type": "string"},
-                           "needs": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}
+def _split_schema(max_breadth: int, thought_chars: int, task_chars: int) -> dict[str, Any]:
+    def item(i: int) -> dict[str, Any]:  # subtask i (1-based) may need only earlier siblings: 1..i-1
+        needs = {"type": "array", "maxItems": i - 1, "items": {"type": "integer", "minimum": 1, "maximum": i - 1}}
+        return {"type": "object", "additionalProperties": False, "required": ["task"],
+                "properties": {"task": {"type": "string", "minLength": 1, "maxLength": task_chars},
+                               "needs": needs if i > 1 else {"type": "array", "maxItems": 0}}}
+
+    subtasks = {"type": "array", "prefixItems": [item(i) for i in range(1, max_breadth + 1)], "items": False,
+                "minItems": 1, "maxItems": max_breadth}
     return {"type": "object", "additionalProperties": False, "required": ["thought", "subtasks"],
-            "properties": {"thought": {"type": "string"},
-                           "subtasks": {"type": "array", "items": item, "minItems": 1, "maxItems": max_breadth}}}
+            "properties": {"thought": {"type": "string", "maxLength": thought_chars}, "subtasks": subtasks}}
+
+
+def reply_string_bounds(max_tokens: int) -> tuple[int, int, int]:
+    """Longest ``thought``, ``answer`` and subtask ``task``, in characters, for replies of ``max_tokens``.
+
+    A character costs at most about one token in the loops seen (smollm2-135m
+    repeating ``12*2 = ``), so a model looping in the thought, and then in the
+    answer too, is stopped by the schema with a fifth of the budget left.
+    """
+    return max(16, max_tokens * 2 // 5), max(16, max_tokens * 2 // 5), max(16, max_tokens // 4)
 
 
 class ReplyParser(Parser[TaskReply]):
@@ -109,9 +125,15 @@ class ReplyParser(Parser[TaskReply]):
 
     output_type = TaskReply
 
-    def __init__(self, *, allow_split: bool, max_breadth: int, why_not: str = ""):
+    def __init__(self, *, allow_split: bool, max_breadth: int, why_not: str = "", max_tokens: int = 256):
         super().__init__(constrain=True)
         self.allow_split, self.max_breadth, self.why_not = allow_split, max_breadth, why_not
+        self.thought_chars, self.answer_chars, self.task_chars = reply_string_bounds(max_tokens)
+
+    def within(self, max_tokens: int) -> ReplyParser:
+        """The same parser for replies of at most ``max_tokens`` (a spent budget shrinks a call's limit)."""
+        return ReplyParser(allow_split=self.allow_split, max_breadth=self.max_breadth, why_not=self.why_not,
+                           max_tokens=max_tokens)
 
     def parse(self, text: str) -> TaskReply:
         blob = _json_object(text)
@@ -137,9 +159,12 @@ class ReplyParser(Parser[TaskReply]):
         return reply
 
     def constraint(self) -> Constraint:
+        """The reply schema, every string, list and number bounded (see :func:`reply_string_bounds`)."""
+        answer = _answer_schema(self.thought_chars, self.answer_chars)
         if not self.allow_split:
-            return JsonSchema(schema=_answer_schema())
-        return JsonSchema(schema={"anyOf": [_answer_schema(), _split_schema(self.max_breadth)]})
+            return JsonSchema(schema=answer)
+        split = _split_schema(self.max_breadth, self.thought_chars, self.task_chars)
+        return JsonSchema(schema={"anyOf": [answer, split]})
 
     def instructions(self) -> str:
         return f"Reply with one JSON object matching: {json.dumps(self.constraint().schema_)}"

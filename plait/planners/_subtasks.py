@@ -119,14 +119,15 @@ class _TreeSolver:
         node = self.node
         can_split = record.depth < node.max_depth
         why = f"this task is at the maximum depth ({node.max_depth})"
-        parser = ReplyParser(allow_split=can_split, max_breadth=node.max_breadth, why_not=why)
+        limit = node.sampling.max_tokens
+        parser = ReplyParser(allow_split=can_split, max_breadth=node.max_breadth, why_not=why, max_tokens=limit)
         reply, raw = await self.call(record, base, hidden, parser, budget)
         if reply.answer is not None:
             return self.conclude(record, reply, base + TURN + raw + "\n"), 0
         after_plan = base + TURN + raw + "\n"
         lines, pruned = await self.solve_children(record, reply, after_plan, hidden, budget)
         results = after_plan + "".join(lines)
-        final_parser = ReplyParser(allow_split=False, max_breadth=node.max_breadth,
+        final_parser = ReplyParser(allow_split=False, max_breadth=node.max_breadth, max_tokens=limit,
                                    why_not="the subtasks are solved; now give the answer")
         final, raw = await self.call(record, results, hidden + pruned, final_parser, budget)
         return self.conclude(record, final, results + TURN + raw + "\n"), pruned
@@ -208,9 +209,10 @@ class _TreeSolver:
             if budget is not None:
                 budget.check()
                 left = budget.left()
-                if left < request.params.max_tokens:
-                    request = request.model_copy(update={"params": request.params.model_copy(
-                        update={"max_tokens": max(left, 1)})})
+                if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
+                    parser = parser.within(max(left, 1))
+                    clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
+                    request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
             self.ctx.check_budget()
             completion = await self.ctx.generate(request)
             raw = completion.text

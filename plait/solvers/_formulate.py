@@ -37,12 +37,15 @@ __all__ = ["Formulation", "Formulate", "Explain", "unfence"]
 
 MAX_STRING = 240
 """Longest string (a name, an expression) a constrained formulation may write."""
-MAX_ITEMS = 100
-"""Most entries of any list (variables, constraints, domain values, table rows) in a constrained formulation."""
 MAX_REPLY_CHARS = 1_000_000
 """Longest reply that is parsed at all (a 2,048-token formulation is about 10,000 characters)."""
 _LISTED = 20
 """Most invalid constraints listed in one repair message."""
+TOKENS_PER_ITEM = 32
+"""A list (variables, constraints, domain values, table rows) in a constrained formulation holds at most
+``max_tokens // TOKENS_PER_ITEM`` entries (64 at the default 2,048): a variable or constraint object costs 20
+to 30 tokens, so a model repeating one is stopped by the schema before ``max_tokens`` is. Integers are bounded
+by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote ``"value": 27000...0`` to the token limit)."""
 
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
 
@@ -104,7 +107,8 @@ class Formulate(Node):
         self.time_limit = time_limit
         self.examples = FEW_SHOT if examples is None else examples
         base = sampling or SamplingParams(max_tokens=2048)
-        constraint = JsonSchema.of(CSP, max_string=MAX_STRING, max_items=MAX_ITEMS)  # no endless strings or lists
+        max_items = max(8, base.max_tokens // TOKENS_PER_ITEM)
+        constraint = JsonSchema.of(CSP, max_string=MAX_STRING, max_items=max_items)  # nothing can grow without end
         self.sampling = base.model_copy(update={"constraint": constraint})
 
     async def run(self, problem: str, ctx: RunContext) -> Formulation:

@@ -139,12 +139,20 @@ def _feedback(csp: CSP, conflict: Conflict, current: dict[str, Any], kept: dict[
 
 
 def _schema(csp: CSP, names: list[str]) -> dict[str, Any]:
+    """One property per requested variable: its domain as an enum, or (a large domain) a bounded integer/string."""
     props = {}
     for var in csp.variables:
         if var.name in names:
-            values = var.values
-            props[var.name] = {"enum": values} if len(values) <= 200 else {"type": "integer"}
+            props[var.name] = _value_schema(var.values)
     return {"type": "object", "properties": props, "required": list(names), "additionalProperties": False}
+
+
+def _value_schema(values: list[Any]) -> dict[str, Any]:
+    if len(values) <= 200:
+        return {"enum": values}
+    if all(isinstance(v, int) for v in values):
+        return {"type": "integer", "minimum": min(values), "maximum": max(values)}
+    return {"type": "string", "maxLength": max(len(str(v)) for v in values)}
 
 
 def _canonical(csp: CSP, proposal: dict[str, Any], names: list[str]) -> dict[str, Any]:

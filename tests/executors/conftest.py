@@ -8,6 +8,7 @@ starts once.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from plait import Choice, Grammar, JsonSchema, Regex, Request, Sample, ScriptedBackend, TokenLogprob
 from plait.executors import Backend, OpenAIBackend, VLLMBackend, pull_model, word_spans
+from plait.executors._vllm import DEFAULT_ENGINE_OPTIONS
 from plait.executors._vllm_engine import CPU_ENV, cpu_engine_defaults
 
 MODEL = "smollm2-135m"
@@ -53,12 +55,14 @@ def free_port() -> int:
 
 
 def server_flags(options: dict) -> list[str]:
-    """Engine options as `vllm serve` flags; booleans are switches (``--flag`` / ``--no-flag``)."""
+    """Engine options as `vllm serve` flags; booleans are switches (``--flag`` / ``--no-flag``), configs JSON."""
     flags: list[str] = []
     for option, value in options.items():
         name = option.replace("_", "-")
         if isinstance(value, bool):
             flags.append(f"--{name}" if value else f"--no-{name}")
+        elif isinstance(value, dict):
+            flags += [f"--{name}", json.dumps(value)]
         else:
             flags += [f"--{name}", str(value)]
     return flags
@@ -76,7 +80,9 @@ def vllm_server(model_path: str, tmp_path_factory) -> Iterator[str]:
         "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager", "--enable-prefix-caching",
         "--enable-prompt-tokens-details", "--disable-log-stats",
     ]
-    command += server_flags(cpu_engine_defaults())  # the in-process backend's CPU settings, for a fair match
+    # the in-process backend's CPU and structured-output settings, for a fair match
+    command += server_flags({**cpu_engine_defaults(),
+                             "structured_outputs_config": DEFAULT_ENGINE_OPTIONS["structured_outputs_config"]})
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in CPU_ENV.items()}}
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

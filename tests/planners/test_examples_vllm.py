@@ -1,5 +1,10 @@
 """Each reasoning example once on the real vLLM backend (small model): the structure of the result, not its wisdom.
 
+Decoding is greedy or seeded (the examples' votes carry a seed), so a run repeats; the assertions hold for any
+reply the model could give: every schema plait sends is bounded to end a loop before ``max_tokens`` (smollm2-135m
+repeated ``12*2 = `` in a subtask's thought, and one plan step, until the limit), so constrained replies parse.
+Only documented outcomes of a small model are accepted as failures: a vote where no sample gave a number.
+
 Skipped when vLLM or plait's vLLM backend is not installed. One engine serves
 the whole module (starting one takes 20 to 40 s on CPU).
 """
@@ -15,7 +20,7 @@ executors = pytest.importorskip("plait.executors")
 if not hasattr(executors, "backend_for"):
     pytest.skip("plait's vLLM backend (plait.executors.backend_for) is not installed", allow_module_level=True)
 
-from plait import NodeFailedError, VoteError  # noqa: E402
+from plait import NodeFailedError, PlanError, VoteError  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +65,14 @@ def test_subtask_tree_on_vllm(run_on_vllm):
     module = load("subtask_tree")
     result = run_on_vllm(module.graph, {"task": "What is 3 times 8, and what is 2 times 6?"})
     out = result.output
-    assert isinstance(out["answer"], str) and out["calls"] >= 1
+    assert set(out) == {"answer", "parts", "calls", "peak_context_tokens", "unpruned_peak_context_tokens",
+                        "cache_hit_rate"}
+    assert isinstance(out["answer"], str) and out["calls"] >= 1 and result.tokens.requests == out["calls"]
+    assert all(isinstance(path, str) and isinstance(part, str) for path, part in out["parts"].items())
     assert out["peak_context_tokens"] <= out["unpruned_peak_context_tokens"]
-    assert result.tokens.requests == out["calls"]
+    tree = result.nodes["tree"].output
+    assert all(task.status == "done" and task.conclusion is not None for task in tree.root.walk())
+    assert len(tree.root.subtasks) <= 3 and tree.stats.max_depth_reached <= 2  # max_breadth, max_depth
 
 
 def test_mixed_reasoning_on_vllm(run_on_vllm):
@@ -70,17 +80,21 @@ def test_mixed_reasoning_on_vllm(run_on_vllm):
     try:
         result = run_on_vllm(module.graph, {"problem": "A crate holds 12 eggs. 2 crates and 3 eggs are sold. "
                                                        "How many eggs are sold?"})
-    except NodeFailedError as exc:  # the vote found no parsable number, or the tree no usable JSON reply
-        assert exc.node in ("vote", "tree")
+    except NodeFailedError as exc:  # the vote found no parsable number (the tree's replies always parse)
+        assert exc.node == "vote" and isinstance(exc.cause, VoteError) and exc.cause.result.samples in (3, 6)
         return
     assert set(result.output) == {"tree_answer", "vote_answer", "agree"}
     assert isinstance(result.output["vote_answer"], int)
     assert result.nodes["facts"].status == "ok" and result.nodes["tree"].tokens.requests >= 1
-
+    assert isinstance(result.output["tree_answer"], str) and isinstance(result.output["agree"], bool)
 
 
 def test_plan_execute_example_on_vllm_yields_a_valid_plan(run_on_vllm):
-    """The countries example's tools on the real engine: the planner's structured output is a valid plan."""
+    """The countries example's tools on the real engine: the planner's structured output is a complete plan.
+
+    At 320 tokens the plan schema allows 8 steps of 80-character strings; unbounded by max_tokens (24 steps of
+    240), smollm2-135m repeated one step until the limit cut every attempt off.
+    """
     from plait import Plan, PlanAndExecute, SamplingParams, plan_and_execute_graph, plan_problems
 
     module = load("plan_execute_countries")
@@ -89,7 +103,12 @@ def test_plan_execute_example_on_vllm_yields_a_valid_plan(run_on_vllm):
                                    solver_params=SamplingParams(max_tokens=48))
     node = next(iter(graph.nodes.values()))
     assert isinstance(node, PlanAndExecute)
-    result = run_on_vllm(graph, {"task": "What is the population of the country whose capital is Canberra?"})
+    try:
+        result = run_on_vllm(graph, {"task": "What is the population of the country whose capital is Canberra?"})
+    except NodeFailedError as exc:  # documented: no valid plan (e.g. wrong references) after max_repairs
+        assert isinstance(exc.cause, PlanError) and exc.cause.problems, exc
+        assert not any("not valid JSON" in p for p in exc.cause.problems)  # never cut off: the schema ends loops
+        return
     attempts = [e.data for e in result.events if e.kind == "custom" and e.name == "plan"]
     assert attempts and all(a["format"] == "json" for a in attempts)
     assert result.nodes[node.name].tokens.requests >= 2  # a plan, then the solver

@@ -246,3 +246,20 @@ def test_tree_script_names_missing_replies():
     assert isinstance(info.value.cause, ScriptExhaustedError) and "'1'" in str(info.value.cause)
     with pytest.raises(ValueError, match="not a SubtaskTree prompt"):
         tree_call_key("hello")
+
+
+def test_reply_strings_are_bounded_to_fit_max_tokens_even_when_a_budget_caps_it():
+    """A model looping in the thought (smollm2-135m wrote ``12*2 = `` to max_tokens) is stopped by the schema."""
+    backend = ScriptedBackend(tree_script(DEEP))
+    solve(SubtaskTree(subtree_budget=300, on_budget="conclude", system=SHORT_SYSTEM), "T", backend)
+    calls = {tree_call_key(r.prompt): r for r in backend.requests}
+
+    def strings(params):
+        schema = params.constraint.schema_
+        reply = schema["anyOf"][0] if "anyOf" in schema else schema
+        return reply["properties"]["thought"]["maxLength"], reply["properties"]["answer"]["maxLength"]
+
+    thought, answer_chars = strings(calls["root"].params)
+    assert calls["root"].params.max_tokens == 256 and thought + answer_chars < 256
+    capped = calls["1.1"].params  # ran with max_tokens capped to what the subtree's budget had left
+    assert capped.max_tokens < 100 and sum(strings(capped)) < capped.max_tokens < thought + answer_chars
