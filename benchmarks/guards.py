@@ -75,7 +75,7 @@ def child(name: str) -> dict[str, Any]:
         held, detail = False, f"{detail}; still burning CPU after the attack ({burned:.2f}s in {BURN_WINDOW}s)"
     return {"outcome": "held" if held else "failed", "seconds": round(seconds, 3),
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "leftover_threads": leftover, "detail": detail}
+            "leftover_threads": leftover, "detail": " ".join(detail.split())}
 
 
 def run_attack(name: str, cap: float = 60.0) -> dict[str, Any]:

@@ -20,7 +20,6 @@ MODULES = {
     "factory_raises.py": "def graph():\n    raise RuntimeError('factory boom')\n",
     "factory_needs_arg.py": "def graph(n):\n    pass\n",
     "exits.py": "import sys\nsys.exit(3)\n",
-    "exits_text.py": "raise SystemExit('bye')\n",
     "backend_raises.py": GOOD + "def make_backend():\n    raise RuntimeError('no backend for you')\n",
     "backend_wrong.py": GOOD + "def make_backend():\n    return 42\n",
     "surrogate.py": "from plait import Graph\ngraph = Graph('g')\ngraph.add(lambda x: 'a\\ud800b', name='s')\n",
@@ -66,7 +65,6 @@ def _assert_one_line_usage_error(done: subprocess.CompletedProcess, *fragments: 
     (["graph", "factory_raises.py:graph"], ["raised RuntimeError: factory boom"]),
     (["run", "factory_needs_arg.py:graph"], ["raised TypeError", "missing 1 required positional argument"]),
     (["run", "exits.py:graph"], ["importing module 'exits.py' called sys.exit(3)", "if __name__"]),
-    (["run", "exits_text.py:graph"], ["called sys.exit('bye')"]),
     (["run", "backend_raises.py:graph", "--input", "1"],
      ["make_backend() of module 'backend_raises.py' raised RuntimeError: no backend for you", "--model"]),
     (["run", "backend_wrong.py:graph", "--input", "1"], ["returned an object of type int, not a plait Backend"]),
@@ -88,8 +86,8 @@ def test_paths_to_write_that_cannot_be(folder, argv, fragments):
     assert list((folder / "a_folder").iterdir()) == [] and not (folder / "missing").exists()
 
 
-@pytest.mark.parametrize("run_id, batch", [("a/b", False), ("a/b", True), ("../escape", False), ("tab\there", False),
-                                            ("line\nbreak", True), (".hidden", False), ("x" * 101, False)])
+@pytest.mark.parametrize("run_id, batch", [("a/b", False), ("a/b", True), ("../escape", False), ("line\nbreak", True),
+                                            ("x" * 101, False)])
 def test_unsafe_run_ids_are_refused(folder, run_id, batch):
     what = ["--inputs", "one.jsonl"] if batch else ["--input", "1"]
     done = _plait(folder, "run", "good.py:graph", *what, "--checkpoint", "runs.db", f"--run-id={run_id}")
@@ -112,7 +110,6 @@ def test_batch_id_from_an_unsafe_file_name_asks_for_run_id(folder):
 
 @pytest.mark.parametrize("argv, fragments", [
     (["--input", "1", "--deadline", "nan"], ["argument --deadline: expected a number of seconds > 0, got 'nan'"]),
-    (["--input", "1", "--deadline", "inf"], ["got 'inf'"]),
     (["--input", "1", "--concurrency", "many"], ["argument --concurrency: invalid int value: 'many'",
                                                   "see plait run --help"]),
     (["--input", "deep.json"], ["--input file 'deep.json' nests JSON arrays or objects too deeply"]),
