@@ -1,28 +1,28 @@
 """The ``plait`` command: run a graph, print a graph, show the version.
 
-Bad input (a missing module, something that is not a Graph, invalid JSON,
-input that fails validation) gives one clear line on stderr and exit code 2.
-A run that fails gives its error on one line and exit code 1.
+Bad input (a missing module, a target or ``make_backend()`` that raises, something that is not a Graph,
+invalid JSON, a path that cannot be written, an unsafe run id, input that fails validation) gives one
+clear line on stderr and exit code 2, never a traceback. A run that fails gives its error on one line and
+exit code 1. A reader that leaves early (``plait run ... | head -1``) ends the command quietly with 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 from pydantic_core import to_jsonable_python
 
 import plait
+from plait._cli_inputs import (UsageError, check_run_id, check_write_path, load_target, module_backend,
+                               parse_input, positive_seconds)
 from plait.errors import InputValidationError, PlaitError, RunError
-from plait.orchestrator._graph import Graph
 
 __all__ = ["main"]
 
@@ -30,12 +30,15 @@ EXIT_USAGE = 2
 EXIT_RUN_FAILED = 1
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (its sub-commands inherit this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plait", description="Reasoning orchestration with hybrid control flow.")
+    parser = _Parser(prog="plait", description="Reasoning orchestration with hybrid control flow.")
     parser.add_argument("--version", action="version", version=f"plait {plait.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -45,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", default=None, help="write every event to this JSONL file")
     run.add_argument("--model", default=None, help="LLM to use (a registry name, local model folder or server URL)")
     run.add_argument("--token-budget", type=int, default=None, help="stop LLM work after this many tokens")
-    run.add_argument("--deadline", type=float, default=None, help="wall-clock seconds for the whole run")
+    run.add_argument("--deadline", type=positive_seconds, default=None, help="wall-clock seconds for the whole run")
     run.add_argument("--max-concurrency", type=int, default=None, help="cap on nodes running at once")
     run.add_argument("--summary", action="store_true", help="print per-node timings and tokens to stderr")
     run.add_argument("--progress", action="store_true", help="show a live progress display on stderr")
@@ -76,61 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_target(target: str) -> tuple[Graph, Any]:
-    """Import ``MODULE:ATTR`` and return the Graph (ATTR defaults to ``graph``) and its module."""
-    module_name, _, attr = target.partition(":")
-    attr = attr or "graph"
-    if not module_name:
-        raise UsageError(f"target {target!r} names no module; use MODULE:GRAPH")
-    module = _import(module_name)
-    if not hasattr(module, attr):
-        raise UsageError(f"module {module_name!r} has no attribute {attr!r}")
-    obj = getattr(module, attr)
-    if callable(obj) and not isinstance(obj, Graph):
-        obj = obj()
-    if not isinstance(obj, Graph):
-        raise UsageError(f"{target!r} is a {type(obj).__name__}, not a plait Graph")
-    return obj, module
-
-
-def _import(name: str) -> Any:
-    path = Path(name)
-    try:
-        if name.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise UsageError(f"no such file: {name}")
-            spec = importlib.util.spec_from_file_location(f"_plait_target_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        return importlib.import_module(name)
-    except UsageError:
-        raise
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"cannot import module {name!r}: {exc}") from None
-    except Exception as exc:
-        raise UsageError(f"cannot import module {name!r}: {type(exc).__name__}: {exc}") from None
-
-
-def parse_input(text: str | None) -> Any:
-    """``--input``: JSON text, or the path of a file holding JSON."""
-    if text is None:
-        return None
-    if not text.lstrip().startswith(("{", "[", '"')) and Path(text).is_file():
-        try:
-            text = Path(text).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read input file {text!r}: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--input is neither valid JSON nor a readable JSON file: {exc}") from None
-
-
-def _backend(model: str | None, module: Any) -> Any:
+def _backend(model: str | None, module: Any, target: str) -> Any:
     if model:
         from plait import executors
 
@@ -141,8 +90,7 @@ def _backend(model: str | None, module: Any) -> Any:
             return factory(model)
         except PlaitError as exc:
             raise UsageError(str(exc)) from None
-    make = getattr(module, "make_backend", None)
-    return make() if callable(make) else None
+    return module_backend(module, target.partition(":")[0])
 
 
 def _print_output(output: Any) -> None:
@@ -168,6 +116,13 @@ def _check_args(args: argparse.Namespace) -> None:
                          "(--output) and a summary on stderr")
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
+    for flag in ("trace", "output", "checkpoint"):
+        if getattr(args, flag):
+            check_write_path(f"--{flag}", getattr(args, flag))
+    if args.run_id is not None:
+        check_run_id(args.run_id)
+    elif args.inputs and args.checkpoint:
+        check_run_id(Path(args.inputs).stem, from_inputs=args.inputs)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -176,9 +131,9 @@ async def _run(args: argparse.Namespace) -> int:
     if args.inputs:
         from plait.durable._cli import run_batch_command
 
-        return await run_batch_command(args, graph, _backend(args.model, module))
+        return await run_batch_command(args, graph, _backend(args.model, module, args.target))
     value = parse_input(args.input)
-    backend = None if args.replay else _backend(args.model, module)
+    backend = None if args.replay else _backend(args.model, module, args.target)
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
                    max_concurrency=args.max_concurrency, progress=args.progress)
     if args.checkpoint:
@@ -223,7 +178,7 @@ async def _interruptible(args: argparse.Namespace) -> int:
         try:
             outcome["rc"] = await _run(args)
         except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
-            outcome["error"] = exc
+            outcome["error"] = _reportable(exc)
         scope.cancel()
 
     async with anyio.create_task_group() as tg:
@@ -236,8 +191,26 @@ async def _interruptible(args: argparse.Namespace) -> int:
     return outcome["rc"]
 
 
+def _reportable(exc: Exception) -> Exception:
+    """The error to report for ``exc``: a closed stdout anywhere in an exception group, or a group's only error."""
+    if not isinstance(exc, ExceptionGroup):
+        return exc
+    closed, _ = exc.split(BrokenPipeError)
+    if closed is not None:  # the reader left; what the other tasks raised as a consequence does not matter
+        return BrokenPipeError()
+    errors = _leaves(exc)
+    return errors[0] if len(errors) == 1 else exc
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    return [leaf for exc in group.exceptions
+            for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # model text may hold lone surrogates: escape them, do not crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         if args.command == "graph":
             graph, _ = load_target(args.target)
@@ -268,9 +241,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plait: error: {' '.join(line.strip() for line in lines)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `plait run ... | head`: the reader left, which is not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail
         return 0
+    except OSError as exc:  # a file named on the command line could not be written after all
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"plait: error: {exc.strerror or exc}{where}; check the paths given to --trace, --output and "
+              "--checkpoint", file=sys.stderr)
+        return EXIT_USAGE
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m plait.cli`: run the imported module's main, so that its classes are the
+    from plait.cli import main as _main  # ones plait.durable._cli raises (this file also runs as __main__)
+
+    sys.exit(_main())

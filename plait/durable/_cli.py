@@ -22,6 +22,9 @@ def read_inputs(path: str) -> list[Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read --inputs file {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--inputs file {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                         "save it as UTF-8 JSON lines") from None
     inputs: list[Any] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -30,6 +33,8 @@ def read_inputs(path: str) -> list[Any]:
             inputs.append(json.loads(line))
         except json.JSONDecodeError as exc:
             inputs.append(InvalidInput(f"line {number} of {path} is not valid JSON: {exc}"))
+        except RecursionError:
+            inputs.append(InvalidInput(f"line {number} of {path} nests JSON too deeply to read"))
     if not inputs:
         raise UsageError(f"--inputs file {path!r} has no inputs (expected one JSON value per line)")
     return inputs
