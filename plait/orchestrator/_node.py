@@ -140,7 +140,11 @@ class Node:
       the nodes that depend on this one and lets independent branches finish;
     * ``fallback``: a value used as the output when the node fails (the run goes on);
     * ``blocking``: run a sync ``run`` in a worker thread so it does not stall
-      the event loop (plain sync code runs inline by default: it is cheaper).
+      the event loop (plain sync code runs inline by default: it is cheaper);
+    * ``durable``: with a checkpoint, commit the node's output (JSON, loaded
+      back with its declared output type) and restore it on resume. ``False``
+      for outputs that JSON cannot hold (locks, clients): the node runs again
+      on resume, and so does each node fed by it.
     """
 
     name: str = ""
@@ -158,6 +162,7 @@ class Node:
         on_error: OnError = "raise",
         fallback: Any = MISSING,
         blocking: bool = False,
+        durable: bool = True,
     ):
         self.name = name or self.name or _snake(type(self).__name__)
         if timeout is not None and timeout <= 0:
@@ -172,6 +177,7 @@ class Node:
         self.on_error = on_error
         self.fallback = fallback
         self.blocking = blocking
+        self.durable = durable
         self._signature: Signature | None = None
 
     # -- signature -------------------------------------------------------
