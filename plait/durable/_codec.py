@@ -1,10 +1,11 @@
 """What a checkpoint holds is JSON, written and read through pydantic with the declared types.
 
 Node outcomes are loaded back with the node's output type, run inputs with the
-graph's input types, tool results with the tool's return type; a value of type
-``Any`` is plain JSON. A value is stored only if loading its JSON gives it back
-(a tuple under ``Any`` would come back a list): otherwise :class:`CheckpointError`
-names it and its type, and says how to fix it. Reading never runs code: the
+graph's input types, tool results with the tool's return type; what is typed
+``Any`` comes back as plain JSON (lists, dicts). A value is stored only if its
+declared type loads its JSON back to the same JSON (so a restored value is what
+was committed, as far as the type says): otherwise, or when it has no JSON form
+at all, :class:`CheckpointError` names it and its type and says how to fix it. Reading never runs code: the
 worst a crafted, truncated or foreign record can do is fail validation, which
 is a one-line :class:`CheckpointError` saying which record and what is wrong.
 
@@ -104,7 +105,7 @@ def dump_outcome(outcome: Any, annotation: Any, what: str) -> bytes:
     data = _to_json(fields, value, annotation, what)
     try:
         back = model.model_validate_json(data)
-        same = _same(back.value, value) and (not back.routed or back.to == fields["to"])
+        same = _same(back.value, value) and back.to == fields.get("to")
     except Exception:
         same = False
     if not same:
@@ -195,17 +196,16 @@ def _to_json(fields: Any, value: Any, annotation: Any, what: str) -> bytes:
 
 
 def _same(back: Any, value: Any) -> bool:
+    """Whether the value loaded back has the JSON form of the original (JSON, not ==: NaN, models under Any)."""
     try:
-        if back == value:
-            return True
+        return to_json(back) == to_json(value)
     except Exception:
         return False
-    return type(back) is type(value) and to_json(back) == to_json(value)  # NaN, which is not equal to itself
 
 
 def _unfaithful(what: str, value: Any, annotation: Any) -> str:
-    return (f"{what} is a {type(value).__name__} that does not come back equal from JSON as "
-            f"{_type_name(annotation)}; declare its exact type (e.g. -> tuple[int, int], -> MyModel), "
+    return (f"{what} is a {type(value).__name__}, which does not load back from its JSON as the declared "
+            f"{_type_name(annotation)}; return what the type declares (or declare the type returned), "
             "or give the node durable=False")
 
 
