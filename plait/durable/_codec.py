@@ -30,6 +30,9 @@ from plait.orchestrator._node import Param, Route
 __all__ = ["canonical", "digest", "dump_outcome", "load_outcome", "dump_value", "load_value", "dump_inputs",
            "load_inputs", "load_json", "load_record"]
 
+_NODE_FIX = "give the node durable=False"
+_FOREIGN = " (altered, or written by another program or an older plait); start a new run id or checkpoint"
+
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -118,19 +121,19 @@ def load_outcome(data: bytes, annotation: Any, what: str) -> Any:
     try:
         back = _outcome_model(annotation, what).model_validate_json(data)
     except ValueError as exc:
-        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}") from None
+        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}{_FOREIGN}") from None
     return Route(back.to, back.value) if back.routed else back.value
 
 
-def dump_value(value: Any, annotation: Any, what: str) -> bytes:
-    """``value`` as JSON, checked to load back equal with ``annotation``."""
-    data = _to_json(value, value, annotation, what)
+def dump_value(value: Any, annotation: Any, what: str, fix: str = _NODE_FIX) -> bytes:
+    """``value`` as JSON, checked to load back equal with ``annotation`` (``fix``: the way out the error offers)."""
+    data = _to_json(value, value, annotation, what, fix)
     try:
         same = _same(load_value(data, annotation, what), value)
     except CheckpointError:
         same = False
     if not same:
-        raise CheckpointError(_unfaithful(what, value, annotation))
+        raise CheckpointError(_unfaithful(what, value, annotation, fix))
     return data
 
 
@@ -148,12 +151,13 @@ def load_value(data: bytes, annotation: Any, what: str) -> Any:
     try:
         return adapter.validate_json(data)
     except ValueError as exc:
-        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}") from None
+        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}{_FOREIGN}") from None
 
 
 def dump_inputs(params: dict[str, Param], inputs: dict[str, Any], what: str) -> bytes:
     """A run's inputs as one JSON object, each checked against its parameter's type."""
-    parts = [json.dumps(name).encode() + b":" + dump_value(value, params[name].annotation, f"{what} {name!r}")
+    parts = [json.dumps(name).encode() + b":" + dump_value(value, params[name].annotation, f"{what} {name!r}",
+                                                           "run it without a checkpoint")
              for name, value in sorted(inputs.items())]
     return b"{" + b",".join(parts) + b"}"
 
@@ -163,7 +167,7 @@ def load_inputs(params: dict[str, Param], data: bytes, what: str) -> dict[str, A
     raw = load_json(data, what)
     if not isinstance(raw, dict) or not set(raw) <= set(params):
         raise CheckpointError(f"{what} in the checkpoint is not valid: expected an object of the inputs "
-                              f"{sorted(params)}, got {_describe(raw)}")
+                              f"{sorted(params)}, got {_describe(raw)}{_FOREIGN}")
     return {name: load_value(to_json(v), params[name].annotation, f"{what} {name!r}") for name, v in raw.items()}
 
 
@@ -174,7 +178,7 @@ def load_json(data: bytes | None, what: str) -> Any:
     try:
         return from_json(data)
     except ValueError as exc:
-        raise CheckpointError(f"{what} in the checkpoint is not JSON: {_first_line(exc)}") from None
+        raise CheckpointError(f"{what} in the checkpoint is not JSON: {_first_line(exc)}{_FOREIGN}") from None
 
 
 def load_record(data: bytes, model: type[M], what: str) -> M:
@@ -182,31 +186,29 @@ def load_record(data: bytes, model: type[M], what: str) -> M:
     try:
         return model.model_validate_json(data)
     except ValueError as exc:
-        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}") from None
+        raise CheckpointError(f"{what} in the checkpoint is not valid: {_first_line(exc)}{_FOREIGN}") from None
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _to_json(fields: Any, value: Any, annotation: Any, what: str) -> bytes:
+def _to_json(fields: Any, value: Any, annotation: Any, what: str, fix: str = _NODE_FIX) -> bytes:
     try:
         return to_json(fields)
     except Exception as exc:
         raise CheckpointError(f"{what} is a {type(value).__name__}, which cannot be stored as JSON "
-                              f"({_first_line(exc)}); return JSON data or a pydantic type, or give the node "
-                              "durable=False") from None
+                              f"({_first_line(exc)}); use JSON data or a pydantic type, or {fix}") from None
 
 
 def _same(back: Any, value: Any) -> bool:
-    """Whether the value loaded back has the JSON form of the original (JSON, not ==: NaN, models under Any)."""
+    """Whether the value loaded back has the canonical JSON of the original (not ==: NaN, sets, models under Any)."""
     try:
-        return to_json(back) == to_json(value)
+        return canonical(back) == canonical(value)
     except Exception:
         return False
 
 
-def _unfaithful(what: str, value: Any, annotation: Any) -> str:
+def _unfaithful(what: str, value: Any, annotation: Any, fix: str = _NODE_FIX) -> str:
     return (f"{what} is a {type(value).__name__}, which does not load back from its JSON as the declared "
-            f"{_type_name(annotation)}; return what the type declares (or declare the type returned), "
-            "or give the node durable=False")
+            f"{_type_name(annotation)}; give a value of the declared type (or declare the type given), or {fix}")
 
 
 def _type_name(annotation: Any) -> str:
@@ -214,7 +216,7 @@ def _type_name(annotation: Any) -> str:
 
 
 def _describe(raw: Any) -> str:
-    return f"{type(raw).__name__} {str(raw)[:60]!r}"
+    return f"{type(raw).__name__} {to_json(raw)[:60].decode(errors='replace')}"
 
 
 def _first_line(exc: BaseException) -> str:
