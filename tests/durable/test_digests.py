@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from plait.durable._codec import canonical, digest
-
 HERE = Path(__file__).parent
 
 
@@ -28,6 +26,8 @@ def test_sets_digest_the_same_in_processes_with_different_hash_seeds():
 
 
 def test_canonical_json_sorts_keys_and_has_no_whitespace():
+    from plait.durable._codec import canonical, digest
+
     assert canonical({"b": 1, "a": [1.5, None, True], "c": {"y", "x"}}) == b'{"a":[1.5,null,true],"b":1,"c":["x","y"]}'
     assert digest("topic") == b'"topic"' and len(digest("x" * 100)) == 16
     assert digest({1: "a"}) != digest({"1": "a"})
