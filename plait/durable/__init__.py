@@ -13,7 +13,6 @@ Importing this package registers its journal with the orchestrator (see
 
 from plait.durable._batch import BatchItem, BatchResult, InvalidInput, run_batch
 from plait.durable._journal import open_journal
-from plait.durable._replay import RecordingBackend
 from plait.durable._store import Checkpointer, MemoryCheckpointer, SQLiteCheckpointer, StoredNode, StoredRun
 from plait.orchestrator._journal import set_journal_opener
 
@@ -21,4 +20,4 @@ from plait.orchestrator._journal import set_journal_opener
 set_journal_opener(open_journal)
 
 __all__ = ["Checkpointer", "MemoryCheckpointer", "SQLiteCheckpointer", "StoredNode", "StoredRun", "run_batch",
-           "BatchItem", "BatchResult", "InvalidInput", "RecordingBackend"]
+           "BatchItem", "BatchResult", "InvalidInput"]

@@ -38,8 +38,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def canonical(value: Any) -> bytes:
-    """Canonical JSON of ``value`` (TypeError/ValueError when it has no JSON form)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":")).encode()
+    """Canonical JSON of ``value`` (TypeError when it has no JSON form)."""
+    return to_json(_plain(value))
 
 
 def digest(value: Any) -> bytes:
@@ -49,16 +49,17 @@ def digest(value: Any) -> bytes:
 
 
 def _plain(value: Any) -> Any:
+    """``value`` as JSON data with sorted keys and sets sorted (``to_json`` keeps that order, adds no spaces)."""
     if value is None or isinstance(value, (str, int, float)):
         return value
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else "\x00" + json.dumps(_plain(k), sort_keys=True): _plain(v)
-                for k, v in value.items()}
+        items = [(k if isinstance(k, str) else "\x00" + canonical(k).decode(), _plain(v)) for k, v in value.items()]
+        items.sort(key=lambda kv: kv[0])
+        return dict(items)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        items = [_plain(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+        return sorted((_plain(v) for v in value), key=to_json)
     if isinstance(value, BaseModel):
         return _plain(value.model_dump())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -201,7 +202,7 @@ def _to_json(fields: Any, value: Any, annotation: Any, what: str, fix: str = _NO
 def _same(back: Any, value: Any) -> bool:
     """Whether the value loaded back has the canonical JSON of the original (not ==: NaN, sets, models under Any)."""
     try:
-        return canonical(back) == canonical(value)
+        return (type(back) is type(value) and back == value) or canonical(back) == canonical(value)
     except Exception:
         return False
 
