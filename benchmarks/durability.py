@@ -1,7 +1,7 @@
 """Cost and robustness of durable runs.
 
 1. Commit cost: microseconds per node of checkpointing to SQLite (inputs
-   hash, pickled output, group commit), the 1,000-node chain with a
+   digest, JSON output, group commit), the 1,000-node chain with a
    checkpoint minus the same chain without, divided by 1,000; and the same
    with ``group_commit=0`` (one transaction per node).
 2. The 1,000-node chain from ``overhead.py`` with and without a checkpoint

@@ -143,7 +143,7 @@ async def _run(args: argparse.Namespace) -> int:
     except (InputValidationError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     if args.checkpoint and not args.run_id:
-        print(f"plait: run id {run.durable.run_id} (resume with --run-id {run.durable.run_id})", file=sys.stderr)
+        print(f"plait: run id {run.journal.run_id} (resume with --run-id {run.journal.run_id})", file=sys.stderr)
     if backend is None:
         result = await run.result()
     else:

@@ -5,10 +5,19 @@ completion to an SQLite file; running it again with the same id restores the
 finished nodes and runs only the rest. ``replay=True`` re-runs a recorded run
 from its recorded LLM responses and tool results. :func:`run_batch` runs a
 graph over many inputs with bounded concurrency, resumably.
+
+Checkpoints hold JSON data only (see ``_codec``): opening one runs no code.
+Importing this package registers its journal with the orchestrator (see
+``plait.orchestrator._journal``), which itself never imports it.
 """
 
 from plait.durable._batch import BatchItem, BatchResult, InvalidInput, run_batch
+from plait.durable._journal import open_journal
 from plait.durable._store import Checkpointer, MemoryCheckpointer, SQLiteCheckpointer, StoredNode, StoredRun
+from plait.orchestrator._journal import set_journal_opener
+
+# `Run(checkpoint=...)` opens its journal through this hook: the orchestrator never imports plait.durable.
+set_journal_opener(open_journal)
 
 __all__ = ["Checkpointer", "MemoryCheckpointer", "SQLiteCheckpointer", "StoredNode", "StoredRun", "run_batch",
            "BatchItem", "BatchResult", "InvalidInput"]

@@ -155,16 +155,18 @@ def _finished_earlier(store: Checkpointer | None, graph: Any, batch_id: str, i: 
     stored = store.get_run(f"{batch_id}/{i}")
     if stored is None or not stored.finished or (stored.status == "failed" and retry_failed):
         return None
-    from plait.orchestrator._journal import decode
+    from plait.durable._codec import digest, load_inputs, load_json
     from plait.orchestrator._runtime import bind_inputs
 
     ident, given = _split(value, i, id_field, graph)
+    plan = graph._compile()
     try:
-        if decode(stored.input) != bind_inputs(graph, graph._compile(), given):
+        recorded = load_inputs(plan.input_params, stored.input, f"recorded input of run {stored.run_id!r}")
+        if digest(recorded) != digest(bind_inputs(graph, plan, given)):
             return None  # the input changed: running it reports the mismatch as this input's error
+        output = load_json(stored.output, f"recorded output of run {stored.run_id!r}")
     except PlaitError:
         return None
-    output = decode(stored.output) if stored.output is not None else None
     tokens = sum(n.prompt_tokens + n.completion_tokens for n in store.load_nodes(stored.run_id).values())
     return BatchItem(i, ident, stored.status, output, stored.error, 0, tokens, resumed=True)
 

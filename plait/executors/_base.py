@@ -184,12 +184,26 @@ class Backend(abc.ABC):
 
     Use as ``async with backend: ...`` to start and stop resources (engines,
     HTTP clients). Capabilities tell nodes which request features are honoured.
+
+    ``model`` names the model that answers (a registry name, a path, a server's
+    model id; None when the backend picks one itself). :attr:`identity` says
+    who answers, before the first request: durable runs key recorded samples by
+    it, so backends that may answer differently must have different identities.
     """
 
     name: str = "backend"
+    model: str | None = None
     supports_structured_output: bool = False
     supports_logprobs: bool = False
     supports_streaming: bool = False
+
+    @property
+    def identity(self) -> str:
+        """Who answers requests, known before the first one: ``model``, else the class's qualified name.
+
+        Override when ``model`` is not set at construction (a server's default model).
+        """
+        return self.model or f"{type(self).__module__}.{type(self).__qualname__}"
 
     @abc.abstractmethod
     async def generate(self, requests: list[Request]) -> list[Completion]:

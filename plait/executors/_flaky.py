@@ -36,12 +36,16 @@ class FlakyBackend(Backend):
         self.inner = inner
         self.error_rate, self.hang_rate, self.seed, self.hang_seconds = error_rate, hang_rate, seed, hang_seconds
         self.name = f"flaky({inner.name})"
-        self.model = getattr(inner, "model", inner.name)
+        self.model = inner.model
         self.supports_structured_output = inner.supports_structured_output
         self.supports_logprobs = inner.supports_logprobs
         self.supports_streaming = inner.supports_streaming
         self._tries: dict[bytes, int] = defaultdict(int)
         self.calls = self.errors = self.hangs = 0
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
 
     def _draw(self, request: Request) -> float:
         body = to_json(request.model_dump(exclude={"tag"}))

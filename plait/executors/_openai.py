@@ -85,6 +85,7 @@ class OpenAIBackend(Backend):
         root = base_url.rstrip("/")
         self.base_url = root if root.endswith("/v1") else f"{root}/v1"
         self.model = model
+        self._declared_model = model  # `model` may be discovered later; the identity must not change
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self.max_response_bytes = max_response_bytes
@@ -97,6 +98,11 @@ class OpenAIBackend(Backend):
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._limits = max_connections
         self._client: Any = None
+
+    @property
+    def identity(self) -> str:
+        """The declared model; without ``model=``, whatever this server lists first (named by its URL)."""
+        return self._declared_model or f"first model listed by {self.base_url}"
 
     async def start(self) -> None:
         if self._client is None:

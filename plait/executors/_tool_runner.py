@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Union
 
 import anyio
 from pydantic import ValidationError
@@ -61,7 +61,7 @@ class ToolRunner:
     """
 
     def __init__(self, tools: ToolRegistry, *, emit: Callable[..., None] | None = None,
-                 remember: Callable[[str, str, Callable[[], Awaitable[Any]]], Awaitable[Any]] | None = None):
+                 remember: Callable[[str, str, Callable[[], Awaitable[Any]], Any], Awaitable[Any]] | None = None):
         self.tools = tools
         self._emit = emit or (lambda name, **data: None)
         self._remember = remember
@@ -80,7 +80,8 @@ class ToolRunner:
         except ValidationError as exc:
             return ToolFailure(t.name, "invalid arguments: " + "; ".join(validation_problems(exc)), 0)
         if self._remember is not None:  # a checkpointed run records results; resume and replay reuse them
-            return await self._remember("tool", f"{t.name}:{_canonical(args)}", lambda: self._cached(t, args))
+            return await self._remember("tool", f"{t.name}:{_canonical(args)}", lambda: self._cached(t, args),
+                                        Union[ToolFailure, t.returns])  # the type the record is loaded back as
         return await self._cached(t, args)
 
     async def _cached(self, t: Tool, args: dict[str, Any]) -> Any:

@@ -75,12 +75,8 @@ class RunContext:
         self.check_budget()
         batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
         need = await self._reserve(batch)
-        journal = self._state.journal
         try:
-            if journal is not None and journal.cache:
-                completions = await journal.generate(lambda: self.backend, batch)
-            else:
-                completions = await self.backend.generate(batch)
+            completions = await self.backend.generate(batch)
         finally:
             self._state.budget.release(need)
         for completion in completions:
@@ -93,12 +89,8 @@ class RunContext:
         if not request.tag:
             request = request.model_copy(update={"tag": self.node})
         need = await self._reserve([request])
-        journal = self._state.journal
         try:
-            if journal is not None and journal.cache:
-                completion = await journal.stream(lambda: self.backend, request, on_text)
-            else:
-                completion = await self.backend.stream(request, on_text)
+            completion = await self.backend.stream(request, on_text)
         finally:
             self._state.budget.release(need)
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
@@ -127,18 +119,16 @@ class RunContext:
         state.emit(TokensUsed, node=self.node, prompt_tokens=prompt, completion_tokens=completion,
                    cached_tokens=cached, run_total=state.tokens.total)
 
-    async def remember(self, kind: str, key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def remember(self, kind: str, key: str, compute: Callable[[], Awaitable[Any]], returns: Any = Any) -> Any:
         """``await compute()``, recorded when the run has a checkpoint.
 
         For side effects that a resumed or replayed run must not repeat (tool
         calls): the k-th call with the same ``kind`` and ``key`` in a run is
-        served from the record when one exists. Without a checkpoint this is
-        just ``await compute()``.
+        served from the record when one exists. The result is stored as JSON
+        and loaded back as ``returns`` (its declared type). Without a
+        checkpoint this is just ``await compute()``.
         """
-        journal = self._state.journal
-        if journal is None:
-            return await compute()
-        return await journal.remember(kind, key, compute)
+        return await self._state.journal.remember(kind, key, compute, returns)
 
     def emit(self, name: str, **data: Any) -> None:
         """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""

@@ -147,6 +147,10 @@ class Node:
       ``blocking=False`` declares it cheap and runs it on the event loop (no
       thread hand-off, about 20 us less per call, but no timeout possible).
       Async ``run`` methods are awaited on the loop either way.
+    * ``durable``: with a checkpoint, commit the node's output (JSON, loaded
+      back with its declared output type) and restore it on resume. ``False``
+      for outputs that JSON cannot hold (locks, clients): the node runs again
+      on resume, and so does each node fed by it.
     """
 
     name: str = ""
@@ -164,6 +168,7 @@ class Node:
         on_error: OnError = "raise",
         fallback: Any = MISSING,
         blocking: bool = True,
+        durable: bool = True,
     ):
         self.name = name or self.name or _snake(type(self).__name__)
         if timeout is not None and timeout <= 0:
@@ -178,6 +183,7 @@ class Node:
         self.on_error = on_error
         self.fallback = fallback
         self.blocking = blocking
+        self.durable = durable
         self._signature: Signature | None = None
         if timeout is not None and self._runs_inline():
             raise GraphError(f"node {self.name!r}: blocking=False runs this sync function on the event loop, "

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from plait.errors import (
     BudgetExceededError,
+    CheckpointError,
     DeadlineExceededError,
     InputValidationError,
     LoopLimitError,
@@ -49,7 +50,7 @@ from plait.orchestrator._events import (
     RunStarted,
 )
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
-from plait.orchestrator._journal import RunCheckpoint, RunJournal, decode
+from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
 from plait.orchestrator._node import MISSING, Node, Route
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
 
@@ -98,7 +99,7 @@ class _RunState:
         self.limiter = anyio.CapacityLimiter(max_concurrency) if max_concurrency else None
         self.node_limiters: dict[str, anyio.CapacityLimiter] = {}
         self.cancel_requested = False
-        self.journal: RunJournal | None = None
+        self.journal: Journal = NO_JOURNAL
         self.t0 = time.perf_counter()
 
     def now(self) -> float:
@@ -341,10 +342,12 @@ class _Execution:
     async def _attempts(self, node: Node, full: str, record: NodeRecord, kwargs: dict[str, Any]) -> Any:
         state = self.state
         journal = state.journal
-        if journal is not None:
-            key, inputs_hash, stored = journal.lookup(full, kwargs)
-            if stored is not None:
-                return self._restored(full, record, stored)
+        try:
+            key, restored = journal.lookup(node, full, kwargs)
+        except CheckpointError as exc:
+            raise _Stop(NodeFailedError(full, exc)) from None
+        if restored is not None:
+            return self._restored(full, record, restored)
         record.status = "running"
         record.runs += 1
         if record.started is None:
@@ -391,16 +394,20 @@ class _Execution:
             route = None
             if isinstance(value, Route):
                 route = value.to.name if isinstance(value.to, Node) else str(value.to)
-            if journal is not None:  # committed before any dependant starts
-                journal.commit(key, inputs_hash, _portable(value), ctx.tokens, duration, attempt)
+            try:  # committed before any dependant starts
+                journal.commit(key, node, value, ctx.tokens, duration, attempt)
+            except CheckpointError as exc:
+                record.status = "failed"
+                record.error = f"{type(exc).__name__}: {exc}"
+                raise _Stop(NodeFailedError(full, exc)) from None
             state.emit(NodeFinished, node=full, duration=duration,
                        output=value.value if isinstance(value, Route) else value, route=route)
             return value
 
-    def _restored(self, full: str, record: NodeRecord, stored: Any) -> Any:
+    def _restored(self, full: str, record: NodeRecord, stored: Restored) -> Any:
         """Take a node's committed outcome from the checkpoint instead of running it again."""
         state = self.state
-        value = decode(stored.outcome)
+        value = stored.outcome
         record.status = "ok"
         record.runs += 1
         record.attempts += stored.attempts
@@ -449,13 +456,6 @@ class _Execution:
         if node.on_error == "skip":
             return _Skip(f"node {full!r} failed: {record.error}")
         raise _Stop(NodeFailedError(full, exc))
-
-
-def _portable(outcome: Any) -> Any:
-    """A Route names its target by string in the checkpoint (node objects are not stored)."""
-    if isinstance(outcome, Route) and isinstance(outcome.to, Node):
-        return Route(outcome.to.name, outcome.value)
-    return outcome
 
 
 def _validate_inputs(node: Node, kwargs: dict[str, Any], mapped: str | None) -> dict[str, Any]:
@@ -580,16 +580,12 @@ class Run:
             raise ValueError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
-        self.durable = None if checkpoint is None and run_id is None and not replay else RunCheckpoint(
-            graph, self.plan, checkpoint, run_id, replay, cache)
+        self.journal = open_journal(graph, self.plan, checkpoint, run_id, replay, cache)
         try:
-            if self.durable is not None and input is None and self.durable.stored is not None:
-                self.inputs = decode(self.durable.stored.input)
-            else:
-                self.inputs = bind_inputs(graph, self.plan, input)
+            recorded = self.journal.recorded_input() if input is None else None
+            self.inputs = recorded if recorded is not None else bind_inputs(graph, self.plan, input)
         except BaseException:
-            if self.durable is not None:
-                self.durable.close()
+            self.journal.close()
             raise
         self.backend, self.max_concurrency, self.deadline = backend, max_concurrency, deadline
         self.token_budget, self.trace, self.progress, self.keep_events = token_budget, trace, progress, keep_events
@@ -640,11 +636,11 @@ class Run:
             await self._drive()
 
     def _execute_with(self, sinks: list[Callable[[Event], None]]) -> None:
-        durable = self.durable
-        state = _RunState(self.graph.name, self.inputs, self.backend, self.token_budget,
-                          self.max_concurrency, sinks, self.keep_events, durable and durable.run_id)
-        if durable is not None:
-            state.journal = durable.begin(self.inputs, self.backend)
+        journal = self.journal
+        backend = journal.begin(self.inputs, self.backend)
+        state = _RunState(self.graph.name, self.inputs, backend, self.token_budget,
+                          self.max_concurrency, sinks, self.keep_events, journal.run_id)
+        state.journal = journal
         state.cancel_requested = self._cancel_requested
         self._execution = _Execution(self.plan, state, self.inputs, "")
         state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
@@ -668,8 +664,7 @@ class Run:
         self.error = error
 
     def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
-        if self.durable is not None:
-            self.durable.finish(output, status, error)
+        self.journal.finish(output, status, error)
         self.outcome = self._record(state, output, status)
         state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
                    error=None if error is None else str(error))

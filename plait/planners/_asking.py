@@ -23,7 +23,12 @@ class Asked:
 
 
 def constrained(params: SamplingParams, parser: Parser, backend: Any) -> SamplingParams:
-    """``params`` with the parser's constraint added when the backend honours structured outputs."""
+    """``params`` with the parser's constraint added when the backend honours structured outputs.
+
+    The one place strategies decide whether to send a parser's constraint. ``backend`` is ``ctx.backend``:
+    in a checkpointed run the recording wrapper, which on replay reports the recorded backend's capability,
+    so a replay builds the same requests.
+    """
     if params.constraint is not None or not parser.constrain:
         return params
     if not getattr(backend, "supports_structured_output", False):

@@ -96,7 +96,8 @@ class _StepNode(Node):
                  llm_params: SamplingParams):
         self.step, self.deps, self.known = step, sorted(deps), known
         self.runner, self.llm_params = runner, llm_params
-        super().__init__(step.id)
+        # not committed on its own: its tool results and model samples are recorded where they happen
+        super().__init__(step.id, durable=False)
 
     def signature(self) -> Signature:
         return Signature({d: Param(d, Any) for d in self.deps}, Any, "ctx")
@@ -110,7 +111,7 @@ class _Collect(Node):
 
     def __init__(self, ids: list[str]):
         self.ids = ids
-        super().__init__("evidence")
+        super().__init__("evidence", durable=False)
 
     def signature(self) -> Signature:
         return Signature({i: Param(i, Any) for i in self.ids}, dict[str, Any], None)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plait import Graph, Node, Param, Signature, SQLiteCheckpointer
-from plait.orchestrator._journal import decode
+from plait.durable._codec import load_json
 
 
 class Step(Node):
@@ -86,7 +86,7 @@ def test_random_dag_failures_checkpoint_and_resume(dag, x):
                 assert record.status == "skipped" and name not in calls, "a dependant of a failed node ran"
         # the checkpoint reloads to exactly the completed nodes and their outputs
         with SQLiteCheckpointer(path) as store:
-            stored = {k: decode(v.outcome) for k, v in store.load_nodes("r").items()}
+            stored = {k: load_json(v.outcome, k)["value"] for k, v in store.load_nodes("r").items()}
             assert store.get_run("r").status == ("partial" if bad else "ok")
         assert stored == {f"n{j}#0": expect[j] for j in range(len(parents)) if j not in bad}
         # resume with the faults cleared: finished nodes are restored, the rest run once

@@ -1,11 +1,11 @@
 """Checkpointed runs: finished nodes are restored on resume, never run twice; replay needs no model."""
 
-import logging
 import threading
 
 import pytest
 
 from plait import (
+    CheckpointError,
     CheckpointMismatchError,
     FunctionBackend,
     Graph,
@@ -288,11 +288,32 @@ async def test_replay_and_run_id_need_a_checkpoint(tmp_path):
         await g.run(1, checkpoint=tmp_path / "c.db", run_id="nope", replay=True)
 
 
-async def test_unpicklable_output_is_not_checkpointed_but_the_run_goes_on(store, caplog):
+async def test_an_output_json_cannot_hold_is_an_error_naming_the_node_and_type(store):
+    g = Graph("g")
+
+    @g.node
+    def make_lock(x: int) -> object:
+        return threading.Lock()
+
+    @g.node
+    def use(make_lock: object) -> str:
+        return type(make_lock).__name__
+
+    g.chain(make_lock, use)
+    with pytest.raises(NodeFailedError) as info:
+        await g.run(1, checkpoint=store, run_id="r")
+    assert isinstance(info.value.cause, CheckpointError)
+    message = str(info.value)
+    assert "'make_lock'" in message and "lock" in message and "durable=False" in message
+    assert len(message.splitlines()) == 1
+    assert store.load_nodes("r") == {}
+
+
+async def test_a_node_with_durable_false_is_not_checkpointed_and_runs_again(store):
     g = Graph("g")
     ran = []
 
-    @g.node
+    @g.node(durable=False)
     def make_lock(x: int) -> object:
         ran.append(x)
         return threading.Lock()
@@ -302,8 +323,37 @@ async def test_unpicklable_output_is_not_checkpointed_but_the_run_goes_on(store,
         return type(make_lock).__name__
 
     g.chain(make_lock, use)
-    with caplog.at_level(logging.WARNING, logger="plait.durable"):
-        result = await g.run(1, checkpoint=store, run_id="r")
-    assert result.output == "lock" and "cannot be pickled" in caplog.text
+    result = await g.run(1, checkpoint=store, run_id="r")
+    assert result.output == "lock"
     await g.run(1, checkpoint=store, run_id="r")
     assert ran == [1, 1]  # not restorable, so it ran again
+    assert store.load_nodes("r") == {}  # neither it nor `use` (fed by it) was committed
+
+
+async def test_outputs_load_back_with_their_declared_type_and_a_wrong_one_is_refused(store):
+    g = Graph("g")
+    ran = []
+
+    @g.node
+    def pair(x: int) -> tuple[int, int]:
+        ran.append(x)
+        return (x, x + 1)
+
+    @g.node
+    def loose(pair: tuple[int, int]):  # no annotation: comes back as JSON
+        return pair
+
+    @g.node
+    def wrong(loose: list[int]) -> int:
+        return "not a number" if fail.on else 1  # type: ignore[return-value]
+
+    fail = Flag()
+    g.chain(pair, loose, wrong)
+    with pytest.raises(NodeFailedError, match=r"node 'wrong' .* str, which does not load back .* int"):
+        await g.run(1, checkpoint=store, run_id="r")
+    fail.on = False
+    result = await g.run(1, checkpoint=store, run_id="r")
+    assert ran == [1] and result.output == 1
+    assert result.nodes["pair"].restored == result.nodes["loose"].restored == 1
+    assert type(result.nodes["pair"].output) is tuple and result.nodes["pair"].output == (1, 2)
+    assert result.nodes["loose"].output == [1, 2]  # typed Any: plain JSON
