@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from plait.durable._store import Checkpointer, SQLiteCheckpointer, StoredNode, StoredRun
+from plait.durable._store import StoredNode, StoredRun, open_store
 from plait.errors import CheckpointError, CheckpointMismatchError, ReplayMissError
 from plait.executors._base import Backend, Completion, Request, Sample
 
@@ -253,11 +253,11 @@ class RunCheckpoint:
 
     def __init__(self, graph: Any, plan: Any, checkpoint: Any, run_id: str | None, replay: bool, cache: bool):
         if checkpoint is None:
-            raise ValueError("run_id= and replay= need checkpoint= (a Checkpointer or the path of an SQLite file)")
+            raise ValueError("run_id= and replay= need checkpoint= "
+                             "(a Checkpointer, an SQLite file or a postgresql:// URL)")
         if replay and not run_id:
             raise ValueError("replay=True needs run_id= of a recorded run")
-        self.owned = not isinstance(checkpoint, Checkpointer)
-        self.store = SQLiteCheckpointer(checkpoint) if self.owned else checkpoint
+        self.store, self.owned = open_store(checkpoint)
         self.graph, self.replay, self.cache = graph.name, replay, cache
         self.fingerprint = fingerprint(plan)
         self.run_id = run_id or f"{graph.name}-{uuid.uuid4().hex[:12]}"
