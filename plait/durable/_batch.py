@@ -174,20 +174,26 @@ class _Batch:
 
         try:
             while pending:  # each pass runs what it can take; inputs other workers hold wait for the next
-                todo, busy = deque(pending), []
+                todo, busy, errors = deque(pending), [], []
 
-                async def worker() -> None:
-                    while todo:
-                        i = todo.popleft()
-                        item = await self._attempt(i)
-                        if item is None:
-                            busy.append(i)
-                        else:
-                            settle(item)
+                async def worker(scope: anyio.CancelScope) -> None:
+                    try:
+                        while todo:
+                            i = todo.popleft()
+                            item = await self._attempt(i)
+                            if item is None:
+                                busy.append(i)
+                            else:
+                                settle(item)
+                    except Exception as exc:  # the store or the results file failed: stop, report it plainly
+                        errors.append(exc)
+                        scope.cancel()
 
                 async with anyio.create_task_group() as tg:
                     for _ in range(min(concurrency, len(todo))):
-                        tg.start_soon(worker)
+                        tg.start_soon(worker, tg.cancel_scope)
+                if errors:
+                    raise errors[0]
                 pending = sorted(busy)
                 if pending:
                     await anyio.sleep(min(max(self.lease / 10, 0.05), 1.0))
