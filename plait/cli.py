@@ -280,5 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m plait.cli`: run the imported module, so its UsageError is the one raised
+    from plait.cli import main as _main
+
+    sys.exit(_main())

@@ -168,10 +168,10 @@ def checked_run(row: tuple | list, where: str) -> StoredRun:
     if status not in STATUSES:
         raise _malformed(where, f"run {run_id[:60]!r} with status {str(status)[:20]!r}")
     if error is not None and not isinstance(error, str):
-        raise _malformed(where, f"a {type(error).__name__} as run {run_id[:60]!r}'s error")
+        raise _malformed(where, f"a {type(error).__name__} as the error of run {run_id[:60]!r}")
     for name, value in (("created", created), ("updated", updated)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _malformed(where, f"a {type(value).__name__} as run {run_id[:60]!r}'s {name} time")
+            raise _malformed(where, f"a {type(value).__name__} as the {name} time of run {run_id[:60]!r}")
     return StoredRun(run_id, graph, fp, checked_payload(input_, where, "a run's input"), model, status,
                      None if output is None else checked_payload(output, where, "a run's output"),
                      error, float(created), float(updated))

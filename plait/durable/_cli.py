@@ -37,6 +37,8 @@ def read_inputs(path: str) -> list[Any]:
 
 async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) -> int:
     """Run the batch; exit 0 when every input succeeded, 1 when some failed (each has its error line)."""
+    from plait.cli import UsageError
+
     inputs = read_inputs(args.inputs)
     batch_id = args.run_id or Path(args.inputs).stem
     show = args.progress or sys.stderr.isatty()
