@@ -147,12 +147,18 @@ class PostgresCheckpointer(Checkpointer):
             with self._lock:
                 pending, self._pending = self._pending, {}
             try:
-                with self._connection() as conn, conn.transaction():
-                    if pending:
-                        conn.cursor().executemany(
-                            "INSERT INTO plait_node_groups (run_id, entries) VALUES (%s, %s)",
-                            [(run_id, encode_group(nodes)) for run_id, nodes in pending.items()])
-                    return 0 if sql is None else conn.execute(sql, args).rowcount
+                with self._connection() as conn:
+                    if not pending:  # one statement is its own transaction: one round trip
+                        return conn.execute(sql, args).rowcount if sql is not None else 0
+                    groups = (f"INSERT INTO plait_node_groups (run_id, entries) VALUES "
+                              f"{', '.join(['(%s, %s)'] * len(pending))}",
+                              tuple(v for run_id, nodes in pending.items() for v in (run_id, encode_group(nodes))))
+                    if sql is None:
+                        conn.execute(*groups)
+                        return 0
+                    with conn.transaction():
+                        conn.execute(*groups)
+                        return conn.execute(sql, args).rowcount
             except BaseException as exc:
                 with self._lock:  # not written: keep them for the next attempt, before anything saved since
                     for run_id, nodes in pending.items():

@@ -56,7 +56,13 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """``with PostgresServer() as server: server.url`` (``fsync=False`` trades crash safety for speed)."""
+    """``with PostgresServer() as server: server.url``.
+
+    ``fsync=False`` (tests) trades crash safety of the server for speed;
+    ``fsync=True`` keeps it, with ``synchronous_commit=off`` (a commit does not
+    wait for its WAL flush: what SQLite's WAL mode with ``synchronous=NORMAL``
+    does), for the benchmark.
+    """
 
     def __init__(self, *, fsync: bool = False):
         self.bin = find_binaries()
@@ -76,8 +82,9 @@ class PostgresServer:
         subprocess.run(self._cmd("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                                  "--no-sync"), check=True, capture_output=True, timeout=120)
         options = f"-p {self.port} -h 127.0.0.1 -k {self.dir} -c max_connections=200"
+        options += " -c synchronous_commit=off"
         if not self.fsync:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            options += " -c fsync=off -c full_page_writes=off"
         subprocess.run(self._cmd("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w",
                                  "-t", "60", "start"), check=True, capture_output=True, timeout=90)
         return self

@@ -46,7 +46,7 @@ def _plait(*args: str, unprivileged: bool = False, limit: int | None = None) -> 
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=HERE,
-                          preexec_fn=cap_file_size if limit else None)
+                          env=dict(os.environ, PIPELINE_LATENCY="0"), preexec_fn=cap_file_size if limit else None)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
