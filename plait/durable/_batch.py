@@ -260,7 +260,7 @@ class _Batch:
             return None
 
         async def work() -> BatchItem:  # another worker may have finished it before we took the lease
-            done = self._finished(i, await store.call(store.get_run, key))
+            done = await store.call(lambda: self._finished(i, store.get_run(key)))
             return done if done is not None else await self._run_one(i)
 
         item = await while_leased(store, key, self.owner, self.lease, work)

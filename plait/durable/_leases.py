@@ -44,7 +44,12 @@ async def while_leased(store: Checkpointer, key: str, owner: str, ttl: float,
     async def renew(scope: anyio.CancelScope) -> None:
         while True:
             await anyio.sleep(ttl / 3)
-            if not await store.call(store.renew_lease, key, owner, ttl):
+            try:
+                held = await store.call(store.renew_lease, key, owner, ttl)
+            except Exception as exc:  # the store hiccuped: the work's own commits will say if it is gone
+                log.warning("could not renew the lease on %s (%s); trying again in %.1fs", key, exc, ttl / 3)
+                continue
+            if not held:
                 log.warning("lease on %s was taken over by another worker (this one stalled for longer than the "
                             "lease, %.1fs); leaving it to that worker", key, ttl)
                 outcome["lost"] = True
