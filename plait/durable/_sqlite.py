@@ -25,7 +25,8 @@ _TABLES = {
 }
 _RUN_COLUMNS = "run_id, graph, fingerprint, input, model, status, output, error, created, updated"
 _TAKE = ("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-         "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner OR leases.expires <= ?")
+         "owner = excluded.owner, expires = excluded.expires "
+         "WHERE leases.owner = excluded.owner OR leases.expires <= ?")
 
 
 class SQLiteCheckpointer(Checkpointer):

@@ -5,7 +5,6 @@ over), graph fingerprints, concurrent writers, and a process killed between
 a commit and anything after it.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from collections import Counter
 import anyio
 import pytest
 
-from plait import CheckpointMismatchError, Graph, MemoryCheckpointer, PostgresCheckpointer, SQLiteCheckpointer, run_batch
+from plait import (CheckpointMismatchError, Graph, MemoryCheckpointer, PostgresCheckpointer, SQLiteCheckpointer,
+                   run_batch)
 from plait.durable import StoredNode, StoredRun
 
 pytestmark = pytest.mark.anyio

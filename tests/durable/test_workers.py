@@ -9,8 +9,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 HERE = Path(__file__).parent
 PIPELINE = f"{HERE / 'batch_pipeline.py'}:graph"
 N = 160
