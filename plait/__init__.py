@@ -63,6 +63,7 @@ from plait.durable import (
     BatchResult,
     Checkpointer,
     MemoryCheckpointer,
+    PostgresCheckpointer,
     run_batch,
     SQLiteCheckpointer,
 )
@@ -185,7 +186,7 @@ __all__ = [
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
     "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
     # durable runs: checkpoints, resume, replay, batches (plait.durable)
-    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "run_batch", "BatchResult", "BatchItem",
+    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "BatchResult", "BatchItem",
     # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",

@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", action="store_true", help="show a live progress display on stderr")
     durable = run.add_argument_group("durable runs")
     durable.add_argument("--checkpoint", default=None, metavar="DB",
-                         help="commit every finished node to this SQLite file (created if absent)")
+                         help="commit every finished node to this SQLite file (created if absent) "
+                              "or postgresql:// database")
     durable.add_argument("--run-id", default=None, help="the run (or batch) to start or resume in --checkpoint")
     durable.add_argument("--replay", action="store_true",
                          help="re-run --run-id from its recorded LLM responses and tool results (no model)")
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--concurrency", type=int, default=4, help="inputs running at once (default 4)")
     batch.add_argument("--id-field", default=None, help="key of each input line that identifies it")
     batch.add_argument("--retry-failed", action="store_true", help="run inputs whose recorded run failed again")
+    batch.add_argument("--force", action="store_true",
+                       help="drop the results of a batch recorded for another graph (or version) instead of refusing")
+    batch.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
+                       help="how long a killed worker's inputs wait before others take them over (default 30)")
 
     graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="MODULE:GRAPH")
@@ -103,8 +108,11 @@ def _print_output(output: Any) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.inputs and args.input is not None:
         raise UsageError("give either --input (one run) or --inputs (a batch), not both")
-    if (args.output or args.id_field or args.retry_failed) and not args.inputs:
-        raise UsageError("--output, --id-field and --retry-failed belong to batch runs: add --inputs FILE.jsonl")
+    if (args.output or args.id_field or args.retry_failed or args.force) and not args.inputs:
+        raise UsageError("--output, --id-field, --retry-failed and --force belong to batch runs: "
+                         "add --inputs FILE.jsonl")
+    if not args.lease > 0:
+        raise UsageError(f"--lease must be > 0 seconds, got {args.lease}")
     if (args.run_id or args.replay) and not args.checkpoint:
         raise UsageError("--run-id and --replay need --checkpoint DB")
     if args.replay and not args.run_id:

@@ -2,18 +2,23 @@
 
 Input ``i`` runs as run ``BATCH/i`` on the shared backend. With a checkpoint,
 an input whose run already finished is not run again (its recorded result is
-reused), and a run cut short resumes from its committed nodes. A failing input
-gets an error record and the batch goes on. The results file gets one JSON line
-per input as it finishes; at the end it is rewritten in input order. A file
-left by a killed batch (a torn last line, lines missing for runs the checkpoint
-finished) is repaired on resume, so every input ends with exactly one line.
+reused), and a run cut short resumes from its committed nodes. A batch whose
+checkpoint was written by another graph (or another version of it: other
+nodes, edges or types) is refused, or with ``force=True`` its old results are
+dropped. A failing input gets an error record and the batch goes on.
+
+Several workers (processes, on several machines with PostgreSQL) may run one
+batch together: each input is leased to one worker while it runs (see
+``_leases``), so none runs twice, and a killed worker's inputs are taken over
+when its leases expire. Every worker returns (and writes) every input's
+result, those the others finished included.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,10 +28,15 @@ from typing import Any
 import anyio
 from pydantic_core import to_jsonable_python
 
-from plait.durable._store import Checkpointer, SQLiteCheckpointer
-from plait.errors import PlaitError, RunError
+from plait.durable._base import Checkpointer, StoredRun
+from plait.durable._leases import LOST, while_leased, worker_id
+from plait.durable._results import ResultsFile, results_target
+from plait.durable._store import open_store
+from plait.errors import CheckpointMismatchError, PlaitError, RunError
 
 __all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
+
+log = logging.getLogger("plait.durable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +57,7 @@ class BatchItem:
     error: str | None = None
     retries: int = 0
     tokens: int = 0
-    resumed: bool = False  # finished by an earlier, interrupted batch
+    resumed: bool = False  # finished by an earlier batch or another worker
 
     def to_json(self) -> str:
         data = {"index": self.index, "id": self.id, "status": self.status, "output": self.output,
@@ -85,54 +95,31 @@ async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, c
                     checkpoint: Checkpointer | str | Path | None = None, batch_id: str = "batch",
                     output: str | Path | None = None, id_field: str | None = None, progress: bool = False,
                     retry_failed: bool = False, on_item: Callable[[BatchItem], None] | None = None,
-                    **run_options: Any) -> BatchResult:
+                    force: bool = False, lease: float = 30.0, **run_options: Any) -> BatchResult:
     """Run ``graph`` over every input; see the module docstring.
 
-    ``id_field`` names a key of dict inputs that identifies the input (it is
-    removed from the input unless the graph takes it); otherwise the id is the
-    input's index. ``retry_failed`` runs inputs whose recorded run failed again.
-    ``run_options`` go to each :class:`~plait.Run` (deadline, token_budget...).
+    ``checkpoint``: a :class:`~plait.Checkpointer`, an SQLite file or a
+    ``postgresql://`` URL. ``id_field`` names a key of dict inputs that
+    identifies the input (it is removed from the input unless the graph takes
+    it); otherwise the id is the input's index. ``retry_failed`` runs inputs
+    whose recorded run failed again. ``force`` drops the results of runs
+    recorded for another graph instead of refusing the batch. ``lease``:
+    seconds a worker holds an input without renewing (a killed worker's inputs
+    wait that long). ``run_options`` go to each :class:`~plait.Run`.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     if "/" in batch_id or not batch_id:
         raise ValueError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
-    items_in = list(inputs)
-    owned = checkpoint is not None and not isinstance(checkpoint, Checkpointer)
-    store = SQLiteCheckpointer(checkpoint) if owned else checkpoint
-    t0 = time.perf_counter()
+    if not lease > 0:
+        raise ValueError(f"lease must be > 0 seconds, got {lease}")
+    if output is not None:
+        results_target(output)  # a directory or a device is refused before anything runs
+    items = list(inputs)
+    store, owned = open_store(checkpoint) if checkpoint is not None else (None, False)
     try:
-        results: list[BatchItem | None] = [None] * len(items_in)
-        for i, value in enumerate(items_in):
-            results[i] = _finished_earlier(store, graph, batch_id, i, value, id_field, retry_failed)
-        writer = _ResultsFile(output, resume=store is not None) if output is not None else None
-        if writer is not None:
-            writer.complete([r for r in results if r is not None])
-        todo = deque(i for i, r in enumerate(results) if r is None)
-        display = _Progress(len(items_in), len(items_in) - len(todo)) if progress else None
-
-        async def worker() -> None:
-            while todo:
-                i = todo.popleft()
-                item = await _run_one(graph, i, items_in[i], id_field, backend, store, batch_id, run_options)
-                results[i] = item
-                if writer is not None:
-                    writer.add(item)
-                if display is not None:
-                    display.advance(item)
-                if on_item is not None:
-                    on_item(item)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(min(concurrency, len(todo))):
-                    tg.start_soon(worker)
-        finally:
-            if display is not None:
-                display.close()
-            if writer is not None:
-                writer.close(sort=all(r is not None for r in results))
-        return BatchResult([r for r in results if r is not None], time.perf_counter() - t0)
+        batch = _Batch(graph, items, store, batch_id, id_field, retry_failed, lease, backend, run_options)
+        return await batch.run(concurrency, output, progress, on_item, force)
     finally:
         if owned:
             store.close()
@@ -148,108 +135,165 @@ def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[An
     return ident, {k: v for k, v in value.items() if k != id_field}
 
 
-def _finished_earlier(store: Checkpointer | None, graph: Any, batch_id: str, i: int, value: Any,
-                      id_field: str | None, retry_failed: bool) -> BatchItem | None:
-    if store is None or isinstance(value, InvalidInput):
-        return None
-    stored = store.get_run(f"{batch_id}/{i}")
-    if stored is None or not stored.finished or (stored.status == "failed" and retry_failed):
-        return None
-    from plait.durable._codec import digest, load_inputs, load_json
-    from plait.orchestrator._runtime import bind_inputs
+class _Batch:
+    """One worker's view of a batch: which inputs are done, which to take, and running them."""
 
-    ident, given = _split(value, i, id_field, graph)
-    plan = graph._compile()
-    try:
-        recorded = load_inputs(plan.input_params, stored.input, f"recorded input of run {stored.run_id!r}")
-        if digest(recorded) != digest(bind_inputs(graph, plan, given)):
-            return None  # the input changed: running it reports the mismatch as this input's error
-        output = load_json(stored.output, f"recorded output of run {stored.run_id!r}")
-    except PlaitError:
-        return None
-    tokens = sum(n.prompt_tokens + n.completion_tokens for n in store.load_nodes(stored.run_id).values())
-    return BatchItem(i, ident, stored.status, output, stored.error, 0, tokens, resumed=True)
+    def __init__(self, graph: Any, items: list[Any], store: Checkpointer | None, batch_id: str,
+                 id_field: str | None, retry_failed: bool, lease: float, backend: Any, run_options: dict):
+        from plait.orchestrator._journal import fingerprint
 
+        self.graph, self.items, self.store, self.batch_id = graph, items, store, batch_id
+        self.id_field, self.retry_failed, self.lease = id_field, retry_failed, lease
+        self.backend, self.run_options = backend, run_options
+        self.fingerprint = fingerprint(graph._compile())
+        self.owner = worker_id()
+        self.stale: dict[int, float] = {}  # failed runs to retry: when they were recorded
+        self.results: list[BatchItem | None] = [None] * len(items)
 
-async def _run_one(graph: Any, i: int, value: Any, id_field: str | None, backend: Any, store: Any,
-                   batch_id: str, run_options: dict[str, Any]) -> BatchItem:
-    if isinstance(value, InvalidInput):
-        return BatchItem(i, i, "failed", error=value.error)
-    ident, given = _split(value, i, id_field, graph)
-    options = dict(run_options, keep_events=False)
-    if store is not None:
-        options.update(checkpoint=store, run_id=f"{batch_id}/{i}")
-    try:
-        result = await graph.run(given, backend=backend, **options)
-    except RunError as exc:
-        partial = exc.partial
-        retries = sum(r.retries for r in partial.nodes.values()) if partial else 0
-        tokens = partial.tokens.total if partial else 0
-        status = "cancelled" if partial is not None and partial.status == "cancelled" else "failed"
-        return BatchItem(i, ident, status, None, _first_line(exc), retries, tokens)
-    except (PlaitError, ValueError) as exc:  # input that does not fit, a mismatched checkpoint
-        return BatchItem(i, ident, "failed", None, f"{type(exc).__name__}: {_first_line(exc)}")
-    retries = sum(r.retries for r in result.nodes.values())
-    error = "; ".join(f"{n}: {e}" for n, e in result.failures.items()) or None
-    return BatchItem(i, ident, result.status, result.output, error, retries, result.tokens.total)
+    async def run(self, concurrency: int, output: str | Path | None, progress: bool,
+                  on_item: Callable[[BatchItem], None] | None, force: bool) -> BatchResult:
+        t0 = time.perf_counter()
+        if self.store is not None:
+            await self.store.call(self._finished_earlier, force)
+        writer = ResultsFile(output, resume=self.store is not None) if output is not None else None
+        if writer is not None:  # a kill may have come between a commit and its line
+            for item in self.results:
+                if item is not None and item.index not in writer.lines:
+                    writer.add(item.index, item.to_json())
+        pending = [i for i, item in enumerate(self.results) if item is None]
+        display = _Progress(len(self.items), len(self.items) - len(pending)) if progress else None
+
+        def settle(item: BatchItem) -> None:
+            self.results[item.index] = item
+            if writer is not None:
+                writer.add(item.index, item.to_json())
+            if display is not None:
+                display.advance(item)
+            if on_item is not None:
+                on_item(item)
+
+        try:
+            while pending:  # each pass runs what it can take; inputs other workers hold wait for the next
+                todo, busy, errors = deque(pending), [], []
+
+                async def worker(scope: anyio.CancelScope) -> None:
+                    try:
+                        while todo:
+                            i = todo.popleft()
+                            item = await self._attempt(i)
+                            if item is None:
+                                busy.append(i)
+                            else:
+                                settle(item)
+                    except Exception as exc:  # the store or the results file failed: stop, report it plainly
+                        errors.append(exc)
+                        scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(min(concurrency, len(todo))):
+                        tg.start_soon(worker, tg.cancel_scope)
+                if errors:
+                    raise errors[0]
+                pending = sorted(busy)
+                if pending:
+                    await anyio.sleep(min(max(self.lease / 10, 0.05), 1.0))
+        finally:
+            if display is not None:
+                display.close()
+            if writer is not None:
+                writer.close(sort=all(item is not None for item in self.results))
+        return BatchResult([item for item in self.results if item is not None], time.perf_counter() - t0)
+
+    def _finished_earlier(self, force: bool) -> None:
+        """Refuse a checkpoint of another graph (or drop its runs, ``force``); take over finished inputs."""
+        stored = {run.run_id: run for run in self.store.list_runs(f"{self.batch_id}/")}
+        foreign = [run for run in stored.values() if not self._ours(run)]
+        if foreign and not force:
+            run = foreign[0]
+            raise CheckpointMismatchError(
+                f"batch {self.batch_id!r} in the checkpoint was run with another graph ({len(foreign)} of its "
+                f"runs, e.g. {run.run_id!r}, were recorded for graph {run.graph!r} with different nodes, edges or "
+                "types); use another batch id (--run-id), or force=True (--force) to drop its old results")
+        for run in foreign:
+            log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
+            self.store.delete_run(run.run_id)
+            del stored[run.run_id]
+        for i in range(len(self.items)):
+            run = stored.get(f"{self.batch_id}/{i}")
+            if run is not None:
+                self.results[i] = self._finished(i, run, at_start=True)
+
+    def _ours(self, run: StoredRun) -> bool:
+        return run.graph == self.graph.name and run.fingerprint == self.fingerprint
+
+    def _finished(self, i: int, stored: StoredRun | None, *, at_start: bool = False) -> BatchItem | None:
+        """Input ``i``'s recorded result, if its run finished (and is not a failure to retry) for this input."""
+        value = self.items[i]
+        if stored is None or not stored.finished or isinstance(value, InvalidInput) or not self._ours(stored):
+            return None
+        if stored.status == "failed" and self.retry_failed:
+            if at_start:
+                self.stale[i] = stored.updated
+                return None
+            if self.stale.get(i) == stored.updated:
+                return None  # still the failure this batch set out to retry
+        from plait.durable._codec import digest, load_inputs, load_json
+        from plait.orchestrator._runtime import bind_inputs
+
+        ident, given = _split(value, i, self.id_field, self.graph)
+        plan = self.graph._compile()
+        try:
+            recorded = load_inputs(plan.input_params, stored.input, f"recorded input of run {stored.run_id!r}")
+            if digest(recorded) != digest(bind_inputs(self.graph, plan, given)):
+                return None  # the input changed: running it reports the mismatch as this input's error
+            output = load_json(stored.output, f"recorded output of run {stored.run_id!r}")
+        except PlaitError:
+            return None
+        tokens = sum(n.prompt_tokens + n.completion_tokens for n in self.store.load_nodes(stored.run_id).values())
+        return BatchItem(i, ident, stored.status, output, stored.error, 0, tokens, resumed=True)
+
+    async def _attempt(self, i: int) -> BatchItem | None:
+        """Run input ``i`` under its lease; None if another worker holds it (or took it over)."""
+        store = self.store
+        if store is None or isinstance(self.items[i], InvalidInput):
+            return await self._run_one(i)
+        key = f"{self.batch_id}/{i}"
+        if not await store.call(store.take_lease, key, self.owner, self.lease):
+            return None
+
+        async def work() -> BatchItem:  # another worker may have finished it before we took the lease
+            done = await store.call(lambda: self._finished(i, store.get_run(key)))
+            return done if done is not None else await self._run_one(i)
+
+        item = await while_leased(store, key, self.owner, self.lease, work)
+        return None if item is LOST else item
+
+    async def _run_one(self, i: int) -> BatchItem:
+        value = self.items[i]
+        if isinstance(value, InvalidInput):
+            return BatchItem(i, i, "failed", error=value.error)
+        ident, given = _split(value, i, self.id_field, self.graph)
+        options = dict(self.run_options, keep_events=False)
+        if self.store is not None:
+            options.update(checkpoint=self.store, run_id=f"{self.batch_id}/{i}")
+        try:
+            result = await self.graph.run(given, backend=self.backend, **options)
+        except RunError as exc:
+            partial = exc.partial
+            retries = sum(r.retries for r in partial.nodes.values()) if partial else 0
+            tokens = partial.tokens.total if partial else 0
+            status = "cancelled" if partial is not None and partial.status == "cancelled" else "failed"
+            return BatchItem(i, ident, status, None, _first_line(exc), retries, tokens)
+        except (PlaitError, ValueError) as exc:  # input that does not fit, a mismatched checkpoint
+            return BatchItem(i, ident, "failed", None, f"{type(exc).__name__}: {_first_line(exc)}")
+        retries = sum(r.retries for r in result.nodes.values())
+        error = "; ".join(f"{n}: {e}" for n, e in result.failures.items()) or None
+        return BatchItem(i, ident, result.status, result.output, error, retries, result.tokens.total)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-class _ResultsFile:
-    """The JSONL results file: appended as inputs finish, repaired on resume, sorted at the end."""
-
-    def __init__(self, path: str | Path, *, resume: bool):
-        self.path = Path(path)
-        self.lines: dict[int, str] = {}
-        if resume and self.path.exists():
-            self.lines = _read_results(self.path)
-        self._rewrite(sorted(self.lines.items()))
-        self.file = self.path.open("a", encoding="utf-8")
-
-    def complete(self, items: list[BatchItem]) -> None:
-        """Write lines for inputs the checkpoint finished but the file lacks (a kill came in between)."""
-        for item in items:
-            if item.index not in self.lines:
-                self.add(item)
-
-    def add(self, item: BatchItem) -> None:
-        line = item.to_json()
-        self.lines[item.index] = line
-        self.file.write(line + "\n")
-        self.file.flush()
-
-    def close(self, *, sort: bool) -> None:
-        self.file.close()
-        if sort:
-            self._rewrite(sorted(self.lines.items()))
-
-    def _rewrite(self, lines: list[tuple[int, str]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for _, line in lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-
-def _read_results(path: Path) -> dict[int, str]:
-    """Complete, parseable lines by input index (the first line wins; a torn last line is dropped)."""
-    lines: dict[int, str] = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for raw in f:
-            if not raw.endswith("\n"):
-                break
-            try:
-                index = json.loads(raw)["index"]
-            except (ValueError, KeyError, TypeError):
-                continue
-            if isinstance(index, int):
-                lines.setdefault(index, raw.rstrip("\n"))
-    return lines
 
 
 class _Progress:

@@ -42,6 +42,8 @@ def read_inputs(path: str) -> list[Any]:
 
 async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) -> int:
     """Run the batch; exit 0 when every input succeeded, 1 when some failed (each has its error line)."""
+    from plait.cli import UsageError
+
     inputs = read_inputs(args.inputs)
     batch_id = args.run_id or Path(args.inputs).stem
     show = args.progress or sys.stderr.isatty()
@@ -54,12 +56,20 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
         token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency)
     common = dict(backend=backend, concurrency=args.concurrency, checkpoint=args.checkpoint, batch_id=batch_id,
                   output=args.output, id_field=args.id_field, progress=show, retry_failed=args.retry_failed,
-                  on_item=None if args.output else to_stdout, **options)
-    if backend is None:
-        result = await run_batch(graph, inputs, **common)
-    else:
-        async with backend:
+                  on_item=None if args.output else to_stdout, force=args.force, lease=args.lease, **options)
+    try:
+        if backend is None:
             result = await run_batch(graph, inputs, **common)
+        else:
+            async with backend:
+                result = await run_batch(graph, inputs, **common)
+    except ValueError as exc:  # e.g. --output names a directory
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # the results file could not be written (a full disk)
+        name = exc.filename or args.output
+        print(f"plait: error: cannot write {name}: {exc.strerror or exc}; free space and run the same command "
+              "again (with --checkpoint, finished inputs are kept)", file=sys.stderr)
+        return 1
     print(result.summary(), file=sys.stderr)
     return 1 if result.failed else 0
 
@@ -67,18 +77,18 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``plait runs CHECKPOINT``: what a checkpoint holds."""
     runs = sub.add_parser("runs", help="list the runs recorded in a checkpoint file")
-    runs.add_argument("checkpoint", help="the SQLite checkpoint file")
+    runs.add_argument("checkpoint", help="the SQLite checkpoint file or postgresql:// URL")
     runs.add_argument("--prefix", default="", help="only run ids starting with this (a batch: 'BATCH/')")
 
 
 def runs_command(args: argparse.Namespace) -> int:
     """Print one line per run: id, graph, status, nodes committed, last update; then counts by status."""
     from plait.cli import UsageError
-    from plait.durable._store import SQLiteCheckpointer
+    from plait.durable._store import is_url, open_store
 
-    if not Path(args.checkpoint).is_file():
+    if not is_url(args.checkpoint) and not Path(args.checkpoint).is_file():
         raise UsageError(f"no checkpoint file {args.checkpoint!r}")
-    with SQLiteCheckpointer(args.checkpoint) as store:
+    with open_store(args.checkpoint)[0] as store:
         runs = store.list_runs(args.prefix)
         print(f"{'run id':<32} {'graph':<20} {'status':<10} {'nodes':>6}  updated (UTC)")
         counts: dict[str, int] = {}

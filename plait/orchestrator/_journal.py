@@ -116,7 +116,7 @@ def open_journal(graph: Graph, plan: _Plan, checkpoint: Any, run_id: str | None,
     if checkpoint is None and run_id is None and not replay:
         return NO_JOURNAL
     if checkpoint is None:
-        raise ValueError("run_id= and replay= need checkpoint= (a Checkpointer or the path of an SQLite file)")
+        raise ValueError("run_id= and replay= need checkpoint= (a Checkpointer, an SQLite file or a postgresql:// URL)")
     if not _opener:
         raise RuntimeError("checkpoint= needs plait.durable; `import plait` registers it")
     return _opener[0](graph, plan, checkpoint, run_id=run_id, replay=replay, cache=cache)

@@ -1,6 +1,14 @@
-"""A deterministic three-node graph over a scripted backend, run as a batch by the fault tests."""
+"""A deterministic three-node graph over a scripted backend, run as a batch by the fault tests.
+
+``PIPELINE_EFFECTS=DIR``: each node, as it completes, appends ``NODE PID`` to
+``DIR/X`` (X: the input), so a test counts how often each node ran and where.
+``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` writes ``DIR/hanging``
+and never returns (a worker to kill while it provably holds an input).
+"""
 
 import os
+import time
+from pathlib import Path
 
 import anyio
 
@@ -8,24 +16,44 @@ from plait import FunctionBackend, Graph, Request, RunContext, SamplingParams
 
 graph = Graph("pipeline")
 LATENCY = float(os.environ.get("PIPELINE_LATENCY", "0.02"))
+EFFECTS = os.environ.get("PIPELINE_EFFECTS")
+HANG_AFTER = int(os.environ.get("PIPELINE_HANG_AFTER", "0"))
+_refines = 0
+
+
+def _effect(node: str, x: int) -> None:
+    if EFFECTS:
+        fd = os.open(Path(EFFECTS) / str(x), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"{node} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
 
 
 @graph.node
 async def draft(x: int, ctx: RunContext) -> str:
     completion = await ctx.generate(Request(prompt=f"draft for {x}", params=SamplingParams(max_tokens=8)))
+    _effect("draft", x)
     return completion.text
 
 
 @graph.node
 async def refine(draft: str, x: int) -> str:
+    global _refines
+    _refines += 1
+    if _refines == HANG_AFTER:
+        (Path(EFFECTS) / "hanging").write_text(f"{x} {os.getpid()} {time.time()}")
+        await anyio.sleep_forever()
     await anyio.sleep(LATENCY)
     if x % 50 == 49:
         raise ValueError(f"input {x} is poisoned")
+    _effect("refine", x)
     return draft.upper()
 
 
 @graph.node
 def score(refine: str, x: int) -> dict:
+    _effect("score", x)
     return {"x": x, "text": refine, "score": (x * 7919) % 101}
 
 

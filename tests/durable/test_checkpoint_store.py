@@ -1,38 +1,13 @@
-"""Both checkpointers store the same things; a bad checkpoint file is refused and left untouched."""
+"""A bad SQLite checkpoint file is refused and left untouched (what every store does: test_store_conformance)."""
 
 import sqlite3
 
 import pytest
 
-from plait import CheckpointError, Graph, MemoryCheckpointer, SQLiteCheckpointer
+from plait import CheckpointError, Graph, SQLiteCheckpointer
 from plait.durable import StoredNode, StoredRun
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    s = MemoryCheckpointer() if request.param == "memory" else SQLiteCheckpointer(tmp_path / "c.db")
-    yield s
-    s.close()
-
-
-def test_runs_nodes_and_records_round_trip(store):
-    store.put_run(StoredRun("b/1", "g", "fp", b"in", "m"))
-    store.put_run(StoredRun("b/2", "g", "fp", b"in2", "m", status="ok", output=b"out"))
-    store.put_run(StoredRun("other", "g", "fp", b"x"))
-    assert store.get_run("b/2").status == "ok" and store.get_run("b/2").output == b"out"
-    assert store.get_run("missing") is None
-    assert [r.run_id for r in store.list_runs("b/")] == ["b/1", "b/2"]
-    store.save_node("b/1", StoredNode("a#0", b"h1", b"v", 3, 4, 1, 1, 0.5, 2))
-    store.save_node("b/1", StoredNode("a#0", b"h2", b"w"))  # a re-run replaces the activation
-    store.save_node("b/1", StoredNode("a#1", b"h3", b"z"))
-    nodes = store.load_nodes("b/1")
-    assert set(nodes) == {"a#0", "a#1"} and nodes["a#0"].inputs_hash == b"h2"
-    assert store.load_nodes("b/2") == {}
-    store.put_record("k", b"first")
-    store.put_record("k", b"second")  # records are write-once
-    assert store.get_record("k") == b"first" and store.get_record("nope") is None
 
 
 def test_sqlite_checkpoint_survives_reopen(tmp_path):

@@ -122,6 +122,23 @@ def test_batch_eval_example_through_the_command_line(capsys, tmp_path):
     assert code == 0 and "(24 finished earlier)" in err
 
 
+def test_a_batch_resumed_with_another_graph_is_refused_unless_forced(capsys, module, tmp_path):
+    db, inputs, out = tmp_path / "runs.db", tmp_path / "qs.jsonl", tmp_path / "out.jsonl"
+    inputs.write_text('"a"\n"b"\n')
+    batch = ["run", f"{module}:graph", "--inputs", inputs, "--checkpoint", db, "--run-id", "b", "--output", out]
+    code, _, _ = _run(capsys, *batch)
+    assert code == 0 and _ran(module) == ["ask", "shout"] * 2
+    module.write_text(MODULE.replace("return ask.upper() + \"!\"", "return ask.upper() + \"?\"").replace(
+        "def shout(ask: str) -> str:", "def shout(ask: str) -> object:"))  # a new version: another output type
+    code, _, err = _run(capsys, *batch)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "batch 'b' in the checkpoint was run with another graph" in err and "--force" in err
+    assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == ["ANSWER TO A!", "ANSWER TO B!"]
+    code, _, err = _run(capsys, *batch, "--force")
+    assert code == 0, err
+    assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == ["ANSWER TO A?", "ANSWER TO B?"]
+
+
 def test_runs_lists_what_a_checkpoint_holds(capsys, module, tmp_path):
     db = tmp_path / "runs.db"
     inputs = tmp_path / "qs.jsonl"

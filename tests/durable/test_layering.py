@@ -32,11 +32,8 @@ def test_nothing_under_orchestrator_imports_durable_or_the_top_level_package():
 
 
 def test_no_module_of_plait_imports_pickle():
-    # plait/durable/_store.py is the d-stores branch's: its SQLite node groups lose their pickle there.
-    owned_elsewhere = {Path("durable/_store.py")}
     offenders = sorted(str(p.relative_to(PLAIT)) for p in PLAIT.rglob("*.py")
-                       if p.relative_to(PLAIT) not in owned_elsewhere
-                       and any(n.split(".")[0] in ("pickle", "cPickle", "dill", "shelve", "marshal")
+                       if any(n.split(".")[0] in ("pickle", "cPickle", "dill", "shelve", "marshal")
                                for n in _imports(p)))
     assert offenders == []
 
