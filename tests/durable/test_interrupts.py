@@ -1,5 +1,6 @@
 """Human-in-the-loop interrupts: a run stops for a question and resumes with the answer, however it is given."""
 
+import json
 import os
 import signal
 import subprocess
@@ -139,3 +140,48 @@ async def test_an_interrupt_id_counts_interrupts_within_one_activation():
     assert [(i["id"], i["question"]) for i in second.interrupts] == [("ask#0.1", "age?")]
     third = await g.run(None, checkpoint=store, run_id="f", resume={"ask#0.1": 36})
     assert third.output == "Ada 36"
+
+
+CLI_MODULE = '''
+from plait import Graph, RunContext
+
+graph = Graph("gate")
+
+@graph.node
+async def gate(x: int, ctx: RunContext) -> int:
+    return x + await ctx.interrupt({"add": "how much?"}, returns=int)
+'''
+
+
+def _cli(capsys, *argv):
+    from plait.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_line_exits_3_with_the_pending_interrupts_and_resumes_with_answers(capsys, tmp_path):
+    module = tmp_path / "gate.py"
+    module.write_text(CLI_MODULE)
+    db, target = tmp_path / "runs.db", f"{module}:graph"
+    code, out, err = _cli(capsys, "run", target, "--input", "1", "--checkpoint", db, "--run-id", "g")
+    assert code == 3 and json.loads(out) == [{"id": "gate#0.0", "node": "gate", "question": {"add": "how much?"}}]
+    assert "--resume-with" in err
+    code, out, err = _cli(capsys, "run", target, "--checkpoint", db, "--run-id", "g", "--resume-with", '{"gate#0.0": "x"}')
+    assert code == 1 and "'gate#0.0'" in err and "not a valid int" in err
+    code, out, _ = _cli(capsys, "run", target, "--checkpoint", db, "--run-id", "g", "--resume-with", '{"gate#0.0": 41}')
+    assert code == 0 and out.strip() == "42"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resume-with", "{}"], "--resume-with answers the interrupts of one run"),
+    (["--checkpoint", "DB", "--run-id", "g", "--resume-with", "{nope"], "--resume-with is not valid JSON"),
+    (["--checkpoint", "DB", "--run-id", "g", "--resume-with", "[1]"], "must be a JSON object"),
+])
+def test_resume_with_usage_errors_exit_2_with_one_line(capsys, tmp_path, extra, message):
+    module = tmp_path / "gate.py"
+    module.write_text(CLI_MODULE)
+    extra = [str(tmp_path / "runs.db") if a == "DB" else a for a in extra]
+    code, _, err = _cli(capsys, "run", f"{module}:graph", "--input", "1", *extra)
+    assert code == 2 and message in err and err.count("\n") == 1
