@@ -47,7 +47,8 @@ def check_answers(resume: Any, checkpoint: Any, run_id: str | None) -> dict[str,
     if not isinstance(resume, dict) or not all(isinstance(k, str) for k in resume):
         raise ValueError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
     if checkpoint is None or run_id is None:
-        raise ValueError("resume= needs checkpoint= and run_id= of the interrupted run (its answers are recorded there)")
+        raise ValueError("resume= needs checkpoint= and run_id= of the interrupted run "
+                         "(its answers are recorded there)")
     return dict(resume)
 
 

@@ -36,7 +36,8 @@ async def test_parallel_interrupts_are_all_collected_and_answered_one_at_a_time_
     store, calls = MemoryCheckpointer(), []
     first = await two_questions(calls).run(10, checkpoint=store, run_id="q")
     assert first.status == "interrupted"
-    assert sorted((i["id"], i["question"]) for i in first.interrupts) == [("left#0.0", "left?"), ("right#0.0", "right?")]
+    pending = sorted((i["id"], i["question"]) for i in first.interrupts)
+    assert pending == [("left#0.0", "left?"), ("right#0.0", "right?")]
 
     second = await two_questions(calls).run(checkpoint=store, run_id="q", resume={"right#0.0": 3})
     assert second.status == "interrupted"
@@ -168,9 +169,10 @@ def test_the_command_line_exits_3_with_the_pending_interrupts_and_resumes_with_a
     code, out, err = _cli(capsys, "run", target, "--input", "1", "--checkpoint", db, "--run-id", "g")
     assert code == 3 and json.loads(out) == [{"id": "gate#0.0", "node": "gate", "question": {"add": "how much?"}}]
     assert "--resume-with" in err
-    code, out, err = _cli(capsys, "run", target, "--checkpoint", db, "--run-id", "g", "--resume-with", '{"gate#0.0": "x"}')
+    resume = ["--checkpoint", db, "--run-id", "g", "--resume-with"]
+    code, out, err = _cli(capsys, "run", target, *resume, '{"gate#0.0": "x"}')
     assert code == 1 and "'gate#0.0'" in err and "not a valid int" in err
-    code, out, _ = _cli(capsys, "run", target, "--checkpoint", db, "--run-id", "g", "--resume-with", '{"gate#0.0": 41}')
+    code, out, _ = _cli(capsys, "run", target, *resume, '{"gate#0.0": 41}')
     assert code == 0 and out.strip() == "42"
 
 
