@@ -5,7 +5,8 @@ invalid JSON, a path that cannot be written, an unsafe run id, input that fails 
 clear line on stderr and exit code 2, never a traceback. A run that fails gives its error on one line and
 exit code 1. A run stopped by ``ctx.interrupt()`` prints its pending interrupts as a JSON list of
 ``{id, node, question}`` on stdout and exits with code 3; answer them with
-``--resume-with '{"ID": ANSWER}'`` (and the same ``--checkpoint`` and ``--run-id``). A reader that leaves early (``plait run ... | head -1``) ends the command quietly with 0.
+``--resume-with '{"ID": ANSWER}'`` (and the same ``--checkpoint`` and ``--run-id``). A reader that leaves
+early (``plait run ... | head -1``) ends the command quietly with 0.
 """
 
 from __future__ import annotations
