@@ -3,7 +3,10 @@
 Bad input (a missing module, a target or ``make_backend()`` that raises, something that is not a Graph,
 invalid JSON, a path that cannot be written, an unsafe run id, input that fails validation) gives one
 clear line on stderr and exit code 2, never a traceback. A run that fails gives its error on one line and
-exit code 1. A reader that leaves early (``plait run ... | head -1``) ends the command quietly with 0.
+exit code 1. A run stopped by ``ctx.interrupt()`` prints its pending interrupts as a JSON list of
+``{id, node, question}`` on stdout and exits with code 3; answer them with
+``--resume-with '{"ID": ANSWER}'`` (and the same ``--checkpoint`` and ``--run-id``). A reader that leaves
+early (``plait run ... | head -1``) ends the command quietly with 0.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = ["main"]
 
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 3  # the run stopped for ctx.interrupt(): its pending interrupts are on stdout
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     durable.add_argument("--run-id", default=None, help="the run (or batch) to start or resume in --checkpoint")
     durable.add_argument("--replay", action="store_true",
                          help="re-run --run-id from its recorded LLM responses and tool results (no model)")
+    durable.add_argument("--resume-with", default=None, metavar="JSON",
+                         help="answers to the pending interrupts of --run-id: a JSON object from interrupt id to "
+                              "answer (exit code 3 means the run stopped for interrupts)")
     durable.add_argument("--no-cache", action="store_true", help="do not reuse recorded LLM responses")
     batch = run.add_argument_group("batch runs")
     batch.add_argument("--inputs", default=None, metavar="FILE.jsonl", help="run once per line of this file")
@@ -115,6 +122,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--lease must be > 0 seconds, got {args.lease}")
     if (args.run_id or args.replay) and not args.checkpoint:
         raise UsageError("--run-id and --replay need --checkpoint DB")
+    if args.resume_with is not None and (not args.run_id or args.inputs or args.replay):
+        raise UsageError("--resume-with answers the interrupts of one run: add --checkpoint DB and --run-id ID "
+                         "(not --inputs or --replay)")
     if args.replay and not args.run_id:
         raise UsageError("--replay needs --run-id of a recorded run")
     if args.replay and args.inputs:
@@ -145,7 +155,8 @@ async def _run(args: argparse.Namespace) -> int:
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
                    max_concurrency=args.max_concurrency, progress=args.progress)
     if args.checkpoint:
-        options.update(checkpoint=args.checkpoint, run_id=args.run_id, replay=args.replay, cache=not args.no_cache)
+        options.update(checkpoint=args.checkpoint, run_id=args.run_id, replay=args.replay, cache=not args.no_cache,
+                       resume=_answers(args.resume_with))
     try:
         run = graph.stream(value, backend=backend, **options)
     except (InputValidationError, ValueError) as exc:
@@ -157,10 +168,30 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         async with backend:
             result = await run.result()
-    _print_output(result.output)
     if args.summary:
         print(result.summary(), file=sys.stderr)
+    if result.status == "interrupted":
+        print(json.dumps(to_jsonable_python(result.interrupts, fallback=repr), indent=2, ensure_ascii=False))
+        print(f"plait: run {result.run_id} waits for {len(result.interrupts)} answer(s); resume with --run-id "
+              f"{result.run_id} --resume-with '{{\"ID\": ANSWER}}'", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _print_output(result.output)
     return 0
+
+
+def _answers(text: str | None) -> dict[str, Any] | None:
+    """``--resume-with``: a JSON object from interrupt id to answer."""
+    if text is None:
+        return None
+    try:
+        answers = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UsageError(f"--resume-with is not valid JSON ({str(exc)[:120]}); give an object like "
+                         '\'{"review#0.0": true}\'') from None
+    if not isinstance(answers, dict):
+        raise UsageError(f"--resume-with must be a JSON object from interrupt id to answer, got "
+                         f"{type(answers).__name__}")
+    return answers
 
 
 class Interrupted(Exception):

@@ -30,7 +30,7 @@ __all__ = ["Checkpointer", "StoredRun", "StoredNode", "Payload", "SCHEMA_VERSION
            "checked_run", "checked_payload"]
 
 SCHEMA_VERSION = 2  # 1: node groups and values were pickles (not read any more)
-STATUSES = ("running", "ok", "partial", "failed", "cancelled")
+STATUSES = ("running", "ok", "partial", "failed", "cancelled", "interrupted")
 Payload = bytes | str
 T = TypeVar("T")
 

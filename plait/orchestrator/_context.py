@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, overload
 from plait.errors import BackendError, BudgetExceededError
 from plait.executors._base import Backend, Completion, Request
 from plait.orchestrator._events import Custom, ThreadAbandoned, TokensUsed
+from plait.orchestrator._interrupts import interrupt
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._threads import Lane, in_worker_thread
 
@@ -25,14 +26,16 @@ class RunContext:
     :class:`~plait.TokensUsed` events.
     """
 
-    __slots__ = ("_state", "node", "iteration", "tokens", "_lane")
+    __slots__ = ("_state", "node", "iteration", "tokens", "_lane", "_activation", "_interrupts")
 
-    def __init__(self, state: _RunState, node: str, iteration: int = 0):
+    def __init__(self, state: _RunState, node: str, iteration: int = 0, activation: int = 0):
         self._state = state
         self.node = node  # full name, e.g. "outer/inner[2]"
         self.iteration = iteration
         self.tokens: TokenUsage | None = None  # tokens of this activation (set on first report)
         self._lane: Lane | None = None  # this activation's worker-thread lane (sync nodes)
+        self._activation = activation  # the how-manyth activation of this full name in the run (interrupt ids)
+        self._interrupts = 0  # interrupts asked so far by this activation
 
     @property
     def run_id(self) -> str:
@@ -129,6 +132,16 @@ class RunContext:
         checkpoint this is just ``await compute()``.
         """
         return await self._state.journal.remember(kind, key, compute, returns)
+
+    async def interrupt(self, question: Any, returns: Any = Any) -> Any:
+        """Ask a person: the answer given on resume, or stop the run with status ``"interrupted"``.
+
+        ``question`` is JSON data listed in ``RunResult.interrupts``; the
+        answer, given as ``run(..., resume={id: answer})``, is validated as
+        ``returns`` and recorded, so it is asked once per run. Needs a checkpoint.
+        """
+        _not_in_worker_thread("interrupt", self.node)
+        return await interrupt(self, question, returns)
 
     def emit(self, name: str, **data: Any) -> None:
         """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""

@@ -38,7 +38,7 @@ class NodeRecord:
     """What one node did. A node inside a loop or map runs several times: see ``outputs``."""
 
     name: str
-    status: str = "pending"  # pending, running, ok, failed, skipped, cancelled
+    status: str = "pending"  # pending, running, ok, failed, skipped, cancelled, interrupted
     outputs: list[Any] = dataclasses.field(default_factory=list)
     runs: int = 0
     attempts: int = 0
@@ -68,12 +68,13 @@ class RunResult:
 
     run_id: str
     graph: str
-    status: str  # ok, partial (some nodes failed under on_error="skip"), failed, cancelled
+    status: str  # ok, partial (some nodes failed under on_error="skip"), failed, cancelled, interrupted
     output: Any
     nodes: dict[str, NodeRecord]
     tokens: TokenUsage
     duration: float
     events: list[Event] = dataclasses.field(default_factory=list)
+    interrupts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # pending: {id, node, question}
 
     def __repr__(self) -> str:
         # Short on purpose: a run record can hold thousands of outputs and events.

@@ -50,6 +50,7 @@ from plait.orchestrator._events import (
     RunStarted,
 )
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
+from plait.orchestrator._interrupts import _Interrupted, check_answers
 from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
 from plait.orchestrator._node import MISSING, Node, Route
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
@@ -62,6 +63,10 @@ class _Skip:
 
     def __init__(self, reason: str):
         self.reason = reason
+
+
+class _Paused(_Skip):
+    """The outcome of a node stopped by ctx.interrupt(): its dependants are skipped, the run ends "interrupted"."""
 
 
 class _Stop(Exception):
@@ -100,6 +105,9 @@ class _RunState:
         self.node_limiters: dict[str, anyio.CapacityLimiter] = {}
         self.cancel_requested = False
         self.journal: Journal = NO_JOURNAL
+        self.answers: dict[str, Any] = {}  # resume=: interrupt id -> answer
+        self.interrupts: list[dict[str, Any]] = []  # pending interrupts, in the order they were asked
+        self.activations: dict[str, int] = {}  # activations so far per full node name (interrupt ids)
         self.t0 = time.perf_counter()
 
     def now(self) -> float:
@@ -315,6 +323,7 @@ class _Execution:
         items = kwargs[param]
         results: list[Any] = [None] * len(items)
         failure: list[BaseException] = []
+        paused: list[_Paused] = []
 
         async def one(i: int, tg: anyio.abc.TaskGroup) -> None:
             try:
@@ -323,7 +332,9 @@ class _Execution:
                 failure.append(stop)
                 tg.cancel_scope.cancel()
                 return
-            if isinstance(results[i], _Skip):
+            if isinstance(results[i], _Paused):
+                paused.append(results[i])  # the other items go on: their interrupts are collected too
+            elif isinstance(results[i], _Skip):
                 failure.append(results[i])
                 tg.cancel_scope.cancel()
 
@@ -335,6 +346,9 @@ class _Execution:
                 raise failure[0]
             record.status = "failed"
             return failure[0]
+        if paused:
+            record.status = "interrupted"
+            return paused[0]
         record.status = "ok"
         record.outputs.append(results)
         return results
@@ -346,13 +360,15 @@ class _Execution:
             key, restored = journal.lookup(node, full, kwargs)
         except CheckpointError as exc:
             raise _Stop(NodeFailedError(full, exc)) from None
+        activation = state.activations.get(full, 0)
+        state.activations[full] = activation + 1
         if restored is not None:
             return self._restored(full, record, restored)
         record.status = "running"
         record.runs += 1
         if record.started is None:
             record.started = state.now()
-        ctx = RunContext(state, full, record.runs - 1)
+        ctx = RunContext(state, full, record.runs - 1, activation)
         attempt = 0
         while True:
             attempt += 1
@@ -372,6 +388,12 @@ class _Execution:
                 raise
             except _Stop:
                 raise
+            except _Interrupted as signal:
+                record.busy += time.perf_counter() - t0
+                record.status = "interrupted"
+                if signal.pending is not None:
+                    state.interrupts.append(signal.pending)
+                return _Paused(f"node {full!r} waits for the answer to an interrupt")
             except _STOPPING as exc:
                 record.status = "failed"
                 record.error = f"{type(exc).__name__}: {exc}"
@@ -534,7 +556,12 @@ def _accepts(param: Any, value: Any) -> bool:
 async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) -> Any:
     """Run ``graph`` as part of the run ``ctx`` belongs to (used by GraphNode)."""
     plan = graph._compile()
-    return await _Execution(plan, ctx._state, kwargs, ctx.node + "/").execute()
+    state = ctx._state
+    before = len(state.interrupts)
+    output = await _Execution(plan, state, kwargs, ctx.node + "/").execute()
+    if len(state.interrupts) > before:  # an inner node waits: so does this one (and it is not committed)
+        raise _Interrupted(None)
+    return output
 
 
 class Run:
@@ -558,7 +585,9 @@ class Run:
     * ``run_id``: the id to resume (with ``checkpoint``; generated if absent;
       ``input`` may then be left out to reuse the recorded one);
     * ``replay``: re-run the recorded run ``run_id`` from its recorded LLM
-      responses and tool results, needing no backend and writing nothing.
+      responses and tool results, needing no backend and writing nothing;
+    * ``resume``: answers to the pending interrupts of run ``run_id``, as
+      ``{interrupt_id: answer}`` (see ``ctx.interrupt`` and ``_interrupts.py``).
 
     ``run.cancel()`` stops everything within one scheduling step and makes
     the run raise :class:`~plait.RunCancelledError` carrying partial results.
@@ -571,7 +600,7 @@ class Run:
                  token_budget: int | None = None, trace: Any = None,
                  on_event: Callable[[Event], None] | list[Callable[[Event], None]] | None = None,
                  progress: bool = False, keep_events: bool = True, checkpoint: Any = None,
-                 run_id: str | None = None, replay: bool = False, cache: bool = True):
+                 run_id: str | None = None, replay: bool = False, cache: bool = True, resume: Any = None):
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if deadline is not None and deadline <= 0:
@@ -580,6 +609,7 @@ class Run:
             raise ValueError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
+        self.answers = check_answers(resume, checkpoint, run_id)
         self.journal = open_journal(graph, self.plan, checkpoint, run_id, replay, cache)
         try:
             recorded = self.journal.recorded_input() if input is None else None
@@ -641,6 +671,7 @@ class Run:
         state = _RunState(self.graph.name, self.inputs, backend, self.token_budget,
                           self.max_concurrency, sinks, self.keep_events, journal.run_id)
         state.journal = journal
+        state.answers = self.answers
         state.cancel_requested = self._cancel_requested
         self._execution = _Execution(self.plan, state, self.inputs, "")
         state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
@@ -651,7 +682,9 @@ class Run:
         output, status, error = None, "ok", None
         try:
             output = await execution.execute(self.deadline)
-            if any(r.status == "failed" for r in state.records.values()):
+            if state.interrupts:
+                status = "interrupted"
+            elif any(r.status == "failed" for r in state.records.values()):
                 status = "partial"
         except RunError as exc:
             status = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
@@ -674,7 +707,7 @@ class Run:
 
     def _record(self, state: _RunState, output: Any, status: str) -> RunResult:
         return RunResult(state.run_id, self.graph.name, status, output, state.records, state.tokens,
-                         state.now(), state.events)
+                         state.now(), state.events, list(state.interrupts))
 
     # -- streaming -------------------------------------------------------------
     def _open_stream(self):
