@@ -134,7 +134,9 @@ def parse_input(text: str | None) -> Any:
 
 
 def check_write_path(flag: str, path: str) -> None:
-    """A file the command will write: not a folder, and in a folder that exists."""
+    """A file the command will write: not a folder, and in a folder that exists (URLs of stores pass)."""
+    if "://" in path:
+        return
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"{flag} {path!r} is a folder; give the path of a file in it")

@@ -65,6 +65,8 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
                 result = await run_batch(graph, inputs, **common)
     except ValueError as exc:  # e.g. --output names a directory
         raise UsageError(str(exc)) from None
+    except BrokenPipeError:  # stdout's reader left (`| head`): plait.cli ends quietly
+        raise
     except OSError as exc:  # the results file could not be written (a full disk)
         name = exc.filename or args.output
         print(f"plait: error: cannot write {name}: {exc.strerror or exc}; free space and run the same command "

@@ -211,7 +211,7 @@ async def test_a_results_path_that_is_not_a_file_is_a_usage_error(tmp_path, make
     inputs.write_text('{"x": 1}\n')
     proc = _plait("run", "batch_pipeline.py:graph", "--inputs", str(inputs), "--output", str(path))
     assert proc.returncode == 2
-    _one_line_error(proc, "results file")
+    _one_line_error(proc, "is a folder" if path.is_dir() else "results file")  # the CLI checks folders up front
 
 
 def _graph():
