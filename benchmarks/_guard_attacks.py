@@ -45,7 +45,7 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
         if e is None or any(e is s for s in seen):
             continue
         seen.append(e)
-        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None), *getattr(e, "exceptions", ())]
     return seen
 
 
@@ -256,14 +256,14 @@ def token_budget_map() -> tuple[bool, str]:
     return held, f"{_describe(outcome)}; {backend.sent} request(s) sent, {backend.spent} tokens spent (budget 10)"
 
 
-def _node_timeout(blocking: bool) -> tuple[bool, str, int]:
+def _node_timeout(blocking: bool | None) -> tuple[bool, str, int]:
     graph = Graph("guard_timeout")
 
     def slow(x: int) -> int:
         time.sleep(2.0)
         return x
 
-    graph.add(slow, timeout=0.2, blocking=blocking)
+    graph.add(slow, timeout=0.2, **({} if blocking is None else {"blocking": blocking}))
     start = time.perf_counter()
     outcome = _run(graph, 1)
     elapsed = time.perf_counter() - start
@@ -273,7 +273,7 @@ def _node_timeout(blocking: bool) -> tuple[bool, str, int]:
 
 def sync_node_timeout() -> tuple[bool, str, int]:
     """A plain sync node that sleeps 2 s under timeout=0.2: it must fail at its timeout."""
-    return _node_timeout(blocking=False)
+    return _node_timeout(blocking=None)  # a plain sync node (runs in a worker thread by default)
 
 
 def blocking_node_timeout() -> tuple[bool, str, int]:

@@ -6,7 +6,7 @@ taking the machine with it. The child measures, around the attack only (imports 
 
 * ``seconds``: time to a clear outcome (the cap when the attack was killed);
 * ``peak_mb``: the child's peak resident memory (``ru_maxrss``);
-* ``leftover_threads``: ``threading.active_count()`` after the attack (given up to 1 s to settle, so a
+* ``leftover_threads``: ``threading.active_count()`` after the attack (given up to 3 s to settle: idle worker threads end after 2 s, so a
   thread pool shut down with its event loop is not counted) minus before;
 * ``outcome``: "held" only when the specific guard fired (the expected plait error or status, within the
   attack's limits: tool calls, tokens, memory, prompt size), no more threads were left than the attack allows
@@ -46,7 +46,7 @@ MEMORY_LIMIT = 4 << 30
 BURN_WINDOW = 0.5  # seconds watched after the attack: CPU used by then means a search or thread kept running
 
 
-def _settled_threads(baseline: int, within: float = 1.0) -> int:
+def _settled_threads(baseline: int, within: float = 3.0) -> int:  # plait's idle workers end after 2 s
     deadline = time.monotonic() + within
     while threading.active_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.02)
