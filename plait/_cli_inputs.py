@@ -118,19 +118,24 @@ def parse_input(text: str | None) -> Any:
     source = "--input"
     if not text.lstrip().startswith(("{", "[", '"')) and Path(text).is_file():
         source = f"--input file {text!r}"
-        try:
-            text = Path(text).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                             "save it as UTF-8 JSON") from None
+        text = read_utf8(text, source, "UTF-8 JSON")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source} is neither valid JSON nor a readable JSON file: {exc}") from None
     except RecursionError:
         raise UsageError(f"{source} nests JSON arrays or objects too deeply to read; flatten it") from None
+
+
+def read_utf8(path: str | Path, source: str, save_as: str) -> str:
+    """The text of the file named on the command line as ``source``; a one-line UsageError if it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                         f"save it as {save_as}") from None
 
 
 def check_write_path(flag: str, path: str) -> None:

@@ -16,15 +16,10 @@ __all__ = ["run_batch_command", "read_inputs", "add_runs_parser", "runs_command"
 
 def read_inputs(path: str) -> list[Any]:
     """One input per non-empty line; a line that is not JSON becomes an :class:`InvalidInput`."""
+    from plait._cli_inputs import read_utf8
     from plait.cli import UsageError
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read --inputs file {path!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--inputs file {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                         "save it as UTF-8 JSON lines") from None
+    text = read_utf8(path, f"--inputs file {path!r}", "UTF-8 JSON lines")
     inputs: list[Any] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

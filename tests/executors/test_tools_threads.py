@@ -15,18 +15,6 @@ from plait.orchestrator import _threads
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def release():
-    """An event that hung tools wait on; set at the end so that no thread outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 10
-    while _threads.abandoned_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _threads.abandoned_threads() == 0
-
-
 async def test_retries_of_a_timed_out_sync_tool_never_overlap(release):
     spans: list[tuple[float, float]] = []
 

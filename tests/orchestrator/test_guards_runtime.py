@@ -38,18 +38,6 @@ from plait.orchestrator import _threads
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def release():
-    """An event that hung sync functions wait on; set at the end so that no thread outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 10
-    while _threads.abandoned_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _threads.abandoned_threads() == 0
-
-
 def _mapped_model_calls(width: int, params: SamplingParams, stream: bool = False) -> Graph:
     g = Graph("mapped_calls")
 
