@@ -68,7 +68,7 @@ class SQLiteCheckpointer(Checkpointer):
                     raise CheckpointError(f"{self._where} is corrupt ({check}); it was left untouched: "
                                           "move it away or restore a copy")
                 self._check_schema()
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(busy_timeout)
             self._db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable across a killed process
             self._db.execute("BEGIN IMMEDIATE")  # another process may be creating the schema right now
             try:
@@ -84,6 +84,24 @@ class SQLiteCheckpointer(Checkpointer):
         except BaseException:
             self._close_quietly()
             raise
+
+    def _use_wal(self, busy_timeout: float) -> None:
+        """Switch the file to WAL mode, waiting out other processes opening it at the same moment.
+
+        SQLite answers a contended journal-mode switch with "database is locked" at once, without
+        calling its busy handler, so two workers starting on a new file would fail by chance.
+        """
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _check_file(self) -> bool:
         """Whether the file exists with content; refuse what cannot be a checkpoint before SQLite touches it."""

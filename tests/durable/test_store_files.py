@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,31 @@ def _graph():
         return x
 
     return g
+
+
+_OPEN_AT = """
+import sys, time
+from plait import SQLiteCheckpointer
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+store = SQLiteCheckpointer(sys.argv[1])
+store.take_lease(sys.argv[3], "me", 4)
+store.close()
+"""
+
+
+def test_processes_opening_a_new_checkpoint_at_once_all_succeed(tmp_path):
+    # SQLite refuses a contended switch to WAL mode at once, without waiting: seen as
+    # "stayed locked by another process" when two batch workers started on a new file.
+    for round_ in range(6):
+        path = tmp_path / f"runs{round_}.db"
+        start = str(time.time() + 1.0)
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(path), start, f"k{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(3)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        store = SQLiteCheckpointer(path)
+        assert not store.take_lease("k0", "other", 4), "each process's lease was committed"
+        store.close()
