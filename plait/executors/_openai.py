@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 
+from plait._retry import RetryDeadlineError, RetryPolicy, retry
 from plait.errors import BackendError
 from plait.executors._base import Backend, Completion, Request
 from plait.executors._constraints import check_request_constraint
@@ -189,51 +191,64 @@ class OpenAIBackend(Backend):
         """One request under its total deadline: bounded retries, each reply read by ``read``."""
         url = f"{self.base_url}{path}"
         deadline = anyio.current_time() + self.timeout
+        policy = RetryPolicy(attempts=self.max_retries + 1, backoff=self.backoff, multiplier=2.0,
+                             max_backoff=math.inf, jitter=0.0, retry_on=(_Transient,))
+
+        def retried(exc: BaseException, number: int, wait: float) -> None:
+            log.info("retrying %s in %gs after %s (attempt %d)", url, wait, exc, number + 1)
+
         with anyio.CancelScope(deadline=deadline):
-            return await self._attempts(method, path, body, read, url, deadline, resumable)
+            try:
+                return await retry(policy, lambda number: self._exchange(method, path, body, read, url, resumable),
+                                   on_retry=retried, deadline=deadline)
+            except RetryDeadlineError as exc:
+                raise BackendError(f"{url} failed after {exc.attempts} attempt(s): {exc.error}; waiting "
+                                   f"{exc.wait:g}s more would pass timeout={self.timeout:g}s") from None
+            except _Transient as exc:
+                raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {exc}; "
+                                   "is the server running?") from None
         raise BackendError(f"{url} did not complete the request within timeout={self.timeout:g}s "
                            "(a total deadline: connecting, waiting, reading the reply and retries); raise timeout= "
                            "if the server is only slow")
 
-    async def _attempts(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]],
-                        url: str, deadline: float, resumable: Callable[[], bool]) -> _T:
+    async def _exchange(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]],
+                        url: str, resumable: Callable[[], bool]) -> _T:
+        """One attempt: the reply read by ``read``, :class:`_Transient` for what is worth sending again."""
         import httpx
 
-        last, wait = "", 0.0
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                if anyio.current_time() + wait > deadline:
-                    raise BackendError(f"{url} failed after {attempt} attempt(s): {last}; waiting {wait:g}s "
-                                       f"more would pass timeout={self.timeout:g}s")
-                log.info("retrying %s in %gs after %s (attempt %d)", url, wait, last, attempt + 1)
-                await anyio.sleep(wait)
-            try:
-                async with self._client.stream(method, path, json=body) as response:
-                    status = response.status_code
-                    if 300 <= status < 400:  # not followed: the request would go to a server nobody named
-                        target = snippet(response.headers.get("location", "nowhere"), 200)
-                        raise BackendError(f"{url} redirected the request (HTTP {status}) to {target}; "
-                                           "pass the final URL as base_url")
-                    if status < 400:
-                        return await read(response)
-                    text = error_text(await read_body(response, max_bytes=ERROR_BODY_BYTES,
-                                                      idle_timeout=self.idle_timeout, truncate=True))
-                    if status not in _RETRY_STATUS:
-                        raise BackendError(f"{url} refused the request: HTTP {status}: {text}")
-                    last = f"HTTP {status}: {text}"
-                    asked = retry_after_seconds(response.headers.get("retry-after"))
-                    wait = self.backoff * 2**attempt if asked is None else min(asked, self.max_retry_after)
-            except ReplyError as exc:
-                raise BackendError(f"{url} {exc}") from None
-            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                # refused, reset or dropped (a server restarting): the request is sent again
-                last = f"{type(exc).__name__}: {snippet(str(exc) or 'connection failed', 200)}"
-                if not resumable():
-                    raise BackendError(f"{url} dropped the connection mid-stream: {last}") from exc
-                wait = self.backoff * 2**attempt
-            except httpx.HTTPError as exc:
-                raise BackendError(f"{url}: {type(exc).__name__}: {snippet(str(exc), 200)}") from exc
-        raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last}; is the server running?")
+        try:
+            async with self._client.stream(method, path, json=body) as response:
+                status = response.status_code
+                if 300 <= status < 400:  # not followed: the request would go to a server nobody named
+                    target = snippet(response.headers.get("location", "nowhere"), 200)
+                    raise BackendError(f"{url} redirected the request (HTTP {status}) to {target}; "
+                                       "pass the final URL as base_url")
+                if status < 400:
+                    return await read(response)
+                text = error_text(await read_body(response, max_bytes=ERROR_BODY_BYTES,
+                                                  idle_timeout=self.idle_timeout, truncate=True))
+                if status not in _RETRY_STATUS:
+                    raise BackendError(f"{url} refused the request: HTTP {status}: {text}")
+                asked = retry_after_seconds(response.headers.get("retry-after"))
+                raise _Transient(f"HTTP {status}: {text}", None if asked is None else min(asked, self.max_retry_after))
+        except ReplyError as exc:
+            raise BackendError(f"{url} {exc}") from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            # refused, reset or dropped (a server restarting): the request is sent again
+            last = f"{type(exc).__name__}: {snippet(str(exc) or 'connection failed', 200)}"
+            if not resumable():
+                raise BackendError(f"{url} dropped the connection mid-stream: {last}") from exc
+            raise _Transient(last) from None
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{url}: {type(exc).__name__}: {snippet(str(exc), 200)}") from exc
+
+
+class _Transient(Exception):
+    """A failure worth sending the request again for; ``retry_after``: the server's wait (capped), if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

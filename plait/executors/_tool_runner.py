@@ -24,6 +24,7 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from plait._retry import retry
 from plait.executors._tools import Tool, ToolRegistry, validation_problems
 from plait.orchestrator._threads import Lane
 
@@ -116,20 +117,22 @@ class ToolRunner:
 
     async def _attempts(self, t: Tool, args: dict[str, Any]) -> Any:
         lane = Lane(on_abandon=lambda running: self._emit("tool_thread_abandoned", tool=t.name, running=running))
-        attempt = 0
-        while True:
-            attempt += 1
+        ran = [0]
+
+        async def attempt(number: int) -> Any:
+            ran[0] = number
             self.calls += 1
-            try:
-                return await self._once(t, args, lane)
-            except Exception as exc:  # a tool's failure is evidence, not a crash
-                error = f"{type(exc).__name__}: {exc}"
-                if t.retry is None or not t.retry.should_retry(exc, attempt):
-                    log.info("tool %s failed after %d attempt(s): %s", t.name, attempt, error)
-                    return ToolFailure(t.name, error, attempt)
-                delay = t.retry.delay(attempt)
-                self._emit("tool_retry", tool=t.name, attempt=attempt, error=error, delay=delay)
-                await anyio.sleep(delay)
+            return await self._once(t, args, lane)
+
+        def retried(exc: BaseException, number: int, delay: float) -> None:
+            self._emit("tool_retry", tool=t.name, attempt=number, error=f"{type(exc).__name__}: {exc}", delay=delay)
+
+        try:
+            return await retry(t.retry, attempt, on_retry=retried)
+        except Exception as exc:  # a tool's failure is evidence, not a crash
+            error = f"{type(exc).__name__}: {exc}"
+            log.info("tool %s failed after %d attempt(s): %s", t.name, ran[0], error)
+            return ToolFailure(t.name, error, ran[0])
 
     async def _once(self, t: Tool, args: dict[str, Any], lane: Lane) -> Any:
         if t.timeout is None:

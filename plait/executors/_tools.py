@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from plait._retry import RetryPolicy
 from plait.errors import ToolError
-from plait.orchestrator._node import RetryPolicy
 
 __all__ = ["Tool", "tool", "ToolRegistry"]
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import random
 import typing
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import TypeAdapter
 
+from plait._retry import RetryPolicy
 from plait.errors import GraphError
 from plait.orchestrator._threads import run_in_thread
 
@@ -37,42 +37,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How a failing node is retried.
-
-    ``attempts`` counts the first try (``attempts=3`` means up to two retries).
-    The delay before retry *k* (1-based) is ``backoff * multiplier**(k-1)``,
-    capped at ``max_backoff``, then scaled by a random factor in
-    ``[1 - jitter, 1 + jitter]`` so that retrying branches do not stampede.
-    Only exceptions that are instances of ``retry_on`` are retried.
-    """
-
-    attempts: int = 3
-    backoff: float = 0.1
-    multiplier: float = 2.0
-    max_backoff: float = 10.0
-    jitter: float = 0.1
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("RetryPolicy backoff values must be >= 0")
-
-    def delay(self, retry: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
-        base = min(self.backoff * self.multiplier ** (retry - 1), self.max_backoff)
-        factor = 1 + (rng or random).uniform(-self.jitter, self.jitter)
-        return max(base * factor, 0.0)
-
-    def should_retry(self, error: BaseException, attempt: int) -> bool:
-        return attempt < self.attempts and isinstance(error, self.retry_on)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel, ValidationError
 
+from plait._retry import retry
 from plait.errors import (
     BudgetExceededError,
     CheckpointError,
@@ -369,11 +370,11 @@ class _Execution:
         if record.started is None:
             record.started = state.now()
         ctx = RunContext(state, full, record.runs - 1, activation)
-        attempt = 0
-        while True:
-            attempt += 1
+        took = [0, 0.0]  # the attempt that succeeded, and how long it took
+
+        async def attempt(number: int) -> Any:
             record.attempts += 1
-            state.emit(NodeStarted, node=full, attempt=attempt)
+            state.emit(NodeStarted, node=full, attempt=number)
             t0 = time.perf_counter()
             try:
                 if node.timeout is None and not node.max_concurrency and (
@@ -397,34 +398,42 @@ class _Execution:
             except _STOPPING as exc:
                 record.status = "failed"
                 record.error = f"{type(exc).__name__}: {exc}"
-                state.emit(NodeFailed, node=full, error=record.error, attempt=attempt)
+                state.emit(NodeFailed, node=full, error=record.error, attempt=number)
                 raise _Stop(exc) from exc
             except Exception as exc:
                 record.busy += time.perf_counter() - t0
-                error = f"{type(exc).__name__}: {exc}"
-                state.emit(NodeFailed, node=full, error=error, attempt=attempt)
-                if node.retry is not None and node.retry.should_retry(exc, attempt):
-                    delay = node.retry.delay(attempt)
-                    state.emit(NodeRetried, node=full, attempt=attempt + 1, delay=delay, error=error)
-                    await anyio.sleep(delay)
-                    continue
-                return self._failed(node, full, record, exc)
-            duration = time.perf_counter() - t0
-            record.busy += duration
-            record.finished = state.now()
-            record.status = "ok"
-            route = None
-            if isinstance(value, Route):
-                route = value.to.name if isinstance(value.to, Node) else str(value.to)
-            try:  # committed before any dependant starts
-                journal.commit(key, node, value, ctx.tokens, duration, attempt)
-            except CheckpointError as exc:
-                record.status = "failed"
-                record.error = f"{type(exc).__name__}: {exc}"
-                raise _Stop(NodeFailedError(full, exc)) from None
-            state.emit(NodeFinished, node=full, duration=duration,
-                       output=value.value if isinstance(value, Route) else value, route=route)
+                state.emit(NodeFailed, node=full, error=f"{type(exc).__name__}: {exc}", attempt=number)
+                raise
+            took[:] = number, time.perf_counter() - t0
             return value
+
+        def retried(exc: BaseException, number: int, delay: float) -> None:
+            state.emit(NodeRetried, node=full, attempt=number + 1, delay=delay, error=f"{type(exc).__name__}: {exc}")
+
+        try:
+            value = await retry(node.retry, attempt, on_retry=retried, never=(_Stop,))
+        except _Stop:
+            raise
+        except Exception as exc:
+            return self._failed(node, full, record, exc)
+        if isinstance(value, _Paused):
+            return value
+        number, duration = took
+        record.busy += duration
+        record.finished = state.now()
+        record.status = "ok"
+        route = None
+        if isinstance(value, Route):
+            route = value.to.name if isinstance(value.to, Node) else str(value.to)
+        try:  # committed before any dependant starts
+            journal.commit(key, node, value, ctx.tokens, duration, number)
+        except CheckpointError as exc:
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise _Stop(NodeFailedError(full, exc)) from None
+        state.emit(NodeFinished, node=full, duration=duration,
+                   output=value.value if isinstance(value, Route) else value, route=route)
+        return value
 
     def _restored(self, full: str, record: NodeRecord, stored: Restored) -> Any:
         """Take a node's committed outcome from the checkpoint instead of running it again."""
