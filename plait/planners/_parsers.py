@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from plait._json import find_json
 from plait.errors import ParseError
 from plait.executors._base import Choice, Constraint, JsonSchema, Regex
 
@@ -176,7 +177,7 @@ class ModelParser(Parser[M]):
         self.output_type = model
 
     def parse(self, text: str) -> M:
-        blob = _json_object(text)
+        blob = find_json(text, "{")
         if blob is None:
             raise self._fail("the reply contains no JSON object", text)
         try:
@@ -190,33 +191,6 @@ class ModelParser(Parser[M]):
 
     def instructions(self) -> str:
         return f"Reply with one JSON object matching this schema: {json.dumps(self.model.model_json_schema())}"
-
-
-def _json_object(text: str) -> str | None:
-    """The first balanced ``{...}`` in ``text`` (string-aware), or None."""
-    start = text.find("{")
-    while start != -1:
-        depth, in_string, escaped = 0, False, False
-        for i in range(start, len(text)):
-            ch = text[i]
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-                continue
-            if ch == '"':
-                in_string = True
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start : i + 1]
-        start = text.find("{", start + 1)
-    return None
 
 
 def _clip(text: str, limit: int = 160) -> str:

@@ -16,31 +16,29 @@ to the tool's first required argument (``prompt`` for ``llm`` steps).
 
 Model output is read like network input: text longer than
 :data:`MAX_PLAN_CHARS` is refused before it is parsed, JSON nested deeper than
-:data:`MAX_JSON_DEPTH` is refused, and every pattern here runs in time linear
+:data:`~plait._json.MAX_JSON_DEPTH` is refused, and every pattern here runs in time linear
 in the text (no pattern whose backtracking can go quadratic on a long run of
 spaces or newlines).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from pydantic import ValidationError
 
+from plait._json import find_json, load_json
 from plait.errors import ParseError
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import LLM_TOOL, Plan
 from plait.planners._refs import clip
 
 __all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call", "read_plan_line", "number_step",
-           "load_json", "check_plan_size", "MAX_PLAN_CHARS", "MAX_JSON_DEPTH"]
+           "check_plan_size", "MAX_PLAN_CHARS"]
 
 MAX_PLAN_CHARS = 64_000
 """Longest planner output that is parsed at all (a plan of 24 steps with 240-character strings fits)."""
-MAX_JSON_DEPTH = 32
-"""Deepest nesting of JSON read from a model (a plan is 4 levels deep before its arguments' own)."""
 
 _STEP_LINE = re.compile(r"[ \t]*#?(E[0-9]{1,9})[ \t]*[:=][ \t]*([A-Za-z_]\w*)[ \t]*\[(.*)\][ \t]*")
 _PLAN_LINE = re.compile(r"[ \t]*(?:[0-9]+[.)][ \t]*)?Plan[ \t]*(?:[0-9]+[ \t]*)?:[ \t]*(.*)", re.IGNORECASE)
@@ -80,46 +78,13 @@ def check_plan_size(text: str) -> None:
 
 
 def _load_json(text: str) -> Any:
-    body = _unfence(text)
-    starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
-    if not starts:
+    blob = find_json(text)
+    if blob is None:
         raise ParseError("no JSON object found in the planner output; answer with {\"steps\": [...]}", text)
     try:
-        return load_json(body[min(starts):], prefix=True)
+        return load_json(blob)
     except ValueError as exc:
         raise ParseError(f"the planner output is not valid JSON: {exc}", text) from None
-
-
-def _unfence(text: str) -> str:
-    """The body of the first ```/```json fenced block (the text itself when there is none); linear."""
-    start = text.find("```")
-    if start < 0:
-        return text
-    start += 3
-    if text.startswith("json", start):
-        start += 4
-    end = text.find("```", start)
-    return text[start:] if end < 0 else text[start:end]
-
-
-def load_json(text: str, *, prefix: bool = False) -> Any:
-    """JSON from model text (with ``prefix``: the value at its start, text after it ignored).
-
-    Raise ValueError when it is not JSON or nests deeper than :data:`MAX_JSON_DEPTH`
-    (the decoder itself would recurse until Python's stack limit).
-    """
-    try:
-        data = json.JSONDecoder().raw_decode(text)[0] if prefix else json.loads(text)
-    except RecursionError:
-        raise ValueError(f"it nests deeper than {MAX_JSON_DEPTH} levels") from None
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"it nests deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(value, (dict, list)):
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-    return data
 
 
 def parse_tool_call(tool_name: str, raw_input: str, tools: ToolRegistry) -> dict[str, Any]:

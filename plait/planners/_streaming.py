@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 from pydantic import ValidationError
 
+from plait._json import JsonScanner, load_json
 from plait.executors._base import SamplingParams
 from plait.executors._tool_runner import ToolRunner
 from plait.executors._tools import ToolRegistry
@@ -28,52 +29,23 @@ from plait.orchestrator._context import RunContext
 from plait.planners._dag import run_step
 from plait.planners._plan import Plan, PlanStep
 from plait.planners._plan_check import MAX_STEPS, next_step_number, plan_problems
-from plait.planners._plan_parse import MAX_PLAN_CHARS, load_json, number_step, read_plan_line
+from plait.planners._plan_parse import MAX_PLAN_CHARS, number_step, read_plan_line
 from plait.planners._refs import clip
 
 __all__ = ["StreamedPlanReader", "StreamingExecutor"]
 
 
-class _JsonStepScanner:
-    """Finds complete step objects in a streamed JSON plan: the objects directly inside its first array.
+def _json_step_scanner() -> JsonScanner:
+    """A scanner that keeps the step objects of a streamed JSON plan: the objects directly inside its first array."""
+    steps_depth: list[int] = []  # the depth of the first array, once seen
 
-    Each character is looked at once, and only the text of the step being read is kept.
-    """
+    def keep(depth: int, opener: str) -> bool:
+        if opener == "[" and not steps_depth:
+            steps_depth.append(depth + 1)
+            return False
+        return opener == "{" and steps_depth == [depth]
 
-    def __init__(self) -> None:
-        self._depth = 0  # open containers
-        self._steps_depth: int | None = None  # depth of the steps array once seen
-        self._step: list[str] | None = None  # chunks of the step object being read
-        self._in_string = self._escape = False
-
-    def feed(self, chunk: str) -> list[str]:
-        """Read ``chunk``; return the text of every step object completed by it."""
-        done = []
-        start = 0
-        for i, ch in enumerate(chunk):
-            if self._in_string:
-                if self._escape:
-                    self._escape = False
-                elif ch == "\\":
-                    self._escape = True
-                elif ch == '"':
-                    self._in_string = False
-            elif ch == '"':
-                self._in_string = True
-            elif ch in "{[":
-                if ch == "[" and self._steps_depth is None:
-                    self._steps_depth = self._depth + 1
-                self._depth += 1
-                if ch == "{" and self._depth - 1 == self._steps_depth:
-                    self._step, start = [], i
-            elif ch in "}]" and self._depth:
-                self._depth -= 1
-                if ch == "}" and self._depth == self._steps_depth and self._step is not None:
-                    done.append("".join([*self._step, chunk[start: i + 1]]))
-                    self._step = None
-        if self._step is not None:
-            self._step.append(chunk[start:])
-        return done
+    return JsonScanner(keep)
 
 
 class StreamedPlanReader:
@@ -94,7 +66,7 @@ class StreamedPlanReader:
         self._line_parts: list[str] = []
         self._chars = 0
         self._thought: list[str] = []
-        self._json = _JsonStepScanner()
+        self._json = _json_step_scanner()
         self._json_steps = 0  # JSON steps read so far: an unnumbered step takes the next position's id
         self._first = next_step_number(known)
 

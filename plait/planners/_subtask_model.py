@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from plait._json import find_json
 from plait.errors import SubtaskBudgetError
 from plait.executors._base import Constraint, JsonSchema
-from plait.planners._parsers import Parser, _json_object
+from plait.planners._parsers import Parser
 
 __all__ = ["SubtaskSpec", "TaskReply", "TaskRecord", "TreeStats", "TreeResult", "ReplyParser", "SubtreeBudget",
            "reply_string_bounds"]
@@ -136,7 +137,7 @@ class ReplyParser(Parser[TaskReply]):
                            max_tokens=max_tokens)
 
     def parse(self, text: str) -> TaskReply:
-        blob = _json_object(text)
+        blob = find_json(text, "{")
         if blob is None:
             raise self._fail("the reply contains no JSON object", text)
         try:

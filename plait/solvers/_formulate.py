@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from plait._json import find_json
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, search
@@ -33,7 +34,7 @@ from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP
 from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
 
-__all__ = ["Formulation", "Formulate", "Explain", "unfence"]
+__all__ = ["Formulation", "Formulate", "Explain"]
 
 MAX_STRING = 240
 """Longest string (a name, an expression) a constrained formulation may write."""
@@ -48,20 +49,6 @@ to 30 tokens, so a model repeating one is stopped by the schema before ``max_tok
 by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote ``"value": 27000...0`` to the token limit)."""
 
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
-
-
-def unfence(text: str) -> str:
-    """The reply without a Markdown code fence around it (```json ... ```), in linear time.
-
-    (A regex such as ``\\s*```$`` is quadratic: it retries at every position of a long run of spaces,
-    and a reply of 1,000,000 spaces held the event loop for minutes.)
-    """
-    text = text.strip()
-    if text.startswith("```"):
-        text = text[7:] if text.startswith("```json") else text[3:]
-    if text.endswith("```"):
-        text = text[:-3]
-    return text.strip()
 
 
 class Formulation(BaseModel):
@@ -138,7 +125,7 @@ class Formulate(Node):
             return Formulation(status="invalid", **base), (
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model.")
         try:
-            csp = CSP.model_validate_json(unfence(text))
+            csp = CSP.model_validate_json(find_json(text, "{") or text)
         except ValidationError as exc:
             lines = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}" for e in exc.errors()[:8])
             return Formulation(status="invalid", **base), f"Your JSON does not fit the CSP schema: {lines}."

@@ -10,16 +10,15 @@ they still admit no solution).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel
 
+from plait._json import find_json, load_json
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, solve_async
 from plait.solvers._compile import compile_all
-from plait.solvers._formulate import unfence
 from plait.solvers._model import CSP
 from plait.solvers._retract import Conflict, find_conflict
 
@@ -169,7 +168,7 @@ def _canonical(csp: CSP, proposal: dict[str, Any], names: list[str]) -> dict[str
 def _parse(reply: str) -> dict[str, Any]:
     """The model's proposal; an unreadable reply proposes nothing (the solver then fills those in)."""
     try:
-        data = json.loads(unfence(reply))
+        data = load_json(find_json(reply, "{") or "")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -110,16 +110,16 @@ def test_a_bad_json_step_stops_launching(registry):
 
 
 def test_json_step_scanner_finds_each_step_object_once_complete():
-    from plait.planners._streaming import _JsonStepScanner
+    from plait.planners._streaming import _json_step_scanner
 
     text = ('[{"id": "E1", "tool": "t", "args": {"q": "a \\"}{[ quoted", "xs": [{"k": 1}]}},\n'
             ' {"id": "E2", "tool": "t", "args": {}}]')
-    scanner = _JsonStepScanner()
+    scanner = _json_step_scanner()
     found = []
     for i, ch in enumerate(text):
         for obj in scanner.feed(ch):
             found.append((i, json.loads(obj)["id"]))
     assert [sid for _, sid in found] == ["E1", "E2"]
     assert found[0][0] == text.index("},\n")  # E1 was complete at its closing brace
-    wrapped = _JsonStepScanner()
+    wrapped = _json_step_scanner()
     assert [json.loads(o)["id"] for o in wrapped.feed('{"steps": [{"id": "E1", "args": {"v": [1, 2]}}]}')] == ["E1"]

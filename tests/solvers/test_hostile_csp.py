@@ -123,9 +123,9 @@ def test_a_reply_of_spaces_is_read_in_linear_time():
     formulation, seconds = timed(lambda: formulate("```json\n{" + " " * 200_000 + "}\n```", time_limit=1))
     assert formulation.status == "invalid" and "does not fit the CSP schema" in formulation.feedback[0]
     assert seconds < 1 + MARGIN
-    from plait.solvers._formulate import unfence
+    from plait._json import find_json
 
-    assert unfence('```json\n{"a": 1}\n```') == '{"a": 1}' and unfence(" {} ") == "{}"
+    assert find_json('```json\n{"a": 1}\n```') == '{"a": 1}' and find_json(" {} ") == "{}"
 
 
 MANY = textwrap.dedent("""
