@@ -220,11 +220,6 @@ class SubtaskBudgetError(PlaitError):
                          "subtree_budget, lower max_tokens, or use on_budget='conclude' to keep partial work")
 
 
-def _describe(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class CheckpointError(PlaitError):
     """A checkpoint cannot be used: unreadable, corrupt, truncated, closed, or not a plait checkpoint.
 
