@@ -6,7 +6,8 @@ import dataclasses
 from typing import Any
 
 from plait.errors import ParseError
-from plait.executors._base import Completion, Message, Request, SamplingParams
+from plait.executors._base import Completion, Request, SamplingParams
+from plait.executors._reask import ask_until_usable, reask_request
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -38,18 +39,18 @@ def constrained(params: SamplingParams, parser: Parser, backend: Any) -> Samplin
 
 
 def reask(request: Request, raw: str, error: ParseError, parser: Parser, turn: str = "") -> Request:
-    """The follow-up request that shows the model its reply and what was wrong with it.
-
-    Text prompts get the reply, the feedback and then ``turn`` (the cue that
-    precedes a reply in the caller's prompt layout) appended.
-    """
+    """The follow-up request that shows the model its reply, what was wrong with it, and the parser's hint."""
     hint = parser.instructions()
-    feedback = f"Your reply could not be used: {error}.{' ' + hint if hint else ''} Reply again."
-    if isinstance(request.prompt, str):
-        prompt: Any = f"{request.prompt}{raw}\n\n{feedback}\n{turn}"
-    else:
-        prompt = (*request.prompt, Message(role="assistant", content=raw), Message(role="user", content=feedback))
-    return request.model_copy(update={"prompt": prompt})
+    return reask_request(request, raw, f"Your reply could not be used: {error}.{' ' + hint if hint else ''} "
+                                       "Reply again.", turn)
+
+
+def parsed(parser: Parser, raw: str) -> tuple[Any, ParseError | None]:
+    """``(value, None)`` when ``raw`` parses, else ``(None, the ParseError)``: a judge for the re-ask loop."""
+    try:
+        return parser.parse(raw), None
+    except ParseError as exc:
+        return None, exc
 
 
 async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
@@ -60,17 +61,16 @@ async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) ->
     """
     request = request.model_copy(update={"params": constrained(request.params, parser, ctx.backend)})
     attempts: list[str] = []
-    for call in range(1, max_reasks + 2):
-        completion = await ctx.generate(request)
-        raw = completion.text
-        attempts.append(raw)
-        try:
-            return Asked(parser.parse(raw), raw, completion, call)
-        except ParseError as exc:
-            last = exc
-            if call <= max_reasks:
-                request = reask(request, raw, exc, parser)
-    error = ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {last}",
-                       raw=attempts[-1])
+
+    def judge(request: Request, completion: Completion, call: int) -> tuple[Any, ParseError | None]:
+        attempts.append(completion.text)
+        return parsed(parser, completion.text)
+
+    reply = await ask_until_usable(ctx, request, judge, rounds=max_reasks + 1,
+                                   follow_up=lambda request, raw, error: reask(request, raw, error, parser))
+    if reply.problem is None:
+        return Asked(reply.value, reply.raw, reply.completion, reply.calls)
+    error = ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): "
+                       f"{reply.problem}", raw=attempts[-1])
     error.attempts = attempts
     raise error

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from plait.errors import ParseError, PlanError
-from plait.executors._base import JsonSchema, Request, SamplingParams
+from plait.executors._base import Completion, JsonSchema, Request, SamplingParams
+from plait.executors._reask import ask_until_usable
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.planners._plan import Plan, PlanStep
@@ -70,27 +71,33 @@ class Planner:
         known = _producers(evidence or {}, plans)
         base = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                               evidence=evidence, plans=plans, reason=reason)
-        prompt = base if repair is None else repair_prompt(base, *repair)
-        plan: Plan | None = None
-        raw, problems = repair if repair is not None else ("", [])
-        for attempt in range(int(repair is not None), self.max_repairs + 1):
-            completion = await ctx.generate(Request(prompt=prompt, params=self.params))
-            raw = completion.text
+        first = int(repair is not None)  # a streamed attempt already made counts as the first
+
+        def judge(request: Request, completion: Completion, call: int) -> tuple[Plan | None, list[str] | None]:
             try:
-                plan = self.parse(raw, known)
+                plan: Plan | None = self.parse(completion.text, known)
             except ParseError as exc:
                 plan, problems = None, cap_problems([str(exc)])
             else:
                 problems = plan_problems(plan, self.tools, known, max_steps=self.max_steps)
-            ctx.emit("plan", attempt=attempt, format=self.fmt, valid=not problems, problems=problems,
+            ctx.emit("plan", attempt=first + call - 1, format=self.fmt, valid=not problems, problems=problems,
                      steps=[s.model_dump() for s in plan.steps] if plan else None)
-            if not problems and plan is not None:
-                return plan
-            prompt = repair_prompt(base, raw, problems)
-        raise PlanError(
-            f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
-            problems, plan=plan, raw=raw,
-        )
+            return plan, problems or None
+
+        def fix(request: Request, raw: str, problems: list[str]) -> Request:
+            return Request(prompt=repair_prompt(base, raw, problems), params=self.params)
+
+        if repair is not None and self.max_repairs == 0:  # the streamed attempt was the only one allowed
+            problems, plan, raw = repair[1], None, repair[0]
+        else:
+            prompt = base if repair is None else repair_prompt(base, *repair)
+            reply = await ask_until_usable(ctx, Request(prompt=prompt, params=self.params), judge,
+                                           rounds=self.max_repairs + 1 - first, follow_up=fix)
+            if reply.problem is None:
+                return reply.value
+            problems, plan, raw = reply.problem, reply.value, reply.raw
+        raise PlanError(f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
+                        problems, plan=plan, raw=raw)
 
     async def stream_plan(self, task: str, ctx: RunContext, on_step: Callable[[PlanStep], None], *,
                           evidence: Mapping[str, Any] | None = None, plans: Sequence[Plan] = (),

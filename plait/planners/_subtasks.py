@@ -22,10 +22,11 @@ import anyio
 
 from plait.errors import ParseError, SubtaskBudgetError
 from plait.executors._base import Request, SamplingParams
+from plait.executors._reask import ask_until_usable
 from plait.executors._scripted import count_tokens
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node
-from plait.planners._asking import constrained, reask
+from plait.planners._asking import constrained, parsed, reask
 from plait.planners._subtask_model import ReplyParser, SubtreeBudget, TaskRecord, TaskReply, TreeResult, TreeStats
 
 __all__ = ["SubtaskTree", "DEFAULT_SYSTEM"]
@@ -204,30 +205,32 @@ class _TreeSolver:
                    budget: SubtreeBudget | None) -> tuple[TaskReply, str]:
         """One model turn on ``context`` (re-asked on a bad reply); updates the record and the figures."""
         params = constrained(self.node.sampling, parser, self.ctx.backend)
-        request = Request(prompt=context + TURN, params=params)
-        for attempt in range(self.node.max_reasks + 1):
+        shrunk = [parser]  # the parser for what the subtree budget leaves
+
+        def before(request: Request) -> Request:
             if budget is not None:
                 budget.check()
                 left = budget.left()
                 if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
-                    parser = parser.within(max(left, 1))
+                    shrunk[0] = parser.within(max(left, 1))
                     clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
-                    request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
+                    request = request.model_copy(update={"params": constrained(clipped, shrunk[0],
+                                                                                self.ctx.backend)})
             self.ctx.check_budget()
-            completion = await self.ctx.generate(request)
-            raw = completion.text
-            self.account(record, request, raw, completion, hidden, budget)
-            try:
-                reply = parser.parse(raw)
-            except ParseError as exc:
-                if attempt == self.node.max_reasks:
-                    raise ParseError(f"subtask {record.path or 'root'!r} ({record.task!r}): no usable reply after "
-                                     f"{attempt + 1} attempt(s): {exc}", raw=raw) from None
-                request = reask(request, raw, exc, parser, TURN)
-                continue
-            record.thoughts.append(reply.thought)
-            return reply, raw
-        raise AssertionError("unreachable")  # pragma: no cover
+            return request
+
+        def judge(request: Request, completion: Any, call: int) -> tuple[Any, ParseError | None]:
+            self.account(record, request, completion.text, completion, hidden, budget)
+            return parsed(shrunk[0], completion.text)
+
+        reply = await ask_until_usable(self.ctx, Request(prompt=context + TURN, params=params), judge,
+                                       rounds=self.node.max_reasks + 1, before=before,
+                                       follow_up=lambda request, raw, exc: reask(request, raw, exc, shrunk[0], TURN))
+        if reply.problem is not None:
+            raise ParseError(f"subtask {record.path or 'root'!r} ({record.task!r}): no usable reply after "
+                             f"{reply.calls} attempt(s): {reply.problem}", raw=reply.raw)
+        record.thoughts.append(reply.value.thought)
+        return reply.value, reply.raw
 
     def account(self, record: TaskRecord, request: Request, raw: str, completion: Any, hidden: int,
                 budget: SubtreeBudget | None) -> None:

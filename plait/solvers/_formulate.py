@@ -25,7 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from plait._json import find_json
-from plait.executors import JsonSchema, Message, Request, SamplingParams
+from plait.executors import Completion, JsonSchema, Message, Request, SamplingParams
+from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, search
 from plait.solvers._compile import compile_checks
@@ -99,21 +100,23 @@ class Formulate(Node):
         self.sampling = base.model_copy(update={"constraint": constraint})
 
     async def run(self, problem: str, ctx: RunContext) -> Formulation:
-        messages = formulate_messages(problem, self.examples)
-        feedback: list[str] = []
-        last = Formulation(problem=problem, status="invalid")
-        for round_no in range(1, self.max_rounds + 1):
-            completion = await ctx.generate(Request(prompt=tuple(messages), params=self.sampling))
-            messages.append(Message(role="assistant", content=completion.text))
-            last, error = await self._check(problem, completion.text, round_no)
+        feedback: list[str] = []  # the error sent back after each rejected round
+
+        async def judge(request: Request, completion: Completion, round_no: int) -> tuple[Formulation, str | None]:
+            formulation, error = await self._check(problem, completion.text, round_no)
             if error is not None and completion.samples[0].finish_reason == "length":
                 error = f"Your reply was cut off at the token limit; write a more compact model. {error}"
-            ctx.emit("formulate_round", round=round_no, status=last.status, error=error)
-            if error is None:
-                return last.model_copy(update={"feedback": feedback})
-            feedback.append(error)
-            messages.append(Message(role="user", content=error + "\nReply with the whole corrected JSON model."))
-        return last.model_copy(update={"feedback": feedback})
+            ctx.emit("formulate_round", round=round_no, status=formulation.status, error=error)
+            if error is not None:
+                feedback.append(error)
+            return formulation, error
+
+        request = Request(prompt=tuple(formulate_messages(problem, self.examples)), params=self.sampling)
+        reply = await ask_until_usable(
+            ctx, request, judge, rounds=self.max_rounds,
+            follow_up=lambda request, raw, error: reask_request(
+                request, raw, error + "\nReply with the whole corrected JSON model."))
+        return reply.value.model_copy(update={"feedback": feedback})
 
     async def _check(self, problem: str, text: str, round_no: int) -> tuple[Formulation, str | None]:
         """Parse and solve one reply off the event loop; the error to send back, or None when it is acceptable."""
