@@ -10,6 +10,14 @@ which starts it as soon as the steps it references are done. At the first
 problem, launching stops: the steps already started finish and keep their
 evidence, and the planner is asked again for the rest (see
 ``PlanAndExecute``).
+
+Why :class:`StreamingExecutor` schedules its own steps instead of using the
+runtime's scheduler (as a complete plan does, see ``_dag.py``): the runtime
+runs a graph that is whole and validated before its first node starts (it
+compiles it, checks edges and types, and knows each node's inputs up front),
+while here the first step must start before the planner has written the
+second. A step only ever references steps handed on before it, so one event
+per step is all the scheduling needed.
 """
 
 from __future__ import annotations

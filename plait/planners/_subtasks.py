@@ -11,6 +11,15 @@ of the calls before it in the same branch::
 
     <system>Task: <task>\\nReply: <plan JSON>\\nSubtask 1: <text>\\nReply: ...      (child 1)
     <system>Task: <task>\\nReply: <plan JSON>\\nResult 1: <c1>\\nResult 2: ...\\nReply: (parent concludes)
+
+Why siblings are not run as a runtime subgraph (as a plan's steps are, see
+``_dag.py``): the tree is one node with one record and one token account, and
+a subtask's failure must reach its parent as itself: a
+:class:`~plait.SubtaskBudgetError` names the budget that owns it, which
+decides whether the parent concludes or raises. A subgraph would give every
+subtask a node record and checkpoint key of its own and wrap its failure in
+``NodeFailedError``, while its scheduling (a child starts once the siblings it
+``needs`` are done) is one event per child here.
 """
 
 from __future__ import annotations
