@@ -88,8 +88,7 @@ class Variable(_Strict):
     @field_validator("domain", mode="before")
     @classmethod
     def _not_too_long(cls, domain: Any) -> Any:
-        if isinstance(domain, list) and len(domain) > MAX_DOMAIN:
-            raise ValueError(f"a domain of {len(domain)} values; the limit MAX_DOMAIN is {MAX_DOMAIN}")
+        _at_most(domain, MAX_DOMAIN, "MAX_DOMAIN", "a domain of {} values")
         return domain
 
     @field_validator("domain")
@@ -118,6 +117,12 @@ class Variable(_Strict):
     def lowest(self) -> Any:
         """The smallest value, without listing a range."""
         return self.domain.min if isinstance(self.domain, IntRange) else min(self.domain)
+
+
+def _at_most(value: Any, limit: int, name: str, what: str) -> None:
+    """ValueError when ``value`` is a list longer than ``limit`` (checked before pydantic reads its entries)."""
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(f"{what.format(len(value))}; the limit {name} is {limit}")
 
 
 def _domain_size(domain: Any) -> int:
@@ -219,16 +224,14 @@ class CSP(_Strict):
     @field_validator("variables", mode="before")
     @classmethod
     def _not_too_many(cls, value: Any) -> Any:
-        if isinstance(value, list) and len(value) > MAX_VARIABLES:
-            raise ValueError(f"{len(value)} variables; the limit MAX_VARIABLES is {MAX_VARIABLES}")
+        _at_most(value, MAX_VARIABLES, "MAX_VARIABLES", "{} variables")
         return value
 
     @field_validator("constraints", mode="before")
     @classmethod
     def _bare_strings(cls, value: Any) -> Any:
+        _at_most(value, MAX_CONSTRAINTS, "MAX_CONSTRAINTS", "{} constraints")
         if isinstance(value, list):
-            if len(value) > MAX_CONSTRAINTS:
-                raise ValueError(f"{len(value)} constraints; the limit MAX_CONSTRAINTS is {MAX_CONSTRAINTS}")
             return [{"kind": "expression", "expression": c} if isinstance(c, str) else c for c in value]
         return value
 
