@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, Union
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plait.executors._schema_bounds import MAX_INTEGER, MAX_ITEMS, MAX_STRING, bound_schema
@@ -36,6 +37,7 @@ __all__ = [
     "Completion",
     "Backend",
     "prompt_token_bound",
+    "serve_concurrently",
 ]
 
 
@@ -267,3 +269,32 @@ def prompt_token_bound(request: Request) -> int:
     if isinstance(request.prompt, str):
         return len(text.encode()) + _TEXT_MARGIN
     return len(text.encode()) + _MESSAGE_MARGIN * len(request.prompt) + _CHAT_MARGIN
+
+
+async def serve_concurrently(requests: list[Request],
+                             serve: Callable[[Request], Awaitable[Completion]]) -> list[Completion]:
+    """``serve`` each request, all at once (a lone one in the caller's task); completions in request order.
+
+    For backends that serve requests one by one. The first real failure
+    propagates as itself, not wrapped in an ExceptionGroup, and cancels the rest.
+    """
+    if len(requests) == 1:
+        return [await serve(requests[0])]
+    results: list[Completion | None] = [None] * len(requests)
+
+    async def one(i: int) -> None:
+        results[i] = await serve(requests[i])
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(len(requests)):
+                tg.start_soon(one, i)
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    return [r for r in results if r is not None]
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first real error of a task group (the siblings it cancelled carry no news)."""
+    first = group.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first

@@ -30,7 +30,7 @@ import anyio
 
 from plait._retry import RetryDeadlineError, RetryPolicy, retry
 from plait.errors import BackendError
-from plait.executors._base import Backend, Completion, Request
+from plait.executors._base import Backend, Completion, Request, serve_concurrently
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai_http import (
     ERROR_BODY_BYTES, ReplyError, error_text, read_body, read_events, retry_after_seconds, snippet)
@@ -128,21 +128,7 @@ class OpenAIBackend(Backend):
         for i, request in enumerate(requests):
             check_request_constraint(request, i)
         await self.start()
-        results: list[Completion | None] = [None] * len(requests)
-
-        async def serve(i: int, request: Request) -> None:
-            results[i] = await self._generate_one(request)
-
-        if len(requests) == 1:
-            await serve(0, requests[0])
-            return [r for r in results if r is not None]
-        try:
-            async with anyio.create_task_group() as tg:
-                for i, request in enumerate(requests):
-                    tg.start_soon(serve, i, request)
-        except BaseExceptionGroup as group:
-            raise _first_error(group) from None
-        return [r for r in results if r is not None]
+        return await serve_concurrently(requests, self._generate_one)
 
     async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
         """Serve one request as a server-sent-event stream, handing the first sample's text to ``on_text``."""
@@ -249,12 +235,6 @@ class _Transient(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def _first_error(group: BaseExceptionGroup) -> BaseException:
-    """The first real error of a task group (the siblings it cancelled carry no news)."""
-    first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _check_options(positive: dict[str, Any], non_negative: dict[str, Any]) -> None:

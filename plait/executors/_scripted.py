@@ -18,7 +18,7 @@ from typing import Any, Union
 import anyio
 
 from plait.errors import BackendError, ScriptExhaustedError
-from plait.executors._base import Backend, Completion, Request, Sample
+from plait.executors._base import Backend, Completion, Request, Sample, serve_concurrently
 from plait.executors._tokenize import Tokenizer, as_tokenizer, word_spans
 
 __all__ = ["ScriptedBackend", "FunctionBackend", "count_tokens"]
@@ -95,18 +95,7 @@ class FunctionBackend(Backend):
         batch = list(requests)
         self.batches.append(batch)
         self.requests.extend(batch)
-        results: list[Completion | None] = [None] * len(batch)
-
-        async def serve(i: int, request: Request) -> None:
-            results[i] = await self._serve(request)
-
-        if len(batch) == 1:
-            await serve(0, batch[0])
-        else:
-            async with anyio.create_task_group() as tg:
-                for i, request in enumerate(batch):
-                    tg.start_soon(serve, i, request)
-        return [r for r in results if r is not None]
+        return await serve_concurrently(batch, self._serve)
 
     async def stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
         """Serve one request, handing the first sample's text to ``on_text`` token by token, paced by ``token_latency``."""
