@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ["RetryPolicy", "RetryDeadlineError", "retry"]
+__all__ = ["RetryPolicy", "RetryDeadlineError", "retry", "retry_blocking"]
 
 _T = TypeVar("_T")
 
@@ -81,15 +82,16 @@ async def retry(
     attempt: Callable[[int], Awaitable[_T]],
     *,
     on_retry: Callable[[BaseException, int, float], Any] | None = None,
-    never: tuple[type[BaseException], ...] = (),
+    retryable: Callable[[BaseException], bool] | None = None,
     deadline: float | None = None,
 ) -> _T:
     """Await ``attempt(1)``, ``attempt(2)``, ... until one returns, as ``policy`` allows.
 
-    A failure the policy does not retry (or an instance of ``never``: control
-    flow the caller raises through) propagates unchanged, as does the last
-    one. Before each retry ``on_retry(error, failed_attempt, delay)`` is
-    called, then the engine sleeps ``delay`` seconds. With ``deadline`` (an
+    A failure the policy does not retry (or that ``retryable`` refuses:
+    control flow the caller raises through, an error only some messages of
+    which are transient) propagates unchanged, as does the last one. Before
+    each retry ``on_retry(error, failed_attempt, delay)`` is called, then the
+    engine sleeps ``delay`` seconds. With ``deadline`` (an
     ``anyio.current_time()`` value), a wait that would end past it raises
     :class:`RetryDeadlineError` instead of sleeping. ``policy=None`` means one
     attempt.
@@ -100,14 +102,44 @@ async def retry(
         try:
             return await attempt(number)
         except Exception as exc:
-            if policy is None or isinstance(exc, never) or not policy.should_retry(exc, number):
+            wait = _next_wait(policy, exc, number, retryable, deadline, anyio.current_time)
+            if wait is None:
                 raise
-            wait = _wait(policy, exc, number)
-            if deadline is not None and anyio.current_time() + wait > deadline:
-                raise RetryDeadlineError(exc, number, wait) from exc
             if on_retry is not None:
                 on_retry(exc, number, wait)
         await anyio.sleep(wait)
+
+
+def retry_blocking(
+    policy: RetryPolicy,
+    attempt: Callable[[int], _T],
+    *,
+    retryable: Callable[[BaseException], bool] | None = None,
+    deadline: float | None = None,
+) -> _T:
+    """:func:`retry` for blocking code outside the event loop (``deadline``: a ``time.monotonic()`` value)."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            return attempt(number)
+        except Exception as exc:
+            wait = _next_wait(policy, exc, number, retryable, deadline, time.monotonic)
+            if wait is None:
+                raise
+        time.sleep(wait)
+
+
+def _next_wait(policy: RetryPolicy | None, error: Exception, number: int,
+               retryable: Callable[[BaseException], bool] | None, deadline: float | None,
+               clock: Callable[[], float]) -> float | None:
+    """The wait before the attempt after failed attempt ``number``; None: give up (RetryDeadlineError: past it)."""
+    if policy is None or not policy.should_retry(error, number) or (retryable is not None and not retryable(error)):
+        return None
+    wait = _wait(policy, error, number)
+    if deadline is not None and clock() + wait > deadline:
+        raise RetryDeadlineError(error, number, wait) from error
+    return wait
 
 
 def _wait(policy: RetryPolicy, error: BaseException, number: int) -> float:

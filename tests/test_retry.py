@@ -1,10 +1,14 @@
 """The one retry engine (plait/_retry.py) that nodes, tools and the HTTP backend share."""
 
+import sqlite3
+import time
+
 import anyio
 import pytest
 
 from plait import RetryPolicy
-from plait._retry import RetryDeadlineError, retry
+from plait._retry import RetryDeadlineError, retry, retry_blocking
+from plait.durable import _sqlite
 from plait.executors import _openai, _tool_runner
 from plait.orchestrator import _node, _runtime
 
@@ -54,14 +58,14 @@ async def test_no_policy_means_one_attempt():
     assert calls == [1]
 
 
-async def test_only_errors_in_retry_on_are_retried_and_never_overrides_the_policy():
+async def test_only_errors_in_retry_on_are_retried_and_retryable_can_refuse_more():
     attempt, calls = failing(1, ValueError)
     with pytest.raises(ValueError):
         await retry(RetryPolicy(attempts=5, backoff=0.0, retry_on=(Flaky,)), attempt)
     assert calls == [1]
     attempt, calls = failing(1)
     with pytest.raises(Flaky):
-        await retry(RetryPolicy(attempts=5, backoff=0.0), attempt, never=(Flaky,))
+        await retry(RetryPolicy(attempts=5, backoff=0.0), attempt, retryable=lambda exc: "failure 2" in str(exc))
     assert calls == [1]
 
 
@@ -90,9 +94,34 @@ def test_delay_is_capped_and_jittered_within_bounds():
         assert base * 0.5 <= policy.delay(retry_number) <= base * 1.5
 
 
-def test_nodes_tools_and_http_all_use_the_one_engine():
-    """One mechanism: the three callers import the engine (and RetryPolicy is one class)."""
+def test_nodes_tools_http_and_sqlite_all_use_the_one_engine():
+    """One mechanism: every caller imports the engine (and RetryPolicy is one class).
+
+    What each one does with it is tested with its own suite (tests/orchestrator, tests/executors/test_tools*.py,
+    tests/executors/test_hostile_server.py, and tests/durable/test_store_files.py for a contended WAL switch).
+    """
+    assert _sqlite.retry_blocking is retry_blocking and _sqlite._CONTENDED_SWITCH.retry_on == (sqlite3.OperationalError,)
     assert _node.RetryPolicy is RetryPolicy
     for module in (_runtime, _tool_runner, _openai):
         assert module.retry is retry
         assert "anyio.sleep(" not in open(module.__file__, encoding="utf-8").read()
+
+
+def test_the_blocking_driver_follows_the_same_policy_and_deadline():
+    calls = []
+
+    def attempt(number):
+        calls.append(number)
+        if number < 3:
+            raise Flaky(f"failure {number}")
+        return number
+
+    assert retry_blocking(RetryPolicy(attempts=3, backoff=0.001, jitter=0.0), attempt) == 3 and calls == [1, 2, 3]
+    calls.clear()
+    with pytest.raises(Flaky, match="failure 1"):  # refused by the predicate: no second attempt
+        retry_blocking(RetryPolicy(attempts=3, backoff=0.0), attempt, retryable=lambda exc: False)
+    calls.clear()
+    with pytest.raises(RetryDeadlineError) as info:
+        retry_blocking(RetryPolicy(attempts=3, backoff=50.0, max_backoff=50.0, jitter=0.0), attempt,
+                       deadline=time.monotonic() + 10)
+    assert calls == [1] and info.value.wait == 50.0

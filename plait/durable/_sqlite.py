@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
 
+from plait._retry import RetryDeadlineError, RetryPolicy, retry_blocking
 from plait.durable._base import (SCHEMA_VERSION, Checkpointer, Payload, StoredNode, StoredRun, checked_payload,
                                  checked_run, decode_group, encode_group)
 from plait.errors import CheckpointError
 
 __all__ = ["SQLiteCheckpointer"]
+
+_CONTENDED_SWITCH = RetryPolicy(attempts=sys.maxsize, backoff=0.005, multiplier=2.0, max_backoff=0.1, jitter=0.0,
+                                retry_on=(sqlite3.OperationalError,))
+"""Retrying a switch to WAL mode that another process contends: 5 ms doubling to 100 ms, until busy_timeout."""
 
 _TABLES = {
     "meta": "key TEXT PRIMARY KEY, value TEXT NOT NULL",
@@ -91,17 +97,15 @@ class SQLiteCheckpointer(Checkpointer):
         SQLite answers a contended journal-mode switch with "database is locked" at once, without
         calling its busy handler, so two workers starting on a new file would fail by chance.
         """
-        deadline = time.monotonic() + busy_timeout
-        pause = 0.005
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL").fetchone()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+
+        def switch(number: int) -> None:
+            self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+
+        try:
+            retry_blocking(_CONTENDED_SWITCH, switch, deadline=time.monotonic() + busy_timeout,
+                           retryable=lambda exc: "locked" in str(exc))
+        except RetryDeadlineError as exc:
+            raise exc.error from None
 
     def _check_file(self) -> bool:
         """Whether the file exists with content; refuse what cannot be a checkpoint before SQLite touches it."""

@@ -411,7 +411,8 @@ class _Execution:
             state.emit(NodeRetried, node=full, attempt=number + 1, delay=delay, error=f"{type(exc).__name__}: {exc}")
 
         try:
-            value = await retry(node.retry, attempt, on_retry=retried, never=(_Stop,))
+            value = await retry(node.retry, attempt, on_retry=retried,
+                                retryable=lambda exc: not isinstance(exc, _Stop))
         except _Stop:
             raise
         except Exception as exc:
