@@ -117,10 +117,11 @@ class ToolRunner:
 
     async def _attempts(self, t: Tool, args: dict[str, Any]) -> Any:
         lane = Lane(on_abandon=lambda running: self._emit("tool_thread_abandoned", tool=t.name, running=running))
-        ran = [0]
+        ran = 0
 
         async def attempt(number: int) -> Any:
-            ran[0] = number
+            nonlocal ran
+            ran = number
             self.calls += 1
             return await self._once(t, args, lane)
 
@@ -131,8 +132,8 @@ class ToolRunner:
             return await retry(t.retry, attempt, on_retry=retried)
         except Exception as exc:  # a tool's failure is evidence, not a crash
             error = f"{type(exc).__name__}: {exc}"
-            log.info("tool %s failed after %d attempt(s): %s", t.name, ran[0], error)
-            return ToolFailure(t.name, error, ran[0])
+            log.info("tool %s failed after %d attempt(s): %s", t.name, ran, error)
+            return ToolFailure(t.name, error, ran)
 
     async def _once(self, t: Tool, args: dict[str, Any], lane: Lane) -> Any:
         if t.timeout is None:

@@ -370,9 +370,10 @@ class _Execution:
         if record.started is None:
             record.started = state.now()
         ctx = RunContext(state, full, record.runs - 1, activation)
-        took = [0, 0.0]  # the attempt that succeeded, and how long it took
+        succeeded, duration = 0, 0.0  # the attempt that succeeded, and how long it took
 
         async def attempt(number: int) -> Any:
+            nonlocal succeeded, duration
             record.attempts += 1
             state.emit(NodeStarted, node=full, attempt=number)
             t0 = time.perf_counter()
@@ -404,7 +405,7 @@ class _Execution:
                 record.busy += time.perf_counter() - t0
                 state.emit(NodeFailed, node=full, error=f"{type(exc).__name__}: {exc}", attempt=number)
                 raise
-            took[:] = number, time.perf_counter() - t0
+            succeeded, duration = number, time.perf_counter() - t0
             return value
 
         def retried(exc: BaseException, number: int, delay: float) -> None:
@@ -419,7 +420,6 @@ class _Execution:
             return self._failed(node, full, record, exc)
         if isinstance(value, _Paused):
             return value
-        number, duration = took
         record.busy += duration
         record.finished = state.now()
         record.status = "ok"
@@ -427,7 +427,7 @@ class _Execution:
         if isinstance(value, Route):
             route = value.to.name if isinstance(value.to, Node) else str(value.to)
         try:  # committed before any dependant starts
-            journal.commit(key, node, value, ctx.tokens, duration, number)
+            journal.commit(key, node, value, ctx.tokens, duration, succeeded)
         except CheckpointError as exc:
             record.status = "failed"
             record.error = f"{type(exc).__name__}: {exc}"

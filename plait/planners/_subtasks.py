@@ -214,27 +214,25 @@ class _TreeSolver:
                    budget: SubtreeBudget | None) -> tuple[TaskReply, str]:
         """One model turn on ``context`` (re-asked on a bad reply); updates the record and the figures."""
         params = constrained(self.node.sampling, parser, self.ctx.backend)
-        shrunk = [parser]  # the parser for what the subtree budget leaves
-
         def before(request: Request) -> Request:
+            nonlocal parser
             if budget is not None:
                 budget.check()
                 left = budget.left()
                 if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
-                    shrunk[0] = parser.within(max(left, 1))
+                    parser = parser.within(max(left, 1))
                     clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
-                    request = request.model_copy(update={"params": constrained(clipped, shrunk[0],
-                                                                                self.ctx.backend)})
+                    request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
             self.ctx.check_budget()
             return request
 
         def judge(request: Request, completion: Any, call: int) -> tuple[Any, ParseError | None]:
             self.account(record, request, completion.text, completion, hidden, budget)
-            return parsed(shrunk[0], completion.text)
+            return parsed(parser, completion.text)
 
         reply = await ask_until_usable(self.ctx, Request(prompt=context + TURN, params=params), judge,
                                        rounds=self.node.max_reasks + 1, before=before,
-                                       follow_up=lambda request, raw, exc: reask(request, raw, exc, shrunk[0], TURN))
+                                       follow_up=lambda request, raw, exc: reask(request, raw, exc, parser, TURN))
         if reply.problem is not None:
             raise ParseError(f"subtask {record.path or 'root'!r} ({record.task!r}): no usable reply after "
                              f"{reply.calls} attempt(s): {reply.problem}", raw=reply.raw)
