@@ -609,7 +609,7 @@ class Run:
             raise ValueError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
-        self.answers = check_answers(resume, checkpoint, run_id)
+        self.answers = check_answers(resume, checkpoint, run_id, self.plan.nodes)
         self.journal = open_journal(graph, self.plan, checkpoint, run_id, replay, cache)
         try:
             recorded = self.journal.recorded_input() if input is None else None
