@@ -26,6 +26,7 @@ from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Param, Signature
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, UnresolvedReference, resolve_args
+from plait.planners._refs import clip
 
 __all__ = ["execute_plan", "run_step"]
 
@@ -71,7 +72,7 @@ async def run_step(
         else:
             value = await runner.call(step.tool, args)
     ctx.emit("plan_step_finished", step=step.id, tool=step.tool, args=args,
-             ok=not isinstance(value, ToolFailure), result=_short(value),
+             ok=not isinstance(value, ToolFailure), result=clip(str(value), 200),
              seconds=round(time.perf_counter() - started, 6))
     return value
 
@@ -133,8 +134,3 @@ def _plan_graph(plan: Plan, known: Mapping[str, Any], runner: ToolRunner, llm_pa
     graph.join({i: i for i in plan.ids}, collect)
     graph.output(collect)
     return graph
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from plait._json import find_json
 from plait.errors import ParseError
 from plait.executors._base import Choice, Constraint, JsonSchema, Regex
+from plait.planners._refs import clip
 
 __all__ = ["Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser"]
 
@@ -52,7 +53,7 @@ class Parser(Generic[T]):
         return ""
 
     def _fail(self, message: str, text: str) -> ParseError:
-        return ParseError(f"{message}; got {_clip(text)!r}", raw=text)
+        return ParseError(f"{message}; got {clip(text, 160)!r}", raw=text)
 
 
 class TextParser(Parser[str]):
@@ -164,6 +165,8 @@ class ChoiceParser(Parser[str]):
 
 
 M = TypeVar("M", bound=BaseModel)
+_LISTED = 8
+"""Most validation errors a ModelParser message lists (the message goes back to the model on a re-ask)."""
 
 
 class ModelParser(Parser[M]):
@@ -183,7 +186,10 @@ class ModelParser(Parser[M]):
         try:
             return self.model.model_validate_json(blob)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in exc.errors())
+            errors = exc.errors()
+            problems = "; ".join(f"{clip('.'.join(map(str, e['loc'])), 60) or 'object'}: {clip(e['msg'], 160)}"
+                                 for e in errors[:_LISTED])
+            problems += f"; and {len(errors) - _LISTED} more" if len(errors) > _LISTED else ""
             raise self._fail(f"the JSON does not fit {self.model.__name__} ({problems})", text) from None
 
     def constraint(self) -> Constraint:
@@ -191,7 +197,3 @@ class ModelParser(Parser[M]):
 
     def instructions(self) -> str:
         return f"Reply with one JSON object matching this schema: {json.dumps(self.model.model_json_schema())}"
-
-
-def _clip(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from plait._json import find_json
 from plait.errors import SubtaskBudgetError
 from plait.executors._base import Constraint, JsonSchema
-from plait.planners._parsers import Parser
+from plait.planners._parsers import ModelParser
 
 __all__ = ["SubtaskSpec", "TaskReply", "TaskRecord", "TreeStats", "TreeResult", "ReplyParser", "SubtreeBudget",
            "reply_string_bounds"]
@@ -121,13 +120,11 @@ def reply_string_bounds(max_tokens: int) -> tuple[int, int, int]:
     return max(16, max_tokens * 2 // 5), max(16, max_tokens * 2 // 5), max(16, max_tokens // 4)
 
 
-class ReplyParser(Parser[TaskReply]):
+class ReplyParser(ModelParser[TaskReply]):
     """Parses a :class:`TaskReply` and enforces the tree's limits (so violations are re-asked)."""
 
-    output_type = TaskReply
-
     def __init__(self, *, allow_split: bool, max_breadth: int, why_not: str = "", max_tokens: int = 256):
-        super().__init__(constrain=True)
+        super().__init__(TaskReply)
         self.allow_split, self.max_breadth, self.why_not = allow_split, max_breadth, why_not
         self.thought_chars, self.answer_chars, self.task_chars = reply_string_bounds(max_tokens)
 
@@ -137,13 +134,7 @@ class ReplyParser(Parser[TaskReply]):
                            max_tokens=max_tokens)
 
     def parse(self, text: str) -> TaskReply:
-        blob = find_json(text, "{")
-        if blob is None:
-            raise self._fail("the reply contains no JSON object", text)
-        try:
-            reply = TaskReply.model_validate_json(blob)
-        except ValidationError as exc:
-            raise self._fail(f"the JSON does not fit the reply format ({exc.errors()[0]['msg']})", text) from None
+        reply = super().parse(text)
         if reply.subtasks and reply.answer is not None:
             raise self._fail('give either "answer" or "subtasks", not both', text)
         if not reply.subtasks and reply.answer is None:

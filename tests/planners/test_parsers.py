@@ -1,5 +1,7 @@
 """Parsers: parsing, failure messages carrying the raw text, and the constraint each one sends."""
 
+import json
+
 import pytest
 from pydantic import BaseModel
 
@@ -65,3 +67,27 @@ def test_model_parser_finds_json_in_prose_and_reports_fields():
     constraint = parser.constraint()
     assert isinstance(constraint, JsonSchema) and constraint.schema_["required"] == ["x", "y"]
     assert parser.output_type is Point
+
+
+def test_model_parser_lists_at_most_eight_problems_each_clipped():
+    class Numbers(BaseModel):
+        values: list[int]
+
+    reply = json.dumps({"values": ["x" * 10_000] * 50})
+    with pytest.raises(ParseError) as err:
+        ModelParser(Numbers).parse(reply)
+    message = str(err.value)
+    assert message.count("values.") == 8 and "; and 42 more" in message
+    assert len(message) < 2_500  # the re-ask prompt does not grow with what the model wrote
+
+
+def test_subtask_reply_parser_reads_json_like_model_parser_then_checks_the_tree_rules():
+    from plait.planners._subtask_model import ReplyParser
+
+    parser = ReplyParser(allow_split=False, max_breadth=2, why_not="too deep")
+    assert isinstance(parser, ModelParser)
+    assert parser.parse('Sure: ```json\n{"thought": "t", "answer": "4"}\n```').answer == "4"
+    with pytest.raises(ParseError, match="no JSON object"):
+        parser.parse("four")
+    with pytest.raises(ParseError, match="too deep; answer directly"):
+        parser.parse('{"thought": "t", "subtasks": [{"task": "a"}]}')
