@@ -1,7 +1,8 @@
-"""The one JSON extractor for model output: finding a JSON value in a reply, and loading it within bounds.
+"""The one JSON extractor for model output: finding a JSON value in a reply, loading it within bounds,
+and saying in a few short lines what in it did not fit.
 
 Every consumer of model-written JSON (structured replies, plans, streamed plan
-steps, constraint problems, proposals) goes through here. Model output is
+steps, constraint problems, proposals, tool arguments) goes through here. Model output is
 hostile input, so everything is linear in the text: :class:`JsonScanner`
 looks at each character once (string-aware, no regex, no restart at every
 brace), :func:`find_json` is one scan, and :func:`load_json` refuses nesting
@@ -16,7 +17,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_JSON_DEPTH", "JsonScanner", "find_json", "load_json"]
+from pydantic import ValidationError
+
+__all__ = ["MAX_JSON_DEPTH", "JsonScanner", "find_json", "load_json", "problem_lines", "clip"]
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of JSON read from a model (a plan is 4 levels deep before its arguments' own)."""
@@ -120,3 +123,27 @@ def load_json(text: str) -> Any:
         if isinstance(value, (dict, list)):
             stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
     return data
+
+
+def problem_lines(error: ValidationError, whole: str = "object", most: int = 8, show_input: bool = False) -> list[str]:
+    """What did not fit, one short line per problem (``where: message``), at most ``most`` lines.
+
+    The lines go back to the model on a re-ask or into a tool's failure, so
+    they are bounded whatever it wrote: locations and messages are clipped,
+    ``show_input`` quotes the offending value clipped too, and a last line
+    counts the problems left out. ``whole`` names the top level.
+    """
+    errors = error.errors()
+    lines = []
+    for e in errors[:most]:
+        where = clip(".".join(str(part) for part in e["loc"]), 60) or whole
+        got = f" (got {clip(repr(e['input']))})" if show_input and e["type"] != "missing" else ""
+        lines.append(f"{where}: {clip(e['msg'], 160)}{got}")
+    if len(errors) > most:
+        lines.append(f"and {len(errors) - most} more")
+    return lines
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (model-written names and values can be megabytes long)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

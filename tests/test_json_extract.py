@@ -4,8 +4,10 @@ import json
 import time
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from plait._json import MAX_JSON_DEPTH, JsonScanner, find_json, load_json
+from plait._json import MAX_JSON_DEPTH, JsonScanner, clip, find_json, load_json, problem_lines
+from plait.executors import _tool_runner
 from plait.planners import _parsers, _plan_parse, _streaming, _subtask_model
 from plait.solvers import _formulate, _propose_node
 
@@ -64,8 +66,33 @@ def test_load_json_refuses_deep_nesting_without_recursing():
 
 
 def test_every_consumer_of_model_json_uses_the_one_extractor():
-    for module in (_parsers, _subtask_model, _formulate, _propose_node, _plan_parse):
+    for module in (_parsers, _formulate, _propose_node, _plan_parse):
         assert module.find_json is find_json
+    assert issubclass(_subtask_model.ReplyParser, _parsers.ModelParser)  # parses through ModelParser
     for module in (_streaming, _plan_parse, _propose_node):
         assert module.load_json is load_json
+    for module in (_parsers, _plan_parse, _formulate, _tool_runner):
+        assert module.problem_lines is problem_lines
     assert not hasattr(_parsers, "_json_object") and not hasattr(_formulate, "unfence")
+
+
+class Numbers(BaseModel):
+    values: list[int]
+    name: str
+
+
+def test_problem_lines_are_few_short_and_name_where():
+    with pytest.raises(ValidationError) as info:
+        Numbers.model_validate({"values": ["x" * 10_000] * 50})
+    lines = problem_lines(info.value, "numbers", show_input=True)
+    assert len(lines) == 9 and lines[-1] == "and 43 more"  # 50 bad values and a missing name
+    assert lines[0].startswith("values.0: Input should be a valid integer") and "(got 'xxx" in lines[0]
+    assert all(len(line) < 320 for line in lines)
+    with pytest.raises(ValidationError) as info:
+        Numbers.model_validate([1])
+    assert problem_lines(info.value, "numbers") == ["numbers: Input should be a valid dictionary or instance of "
+                                                    "Numbers"]
+
+
+def test_clip_keeps_short_text_and_marks_a_cut():
+    assert clip("short") == "short" and clip("x" * 100, 10) == "xxxxxxx..." and len(clip("y" * 10**6)) == 80

@@ -24,8 +24,9 @@ import anyio
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from plait._json import problem_lines
 from plait._retry import retry
-from plait.executors._tools import Tool, ToolRegistry, validation_problems
+from plait.executors._tools import Tool, ToolRegistry
 from plait.orchestrator._threads import Lane
 
 __all__ = ["ToolRunner", "ToolFailure"]
@@ -79,7 +80,7 @@ class ToolRunner:
         try:
             args = t.validate_args(args)
         except ValidationError as exc:
-            return ToolFailure(t.name, "invalid arguments: " + "; ".join(validation_problems(exc)), 0)
+            return ToolFailure(t.name, "invalid arguments: " + "; ".join(problem_lines(exc, "args", show_input=True)), 0)
         if self._remember is not None:  # a checkpointed run records results; resume and replay reuse them
             return await self._remember("tool", f"{t.name}:{_canonical(args)}", lambda: self._cached(t, args),
                                         Union[ToolFailure, t.returns])  # the type the record is loaded back as

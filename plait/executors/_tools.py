@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 
 from plait._retry import RetryPolicy
 from plait.errors import ToolError
@@ -190,13 +190,3 @@ class ToolRegistry:
     @classmethod
     def of(cls, tools: ToolRegistry | Iterable[Tool | Callable[..., Any]]) -> ToolRegistry:
         return tools if isinstance(tools, ToolRegistry) else cls(tools)
-
-
-def validation_problems(error: ValidationError) -> list[str]:
-    """pydantic errors as short lines: ``arg: message (got value)``."""
-    out = []
-    for e in error.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "args"
-        got = f" (got {e['input']!r})" if e["type"] != "missing" else ""
-        out.append(f"{loc}: {e['msg']}{got}")
-    return out

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from plait._json import clip
 from plait.errors import RunError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
@@ -26,7 +27,6 @@ from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Param, Signature
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, UnresolvedReference, resolve_args
-from plait.planners._refs import clip
 
 __all__ = ["execute_plan", "run_step"]
 

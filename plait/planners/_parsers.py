@@ -18,10 +18,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from plait._json import find_json
+from plait._json import clip, find_json, problem_lines
 from plait.errors import ParseError
 from plait.executors._base import Choice, Constraint, JsonSchema, Regex
-from plait.planners._refs import clip
 
 __all__ = ["Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser"]
 
@@ -165,8 +164,6 @@ class ChoiceParser(Parser[str]):
 
 
 M = TypeVar("M", bound=BaseModel)
-_LISTED = 8
-"""Most validation errors a ModelParser message lists (the message goes back to the model on a re-ask)."""
 
 
 class ModelParser(Parser[M]):
@@ -186,10 +183,7 @@ class ModelParser(Parser[M]):
         try:
             return self.model.model_validate_json(blob)
         except ValidationError as exc:
-            errors = exc.errors()
-            problems = "; ".join(f"{clip('.'.join(map(str, e['loc'])), 60) or 'object'}: {clip(e['msg'], 160)}"
-                                 for e in errors[:_LISTED])
-            problems += f"; and {len(errors) - _LISTED} more" if len(errors) > _LISTED else ""
+            problems = "; ".join(problem_lines(exc))
             raise self._fail(f"the JSON does not fit {self.model.__name__} ({problems})", text) from None
 
     def constraint(self) -> Constraint:

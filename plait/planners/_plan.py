@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
-from plait.planners._refs import clip, read_field, shape_problem
+from plait._json import clip
+from plait.planners._refs import read_field, shape_problem
 
 __all__ = ["Plan", "PlanStep", "Ref", "LLM_TOOL", "find_refs", "resolve_args", "UnresolvedReference", "as_text"]
 

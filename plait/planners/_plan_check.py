@@ -19,10 +19,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from plait._json import clip
 from plait.executors._base import bound_schema
 from plait.executors._tools import Tool, ToolRegistry, tool
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, Ref, find_refs, whole_ref
-from plait.planners._refs import MAX_FIELD_CHARS, MAX_REF_FIELDS, clip, path_problem, shape_problem, type_name
+from plait.planners._refs import MAX_FIELD_CHARS, MAX_REF_FIELDS, path_problem, shape_problem, type_name
 
 __all__ = ["plan_problems", "plan_json_schema", "llm_tool", "cap_problems", "MAX_STEPS", "MAX_PROBLEMS",
            "MAX_PROBLEM_CHARS", "MAX_STRING"]

@@ -28,11 +28,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from plait._json import find_json, load_json
+from plait._json import find_json, load_json, problem_lines
 from plait.errors import ParseError
 from plait.executors._tools import ToolRegistry
 from plait.planners._plan import LLM_TOOL, Plan
-from plait.planners._refs import clip
 
 __all__ = ["parse_json_plan", "parse_text_plan", "parse_tool_call", "read_plan_line", "number_step",
            "check_plan_size", "MAX_PLAN_CHARS"]
@@ -59,9 +58,7 @@ def parse_json_plan(text: str, first_id: int = 1) -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
-        lines = "; ".join(
-            f"{clip('.'.join(str(x) for x in e['loc']), 60) or 'plan'}: {clip(e['msg'])}" for e in exc.errors()[:8]
-        )
+        lines = "; ".join(problem_lines(exc, "plan"))
         raise ParseError(f"the JSON plan does not have the expected shape: {lines}", text) from None
 
 

@@ -24,7 +24,9 @@ from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel
 
-__all__ = ["MAX_REF_FIELDS", "MAX_FIELD_CHARS", "read_field", "shape_problem", "path_problem", "type_name", "clip"]
+from plait._json import clip
+
+__all__ = ["MAX_REF_FIELDS", "MAX_FIELD_CHARS", "read_field", "shape_problem", "path_problem", "type_name"]
 
 MAX_REF_FIELDS = 8
 """Most fields a reference may name after its step (``#E1.a.b.c`` names 3): deeper paths are plan problems."""
@@ -159,11 +161,6 @@ def _index(part: str) -> int | None:
 def _kind(value: Any) -> str:
     shown = clip(repr(value)) if isinstance(value, (Mapping, list, tuple)) else ""
     return f"{type(value).__name__} value {shown}".rstrip()
-
-
-def clip(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters (model-written names and values can be megabytes long)."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def type_name(tp: Any) -> str:

@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 from pydantic import ValidationError
 
-from plait._json import JsonScanner, load_json
+from plait._json import JsonScanner, clip, load_json
 from plait.executors._base import SamplingParams
 from plait.executors._tool_runner import ToolRunner
 from plait.executors._tools import ToolRegistry
@@ -38,7 +38,6 @@ from plait.planners._dag import run_step
 from plait.planners._plan import Plan, PlanStep
 from plait.planners._plan_check import MAX_STEPS, next_step_number, plan_problems
 from plait.planners._plan_parse import MAX_PLAN_CHARS, number_step, read_plan_line
-from plait.planners._refs import clip
 
 __all__ = ["StreamedPlanReader", "StreamingExecutor"]
 

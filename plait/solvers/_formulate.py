@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from plait._json import find_json
+from plait._json import find_json, problem_lines
 from plait.executors import Completion, JsonSchema, Message, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator import Node, RunContext
@@ -131,7 +131,7 @@ class Formulate(Node):
         try:
             csp = CSP.model_validate_json(find_json(text, "{") or text)
         except ValidationError as exc:
-            lines = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'model'}: {e['msg']}" for e in exc.errors()[:8])
+            lines = "; ".join(problem_lines(exc, "model"))
             return Formulation(status="invalid", **base), f"Your JSON does not fit the CSP schema: {lines}."
         timed_out = Formulation(csp=csp, status="timeout", **base), (
             f"The solver found no solution within {self.time_limit:g}s. Use smaller domains or tighter "

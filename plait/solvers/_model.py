@@ -26,7 +26,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from plait.errors import ConstraintSyntaxError
 from plait.solvers._limits import (
     MAX_CONSTRAINTS, MAX_DOMAIN, MAX_TOTAL_SIZE, MAX_TOTAL_VALUES, MAX_VARIABLES, check_value, check_values)
 

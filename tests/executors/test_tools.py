@@ -222,3 +222,16 @@ def test_concurrency_limit_keeps_calls_apart():
 
     _run(main)
     assert peak[0] == 2
+
+
+def test_hostile_arguments_give_a_short_failure():
+    """A model that sends thousands of bad values gets a bounded message back, not one line per value."""
+
+    @tool
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    failure = _run(ToolRunner(ToolRegistry([total])).call, "total", {"values": ["x" * 10_000] * 5_000})
+    assert isinstance(failure, ToolFailure) and failure.attempts == 0
+    assert failure.error.startswith("invalid arguments: values.0: Input should be a valid integer")
+    assert failure.error.endswith("; and 4992 more") and len(failure.error) < 3_000
