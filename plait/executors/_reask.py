@@ -22,6 +22,7 @@ __all__ = ["Reply", "ask_until_usable", "reask_request"]
 T = TypeVar("T")
 
 Judge = Callable[[Request, Completion, int], "tuple[Any, Any] | Awaitable[tuple[Any, Any]]"]
+"""Judges a reply: ``(value, problem)``, ``problem`` None when the reply is usable (sync or async)."""
 
 
 @dataclasses.dataclass
