@@ -55,7 +55,7 @@ class Edge:
 
 
 @dataclasses.dataclass
-class _Plan:
+class _CompiledGraph:
     """A validated graph, laid out for the runtime."""
 
     name: str
@@ -103,7 +103,7 @@ class Graph:
         self._route_by: dict[str, Callable[[Any], Any] | None] = {}
         self._entries: list[NodeRef] = []
         self._output: NodeRef | None = None
-        self._plan: _Plan | None = None
+        self._compiled: _CompiledGraph | None = None
 
     # -- adding nodes ------------------------------------------------------
     def add(self, item: Node | Graph | Callable[..., Any], *, name: str | None = None, **policy: Any) -> Node:
@@ -132,7 +132,7 @@ class Graph:
         if "/" in node.name or "[" in node.name:
             raise GraphError(f"node name {node.name!r} may not contain '/' or '['")
         self._nodes[node.name] = node
-        self._plan = None
+        self._compiled = None
         return node
 
     def node(self, fn: Callable[..., Any] | None = None, /, **options: Any):
@@ -153,7 +153,7 @@ class Graph:
 
     def _wire(self, edge: _Edge) -> Graph:
         self._edges.append(dataclasses.replace(edge, src=self._ref(edge.src), dst=self._ref(edge.dst)))
-        self._plan = None
+        self._compiled = None
         return self
 
     def edge(self, src: NodeRef, dst: NodeRef, *, param: str | None = None) -> Graph:
@@ -241,13 +241,13 @@ class Graph:
     def start(self, *nodes: NodeRef) -> Graph:
         """Declare the entry nodes explicitly; any node not reachable from them is then an error."""
         self._entries.extend(self._ref(n) for n in nodes)
-        self._plan = None
+        self._compiled = None
         return self
 
     def output(self, node: NodeRef) -> Graph:
         """Declare which node's output is the run's output (default: the single sink, or a dict of sinks)."""
         self._output = self._ref(node)
-        self._plan = None
+        self._compiled = None
         return self
 
     # -- validation ----------------------------------------------------------
@@ -255,12 +255,12 @@ class Graph:
         """Check the whole graph and return it as a networkx DiGraph; raise GraphValidationError listing every problem."""
         return self._compile().digraph
 
-    def _compile(self) -> _Plan:
-        if self._plan is None:
+    def _compile(self) -> _CompiledGraph:
+        if self._compiled is None:
             from plait.orchestrator._validate import compile_graph
 
-            self._plan = compile_graph(self)
-        return self._plan
+            self._compiled = compile_graph(self)
+        return self._compiled
 
     @property
     def input_params(self) -> dict[str, Param]:

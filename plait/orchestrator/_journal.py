@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from plait.executors._base import Backend
-    from plait.orchestrator._graph import Graph, _Plan
+    from plait.orchestrator._graph import Graph, _CompiledGraph
     from plait.orchestrator._node import Node
     from plait.orchestrator._record import TokenUsage
 
@@ -110,7 +110,7 @@ def set_journal_opener(opener: JournalOpener) -> None:
     _opener[:] = [opener]
 
 
-def open_journal(graph: Graph, plan: _Plan, checkpoint: Any, run_id: str | None, replay: bool,
+def open_journal(graph: Graph, plan: _CompiledGraph, checkpoint: Any, run_id: str | None, replay: bool,
                  cache: bool) -> Journal:
     """The journal for a run with these options (:data:`NO_JOURNAL` when none of them is given)."""
     if checkpoint is None and run_id is None and not replay:

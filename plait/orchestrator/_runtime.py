@@ -49,7 +49,7 @@ from plait.orchestrator._events import (
     RunFinished,
     RunStarted,
 )
-from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
+from plait.orchestrator._graph import Edge, Graph, GraphNode, _CompiledGraph
 from plait.orchestrator._interrupts import _Interrupted, check_answers
 from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
 from plait.orchestrator._node import MISSING, Node, Route
@@ -129,7 +129,7 @@ class _RunState:
 class _Execution:
     """One execution of one graph (the run's top graph, or a subgraph inside a node)."""
 
-    def __init__(self, plan: _Plan, state: _RunState, inputs: dict[str, Any], prefix: str):
+    def __init__(self, plan: _CompiledGraph, state: _RunState, inputs: dict[str, Any], prefix: str):
         self.plan = plan
         self.state = state
         self.inputs = inputs
@@ -508,7 +508,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{first.get('msg')}{' at ' + where if where else ''}{more}"
 
 
-def bind_inputs(graph: Graph, plan: _Plan, value: Any) -> dict[str, Any]:
+def bind_inputs(graph: Graph, plan: _CompiledGraph, value: Any) -> dict[str, Any]:
     """Match the run input to the graph's input parameters, validating each one."""
     params = plan.input_params
     if value is None:
@@ -621,7 +621,7 @@ class Run:
         self.token_budget, self.trace, self.progress, self.keep_events = token_budget, trace, progress, keep_events
         self.sinks: list[Callable[[Event], None]] = (
             [] if on_event is None else list(on_event) if isinstance(on_event, list) else [on_event])
-        self.outcome: RunResult | None = None
+        self.run_result: RunResult | None = None  # the RunResult once the run has ended (result() waits for it)
         self.error: BaseException | None = None
         self._started = False
         self._done: anyio.Event | None = None
@@ -641,12 +641,12 @@ class Run:
         """Run (if not started yet) and return the result, or raise the run's RunError."""
         if not self._started:
             await self._execute()
-        elif self.outcome is None and self.error is None:
+        elif self.run_result is None and self.error is None:
             await self._done_event().wait()
         if self.error is not None:
             raise self.error
-        assert self.outcome is not None
-        return self.outcome
+        assert self.run_result is not None
+        return self.run_result
 
     def _done_event(self) -> anyio.Event:
         if self._done is None:
@@ -698,10 +698,10 @@ class Run:
 
     def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
         self.journal.finish(output, status, error)
-        self.outcome = self._record(state, output, status)
+        self.run_result = self._record(state, output, status)
         state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
                    error=None if error is None else str(error))
-        self.outcome.duration = state.now()
+        self.run_result.duration = state.now()
         if self._done is not None:
             self._done.set()
 
@@ -736,7 +736,7 @@ class Run:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self.outcome is None and self.error is None:
+        if self.run_result is None and self.error is None:
             self.cancel()
         await self._tg_cm.__aexit__(*exc_info)
 

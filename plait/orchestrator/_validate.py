@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from plait.errors import GraphValidationError
-from plait.orchestrator._graph import Edge, GraphNode, _name_of, _Plan
+from plait.orchestrator._graph import Edge, GraphNode, _name_of, _CompiledGraph
 from plait.orchestrator._node import Node, Param
 from plait.orchestrator._types import compatible, element_type, type_name
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 _MAX_LISTED_CYCLES = 5
 
 
-def compile_graph(graph: Graph) -> _Plan:
+def compile_graph(graph: Graph) -> _CompiledGraph:
     problems: list[str] = []
     nodes = graph._nodes
     if not nodes:
@@ -115,7 +115,7 @@ def compile_graph(graph: Graph) -> _Plan:
     sinks = [n for n in nodes if not out_edges[n]]
     if problems:
         raise GraphValidationError(graph.name, problems)
-    return _Plan(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,
+    return _CompiledGraph(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,
                  inputs, input_params, entries, loop_body, output, sinks, digraph)
 
 

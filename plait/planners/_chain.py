@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from plait._deprecation import renamed_keyword
 from plait.executors._base import Request, SamplingParams
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._asking import Asked, ask, constrained
@@ -27,11 +28,11 @@ class ChainStep(Node):
     Example::
 
         solve = ChainStep("Q: {question}\\nA: the answer is", NumberParser(int),
-                          params=SamplingParams(max_tokens=64), name="solve")
+                          sampling=SamplingParams(max_tokens=64), name="solve")
         g.add(solve)   # input: question (str); output: int
 
     ``inputs`` maps placeholder names to types (others are ``str``) and may
-    give defaults via ``defaults``. ``params`` are the sampling options
+    give defaults via ``defaults``. ``sampling`` are the sampling options
     (the parser's constraint is added when the backend supports it).
     """
 
@@ -42,7 +43,7 @@ class ChainStep(Node):
         *,
         inputs: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
-        params: SamplingParams | None = None,
+        sampling: SamplingParams | None = None,
         max_reasks: int = 2,
         name: str | None = None,
         **policy: Any,
@@ -51,7 +52,7 @@ class ChainStep(Node):
         self.parser = parser or TextParser()
         self.inputs = dict(inputs or {})
         self.defaults = dict(defaults or {})
-        self.sampling = params or SamplingParams()
+        self.sampling = renamed_keyword("ChainStep", policy, "params", "sampling", sampling) or SamplingParams()
         if max_reasks < 0:
             raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
         self.max_reasks = max_reasks

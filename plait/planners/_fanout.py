@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from plait._deprecation import renamed_keyword
 from plait.errors import BudgetExceededError, VoteError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
@@ -80,7 +81,7 @@ class FanOut(Node):
     """k samples of ``step`` aggregated by ``aggregate`` (default :class:`Majority`).
 
     * ``step``: a ChainStep (sampled with one ``n``-request), another Node, or a Graph;
-    * ``params``: sampling options for a ChainStep's samples; by default the
+    * ``sampling``: sampling options for a ChainStep's samples; by default the
       step's own, at temperature 0.7 if the step is greedy (k greedy samples
       would all be the same);
     * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
@@ -91,7 +92,7 @@ class FanOut(Node):
     """
 
     def __init__(self, step: ChainStep | Node | Graph, k: int = 8, aggregate: Aggregator | None = None, *,
-                 params: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
+                 sampling: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
                  name: str | None = None, **policy: Any):
         if k < 1:
             raise ValueError(f"FanOut needs k >= 1 samples, got {k}")
@@ -103,7 +104,7 @@ class FanOut(Node):
         self.aggregate = aggregate or Majority()
         if self.aggregate.quorum > k:
             raise ValueError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
-        self.sample_params = params
+        self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated
         super().__init__(name or f"vote_{self.step.name}", **policy)
@@ -164,8 +165,8 @@ class FanOut(Node):
         result.requests += tally.usage.requests
 
     def _params(self, step: ChainStep) -> SamplingParams:
-        params = self.sample_params or step.sampling
-        if self.sample_params is None and params.temperature == 0:
+        params = self.sampling or step.sampling
+        if self.sampling is None and params.temperature == 0:
             params = params.model_copy(update={"temperature": 0.7})
         if self.aggregate.needs_logprobs and params.logprobs is None:
             params = params.model_copy(update={"logprobs": 0})

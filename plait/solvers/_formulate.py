@@ -66,7 +66,7 @@ def unfence(text: str) -> str:
 
 
 class Formulation(BaseModel):
-    """The outcome of :class:`Formulate`: the last model, its solve result, and the repair history."""
+    """The result of :class:`Formulate`: the last model, its solve result, and the repair history."""
 
     problem: str
     status: FormulationStatus

@@ -244,7 +244,7 @@ def test_the_plan_schema_is_sized_to_the_planners_max_tokens():
     from plait.planners._planner import Planner
 
     registry = ToolRegistry([search, total])
-    small = Planner(registry, params=SamplingParams(max_tokens=320)).params.constraint.schema_
+    small = Planner(registry, sampling=SamplingParams(max_tokens=320)).sampling.constraint.schema_
     steps = small["properties"]["steps"]
     assert steps["maxItems"] == 8 and unbounded(small) == []
     variant = steps["items"]["anyOf"][0]["properties"]

@@ -99,8 +99,8 @@ def test_plan_execute_example_on_vllm_yields_a_valid_plan(run_on_vllm):
 
     module = load("plan_execute_countries")
     graph = plan_and_execute_graph(module.TOOLS, name="countries_vllm", max_repairs=2, max_replans=0,
-                                   planner_params=SamplingParams(max_tokens=320),
-                                   solver_params=SamplingParams(max_tokens=48))
+                                   planner_sampling=SamplingParams(max_tokens=320),
+                                   solver_sampling=SamplingParams(max_tokens=48))
     node = next(iter(graph.nodes.values()))
     assert isinstance(node, PlanAndExecute)
     try:
