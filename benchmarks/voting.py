@@ -49,7 +49,8 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from word_problems import Problem, generate  # noqa: E402
 
-from plait import FunctionBackend, Graph, Request, SamplingParams, Sample  # noqa: E402
+from plait import FunctionBackend, Graph, Request, SamplingParams
+from plait.executors import Sample  # noqa: E402
 from plait.planners import Candidate, ChainStep, EarlyStop, FanOut, Majority, NumberParser, VoteResult  # noqa: E402
 
 SYSTEM = "Solve the math word problem. Reason briefly step by step, then end with 'The answer is N.'"

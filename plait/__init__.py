@@ -14,7 +14,7 @@ model registry), :mod:`plait.planners` (parsers, aggregators, plans),
 """
 
 from plait import errors
-from plait._deprecation import moved_names
+from plait._deprecation import moved_names as _moved_names
 from plait.durable import (
     Checkpointer,
     MemoryCheckpointer,
@@ -109,7 +109,7 @@ _MOVED = {
     "plait.errors": "GraphError LoopLimitError ScriptExhaustedError ModelError ConstraintSyntaxError PlanError "
                     "ToolError VoteError SubtaskBudgetError ReplayMissError",
 }
-__getattr__ = moved_names(__name__, {
+__getattr__ = _moved_names(__name__, {
     **{name: f"{home}.{name}" for home, names in _MOVED.items() for name in names.split()},
     "PlanOutcome": "plait.planners.PlanResult",
     "ReActOutcome": "plait.planners.ReActResult",

@@ -12,7 +12,7 @@ gets the same samples (give a new ``seed``, or ``cache=False``, for fresh ones).
 The backend's capabilities (structured outputs, logprobs, streaming, token
 counting) are recorded too, so a replay (``inner`` None) reports what the
 recorded backend reported, nodes send the same requests, and every request is
-answered from the records or raises :class:`~plait.ReplayMissError`.
+answered from the records or raises :class:`~plait.errors.ReplayMissError`.
 """
 
 from __future__ import annotations

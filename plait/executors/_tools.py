@@ -5,7 +5,7 @@ docstring and derives what a planner needs: a pydantic model of the
 arguments (for validation and for the JSON schema of structured plans) and a
 one-paragraph description. A :class:`ToolRegistry` holds the tools a node may
 use. Running them (timeouts, retries, limits, cache) is
-:class:`~plait.ToolRunner`'s job.
+:class:`~plait.executors.ToolRunner`'s job.
 """
 
 from __future__ import annotations

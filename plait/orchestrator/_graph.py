@@ -217,7 +217,7 @@ class Graph:
 
         ``src`` returns ``Route(back_to, value)`` to go round again or
         ``Route(exit, value)`` to leave. When the limit is hit, ``on_limit``
-        decides: ``"raise"`` (:class:`~plait.LoopLimitError`) or ``"exit"``
+        decides: ``"raise"`` (:class:`~plait.errors.LoopLimitError`) or ``"exit"``
         (the value goes to ``exit``).
         """
         if not isinstance(max_iterations, int) or max_iterations < 1:

@@ -1,6 +1,6 @@
 """Reasoning strategies that decide structure: chains, votes, subtask trees, plans."""
 
-from plait._deprecation import moved_names
+from plait._deprecation import moved_names as _moved_names
 
 # -- chain steps, fan-out votes, subtask trees (issue 4) --
 from plait.planners._aggregators import (
@@ -37,5 +37,5 @@ __all__ = [
 ]
 
 # renamed (every node's result type is a ...Result); the old names warn for one release
-__getattr__ = moved_names(__name__, {"PlanOutcome": "plait.planners.PlanResult",
+__getattr__ = _moved_names(__name__, {"PlanOutcome": "plait.planners.PlanResult",
                                      "ReActOutcome": "plait.planners.ReActResult"})

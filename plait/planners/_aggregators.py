@@ -4,7 +4,7 @@ Every aggregator groups successful samples by a normalised key
 (``normalize(value)``, identity by default), decides a winner, and breaks
 ties deterministically: among tied groups, the one whose first sample came
 earliest (lowest sample index) wins. ``quorum`` is the number of successful
-samples required; below it the fan-out raises :class:`~plait.VoteError`.
+samples required; below it the fan-out raises :class:`~plait.errors.VoteError`.
 Failed samples are always counted in the result, never dropped.
 """
 
@@ -192,7 +192,7 @@ class EarlyStop(Majority):
     ``failure_margin`` gives up on samples the model cannot finish: stop once
     failed samples (unparsable, cut off at ``max_tokens``) outnumber the
     leader's votes by that many; the vote then goes to the answers it has, or
-    raises :class:`~plait.VoteError` below quorum. Outstanding samples are
+    raises :class:`~plait.errors.VoteError` below quorum. Outstanding samples are
     then cancelled and later waves never sent.
     """
 

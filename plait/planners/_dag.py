@@ -9,7 +9,7 @@ compares against).
 
 References are substituted as typed values (see :mod:`plait.planners._plan`).
 A step whose tool fails, or whose reference points at a failed step, gets a
-:class:`~plait.ToolFailure` as its evidence; the run goes on.
+:class:`~plait.executors.ToolFailure` as its evidence; the run goes on.
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ async def run_step(
     return value
 
 
-async def _llm_step(step: PlanStep, args: dict[str, Any], ctx: RunContext, params: SamplingParams) -> Any:
+async def _llm_step(step: PlanStep, args: dict[str, Any], ctx: RunContext, sampling: SamplingParams) -> Any:
     prompt = str(args.get("prompt", "")).strip()
     if not prompt:
         return ToolFailure(LLM_TOOL, "an llm step needs a non-empty 'prompt' argument", attempts=0)
     try:
-        completion = await ctx.generate(Request(prompt=prompt, params=params))
+        completion = await ctx.generate(Request(prompt=prompt, params=sampling))
     except RunError:
         raise  # budget, deadline, cancellation: the run itself must stop
     except Exception as exc:

@@ -5,7 +5,7 @@ from the tool registry (arguments typed per tool), so a backend with
 structured output can only write well-formed plans. ``fmt="text"`` asks for
 the classic ReWOO format. A plan that fails to parse or validate is sent back
 to the model with the list of problems, at most ``max_repairs`` times; then
-:class:`~plait.PlanError` is raised, carrying the last plan and its problems.
+:class:`~plait.errors.PlanError` is raised, carrying the last plan and its problems.
 A plan longer than ``max_steps`` steps is one such problem; the list of
 problems is capped (see :func:`~plait.planners._plan_check.cap_problems`).
 """

@@ -55,7 +55,7 @@ class PlanResult(BaseModel):
 class PlanAndExecute(Node):
     """A node that plans once, runs the plan's tool calls as a DAG, then solves.
 
-    * ``tools``: a :class:`~plait.ToolRegistry` or a list of tools / typed functions;
+    * ``tools``: a :class:`~plait.executors.ToolRegistry` or a list of tools / typed functions;
     * ``plan_format``: ``"json"`` (structured output, schema from the tools) or ``"text"`` (ReWOO lines);
     * ``parallel``: run independent steps concurrently (False: one at a time, in plan order);
     * ``max_steps``: the longest plan (default 24); a longer one is a problem sent back to the planner;

@@ -54,7 +54,7 @@ class SubtaskTree(Node):
     * ``max_breadth``: most subtasks per split;
     * ``subtree_budget``: tokens (prompt + completion) each subtask's subtree
       may spend; once spent no further call is started in it, and
-      ``on_budget`` decides: ``"raise"`` :class:`~plait.SubtaskBudgetError`, or
+      ``on_budget`` decides: ``"raise"`` :class:`~plait.errors.SubtaskBudgetError`, or
       ``"conclude"`` (the subtask concludes as unfinished and the parent goes on);
     * ``sampling``: sampling options of every call (the reply schema is sent as
       a JSON-schema constraint when the backend supports it);

@@ -11,7 +11,6 @@ from plait import (
     Graph,
     MemoryCheckpointer,
     NodeFailedError,
-    ReplayMissError,
     Request,
     RetryPolicy,
     Route,
@@ -20,6 +19,7 @@ from plait import (
     ScriptedBackend,
     SQLiteCheckpointer,
 )
+from plait.errors import ReplayMissError
 
 pytestmark = pytest.mark.anyio
 

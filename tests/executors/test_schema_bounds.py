@@ -16,7 +16,9 @@ import anyio
 import pytest
 from pydantic import BaseModel, Field
 
-from plait import CSP, BackendError, ModelParser, Request, SamplingParams, ToolRegistry, tool
+from plait import BackendError, CSP, Request, SamplingParams, tool
+from plait.executors import ToolRegistry
+from plait.planners import ModelParser
 from plait.executors import JsonSchema
 from plait.executors._base import bound_schema
 from plait.planners._plan_check import plan_json_schema

@@ -5,21 +5,15 @@ import io
 import anyio
 import pytest
 
-from plait import (
-    Graph,
+from plait import Graph, NodeFailedError, read_trace, Request, Route, RunContext, ScriptedBackend
+from plait.orchestrator import (
     JsonlTrace,
-    NodeFailedError,
     NodeFinished,
     NodeStarted,
-    Request,
     RichProgress,
-    Route,
-    RunContext,
     RunFinished,
     RunStarted,
-    ScriptedBackend,
     TokensUsed,
-    read_trace,
 )
 
 pytestmark = pytest.mark.anyio

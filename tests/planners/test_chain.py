@@ -4,9 +4,8 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from plait import (
-    Graph, JsonSchema, Message, NodeFailedError, ParseError, Regex, SamplingParams, ScriptedBackend,
-)
+from plait import Graph, JsonSchema, Message, NodeFailedError, ParseError, SamplingParams, ScriptedBackend
+from plait.executors import Regex
 from plait.planners import ChainStep, ModelParser, NumberParser
 
 

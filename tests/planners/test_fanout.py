@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plait import (
-    BudgetExceededError, FunctionBackend, FunctionNode, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
-)
+from plait import BudgetExceededError, FunctionBackend, Graph, NodeFailedError, SamplingParams, ScriptedBackend
+from plait.errors import VoteError
+from plait.executors import Sample
+from plait.orchestrator import FunctionNode
 from plait.planners import (
     BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum,
     TextParser, VoteResult,

@@ -2,7 +2,9 @@
 
 import anyio
 
-from plait import Custom, Graph, ReAct, ReActResult, ScriptedBackend, ToolFailure
+from plait import Graph, ReAct, ReActResult, ScriptedBackend
+from plait.executors import ToolFailure
+from plait.orchestrator import Custom
 
 
 def run(node, task, backend):
