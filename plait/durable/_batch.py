@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic_core import to_jsonable_python
@@ -33,6 +33,10 @@ from plait.durable._leases import LOST, while_leased, worker_id
 from plait.durable._results import ResultsFile, results_target
 from plait.durable._store import open_store
 from plait.errors import CheckpointMismatchError, PlaitError, RunError
+
+if TYPE_CHECKING:
+    from plait.executors._base import Backend
+    from plait.orchestrator._graph import Graph
 
 __all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
 
@@ -91,7 +95,7 @@ class BatchResult:
                 f"({self.resumed} finished earlier); {rate:.1f} inputs/s over {self.duration:.2f}s")
 
 
-async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, concurrency: int = 4,
+async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | None = None, concurrency: int = 4,
                     checkpoint: Checkpointer | str | Path | None = None, batch_id: str = "batch",
                     output: str | Path | None = None, id_field: str | None = None, progress: bool = False,
                     retry_failed: bool = False, on_item: Callable[[BatchItem], None] | None = None,
@@ -138,8 +142,8 @@ def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[An
 class _Batch:
     """One worker's view of a batch: which inputs are done, which to take, and running them."""
 
-    def __init__(self, graph: Any, items: list[Any], store: Checkpointer | None, batch_id: str,
-                 id_field: str | None, retry_failed: bool, lease: float, backend: Any, run_options: dict):
+    def __init__(self, graph: Graph, items: list[Any], store: Checkpointer | None, batch_id: str,
+                 id_field: str | None, retry_failed: bool, lease: float, backend: Backend | None, run_options: dict):
         from plait.orchestrator._journal import fingerprint
 
         self.graph, self.items, self.store, self.batch_id = graph, items, store, batch_id

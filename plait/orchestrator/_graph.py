@@ -18,6 +18,7 @@ from plait.errors import GraphError, GraphValidationError
 from plait.orchestrator._node import FunctionNode, Node, Param, Signature
 
 if TYPE_CHECKING:
+    from plait.orchestrator._context import RunContext
     from plait.orchestrator._record import RunResult
     from plait.orchestrator._runtime import Run
 
@@ -318,7 +319,7 @@ class GraphNode(Node):
     def signature(self) -> Signature:
         return Signature(dict(self.graph.input_params), self.graph.output_type, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         from plait.orchestrator._runtime import run_subgraph
 
         return await run_subgraph(self.graph, kwargs, ctx)

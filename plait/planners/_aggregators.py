@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from plait.errors import VoteError
+from plait.orchestrator._context import RunContext
 
 __all__ = ["Candidate", "Decision", "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum"]
 
@@ -92,7 +93,7 @@ class Aggregator:
             groups.setdefault(self.key(c.value), []).append(c)
         return groups
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None, inputs: dict | None = None) -> Decision:
         groups = self.groups(candidates)
         if not groups:
             raise VoteError("no sample succeeded, so there is nothing to vote on")
@@ -152,7 +153,7 @@ class BestOfN(Aggregator):
         super().__init__(normalize=normalize, quorum=quorum)
         self.scorer = scorer
 
-    async def _score(self, candidate: Candidate, ctx: Any, inputs: dict) -> float:
+    async def _score(self, candidate: Candidate, ctx: RunContext, inputs: dict) -> float:
         if hasattr(self.scorer, "score"):
             return float(await self.scorer.score(ctx, candidate, inputs))
         score = self.scorer(candidate.value, candidate.text)
@@ -160,7 +161,7 @@ class BestOfN(Aggregator):
             score = await score
         return float(score)
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None, inputs: dict | None = None) -> Decision:
         ok = sorted((c for c in candidates if c.ok), key=lambda c: c.index)
         if not ok:
             raise VoteError("no sample succeeded, so there is nothing to score")
@@ -264,7 +265,7 @@ class Quorum(Aggregator):
     def key(self, value: Any) -> Hashable:
         return self.inner.key(value)
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None, inputs: dict | None = None) -> Decision:
         return await self.inner.decide(candidates, ctx, inputs)
 
     def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:

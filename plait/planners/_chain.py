@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait._deprecation import renamed_keyword
-from plait.executors._base import Request, SamplingParams
+from plait.executors._base import Backend, Request, SamplingParams
+from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._asking import Asked, ask, constrained
 from plait.planners._parsers import Parser, TextParser
@@ -67,7 +68,7 @@ class ChainStep(Node):
                   for v in self.template.variables}
         return Signature(params, self.parser.output_type, "ctx")
 
-    def request(self, values: Mapping[str, Any], backend: Any = None, **sampling: Any) -> Request:
+    def request(self, values: Mapping[str, Any], backend: Backend | None = None, **sampling: Any) -> Request:
         """The request this step sends for ``values`` (``sampling`` overrides SamplingParams fields)."""
         params = self.sampling.model_copy(update=sampling) if sampling else self.sampling
         params = SamplingParams.model_validate(params.model_dump(by_alias=True))
@@ -75,9 +76,9 @@ class ChainStep(Node):
             params = constrained(params, self.parser, backend)
         return Request(prompt=self.template.render({**self.defaults, **values}), params=params)
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return (await self.ask(ctx, kwargs)).value
 
-    async def ask(self, ctx: Any, values: Mapping[str, Any]) -> Asked:
+    async def ask(self, ctx: RunContext, values: Mapping[str, Any]) -> Asked:
         """Run this step inside another node: one call (plus re-asks) through ``ctx.generate``."""
         return await ask(ctx, self.request(values), self.parser, max_reasks=self.max_reasks)

@@ -109,7 +109,7 @@ class _StepNode(Node):
     def signature(self) -> Signature:
         return Signature({d: Param(d, Any) for d in self.deps}, Any, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return await run_step(self.step, {**self.known, **kwargs}, self.runner, ctx, self.llm_sampling)
 
 
@@ -123,7 +123,7 @@ class _Collect(Node):
     def signature(self) -> Signature:
         return Signature({i: Param(i, Any) for i in self.ids}, dict[str, Any], None)
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return {i: kwargs[i] for i in self.ids}
 
 

@@ -116,7 +116,7 @@ class FanOut(Node):
             params, output = dict(self.step.params), self.step.output_type
         return Signature(params, output if self.winner_only else VoteResult, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         result = await self.vote(ctx, kwargs)
         return result.winner if self.winner_only else result
 

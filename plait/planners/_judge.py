@@ -7,6 +7,7 @@ from typing import Any
 
 from plait._deprecation import refuse_unknown, renamed_keyword
 from plait.executors._base import SamplingParams
+from plait.orchestrator._context import RunContext
 from plait.planners._aggregators import Candidate
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import NumberParser, Parser
@@ -39,7 +40,7 @@ class LLMJudge:
         if "candidate" not in self.step.template.variables:
             raise ValueError("an LLMJudge template must contain the {candidate} placeholder")
 
-    async def score(self, ctx: Any, candidate: Candidate, inputs: dict[str, Any]) -> float:
+    async def score(self, ctx: RunContext, candidate: Candidate, inputs: dict[str, Any]) -> float:
         values = {k: v for k, v in inputs.items() if k in self.step.template.variables}
         values["candidate"] = candidate.text
         return float(self.to_score((await self.step.ask(ctx, values)).value))

@@ -5,11 +5,11 @@ import json
 import anyio
 import pytest
 
-from plait import Graph, JsonSchema, NodeFailedError, PlanAndExecute, PlanResult, ScriptedBackend
+from plait import Graph, JsonSchema, NodeFailedError, PlanAndExecute, ScriptedBackend
 from plait.errors import PlanError
 from plait.executors import ToolFailure
 from plait.orchestrator import Custom
-from plait.planners import plan_and_execute_graph, plan_json_schema
+from plait.planners import plan_and_execute_graph, plan_json_schema, PlanResult
 
 
 def plan_json(*steps):

@@ -2,9 +2,10 @@
 
 import anyio
 
-from plait import Graph, ReAct, ReActResult, ScriptedBackend
+from plait import Graph, ReAct, ScriptedBackend
 from plait.executors import ToolFailure
 from plait.orchestrator import Custom
+from plait.planners import ReActResult
 
 
 def run(node, task, backend):
