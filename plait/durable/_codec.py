@@ -100,10 +100,10 @@ def _outcome_model(annotation: Any, what: str) -> type[_Outcome]:
     try:
         model = _OUTCOMES.get(annotation)
         if model is None:
-            model = _OUTCOMES[annotation] = _Outcome[annotation]  # type: ignore[valid-type]
+            model = _OUTCOMES[annotation] = _Outcome[annotation]
         return model
     except TypeError:  # an unhashable annotation
-        return _Outcome[annotation]  # type: ignore[valid-type]
+        return _Outcome[annotation]
     except Exception as exc:
         raise CheckpointError(f"{what} is declared as {_type_name(annotation)}, which pydantic cannot load "
                               f"({_first_line(exc)}); declare a pydantic-compatible type") from None

@@ -74,7 +74,7 @@ class RunContext:
     async def generate(self, request: Request | list[Request]) -> Completion | list[Completion]:
         """Send one request (or a batch) to the run's backend, within the token budget."""
         single = isinstance(request, Request)
-        batch = [request] if single else list(request)
+        batch: list[Request] = [request] if isinstance(request, Request) else list(request)
         self.check_budget()
         batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
         need = await self._reserve(batch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
@@ -275,7 +276,7 @@ class Graph:
         if name is None:
             return dict[str, Any]
         node = plan.nodes[name]
-        return list[node.output_type] if name in plan.mapped else node.output_type
+        return GenericAlias(list, (node.output_type,)) if name in plan.mapped else node.output_type  # list[T]
 
     # -- export --------------------------------------------------------------
     def to_mermaid(self) -> str:

@@ -75,7 +75,7 @@ class Journal(Protocol):
 class _NoJournal:
     """The journal of a run without a checkpoint: nothing is restored, recorded or kept."""
 
-    run_id = None
+    run_id: str | None = None
 
     def recorded_input(self) -> None:
         return None

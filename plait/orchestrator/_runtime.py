@@ -20,7 +20,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
 
 from plait.errors import (
@@ -171,6 +173,8 @@ class _Execution:
 
     # -- scheduling -------------------------------------------------------
     async def _activate(self, name: str, kwargs: dict[str, Any]) -> None:
+        tg = self.tg
+        assert tg is not None, "activations run inside execute()'s task group"
         steps = 0
         try:
             while True:
@@ -180,7 +184,7 @@ class _Execution:
                 if not ready:
                     return
                 for other in ready[1:]:
-                    self.tg.start_soon(self._activate, *other)
+                    tg.start_soon(self._activate, *other)
                 name, kwargs = ready[0]
                 steps += 1
                 if steps % _CHECKPOINT_EVERY == 0 or self.state.cancel_requested:
@@ -188,7 +192,7 @@ class _Execution:
         except _Stop as stop:
             if self.fatal is None:
                 self.fatal = stop.error
-            self.tg.cancel_scope.cancel()
+            tg.cancel_scope.cancel()
 
     def _propagate(self, name: str, outcome: Any, ready: list) -> None:
         edges = self.plan.out_edges[name]
@@ -627,8 +631,8 @@ class Run:
         self._done: anyio.Event | None = None
         self._execution: _Execution | None = None
         self._cancel_requested = False
-        self._tg_cm = None
-        self._receive = None
+        self._tg_cm: anyio.abc.TaskGroup | None = None
+        self._receive: MemoryObjectReceiveStream[Event] | None = None
 
     def cancel(self) -> None:
         """Stop the run; it raises RunCancelledError with the partial results."""
@@ -678,6 +682,7 @@ class Run:
 
     async def _drive(self) -> None:
         execution = self._execution
+        assert execution is not None, "_drive runs after _execute_with"
         state = execution.state
         output, status, error = None, "ok", None
         try:
@@ -738,6 +743,7 @@ class Run:
     async def __aexit__(self, *exc_info: Any) -> None:
         if self.run_result is None and self.error is None:
             self.cancel()
+        assert self._tg_cm is not None, "__aexit__ follows __aenter__"
         await self._tg_cm.__aexit__(*exc_info)
 
     def __aiter__(self):
@@ -757,8 +763,10 @@ class Run:
         except RuntimeError:
             raise RuntimeError("on this event loop, iterate inside `async with graph.stream(...) as run:`") from None
         task = loop.create_task(self._open_stream()())
+        receive = self._receive
+        assert receive is not None, "_open_stream opened it"
         try:
-            async for event in self._receive:
+            async for event in receive:
                 yield event
             await task
         finally:

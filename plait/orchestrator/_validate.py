@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -82,9 +83,9 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
     _check_types(edges, nodes, mapped, problems)
     for e in edges:
         if e.back:
-            param = nodes[e.dst].params[e.param]
+            fed = nodes[e.dst].params[e.param]
             fed_forward = any(f.param == e.param for f in fwd_in[e.dst])
-            if param.required and not fed_forward:
+            if fed.required and not fed_forward:
                 problems.append(f"loop {e.src!r} -> {e.dst!r} feeds {e.dst}.{e.param}, which has no value on the "
                                 f"first iteration: give it a default or feed it with a forward edge too")
 
@@ -143,7 +144,7 @@ def _edge_param(param: str | None, src: str, dst: Node, graph: Graph, problems: 
 def _check_types(edges: list[Edge], nodes: dict[str, Node], mapped: dict[str, str], problems: list[str]) -> None:
     for e in edges:
         src, dst = nodes[e.src], nodes[e.dst]
-        produced = list[src.output_type] if e.src in mapped else src.output_type
+        produced = GenericAlias(list, (src.output_type,)) if e.src in mapped else src.output_type  # list[T]
         expected = dst.params[e.param].annotation
         if e.kind == "map":
             item = element_type(produced)
