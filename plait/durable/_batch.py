@@ -125,7 +125,7 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
         batch = _Batch(graph, items, store, batch_id, id_field, retry_failed, lease, backend, run_options)
         return await batch.run(concurrency, output, progress, on_item, force)
     finally:
-        if owned:
+        if owned and store is not None:
             store.close()
 
 
@@ -210,7 +210,10 @@ class _Batch:
 
     def _finished_earlier(self, force: bool) -> None:
         """Refuse a checkpoint of another graph (or drop its runs, ``force``); take over finished inputs."""
-        stored = {run.run_id: run for run in self.store.list_runs(f"{self.batch_id}/")}
+        store = self.store
+        if store is None:
+            return
+        stored = {run.run_id: run for run in store.list_runs(f"{self.batch_id}/")}
         foreign = [run for run in stored.values() if not self._ours(run)]
         if foreign and not force:
             run = foreign[0]
@@ -220,20 +223,21 @@ class _Batch:
                 "types); use another batch id (--run-id), or force=True (--force) to drop its old results")
         for run in foreign:
             log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
-            self.store.delete_run(run.run_id)
+            store.delete_run(run.run_id)
             del stored[run.run_id]
         for i in range(len(self.items)):
-            run = stored.get(f"{self.batch_id}/{i}")
-            if run is not None:
-                self.results[i] = self._finished(i, run, at_start=True)
+            earlier = stored.get(f"{self.batch_id}/{i}")
+            if earlier is not None:
+                self.results[i] = self._finished(i, earlier, at_start=True)
 
     def _ours(self, run: StoredRun) -> bool:
         return run.graph == self.graph.name and run.fingerprint == self.fingerprint
 
     def _finished(self, i: int, stored: StoredRun | None, *, at_start: bool = False) -> BatchItem | None:
         """Input ``i``'s recorded result, if its run finished (and is not a failure to retry) for this input."""
-        value = self.items[i]
-        if stored is None or not stored.finished or isinstance(value, InvalidInput) or not self._ours(stored):
+        value, store = self.items[i], self.store
+        if (store is None or stored is None or not stored.finished or isinstance(value, InvalidInput)
+                or not self._ours(stored)):
             return None
         if stored.status == "failed" and self.retry_failed:
             if at_start:
@@ -253,7 +257,7 @@ class _Batch:
             output = load_json(stored.output, f"recorded output of run {stored.run_id!r}")
         except PlaitError:
             return None
-        tokens = sum(n.prompt_tokens + n.completion_tokens for n in self.store.load_nodes(stored.run_id).values())
+        tokens = sum(n.prompt_tokens + n.completion_tokens for n in store.load_nodes(stored.run_id).values())
         return BatchItem(i, ident, stored.status, output, stored.error, 0, tokens, resumed=True)
 
     async def _attempt(self, i: int) -> BatchItem | None:

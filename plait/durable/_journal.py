@@ -83,6 +83,7 @@ class StoreJournal:
                     f"run {self.run_id!r} in the checkpoint was started with a different input; resume it with "
                     "the same input (or none, to reuse the recorded one), or use a new --run-id")
             if self.replay:
+                assert self.stored is not None, "__init__ refuses to replay a run the checkpoint lacks"
                 return RecordingBackend(None, self.store, self.stored.model, self.run_id)
             identity = "" if backend is None else backend.identity
             created = self.stored.created if self.stored else 0.0
@@ -99,6 +100,9 @@ class StoreJournal:
             if not self.replay:
                 self.store.flush()
                 run = self.store.get_run(self.run_id)
+                if run is None:
+                    raise CheckpointError(f"run {self.run_id!r} was deleted from the checkpoint while it ran "
+                                          "(another worker forced the batch?); start it again")
                 try:
                     out: bytes | None = to_json(output)
                 except Exception:  # the run's output is for reports only: nodes were checked at commit

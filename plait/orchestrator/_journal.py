@@ -47,7 +47,9 @@ class Restored(NamedTuple):
 class Journal(Protocol):
     """The durable side of one run, as the runtime sees it."""
 
-    run_id: str | None
+    @property
+    def run_id(self) -> str | None:
+        """The run's id (None without a checkpoint)."""
 
     def recorded_input(self) -> dict[str, Any] | None:
         """The input the run was first started with (typed like the graph's inputs), or None."""

@@ -71,7 +71,5 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
             last = exc
             if call <= max_reasks:
                 request = reask(request, raw, exc, parser)
-    error = ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {last}",
-                       raw=attempts[-1])
-    error.attempts = attempts
-    raise error
+    raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {last}",
+                     raw=attempts[-1], attempts=attempts)

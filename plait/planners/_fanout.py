@@ -56,7 +56,7 @@ class VoteResult(BaseModel):
     errors: list[str] = []
     candidates: list[Candidate] = []
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy cannot see through it
     @property
     def tokens(self) -> int:
         """Prompt plus completion tokens spent by the vote (samples, and judge calls for BestOfN)."""
