@@ -125,6 +125,16 @@ def test_best_of_n_with_llm_judge():
         LLMJudge("no placeholder")
 
 
+def test_best_of_n_with_a_model_judge_needs_the_run_context():
+    from plait.planners import Candidate
+
+    candidates = [Candidate(index=0, value=4, text="4")]
+    with pytest.raises(VoteError, match="BestOfN's scorer LLMJudge calls the model: pass the run context"):
+        anyio.run(BestOfN(LLMJudge("{candidate}?")).decide, candidates)
+    decided = anyio.run(BestOfN(lambda value, text: value).decide, candidates)  # a plain scorer needs none
+    assert decided.winner_index == 0
+
+
 def test_best_of_n_with_a_judge_chain_step_and_yes_no_scores():
     judge_step = ChainStep("Is {candidate} correct for {question}? yes/no:", ChoiceParser(["yes", "no"]), name="j")
     judge = LLMJudge(judge_step, to_score={"yes": 1.0, "no": 0.0}.get)
