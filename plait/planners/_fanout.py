@@ -164,7 +164,7 @@ class FanOut(Node):
         result.completion_tokens += tally.usage.completion_tokens
         result.requests += tally.usage.requests
 
-    def _params(self, step: ChainStep) -> SamplingParams:
+    def _sampling_for(self, step: ChainStep) -> SamplingParams:
         params = self.sampling or step.sampling
         if self.sampling is None and params.temperature == 0:
             params = params.model_copy(update={"temperature": 0.7})
@@ -176,7 +176,7 @@ class FanOut(Node):
                            result: VoteResult) -> bool:
         step = self.step
         assert isinstance(step, ChainStep)
-        params = self._params(step).model_copy(update={"n": size})
+        params = self._sampling_for(step).model_copy(update={"n": size})
         if params.seed is not None and candidates:  # sample i gets seed + i whatever the waves (vLLM's n-request rule)
             params = params.model_copy(update={"seed": params.seed + len(candidates)})
         params = constrained(params, step.parser, ctx.backend)
