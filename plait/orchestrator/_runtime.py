@@ -787,6 +787,7 @@ class Run:
 
 def _first_leaf(group: BaseExceptionGroup | None) -> BaseException | None:
     """The first exception inside ``group`` (nested groups opened), or None for no group."""
-    while isinstance(group, BaseExceptionGroup):
-        group = group.exceptions[0]
-    return group
+    leaf: BaseException | None = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
