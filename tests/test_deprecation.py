@@ -89,7 +89,7 @@ def test_moved_top_level_name_warns_with_its_new_path(name):
 
 def test_from_import_of_a_moved_name_warns():
     with pytest.warns(DeprecationWarning, match=r"plait\.Majority is deprecated, use plait\.planners\.Majority"):
-        from plait.planners import Majority
+        from plait import Majority
     from plait.planners import Majority as new
 
     assert Majority is new
