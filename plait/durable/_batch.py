@@ -129,7 +129,7 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
             store.close()
 
 
-def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[Any, Any]:
+def _split(value: Any, index: int, id_field: str | None, graph: Graph) -> tuple[Any, Any]:
     """The input's id and what the graph receives."""
     if id_field is None or not isinstance(value, dict) or id_field not in value:
         return index, value
