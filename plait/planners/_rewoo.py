@@ -62,7 +62,7 @@ class PlanAndExecute(Node):
     * ``max_repairs``: re-asks of the planner per round when its plan is invalid;
     * ``max_replans``: how many times the solver may ask for a new plan;
     * ``planner_sampling`` / ``solver_sampling`` / ``llm_sampling``: sampling options for the planner,
-      the solver, and ``llm`` steps inside the plan;
+      the solver, and ``llm`` steps inside the plan (by default at most 1024, 256 and 128 tokens);
     * ``examples``: few-shot plans to put in the planner prompt;
     * ``input``: the name of the node's text input (default ``"task"``);
     * ``stream``: start steps while the planner is still writing them (implies
