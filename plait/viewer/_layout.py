@@ -16,6 +16,7 @@ __all__ = ["layout", "MAX_DEPTH"]
 NODE_W, NODE_H = 168, 48
 GAP_X, GAP_Y = 20, 44
 PAD, HEADER = 10, 24
+GROUP_W = 300  # room for a subgraph's name and its figures
 GRID = 4  # nodes per row when the edges are unknown (a checkpoint)
 MAX_DEPTH = 32
 
@@ -61,7 +62,7 @@ def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) ->
             sub = {}
         if isinstance(sub, dict) and depth < MAX_DEPTH:
             inner[full] = _block(sub, full + "/", extra, depth + 1)
-            sizes[full] = (max(NODE_W, inner[full]["w"] + 2 * PAD), inner[full]["h"] + HEADER + PAD)
+            sizes[full] = (max(GROUP_W, inner[full]["w"] + 2 * PAD), inner[full]["h"] + HEADER + PAD)
         else:
             sizes[full] = (NODE_W, NODE_H)
     for full in extra.pop(prefix, []):  # activations the shape does not name (or no shape at all)
