@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-__all__ = ["layout", "MAX_DEPTH"]
+__all__ = ["layout", "json_list", "MAX_DEPTH"]
 
 NODE_W, NODE_H = 168, 48
 GAP_X, GAP_Y = 20, 44
@@ -51,7 +51,7 @@ def _layers(names: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) -> dict:
     """Lay out one graph: ``{"w", "h", "items": [...], "edges": [...]}`` in coordinates local to the block."""
     names, sizes, inner = [], {}, {}
-    for entry in shape.get("nodes") or []:
+    for entry in json_list(shape.get("nodes")):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
                 prefix + entry["name"] in sizes:
             continue
@@ -71,7 +71,7 @@ def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) ->
             sizes[full] = (NODE_W, NODE_H)
     known = set(names)
     forward, back = [], []
-    for edge in shape.get("edges") or []:
+    for edge in json_list(shape.get("edges")):
         if not isinstance(edge, dict):
             continue
         src, dst = prefix + str(edge.get("src")), prefix + str(edge.get("dst"))
@@ -150,8 +150,12 @@ def layout(shape: dict | None, node_names: list[str]) -> dict[str, Any]:
     return block
 
 
+def json_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _declared(shape: dict, prefix: str, depth: int):
-    for entry in shape.get("nodes") or []:
+    for entry in json_list(shape.get("nodes")):
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             yield prefix + entry["name"]
             if isinstance(entry.get("graph"), dict) and depth < MAX_DEPTH:
