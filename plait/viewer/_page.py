@@ -86,6 +86,7 @@ def run_page(run: SourceRun, back: str | None = None) -> str:
 <tr><th>output</th><td id="run-output"></td></tr><tr><th>error</th><td id="run-error"></td></tr></table></section>
 <section><h2>Tokens</h2><table id="totals"></table></section>
 <section><h2>Graph <span class="muted">(click a node for its inputs, output, error and attempts)</span></h2>
+<div id="graph-summary" class="muted"></div>
 <div class="cols"><div id="graph-wrap"></div><div id="details"><p class="muted">Click a node.</p></div></div>
 </section>
 {timeline}

@@ -87,8 +87,11 @@ def _lines(path: Path) -> list[dict]:
 
 def _trace(name: str, events: list[dict], run_id: str | None) -> list[SourceRun]:
     runs: dict[str, list[dict]] = {}
-    for event in events:
-        runs.setdefault(str(event.get("run_id")), []).append(event)
+    current = ""
+    for event in events:  # an event without a run id belongs to the run before it
+        rid = event.get("run_id")
+        current = rid if isinstance(rid, str) else current
+        runs.setdefault(current, []).append(event)
     if run_id is not None:
         if run_id not in runs:
             raise ViewSource(f"run {run_id!r} is not in {name!r}; it holds {_some(runs)}")

@@ -30,13 +30,11 @@ def _missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def _browser_session():
+def start_browser():
+    """A headless chromium WebDriver (the system chromedriver), or None with the reason it cannot start."""
     reason = _missing_browser()
     if reason:
-        if os.environ.get("PLAIT_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        return None, reason
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -49,6 +47,16 @@ def _browser_session():
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(LOAD_TIMEOUT_S)
     driver.set_script_timeout(LOAD_TIMEOUT_S)
+    return driver, None
+
+
+@pytest.fixture(scope="session")
+def _browser_session():
+    driver, reason = start_browser()
+    if driver is None:
+        if os.environ.get("PLAIT_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     try:
         yield driver
     finally:

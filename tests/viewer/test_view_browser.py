@@ -130,3 +130,35 @@ def test_batch_page_links_to_a_page_per_run(browser, tmp_path):
     assert set(_statuses(browser).values()) == {"ok"}
     assert browser.find_elements("css selector", "#timeline-wrap") == []  # a checkpoint has no start times
     assert run_page.errors() == []
+
+
+def _big_run(n: int) -> list[dict]:
+    """A run of ``n`` nodes in layers of 20, one activation each (events as a trace holds them)."""
+    nodes = [{"name": f"n{i}", "type": "FunctionNode"} for i in range(n)]
+    edges = [{"src": f"n{i - 20}", "dst": f"n{i}", "kind": "plain", "back": False} for i in range(20, n)]
+    events = [{"kind": "run_started", "run_id": "big", "t": 0.0, "graph": "big",
+               "shape": {"name": "big", "nodes": nodes, "edges": edges, "output": None}}]
+    for i in range(n):
+        t = i * 0.001
+        events += [{"kind": "node_started", "node": f"n{i}", "t": t, "attempt": 1, "inputs": {"x": i}},
+                   {"kind": "node_finished", "node": f"n{i}", "t": t + 0.0005, "duration": 0.0005, "output": i}]
+    return events + [{"kind": "run_finished", "t": n * 0.001, "status": "ok", "duration": n * 0.001, "tokens": 0}]
+
+
+def test_a_large_run_draws_what_is_in_view_and_the_rest_on_scroll(browser, tmp_path):
+    trace = tmp_path / "big.jsonl"
+    trace.write_text("".join(json.dumps(e) + "\n" for e in _big_run(3000)))
+    page = _page(browser, trace, tmp_path, "big")
+    assert browser.find_element("id", "graph-summary").text.startswith("3000 nodes, 2980 edges")
+    drawn = len(browser.find_elements("css selector", "#graph .node"))
+    rows = len(browser.find_elements("css selector", ".tl-row"))
+    assert 0 < drawn < 3000 and 0 < rows < 3000
+    assert not browser.find_elements("css selector", "#graph .node[data-node='n2999']")
+    browser.execute_script("const g = document.getElementById('graph-wrap'); g.scrollTop = g.scrollHeight; g.scrollLeft = g.scrollWidth;"
+                           "const t = document.getElementById('timeline-wrap'); t.scrollTop = t.scrollHeight;")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements("css selector", "#graph .node[data-node='n2999']"))
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements("css selector", ".bar[data-act='2999']"))
+    assert len(browser.find_elements("css selector", "#graph .node")) < 3000
+    assert page.errors() == []

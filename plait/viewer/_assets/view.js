@@ -7,6 +7,7 @@
   var MAX_TEXT = 20000;        // characters of one value shown before "... N more"
   var MAX_ACTS_SHOWN = 100;    // activations listed when a node is clicked
   var DIRECT_ROWS = 1000;      // timeline rows drawn at once; above this, rows are drawn as they scroll in
+  var DIRECT_NODES = 2000;     // graph nodes drawn at once; above this, nodes are drawn as they scroll in
   var ROW_H = 18, LABEL_W = 220;
 
   function el(tag, cls, text) {
@@ -41,7 +42,9 @@
     root.appendChild(g);
     var groups = svg("g", {}), edges = svg("g", {}), nodes = svg("g", {});
     g.appendChild(groups); g.appendChild(edges); g.appendChild(nodes);
-    lay.edges.forEach(function (e) {
+    document.getElementById("graph-summary").textContent = lay.items.length + " nodes, " + lay.edges.length +
+      " edges" + (lay.items.length > DIRECT_NODES ? "; nodes are drawn as they scroll into view" : "");
+    function edgeEl(e) {
       var my = (e.y1 + e.y2) / 2, d;
       if (e.kind === "back") {
         var side = Math.max(e.x1, e.x2) + 100;
@@ -49,9 +52,9 @@
       } else {
         d = "M" + e.x1 + "," + e.y1 + " C" + e.x1 + "," + my + " " + e.x2 + "," + my + " " + e.x2 + "," + e.y2;
       }
-      edges.appendChild(svg("path", {"class": "edge " + e.kind, d: d}));
-    });
-    lay.items.forEach(function (it) {
+      return svg("path", {"class": "edge " + e.kind, d: d});
+    }
+    function nodeEl(it) {
       var info = DATA.nodes[it.name] || {status: "not run", runs: 0, busy: 0, tokens: 0, acts: []};
       var node = svg("g", {"class": it.group ? "node group" : "node", transform: "translate(" + it.x + "," + it.y + ")"});
       node.setAttribute("data-node", it.name);
@@ -73,9 +76,34 @@
       tip.textContent = it.name + " (" + info.status + ")";
       node.appendChild(tip);
       node.addEventListener("click", function (ev) { ev.stopPropagation(); selectNode(it.name, node); });
-      (it.group ? groups : nodes).appendChild(node);
-    });
+      return node;
+    }
     wrap.appendChild(root);
+    if (lay.items.length <= DIRECT_NODES) {
+      lay.edges.forEach(function (e) { edges.appendChild(edgeEl(e)); });
+      lay.items.forEach(function (it) { (it.group ? groups : nodes).appendChild(nodeEl(it)); });
+      return;
+    }
+    // A large graph: only what is within a margin of the visible area is in the DOM.
+    var drawnNodes = {}, drawnEdges = {}, pending = false, MARGIN = 400;
+    function visible() {
+      pending = false;
+      var x0 = wrap.scrollLeft - 10 - MARGIN, y0 = wrap.scrollTop - 10 - MARGIN;
+      var x1 = x0 + wrap.clientWidth + 2 * MARGIN, y1 = y0 + wrap.clientHeight + 2 * MARGIN;
+      lay.items.forEach(function (it, i) {
+        var seen = it.x < x1 && it.x + it.w > x0 && it.y < y1 && it.y + it.h > y0;
+        if (seen && !drawnNodes[i]) { drawnNodes[i] = nodeEl(it); (it.group ? groups : nodes).appendChild(drawnNodes[i]); }
+        else if (!seen && drawnNodes[i]) { drawnNodes[i].remove(); delete drawnNodes[i]; }
+      });
+      lay.edges.forEach(function (e, i) {
+        var seen = Math.min(e.x1, e.x2) < x1 && Math.max(e.x1, e.x2) + 100 > x0 && Math.min(e.y1, e.y2) < y1 &&
+          Math.max(e.y1, e.y2) > y0;
+        if (seen && !drawnEdges[i]) { drawnEdges[i] = edgeEl(e); edges.appendChild(drawnEdges[i]); }
+        else if (!seen && drawnEdges[i]) { drawnEdges[i].remove(); delete drawnEdges[i]; }
+      });
+    }
+    wrap.addEventListener("scroll", function () { if (!pending) { pending = true; requestAnimationFrame(visible); } });
+    visible();
   }
 
   function selectNode(name, elem) {
@@ -229,7 +257,7 @@
 
   drawRun();
   drawTotals();
+  drawTimeline();  // before the graph: it measures its width, which is cheap before the SVG is in
   drawGraph();
-  drawTimeline();
   document.body.setAttribute("data-ready", "1");
 })();
