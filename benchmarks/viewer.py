@@ -7,9 +7,10 @@ selenium) and ``render_s`` is the time from navigation start to the ``load`` eve
 frames after it (the page draws its graph and timeline in its script, so the frames cover the first paint
 of everything). Median of ``--rounds`` loads (a fresh tab each time).
 
-    python benchmarks/viewer.py [--json out.json] [--rounds 3] [--sizes 100,1000,10000]
+    python benchmarks/viewer.py [--json out.json] [--rounds 3] [--sizes 100,1000,10000] [--screenshot docs/viewer.png]
 
-``--json`` writes ``{"nodes": {"100": {"html_bytes": n, "render_s": f}, ...}}``.
+``--json`` writes ``{"nodes": {"100": {"html_bytes": n, "render_s": f}, ...}}``. ``--screenshot`` also saves
+the page of ``examples/subgraph.py`` (scripted model) with one node opened: the README's picture.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def render_seconds(browser, page: Path) -> float:
         "if (document.readyState === 'complete') finish(); else addEventListener('load', finish);")
 
 
+def screenshot(browser, out: Path, folder: Path) -> None:
+    from view_traces import example_trace
+
+    page = write_view(example_trace("subgraph", folder), folder / "subgraph.html")
+    browser.set_window_size(1200, 860)
+    browser.get(page.as_uri())
+    node = browser.find_element("css selector", "#graph .node[data-node='left/grade']")
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));"
+                           "document.querySelector('#graph-wrap').closest('section').scrollIntoView()", node)
+    browser.save_screenshot(str(out))
+
+
 def main(args: argparse.Namespace) -> dict:
     from browser_harness import start_browser  # the tests' headless chromium
 
@@ -79,6 +92,8 @@ def main(args: argparse.Namespace) -> dict:
         sys.exit(f"benchmarks/viewer.py: {reason}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            if args.screenshot:
+                screenshot(browser, Path(args.screenshot), Path(tmp))
             for n in sizes:
                 page, build = traced_page(n, Path(tmp))
                 times = [render_seconds(browser, page) for _ in range(args.rounds)]
@@ -95,6 +110,7 @@ if __name__ == "__main__":
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--rounds", type=int, default=3, help="page loads per size (median)")
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated node counts")
+    parser.add_argument("--screenshot", default=None, help="save a screenshot of an example's page here (PNG)")
     arguments = parser.parse_args()
     result = main(arguments)
     if arguments.json:

@@ -181,7 +181,7 @@
     inner.style.height = (rows.length * ROW_H + ROW_H) + "px";
     inner.style.width = (LABEL_W + width + 10) + "px";
     var axis = el("div", "axis");
-    for (var k = 0; k <= 10; k++) {
+    for (var k = 0; k < 10; k++) {
       var tick = el("div", "tick", end < 1 ? (end * k * 100).toFixed(end < 0.1 ? 2 : 1) + " ms" : (end * k / 10).toFixed(2) + " s");
       tick.style.left = (LABEL_W + width * k / 10) + "px";
       axis.appendChild(tick);
