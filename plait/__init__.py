@@ -30,6 +30,7 @@ from plait.errors import (
     ScriptExhaustedError,
     SubtaskBudgetError,
     ToolError,
+    ViewError,
     VoteError,
 )
 from plait.executors import (
@@ -207,4 +208,5 @@ __all__ = [
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError", "ModelError", "ConstraintSyntaxError", "PlanError",
     "ToolError", "VoteError", "SubtaskBudgetError", "CheckpointError", "CheckpointMismatchError", "ReplayMissError",
+    "ViewError",
 ]

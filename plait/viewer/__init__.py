@@ -6,6 +6,5 @@ nodes and totals; ``_layout`` places the graph; ``_page`` writes the HTML with i
 """
 
 from plait.viewer._page import write_view
-from plait.viewer._sources import ViewSource
 
-__all__ = ["write_view", "ViewSource"]
+__all__ = ["write_view"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,9 +31,22 @@ def _asset(name: str) -> str:
 
 def _script_json(data: Any) -> str:
     """JSON that is inert inside a <script> block (and valid for JSON.parse)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # an infinite or NaN float in values handed over in Python: written as text
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {_finite(k) if isinstance(k, float) else k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _types(shape: dict | None, prefix: str = "", depth: int = 0) -> dict[str, str]:

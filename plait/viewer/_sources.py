@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from plait.errors import PlaitError
+from plait.errors import ViewError
 
-__all__ = ["ViewSource", "SourceRun", "read_source"]
+__all__ = ["SourceRun", "read_source"]
 
 CHECKPOINT_NOTE = ("Made from a checkpoint, which keeps each finished node activation (output, tokens, "
                    "duration, attempts) but not the graph's edges, start times, failed attempts or reasoning "
@@ -24,10 +25,6 @@ CHECKPOINT_NOTE = ("Made from a checkpoint, which keeps each finished node activ
                    "with a trace (plait run --trace run.jsonl) and view that.")
 RESULTS_NOTE = ("Made from a batch results file, which keeps each input's status, output, error and tokens, "
                 "not its events. View the batch's checkpoint or a trace for the graph and timeline.")
-
-
-class ViewSource(PlaitError, ValueError):
-    """What ``plait view`` was given cannot be read as a trace, a checkpoint or a results file."""
 
 
 @dataclasses.dataclass
@@ -41,18 +38,23 @@ class SourceRun:
 
 
 def _json(text: str | bytes) -> Any:
-    """JSON as data: NaN and Infinity stay strings (the browser's JSON.parse refuses them)."""
-    return json.loads(text, parse_constant=str)
+    """JSON as data: NaN, Infinity and 1e999 stay strings (the browser's JSON.parse refuses them)."""
+    return json.loads(text, parse_constant=str, parse_float=_finite_float)
+
+
+def _finite_float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
 
 
 def read_source(source: str | Path, run_id: str | None = None) -> list[SourceRun]:
-    """The runs ``source`` holds (one with ``run_id``); ViewSource with a one-line reason otherwise."""
+    """The runs ``source`` holds (one with ``run_id``); ViewError with a one-line reason otherwise."""
     text = str(source)
     if text.startswith(("postgresql://", "postgres://")):
         return _checkpoint(text, run_id)
     path = Path(source)
     if not path.is_file():
-        raise ViewSource(f"{text!r} does not exist or is not a file; give a JSONL trace (plait run --trace), "
+        raise ViewError(f"{text!r} does not exist or is not a file; give a JSONL trace (plait run --trace), "
                          "a checkpoint or a batch results file")
     with path.open("rb") as f:
         head = f.read(16)
@@ -63,9 +65,9 @@ def read_source(source: str | Path, run_id: str | None = None) -> list[SourceRun
         return _trace(text, lines, run_id)
     if lines and all("index" in line for line in lines):
         if run_id is not None:
-            raise ViewSource(f"--run-id is for traces and checkpoints; {text!r} is a batch results file")
+            raise ViewError(f"--run-id is for traces and checkpoints; {text!r} is a batch results file")
         return _results(lines)
-    raise ViewSource(f"{text!r} is not a JSONL trace, a batch results file or a checkpoint; "
+    raise ViewError(f"{text!r} is not a JSONL trace, a batch results file or a checkpoint; "
                      "write a trace with plait run --trace run.jsonl")
 
 
@@ -94,7 +96,7 @@ def _trace(name: str, events: list[dict], run_id: str | None) -> list[SourceRun]
         runs.setdefault(current, []).append(event)
     if run_id is not None:
         if run_id not in runs:
-            raise ViewSource(f"run {run_id!r} is not in {name!r}; it holds {_some(runs)}")
+            raise ViewError(f"run {run_id!r} is not in {name!r}; it holds {_some(runs)}")
         return [SourceRun(runs[run_id])]
     return [SourceRun(run) for run in runs.values()]
 
@@ -125,12 +127,12 @@ def _checkpoint(source: str | Path, run_id: str | None) -> list[SourceRun]:
         if run_id is not None:
             stored = store.get_run(run_id)
             if stored is None:
-                raise ViewSource(f"run {run_id!r} is not in checkpoint {str(source)!r}; it holds "
+                raise ViewError(f"run {run_id!r} is not in checkpoint {str(source)!r}; it holds "
                                  f"{_some(r.run_id for r in store.list_runs())}")
             return [_stored_run(store, stored)]
         runs = store.list_runs()
         if not runs:
-            raise ViewSource(f"checkpoint {str(source)!r} holds no runs")
+            raise ViewError(f"checkpoint {str(source)!r} holds no runs")
         return [_stored_run(store, stored) for stored in runs]
     finally:
         store.close()

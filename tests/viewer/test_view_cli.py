@@ -87,3 +87,15 @@ def test_bad_sources_get_one_line_errors(tmp_path):
     assert not (tmp_path / "x.html").exists()
     done = _plait(trace.name, "-o", "no/such/dir/x.html", cwd=tmp_path)
     assert done.returncode == 2 and "not an existing folder" in done.stderr
+
+
+def test_write_view_raises_view_error_naming_the_source(tmp_path):
+    import pytest
+
+    from plait import PlaitError, ViewError, write_view
+
+    (tmp_path / "empty.jsonl").write_text("")
+    for source, message in [(tmp_path / "nope.jsonl", "does not exist"), (tmp_path / "empty.jsonl", "is not a JSONL")]:
+        with pytest.raises(ViewError, match=message) as caught:
+            write_view(source, tmp_path / "x.html")
+        assert isinstance(caught.value, PlaitError) and str(source) in str(caught.value)

@@ -10,6 +10,7 @@ from browser_harness import open_page
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from plait import write_view
 from plait.viewer._layout import MAX_DEPTH, layout
 from plait.viewer._model import build_run
 from plait.viewer._page import _script_json, run_page
@@ -47,6 +48,17 @@ def test_any_event_list_makes_a_page_whose_data_parses(evs):
     for item in data["layout"]["items"]:
         assert all(math.isfinite(item[k]) for k in ("x", "y", "w", "h"))
     assert set(data["nodes"]) <= {item["name"] for item in data["layout"]["items"]}
+
+
+def test_infinite_floats_become_text(tmp_path):
+    trace = tmp_path / "inf.jsonl"
+    trace.write_text('{"kind": "run_started", "run_id": "r", "t": 0, "inputs": {"x": 1e999, "y": NaN}}\n'
+                     '{"kind": "node_finished", "run_id": "r", "node": "a", "t": 1e999, "output": -1e999}\n')
+    page = write_view(trace, tmp_path / "inf.html")
+    data = _embedded(page.read_text())
+    assert data["run"]["inputs"] == {"x": "1e999", "y": "NaN"} and data["acts"][0]["output"] == "-1e999"
+    assert _embedded(run_page(SourceRun([{"kind": "node_finished", "node": "a", "output": [float("inf")]}])))[
+        "acts"][0]["output"] == ["inf"]
 
 
 def test_nothing_in_the_data_can_close_the_script_block():
