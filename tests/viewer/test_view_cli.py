@@ -99,3 +99,31 @@ def test_write_view_raises_view_error_naming_the_source(tmp_path):
         with pytest.raises(ViewError, match=message) as caught:
             write_view(source, tmp_path / "x.html")
         assert isinstance(caught.value, PlaitError) and str(source) in str(caught.value)
+
+
+def test_a_postgres_checkpoint_gives_the_same_pages(tmp_path):
+    import os
+
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "durable"))
+    from pg_server import PostgresServer, unavailable
+
+    from plait import write_view
+
+    reason = unavailable()
+    if reason is not None:
+        if os.environ.get("PLAIT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PLAIT_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    module = load_example("batch_eval")
+    inputs = [json.loads(line) for line in module.DATA.read_text().splitlines()][:2]
+    with PostgresServer() as server:
+        url = server.fresh_schema()
+        anyio.run(lambda: run_batch(module.graph, inputs, backend=module.make_backend(), checkpoint=url,
+                                    batch_id="pg", id_field="id"))
+        write_view(url, tmp_path / "one.html", run_id="pg/0")
+        write_view(url, tmp_path / "all.html")
+    data = _data(tmp_path / "one.html")
+    assert data["run"]["id"] == "pg/0" and set(data["nodes"]) == set(module.graph.nodes)
+    assert sorted(p.name for p in (tmp_path / "all_runs").iterdir()) == ["run-00001.html", "run-00002.html"]
