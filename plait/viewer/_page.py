@@ -129,11 +129,12 @@ def batch_page(runs: list[SourceRun], links: list[str], title: str) -> str:
         started = next((e for e in run.events if e.get("kind") == "run_started"), {})
         status = finished.get("status") if isinstance(finished.get("status"), str) else "unfinished"
         tokens = finished.get("tokens") if isinstance(finished.get("tokens"), int) else 0
-        seconds = finished.get("duration") if isinstance(finished.get("duration"), (int, float)) else 0.0
+        seconds = finished.get("duration")
+        seconds = f"{seconds:.2f}" if isinstance(seconds, (int, float)) and math.isfinite(seconds) else "-"
         rid = str(started.get("run_id") or finished.get("run_id") or "")
         rows.append(f'<tr class="batch-run" data-status="{esc(status)}"><td><a href="{esc(link)}">{esc(rid)}</a></td>'
                     f'<td><span class="badge {esc(_status_class(status))}">{esc(status)}</span></td>'
-                    f'<td>{tokens}</td><td>{float(seconds):.2f}</td></tr>')
+                    f'<td>{tokens}</td><td>{seconds}</td></tr>')
     counts: dict[str, int] = {}
     for row_status in (r.split('data-status="', 1)[1].split('"', 1)[0] for r in rows):
         counts[row_status] = counts.get(row_status, 0) + 1

@@ -114,7 +114,7 @@ def _results(lines: list[dict]) -> list[SourceRun]:
         tokens = line.get("tokens") if isinstance(line.get("tokens"), int) else 0
         events = [{"kind": "run_started", "run_id": ident, "t": 0.0, "graph": "", "inputs": None},
                   {"kind": "run_finished", "run_id": ident, "t": 0.0, "status": line.get("status"),
-                   "duration": 0.0, "tokens": tokens, "error": line.get("error")}]
+                   "duration": None, "tokens": tokens, "error": line.get("error")}]  # a results file has no times
         runs.append(SourceRun(events, RESULTS_NOTE, line.get("output"), timeline=False))
     return runs
 

@@ -1,4 +1,4 @@
-"""The browser harness for the viewer tests: a real headless browser for the viewer tests: Debian's chromium driven by selenium.
+"""The browser harness of the viewer tests: a real headless browser, Debian's chromium driven by selenium.
 
 selenium's driver manager cannot download here, so the system chromedriver is named explicitly.
 ``make test`` installs chromium and chromium-driver (``make browser``); where they are missing the
@@ -41,7 +41,8 @@ def start_browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-extensions", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--js-flags=--max-old-space-size=1024"):
+                "--disable-extensions", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                "--js-flags=--max-old-space-size=1024"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)

@@ -154,7 +154,8 @@ def test_a_large_run_draws_what_is_in_view_and_the_rest_on_scroll(browser, tmp_p
     rows = len(browser.find_elements("css selector", ".tl-row"))
     assert 0 < drawn < 3000 and 0 < rows < 3000
     assert not browser.find_elements("css selector", "#graph .node[data-node='n2999']")
-    browser.execute_script("const g = document.getElementById('graph-wrap'); g.scrollTop = g.scrollHeight; g.scrollLeft = g.scrollWidth;"
+    browser.execute_script("const g = document.getElementById('graph-wrap');"
+                           "g.scrollTop = g.scrollHeight; g.scrollLeft = g.scrollWidth;"
                            "const t = document.getElementById('timeline-wrap'); t.scrollTop = t.scrollHeight;")
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -62,6 +62,7 @@ def test_a_checkpoint_run_by_id_and_a_checkpoint_batch(tmp_path):
 
     done = _plait("results.jsonl", "-o", "results.html", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results.html").read_text().count("<td>-</td>") == 3  # a results file has no times
     first = _data(tmp_path / "results_runs" / "run-00001.html")
     assert first["output"] == json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])["output"]
 
@@ -127,3 +128,17 @@ def test_a_postgres_checkpoint_gives_the_same_pages(tmp_path):
     data = _data(tmp_path / "one.html")
     assert data["run"]["id"] == "pg/0" and set(data["nodes"]) == set(module.graph.nodes)
     assert sorted(p.name for p in (tmp_path / "all_runs").iterdir()) == ["run-00001.html", "run-00002.html"]
+
+
+def test_a_trace_of_several_runs_gives_a_batch_page(tmp_path):
+    from plait import write_view
+
+    both = tmp_path / "both.jsonl"
+    both.write_text(example_trace("dynamic_map", tmp_path).read_text()
+                    + example_trace("subgraph", tmp_path).read_text())
+    write_view(both, tmp_path / "both.html")
+    html = (tmp_path / "both.html").read_text()
+    assert html.count('class="batch-run"') == 2 and "2 runs: 2 ok" in html
+    pages = sorted((tmp_path / "both_runs").iterdir())
+    assert [_data(p)["run"]["graph"] for p in pages] == ["dynamic_map", "subgraph"]
+    assert all(_data(p)["layout"]["edges"] for p in pages)  # trace pages: the full graph, not a checkpoint's
