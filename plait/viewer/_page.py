@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from plait.viewer._critical import critical_path
 from plait.viewer._layout import json_list, layout
 from plait.viewer._model import build_run
 from plait.viewer._reasoning import reasoning_panels
@@ -81,7 +82,8 @@ def run_page(run: SourceRun, back: str | None = None) -> str:
     model = build_run(run.events)
     data = {"run": model["run"], "acts": model["acts"], "nodes": model["nodes"], "totals": model["totals"],
             "layout": layout(model["shape"], list(model["nodes"])), "types": _types(model["shape"]),
-            "output": run.output if run.output is not None else _output(model)}
+            "output": run.output if run.output is not None else _output(model),
+            "critical": critical_path(model["acts"], model["shape"]) if run.timeline else []}
     info = model["run"]
     title = f"{info['graph'] or 'run'} · {info['id']}"
     esc = html.escape

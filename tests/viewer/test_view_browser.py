@@ -63,6 +63,11 @@ def test_clicking_a_node_shows_its_inputs_and_output(browser, tmp_path):
     # the subgraph is drawn as a group holding its nodes
     group = browser.find_element("css selector", "#graph .group[data-node='left']")
     assert group.get_attribute("data-status") == "ok"
+    # the critical path runs from the first node to the last, through one of the two branches
+    critical = _dom(browser, "return [...document.querySelectorAll('.bar.critical')].map("
+                             "b => b.getAttribute('title').split(' · ')[0])")
+    assert critical[0] == "split" or "split" in critical
+    assert "combine" in critical and ({"first_q", "second_q"} & set(critical))
 
 
 def test_map_items_and_loop_iterations_get_their_own_bars(browser, tmp_path):

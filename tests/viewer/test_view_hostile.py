@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plait import write_view
+from plait.viewer._critical import critical_path
 from plait.viewer._layout import MAX_DEPTH, layout
 from plait.viewer._model import build_run
 from plait.viewer._page import _script_json, run_page
@@ -134,3 +135,16 @@ def test_extreme_times_stay_finite():
     assert all(math.isfinite(a["start"]) and math.isfinite(a["end"]) for a in model["acts"])
     assert all(math.isfinite(n["busy"]) for n in model["nodes"].values())
     assert json.loads(_script_json(model["acts"]))
+
+
+def test_the_critical_path_follows_edges_back_from_the_last_activation():
+    shape = {"nodes": [{"name": n} for n in "abcd"],
+             "edges": [{"src": "a", "dst": "b"}, {"src": "a", "dst": "c"}, {"src": "b", "dst": "d"},
+                       {"src": "c", "dst": "d"}]}
+    acts = [{"node": n, "start": s, "end": e, "status": "ok"}
+            for n, s, e in [("a", 0, 1), ("b", 1, 2), ("c", 1, 5), ("d", 5, 6)]]
+    assert critical_path(acts, shape) == [3, 2, 0]
+    # a two-node loop of 20,000 activations: the walk visits each at most once
+    loop = {"nodes": [{"name": "x"}, {"name": "y"}], "edges": [{"src": "x", "dst": "y"}, {"src": "y", "dst": "x"}]}
+    many = [{"node": "xy"[i % 2], "start": float(i), "end": i + 1.0, "status": "ok"} for i in range(20_000)]
+    assert len(critical_path(many, loop)) == 20_000

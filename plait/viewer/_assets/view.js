@@ -188,8 +188,11 @@
     }
     wrap.appendChild(axis);
     wrap.appendChild(inner);
+    var critical = {};
+    DATA.critical.forEach(function (i) { critical[i] = true; });
     document.getElementById("timeline-summary").textContent = DATA.acts.length + " activations in " + rows.length +
-      " rows over " + secs(end) + (rows.length > DIRECT_ROWS ? "; rows are drawn as they scroll into view" : "");
+      " rows over " + secs(end) + "; the critical path (" + DATA.critical.length + " activations) is outlined" +
+      (rows.length > DIRECT_ROWS ? "; rows are drawn as they scroll into view" : "");
     function row(r) {
       var div = el("div", "tl-row");
       div.style.top = (r * ROW_H) + "px";
@@ -198,7 +201,7 @@
       label.setAttribute("title", rows[r].label);
       div.appendChild(label);
       rows[r].acts.forEach(function (i) {
-        var a = DATA.acts[i], bar = el("div", "bar");
+        var a = DATA.acts[i], bar = el("div", critical[i] ? "bar critical" : "bar");
         bar.style.left = (LABEL_W + a.start * scale) + "px";
         bar.style.width = Math.max(2, (a.end - a.start) * scale) + "px";
         bar.style.background = color(a.status);
