@@ -55,11 +55,12 @@ demo: vllm
 	VLLM_LOGGING_LEVEL=WARNING $(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' \
 		--model $(DEMO_MODEL) --summary
 
-bench: venv postgres
+bench: venv postgres browser
 	$(BIN)/python -m pip install -q -e '.[test,bench,postgres]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/csp.py
 	$(BIN)/python benchmarks/durability.py
+	$(BIN)/python benchmarks/viewer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -73,6 +73,7 @@ def _activations(events: list[dict], run_status: str) -> tuple[list[dict], dict[
         elif kind == "node_failed" and name:
             act = act or new(name, t)
             act.update(status="failed", end=t, error=_str(event.get("error")) or "failed")
+            act["attempts"] = act["attempts"] or 1
         elif kind == "node_retried" and act is not None:
             act["retries"].append({"attempt": _int(event.get("attempt")), "delay": _num(event.get("delay")),
                                    "error": _str(event.get("error"))})
