@@ -3,11 +3,14 @@
 The run's data is embedded as JSON in a ``<script type="application/json">`` block with every ``<``, ``>``
 and ``&`` written as a ``\\u`` escape, so no value (``</script><img onerror=...>`` included) can end the
 block; the page's script and style are inlined from ``_assets`` and it loads nothing from the network.
-Values are drawn with ``textContent`` in the browser and ``html.escape`` here.
+Values are drawn with ``textContent`` in the browser and ``html.escape`` here; a Content-Security-Policy
+admits no network and no script but the page's own, as a second line of defence.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -28,6 +31,16 @@ __all__ = ["write_view", "run_page", "batch_page"]
 @cache
 def _asset(name: str) -> str:
     return resources.files("plait.viewer").joinpath("_assets", name).read_text(encoding="utf-8")
+
+
+def _policy(script: str | None) -> str:
+    """A Content-Security-Policy: no network at all, and no script but the page's own (by its hash), so even
+    markup that got through could neither run (inline handlers included) nor load anything."""
+    allowed = "'none'"
+    if script is not None:
+        allowed = "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+    return (f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            f'style-src \'unsafe-inline\'; img-src data:; script-src {allowed}">')
 
 
 def _script_json(data: Any) -> str:
@@ -92,8 +105,8 @@ def run_page(run: SourceRun, back: str | None = None) -> str:
     timeline = ('<section><h2>Timeline</h2><div id="timeline-summary" class="muted"></div>'
                 '<div id="timeline-wrap"></div></section>') if run.timeline else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
+<html lang="en"><head><meta charset="utf-8">{_policy(_asset("view.js"))}
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
 <body><header><h1>{esc(info['graph'] or 'run')}</h1><span>run {esc(info['id'])}</span>
 <span class="badge {esc(_status_class(info['status']))}" id="run-status">{esc(info['status'])}</span>
 <span>wall time <b id="wall"></b></span>{back_link}</header>
@@ -142,7 +155,7 @@ def batch_page(runs: list[SourceRun], links: list[str], title: str) -> str:
         counts[row_status] = counts.get(row_status, 0) + 1
     summary = ", ".join(f"{n} {esc(s)}" for s, n in sorted(counts.items()))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
+<html lang="en"><head><meta charset="utf-8">{_policy(None)}<title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
 <body><header><h1>{esc(title)}</h1><span id="batch-summary">{len(runs)} runs: {summary}</span></header>
 <main><section><table id="batch"><tr><th>run</th><th>status</th><th>tokens</th><th>seconds</th></tr>
 {"".join(rows)}</table></section></main></body></html>

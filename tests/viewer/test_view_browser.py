@@ -168,3 +168,20 @@ def test_a_large_run_draws_what_is_in_view_and_the_rest_on_scroll(browser, tmp_p
     WebDriverWait(browser, 30).until(lambda d: d.find_elements("css selector", ".bar[data-act='2999']"))
     assert len(browser.find_elements("css selector", "#graph .node")) < 3000
     assert page.errors() == []
+
+
+def test_the_page_policy_stops_markup_that_got_through(browser, tmp_path):
+    """Defence in depth: were some value ever parsed as HTML, its handlers and scripts would not run."""
+    page = _page(browser, example_trace("dynamic_map", tmp_path), tmp_path, "policy")
+    assert page.errors() == []
+    browser.execute_script(
+        "const d = document.createElement('div');"
+        "d.innerHTML = '<img src=\"data:,x\" onerror=\"window.__handler=1\"><img src=\"http://127.0.0.1:9/x.png\">';"
+        "document.body.appendChild(d);"
+        "const s = document.createElement('script'); s.textContent = 'window.__script = 1';"
+        "document.body.appendChild(s);")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(lambda d: len(page.errors()) >= 2)
+    assert _dom(browser, "return [window.__handler, window.__script]") == [None, None]
+    assert any("Content Security Policy" in e for e in page.errors())
