@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import math
+from collections import Counter
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -106,7 +107,8 @@ def run_page(run: SourceRun, back: str | None = None) -> str:
                 '<div id="timeline-wrap"></div></section>') if run.timeline else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{_policy(_asset("view.js"))}
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>
+<style>{_asset("view.css")}</style></head>
 <body><header><h1>{esc(info['graph'] or 'run')}</h1><span>run {esc(info['id'])}</span>
 <span class="badge {esc(_status_class(info['status']))}" id="run-status">{esc(info['status'])}</span>
 <span>wall time <b id="wall"></b></span>{back_link}</header>
@@ -135,29 +137,38 @@ def _status_class(status: str) -> str:
     return "s-" + "".join(c if c.isalpha() else "-" for c in status)
 
 
+def _brief(value: Any, limit: int = 160) -> str:
+    """A value on one line, cut to ``limit`` characters (the run's page has all of it)."""
+    text = value if isinstance(value, str) else json.dumps(_finite(value), ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def batch_page(runs: list[SourceRun], links: list[str], title: str) -> str:
-    """A table of the batch's runs (status, tokens, seconds), each linking to its page."""
+    """A table of the batch's runs (input, status, tokens, seconds, error), each linking to its page."""
     esc = html.escape
-    rows = []
+    rows, counts = [], Counter()
     for run, link in zip(runs, links):
         finished = next((e for e in reversed(run.events) if e.get("kind") == "run_finished"), {})
         started = next((e for e in run.events if e.get("kind") == "run_started"), {})
         status = finished.get("status") if isinstance(finished.get("status"), str) else "unfinished"
+        counts[status] += 1
         tokens = finished.get("tokens") if isinstance(finished.get("tokens"), int) else 0
         seconds = finished.get("duration")
         seconds = f"{seconds:.2f}" if isinstance(seconds, (int, float)) and math.isfinite(seconds) else "-"
         rid = str(started.get("run_id") or finished.get("run_id") or "")
+        inputs = "-" if started.get("inputs") is None else _brief(started["inputs"])
+        error = "" if finished.get("error") is None else _brief(finished["error"])
         rows.append(f'<tr class="batch-run" data-status="{esc(status)}"><td><a href="{esc(link)}">{esc(rid)}</a></td>'
+                    f'<td class="input">{esc(inputs)}</td>'
                     f'<td><span class="badge {esc(_status_class(status))}">{esc(status)}</span></td>'
-                    f'<td>{tokens}</td><td>{seconds}</td></tr>')
-    counts: dict[str, int] = {}
-    for row_status in (r.split('data-status="', 1)[1].split('"', 1)[0] for r in rows):
-        counts[row_status] = counts.get(row_status, 0) + 1
+                    f'<td>{tokens}</td><td>{seconds}</td><td class="error">{esc(error)}</td></tr>')
     summary = ", ".join(f"{n} {esc(s)}" for s, n in sorted(counts.items()))
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{_policy(None)}<title>{esc(title)}</title><style>{_asset("view.css")}</style></head>
+<html lang="en"><head><meta charset="utf-8">{_policy(None)}<title>{esc(title)}</title>
+<style>{_asset("view.css")}</style></head>
 <body><header><h1>{esc(title)}</h1><span id="batch-summary">{len(runs)} runs: {summary}</span></header>
-<main><section><table id="batch"><tr><th>run</th><th>status</th><th>tokens</th><th>seconds</th></tr>
+<main><section><table id="batch">
+<tr><th>run</th><th>input</th><th>status</th><th>tokens</th><th>seconds</th><th>error</th></tr>
 {"".join(rows)}</table></section></main></body></html>
 """
 

@@ -126,6 +126,8 @@ def test_batch_page_links_to_a_page_per_run(browser, tmp_path):
     page.screenshot(tmp_path / "batch.png")
     links = browser.find_elements("css selector", "#batch .batch-run a")
     assert sorted(a.text for a in links) == sorted(f"arith/{i}" for i in range(len(inputs)))
+    shown = browser.find_elements("css selector", "#batch .batch-run td.input")
+    assert {json.loads(td.text)["question"] for td in shown} == {i["question"] for i in inputs}
     hrefs = [a.get_dom_attribute("href") for a in links]
     assert all((out.parent / href).is_file() for href in hrefs)
     assert page.errors() == []

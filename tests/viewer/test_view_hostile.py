@@ -14,7 +14,7 @@ from plait import write_view
 from plait.viewer._critical import critical_path
 from plait.viewer._layout import MAX_DEPTH, layout
 from plait.viewer._model import build_run
-from plait.viewer._page import _script_json, run_page
+from plait.viewer._page import _script_json, batch_page, run_page
 from plait.viewer._sources import SourceRun
 
 KINDS = ["run_started", "run_finished", "node_started", "node_finished", "node_failed", "node_retried",
@@ -148,3 +148,12 @@ def test_the_critical_path_follows_edges_back_from_the_last_activation():
     loop = {"nodes": [{"name": "x"}, {"name": "y"}], "edges": [{"src": "x", "dst": "y"}, {"src": "y", "dst": "x"}]}
     many = [{"node": "xy"[i % 2], "start": float(i), "end": i + 1.0, "status": "ok"} for i in range(20_000)]
     assert len(critical_path(many, loop)) == 20_000
+
+
+def test_a_batch_page_escapes_every_value():
+    bad = '<img src=x onerror="alert(1)">'
+    events = [{"kind": "run_started", "run_id": bad, "inputs": {bad: bad}},
+              {"kind": "run_finished", "status": bad, "tokens": 3, "duration": 1.5, "error": bad}]
+    page = batch_page([SourceRun(events)], ['x.html"><script>alert(1)</script>'], bad)
+    assert "<img" not in page and "<script>" not in page
+    assert page.count("&lt;img src=x") >= 4
