@@ -173,14 +173,16 @@ def batch_page(runs: list[SourceRun], links: list[str], title: str) -> str:
 """
 
 
-def write_view(source: str | Path, out: str | Path, run_id: str | None = None) -> Path:
+def write_view(source: str | Path, out: str | Path, run_id: str | None = None, graph: Any = None) -> Path:
     """Write the viewer page for ``source`` to ``out`` and return its path.
 
     ``source``: a JSONL trace, a checkpoint (SQLite file or ``postgresql://`` URL) or a batch results file.
     One run gives one page; several (a checkpoint without ``run_id``, a results file) give a batch page at
-    ``out`` and a page per run in the folder ``<out stem>_runs`` beside it.
+    ``out`` and a page per run in the folder ``<out stem>_runs`` beside it. ``graph``: the Graph that wrote
+    a checkpoint; its runs are replayed from their records (no model) for full pages. Call it from
+    synchronous code (a replay runs its own event loop).
     """
-    runs = read_source(source, run_id)
+    runs = read_source(source, run_id, graph)
     out = Path(out)
     if len(runs) == 1 and (run_id is not None or runs[0].note is None):
         out.write_text(run_page(runs[0]), encoding="utf-8")

@@ -3,8 +3,10 @@ batch results file. Each comes back as a list of runs, each run a list of trace-
 
 A checkpoint keeps each committed node activation (its output, tokens, duration, attempts) and the run's
 input, output and status, but not the graph's edges, start times, failed attempts or custom events: a page
-made from one says so, draws the nodes without edges and leaves the timeline out. A results file keeps
-one line per input (status, output, error, tokens): its pages show just that.
+made from one says so, draws the nodes without edges and leaves the timeline out. Given the graph that
+wrote it, each run is instead replayed from its records (no model) with a trace, which has everything but
+the original times. A results file keeps one line per input (status, output, error, tokens): its pages
+show just that.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ __all__ = ["SourceRun", "read_source"]
 
 CHECKPOINT_NOTE = ("Made from a checkpoint, which keeps each finished node activation (output, tokens, "
                    "duration, attempts) but not the graph's edges, start times, failed attempts or reasoning "
-                   "events: the graph is drawn without edges and there is no timeline. For the full page, run "
-                   "with a trace (plait run --trace run.jsonl) and view that.")
+                   "events: the graph is drawn without edges and there is no timeline. For the full page, give "
+                   "the graph that wrote it (plait view DB --run-id ID --graph MODULE:GRAPH replays the run "
+                   "from its records, no model needed), or view a trace (plait run --trace run.jsonl).")
+REPLAY_NOTE = ("Made by replaying the checkpointed run: its recorded model responses and tool results were "
+               "served again, so the graph, outputs, tokens and reasoning are the run's, but the times on the "
+               "timeline are the replay's, not the original run's.")
 RESULTS_NOTE = ("Made from a batch results file, which keeps each input's status, output, error and tokens, "
                 "not its events. View the batch's checkpoint or a trace for the graph and timeline.")
 
@@ -47,11 +53,14 @@ def _finite_float(text: str) -> float | str:
     return value if math.isfinite(value) else text
 
 
-def read_source(source: str | Path, run_id: str | None = None) -> list[SourceRun]:
-    """The runs ``source`` holds (one with ``run_id``); ViewError with a one-line reason otherwise."""
+def read_source(source: str | Path, run_id: str | None = None, graph: Any = None) -> list[SourceRun]:
+    """The runs ``source`` holds (one with ``run_id``); ViewError with a one-line reason otherwise.
+
+    ``graph``: the Graph a checkpoint was written by; its runs are then replayed with a trace (full pages).
+    """
     text = str(source)
     if text.startswith(("postgresql://", "postgres://")):
-        return _checkpoint(text, run_id)
+        return _checkpoint(text, run_id, graph)
     path = Path(source)
     if not path.is_file():
         raise ViewError(f"{text!r} does not exist or is not a file; give a JSONL trace (plait run --trace), "
@@ -59,7 +68,9 @@ def read_source(source: str | Path, run_id: str | None = None) -> list[SourceRun
     with path.open("rb") as f:
         head = f.read(16)
     if head == b"SQLite format 3\x00":
-        return _checkpoint(path, run_id)
+        return _checkpoint(path, run_id, graph)
+    if graph is not None:
+        raise ViewError(f"--graph replays a checkpoint's runs; {text!r} is not a checkpoint")
     lines = _lines(path)
     if lines and all("kind" in line for line in lines):
         return _trace(text, lines, run_id)
@@ -119,7 +130,7 @@ def _results(lines: list[dict]) -> list[SourceRun]:
     return runs
 
 
-def _checkpoint(source: str | Path, run_id: str | None) -> list[SourceRun]:
+def _checkpoint(source: str | Path, run_id: str | None, graph: Any) -> list[SourceRun]:
     from plait.durable._store import open_store
 
     store, _ = open_store(source)
@@ -128,14 +139,35 @@ def _checkpoint(source: str | Path, run_id: str | None) -> list[SourceRun]:
             stored = store.get_run(run_id)
             if stored is None:
                 raise ViewError(f"run {run_id!r} is not in checkpoint {str(source)!r}; it holds "
-                                 f"{_some(r.run_id for r in store.list_runs())}")
-            return [_stored_run(store, stored)]
-        runs = store.list_runs()
-        if not runs:
-            raise ViewError(f"checkpoint {str(source)!r} holds no runs")
-        return [_stored_run(store, stored) for stored in runs]
+                                f"{_some(r.run_id for r in store.list_runs())}")
+            runs = [stored]
+        else:
+            runs = store.list_runs()
+            if not runs:
+                raise ViewError(f"checkpoint {str(source)!r} holds no runs")
+        if graph is None:
+            return [_stored_run(store, stored) for stored in runs]
     finally:
         store.close()
+    return [_replayed(graph, source, stored.run_id) for stored in runs]
+
+
+def _replayed(graph: Any, source: str | Path, run_id: str) -> SourceRun:
+    """Replay a checkpointed run with a trace: its events, as the run emitted them, served from its records."""
+    import tempfile
+
+    import anyio
+
+    from plait.errors import RunError
+
+    with tempfile.TemporaryDirectory(prefix="plait-view-") as folder:
+        trace = Path(folder) / "replay.jsonl"
+        try:
+            anyio.run(lambda: graph.run(checkpoint=source, run_id=run_id, replay=True, trace=trace,
+                                        keep_events=False))
+        except RunError:
+            pass  # a run that failed replays as failed: the trace has it
+        return SourceRun(_lines(trace), REPLAY_NOTE)
 
 
 def _stored_run(store: Any, stored: Any) -> SourceRun:

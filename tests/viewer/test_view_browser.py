@@ -187,3 +187,21 @@ def test_the_page_policy_stops_markup_that_got_through(browser, tmp_path):
     WebDriverWait(browser, 10).until(lambda d: len(page.errors()) >= 2)
     assert _dom(browser, "return [window.__handler, window.__script]") == [None, None]
     assert any("Content Security Policy" in e for e in page.errors())
+
+
+def test_a_checkpoint_replayed_with_its_graph_gives_the_full_page(browser, tmp_path):
+    module = load_example("batch_eval")
+    inputs = [json.loads(line) for line in module.DATA.read_text().splitlines()][:3]
+    db = tmp_path / "runs.db"
+    anyio.run(lambda: run_batch(module.graph, inputs, backend=module.make_backend(), checkpoint=db,
+                                batch_id="arith", id_field="id"))
+    out = write_view(db, tmp_path / "replayed.html", run_id="arith/1", graph=module.graph)
+    page = open_page(browser, out)
+    page.screenshot(tmp_path / "replayed.png")
+    assert browser.find_element("id", "note").text.startswith("Made by replaying")
+    assert set(_statuses(browser)) == set(module.graph.nodes) and set(_statuses(browser).values()) == {"ok"}
+    assert len(browser.find_elements("css selector", "#graph .edge")) == len(module.graph._compile().edges)
+    assert len(browser.find_elements("css selector", "#timeline-wrap .bar")) == len(module.graph.nodes)
+    assert json.loads(browser.find_element("css selector", "#run-input pre").text)["question"] == \
+        inputs[1]["question"]
+    assert page.errors() == []

@@ -142,3 +142,23 @@ def test_a_trace_of_several_runs_gives_a_batch_page(tmp_path):
     pages = sorted((tmp_path / "both_runs").iterdir())
     assert [_data(p)["run"]["graph"] for p in pages] == ["dynamic_map", "subgraph"]
     assert all(_data(p)["layout"]["edges"] for p in pages)  # trace pages: the full graph, not a checkpoint's
+
+
+def test_graph_replays_a_checkpoint_and_is_refused_elsewhere(tmp_path):
+    module = load_example("batch_eval")
+    inputs = [json.loads(line) for line in module.DATA.read_text().splitlines()][:2]
+    anyio.run(lambda: run_batch(module.graph, inputs, backend=module.make_backend(), checkpoint=tmp_path / "r.db",
+                                batch_id="b", id_field="id"))
+    target = str(Path(__file__).resolve().parents[2] / "examples" / "batch_eval.py") + ":graph"
+    done = _plait("r.db", "--graph", target, "-o", "all.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pages = sorted((tmp_path / "all_runs").iterdir())
+    assert len(pages) == 2 and all(_data(p)["layout"]["edges"] and _data(p)["critical"] for p in pages)
+    trace = example_trace("dynamic_map", tmp_path)
+    other = str(Path(__file__).resolve().parents[2] / "examples" / "subgraph.py") + ":graph"
+    for args, message in [((trace.name, "--graph", target), "--graph replays a checkpoint's runs"),
+                          (("r.db", "--run-id", "b/0", "--graph", other), "was recorded for graph 'batch_eval'")]:
+        done = _plait(*args, "-o", "x.html", cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("plait: error: ") \
+            and message in lines[0], (args, done.stderr)
