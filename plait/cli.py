@@ -85,7 +85,6 @@ def _parser() -> argparse.ArgumentParser:
 
     from plait.durable._cli import add_runs_parser
     from plait.executors._models_cli import add_models_parser
-
     from plait.viewer._cli import add_view_parser
 
     add_models_parser(sub)

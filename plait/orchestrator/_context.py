@@ -98,7 +98,7 @@ class RunContext:
         finally:
             self._state.budget.release(need)
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
-                               completion.model)
+                           completion.model)
         return completion
 
     async def _reserve(self, batch: list[Request]) -> int:

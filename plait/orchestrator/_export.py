@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from plait.orchestrator._graph import _Plan
+from plait.orchestrator._graph import GraphNode, _Plan
 
 __all__ = ["to_mermaid", "to_dot", "graph_shape"]
 
@@ -67,8 +67,6 @@ def graph_shape(plan: _Plan) -> dict:
     ``back`` for the edge that closes a loop.
     """
     if plan.shape is None:
-        from plait.orchestrator._graph import GraphNode
-
         nodes = []
         for name, node in plan.nodes.items():
             entry = {"name": name, "type": type(node).__name__, "mapped": name in plan.mapped,
