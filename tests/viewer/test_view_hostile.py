@@ -100,10 +100,14 @@ def test_statuses_follow_the_events():
            {"kind": "node_skipped", "node": "b", "t": 0.3, "reason": "route"},
            {"kind": "node_finished", "node": "c", "t": 0.3, "duration": 0.0, "output": 1, "restored": True},
            {"kind": "node_started", "node": "d", "t": 0.3, "attempt": 1},
+           {"kind": "node_started", "node": "e[0]", "t": 0.3, "attempt": 1},
+           {"kind": "node_finished", "node": "e[1]", "t": 0.3, "duration": 0.1, "output": 2},
+           {"kind": "node_cancelled", "node": "e[0]", "t": 0.35},
            {"kind": "run_finished", "t": 0.4, "status": "interrupted", "duration": 0.4, "tokens": 0}]
     model = build_run(evs)
     assert {n: v["status"] for n, v in model["nodes"].items()} == {
-        "a": "ok", "b": "skipped", "c": "restored", "d": "interrupted"}
+        "a": "ok", "b": "skipped", "c": "restored", "d": "interrupted", "e": "cancelled"}
+    assert [act["label"] for act in model["acts"] if act["node"] == "e"] == ["e[0]", "e[1]"]
     (a,) = [act for act in model["acts"] if act["node"] == "a"]
     assert (a["attempts"], a["inputs"], a["output"], len(a["retries"])) == (2, {"x": 1}, 5, 1)
 
