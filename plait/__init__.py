@@ -96,6 +96,10 @@ from plait.orchestrator import (
     Signature,
     ThreadAbandoned,
     TokensUsed,
+    VoteTallied,
+    SubtaskTreeSolved,
+    FormulationChecked,
+    ProposalSettled,
     TokenUsage,
 )
 from plait.planners import (
@@ -180,7 +184,8 @@ __all__ = [
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "Route", "RetryPolicy", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished",
     "NodeFailed", "NodeRetried", "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
-    "Custom", "JsonlTrace", "RichProgress", "read_trace",
+    "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled", "JsonlTrace",
+    "RichProgress", "read_trace",
     # LLM backends, model registry and tools (plait.executors)
     "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",

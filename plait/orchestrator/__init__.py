@@ -15,6 +15,10 @@ from plait.orchestrator._events import (
     RunStarted,
     ThreadAbandoned,
     TokensUsed,
+    VoteTallied,
+    SubtaskTreeSolved,
+    FormulationChecked,
+    ProposalSettled,
 )
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import FunctionNode, Node, Param, RetryPolicy, Route, Signature
@@ -27,5 +31,5 @@ __all__ = [
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
     "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
-    "Custom",
+    "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
 ]
