@@ -1,0 +1,1 @@
+"""The run viewer: one self-contained HTML page per run."""
