@@ -104,7 +104,8 @@ def _retractions(node: str, records: list[dict[str, Any]], settled: list[dict[st
     rows = []
     for r in records:
         values = as_dict(r.get("values"))
-        withdrawn = ", ".join(f"{esc(v, 60)}={esc(values.get(v), 60)}" for v in as_list(r.get("variables"))[:50])
+        names = [v for v in as_list(r.get("variables")) if isinstance(v, str)][:50]
+        withdrawn = ", ".join(f"{esc(v, 60)}={esc(values.get(v), 60)}" for v in names)
         broken = "".join(f"<li>{esc(c, 200)}</li>" for c in as_list(r.get("constraints"))[:20])
         rows.append(f"<tr class='plait-retraction'><td>{as_int(r.get('round'))}</td><td>{withdrawn}</td>"
                     f"<td>{esc(r.get('reason'), 300)}<ul>{broken}</ul></td></tr>")

@@ -7,11 +7,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import anyio
+import pytest
 
 from plait import (
     ChainStep, FanOut, Graph, PlanAndExecute, Quorum, SamplingParams, ScriptedBackend, SubtaskTree,
     TextParser, read_trace,
 )
+from plait.errors import NodeFailedError
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -30,9 +32,14 @@ def load_example(name):
     return module
 
 
-def run_traced(graph, inputs, backend, path):
-    """Run ``graph`` with a JSONL trace at ``path``; return the trace's events as dicts."""
-    anyio.run(lambda: graph.run(inputs, backend=backend, trace=path))
+def run_traced(graph, inputs, backend, path, fails=False):
+    """Run ``graph`` with a JSONL trace at ``path``; return the trace's events as dicts. ``fails``: the run
+    must end with a failed node (its trace is written all the same)."""
+    if fails:
+        with pytest.raises(NodeFailedError):
+            anyio.run(lambda: graph.run(inputs, backend=backend, trace=path))
+    else:
+        anyio.run(lambda: graph.run(inputs, backend=backend, trace=path))
     return read_trace(path)
 
 
@@ -63,7 +70,7 @@ def hostile_vote_trace(tmp_path, quorum=1):
     backend = ScriptedBackend(lambda request: replies[: request.params.n])
     graph = Graph("hostile_vote")
     graph.add(FanOut(step, k=5, aggregate=Quorum(quorum), name="vote"))
-    return run_traced(graph, {"question": HOSTILE}, backend, tmp_path / "hostile_vote.jsonl")
+    return run_traced(graph, {"question": HOSTILE}, backend, tmp_path / "hostile_vote.jsonl", fails=quorum > 4)
 
 
 def hostile_tree_trace(tmp_path):
