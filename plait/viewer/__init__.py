@@ -1,1 +1,1 @@
-"""The run viewer: one self-contained HTML page per run."""
+"""The run viewer: one self-contained HTML page per run (``plait view``)."""

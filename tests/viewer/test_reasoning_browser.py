@@ -1,7 +1,7 @@
 """The reasoning panels in a real headless browser: what a person sees, no script errors, nothing injected runs."""
 
 import pytest
-from conftest import open_page
+from browser_harness import open_page
 from reasoning_traces import HOSTILE, example_trace, failed_plan_trace, hostile_tree_trace, hostile_vote_trace
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
@@ -19,10 +19,9 @@ def page_of(tmp_path, name, events):
 
 def show(browser, tmp_path, name, events):
     """Open the page and keep a screenshot next to it; fail on any error the page logged."""
-    open_page(browser, page_of(tmp_path, name, events))
-    browser.save_screenshot(str(tmp_path / f"{name}.png"))
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == []
+    page = open_page(browser, page_of(tmp_path, name, events))
+    page.screenshot(tmp_path / f"{name}.png")
+    assert page.errors() == []
     return browser
 
 
