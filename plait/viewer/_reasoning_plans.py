@@ -23,32 +23,53 @@ _COL_W, _ROW_H, _BOX_W, _BOX_H = 150, 46, 120, 32
 
 
 def collect_plans(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Plan rounds by plan node, in trace order: ``{"plan": steps, "rejected": [...], "results": {id: data},
-    "replan": reason, "answer": text}``."""
+    """Plan rounds by plan node, in trace order: ``{"steps": [...], "rejected": [...], "results": {id: data},
+    "replan": reason, "answer": text}``.
+
+    A step result joins its node's latest plan when that plan has the step; otherwise it waits for the next
+    plan of that node that has it (a streamed plan's ``plan`` event comes after its first steps ran).
+    """
     nodes: dict[str, list[dict[str, Any]]] = {}
     rejected: dict[str, list[dict[str, Any]]] = {}
+    waiting: dict[str, dict[str, dict[str, Any]]] = {}  # step results not yet placed, by emitting node
     for event in events:
         name, node, data = as_str(event.get("name")), as_str(event.get("node")), as_dict(event.get("data"))
         if name == "plan":
             if data.get("valid") is True:
-                rounds = nodes.setdefault(node, [])
-                rounds.append({"steps": [as_dict(s) for s in as_list(data.get("steps"))],
-                               "rejected": rejected.pop(node, []), "results": {}, "replan": None, "answer": None})
+                steps = [as_dict(s) for s in as_list(data.get("steps"))]
+                round_ = {"steps": steps, "ids": {as_str(s.get("id")) for s in steps}, "results": {},
+                          "rejected": rejected.pop(node, []), "replan": None, "answer": None}
+                nodes.setdefault(node, []).append(round_)
+                _claim(round_, node, waiting)
             else:
                 rejected.setdefault(node, []).append(data)
         elif name in ("replan", "answer") and nodes.get(node):
             nodes[node][-1][name] = data.get("reason" if name == "replan" else "answer")
         elif name == "plan_step_finished":
-            owner = _owner(node, nodes)
-            if owner is not None:
-                nodes[owner][-1]["results"][as_str(data.get("step"))] = data
+            step, owner = as_str(data.get("step")), _owner(node, nodes)
+            if owner is not None and step in nodes[owner][-1]["ids"]:
+                nodes[owner][-1]["results"][step] = data
+            elif len(waiting) < MAX_ITEMS:
+                waiting.setdefault(node, {})[step] = data
     for node, attempts in rejected.items():  # attempts after which no plan was accepted (the node failed)
-        nodes.setdefault(node, []).append({"steps": [], "rejected": attempts, "results": {}, "replan": None,
-                                           "answer": None})
+        nodes.setdefault(node, []).append({"steps": [], "ids": set(), "rejected": attempts, "results": {},
+                                           "replan": None, "answer": None})
     return nodes
 
 
+def _claim(round_: dict[str, Any], node: str, waiting: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Move the waiting results of ``node`` (or of steps run under it) that this plan has into it."""
+    ids = round_["ids"]
+    for emitter in [e for e in waiting if e == node or e.startswith(node + "/")]:
+        results = waiting[emitter]
+        for step in [k for k in results if k in ids]:
+            round_["results"][step] = results.pop(step)
+        if not results:
+            del waiting[emitter]
+
+
 def _owner(node: str, nodes: dict[str, list[dict[str, Any]]]) -> str | None:
+    """The plan node a step event belongs to: ``node`` itself or the nearest enclosing node with a plan."""
     while node:
         if nodes.get(node):
             return node

@@ -1,7 +1,10 @@
 """The reasoning panels, rendered from traces of the examples run on their scripted backends."""
 
-from reasoning_traces import Markup, example_trace, failed_plan_trace
+import json
 
+from reasoning_traces import Markup, example_trace, failed_plan_trace, load_example, run_traced
+
+from plait import Graph, PlanAndExecute, ScriptedBackend
 from plait.viewer._reasoning import reasoning_panels
 
 
@@ -98,3 +101,34 @@ def test_a_run_without_reasoning_nodes_has_no_panels(tmp_path):
     events = example_trace("self_consistency", tmp_path)
     plain = [e for e in events if e["kind"] != "vote_tallied"]
     assert reasoning_panels(plain) == "" and reasoning_panels([]) == ""
+
+
+def test_a_streamed_plan_gets_the_results_of_steps_that_ran_before_the_plan_was_complete(tmp_path):
+    module = load_example("plan_execute_countries")
+    graph = Graph("streamed")
+    graph.add(PlanAndExecute(module.TOOLS, stream=True))
+    events = run_traced(graph, {"task": module.DEMO_TASK}, module.make_backend(), tmp_path / "streamed.jsonl")
+    [plan] = [e for e in events if e.get("name") == "plan"]
+    assert plan["data"]["streamed"]
+    # a slow stream ends after its first steps finished: the plan event then follows their results
+    late = [e for e in events if e is not plan]
+    late.insert(max(i for i, e in enumerate(late) if e.get("name") == "plan_step_finished") + 1, plan)
+    for trace in (events, late):
+        page = Markup(reasoning_panels(trace))
+        steps = page.having("plait-plan-step")
+        assert [s["data-step"] for s in steps] == ["E1", "E2", "E3", "E4", "E5", "E6"]
+        assert all("plait-step-ok" in s["class"] for s in steps)
+        assert "3.458128" in page.text_of("plait-plan-steps")[0]
+
+
+def test_rejected_planner_attempts_are_listed_with_their_problems(tmp_path):
+    module = load_example("plan_execute_countries")
+    bad = json.dumps({"steps": [{"tool": "teleport", "args": {}}]})
+    graph = Graph("rejected")
+    graph.add(PlanAndExecute(module.TOOLS, max_repairs=1))
+    events = run_traced(graph, {"task": "t"}, ScriptedBackend([bad, bad]), tmp_path / "rejected.jsonl", fails=True)
+    page = Markup(reasoning_panels(events))
+    rejected = page.text_of("plait-plan-rejected")
+    assert len(rejected) == 2 and all("teleport" in r for r in rejected)
+    assert rejected[0].startswith("attempt 0 rejected") and "plan of 1: 0 step(s)" in page.text
+    assert not page.having("plait-plan-step")
