@@ -88,12 +88,12 @@ def plans_panel(events: list[dict[str, Any]]) -> str:
 
 def _round(number: int, round_: dict[str, Any], total: int) -> str:
     steps = [s for s in round_["steps"] if isinstance(s.get("id"), str)][:MAX_ITEMS]
-    title = "plan" if number == 1 else f"replan {number - 1}"
+    title = f"plan {number} of {total}" + (f" (replan {number - 1})" if number > 1 else "")
     rejected = "".join(
         f"<details class='plait-plan-rejected'><summary>attempt {esc(a.get('attempt'))} rejected</summary><ul>"
         + "".join(f"<li>{esc(p, 300)}</li>" for p in as_list(a.get("problems"))[:20]) + "</ul></details>"
         for a in round_["rejected"][:20])
-    out = [f"<div class='plait-plan' data-round='{number}'><h5>{title} of {total}: {len(steps)} step(s)</h5>{rejected}"]
+    out = [f"<div class='plait-plan' data-round='{number}'><h5>{title}: {len(steps)} step(s)</h5>{rejected}"]
     if steps:
         out.append(_dag(steps, round_["results"]))
         out.append(_table(steps, round_["results"]))

@@ -76,7 +76,7 @@ def test_plan_panel_marks_failed_tool_calls_and_shows_the_replan(tmp_path):
     assert "failed: ERROR from lookup: KeyError" in rows["E2"] and "Atlantis" in rows["E2"]
     assert "failed: ERROR from calculator: not run" in rows["E3"]  # its reference points at the failed E2
     assert page.text_of("plait-replan") == ["the solver asked for a new plan: Atlantis is not a country."]
-    assert "replan 1 of 2: 1 step(s)" in page.text
+    assert "plan 1 of 2: 3 step(s)" in page.text and "plan 2 of 2 (replan 1): 1 step(s)" in page.text
 
 
 def test_solver_panel_lists_rounds_final_model_solutions_and_retractions(tmp_path):
@@ -130,5 +130,5 @@ def test_rejected_planner_attempts_are_listed_with_their_problems(tmp_path):
     page = Markup(reasoning_panels(events))
     rejected = page.text_of("plait-plan-rejected")
     assert len(rejected) == 2 and all("teleport" in r for r in rejected)
-    assert rejected[0].startswith("attempt 0 rejected") and "plan of 1: 0 step(s)" in page.text
+    assert rejected[0].startswith("attempt 0 rejected") and "plan 1 of 1: 0 step(s)" in page.text
     assert not page.having("plait-plan-step")

@@ -21,7 +21,7 @@ def test_an_injected_winning_answer_is_text_in_the_bars_and_the_verdict(tmp_path
     bars = {b["data-answer"]: b["data-weight"] for b in page.having("plait-vote-bar")}
     assert bars == {HOSTILE: "3", "Paris": "1"}
     [card] = page.text_of("plait-vote")
-    assert "4 / 5 samples" not in card and "5 / 5 samples" in card and "1 failed (1 truncated)" in card
+    assert "5 / 5 samples" in card and "1 failed (1 truncated)" in card
     [errors] = page.text_of("plait-vote-errors")
     assert "sample 2: cut off at max_tokens=64" in errors
 
