@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["esc", "clip", "compact", "as_dict", "as_list", "as_int", "as_float", "as_str", "fmt",
+__all__ = ["esc", "clip", "compact", "as_dict", "as_list", "as_int", "as_float", "as_str", "fmt", "more",
            "MAX_ITEMS", "CLIP"]
 
 CLIP = 160
@@ -70,3 +70,8 @@ def as_float(value: Any) -> float:
 def fmt(number: float) -> str:
     """A weight or count as a person reads it: 3 rather than 3.0, 0.667 rather than 0.6666666."""
     return f"{number:.3g}" if number != int(number) else str(int(number))
+
+
+def more(total: int, shown: int, what: str) -> str:
+    """The note under a capped list: how many were left out (nothing when none were)."""
+    return f"<p class='plait-more'>{total - shown} more {what} not shown.</p>" if total > shown else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait.planners._plan import find_refs
-from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_list, as_str, compact, esc
+from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_list, as_str, compact, esc, more
 
 __all__ = ["plans_panel", "collect_plans"]
 
@@ -83,7 +83,8 @@ def plans_panel(events: list[dict[str, Any]]) -> str:
     for node, rounds in list(nodes.items())[:MAX_ITEMS]:
         body = "".join(_round(i, r, len(rounds)) for i, r in enumerate(rounds[:MAX_ITEMS], start=1))
         cards.append(f"<div class='plait-plan-node' data-node='{esc(node)}'><h4>{esc(node)}</h4>{body}</div>")
-    return f"<section class='plait-plans'><h3>Plans</h3>{''.join(cards)}</section>"
+    left_out = more(len(nodes), MAX_ITEMS, "plan nodes")
+    return f"<section class='plait-plans'><h3>Plans</h3>{''.join(cards)}{left_out}</section>"
 
 
 def _round(number: int, round_: dict[str, Any], total: int) -> str:
@@ -178,9 +179,10 @@ def _table(steps: list[dict[str, Any]], results: dict[str, Any]) -> str:
         refs = ", ".join(esc(r, 40) for r in _refs(step.get("args"))) or "&ndash;"
         evidence = esc(result.get("result"), 300) if result else "not run"
         thought = as_str(step.get("thought"))
+        why = f"<br><small>{esc(thought, 200)}</small>" if thought else ""
         rows.append(f"<tr class='plait-step-row plait-step-{status}' data-step='{esc(step['id'])}'>"
                     f"<td>{esc(step['id'], 12)}</td><td>{esc(as_str(step.get('tool')), 60)}</td>"
-                    f"<td><code>{esc(step.get('args'), 300)}</code>{f'<br><small>{esc(thought, 200)}</small>' if thought else ''}</td>"
+                    f"<td><code>{esc(step.get('args'), 300)}</code>{why}</td>"
                     f"<td>{refs}</td><td>{'<b>failed</b>: ' if status == 'failed' else ''}{evidence}</td></tr>")
     return ("<table class='plait-plan-steps'><thead><tr><th>step</th><th>tool</th><th>arguments</th>"
             f"<th>references</th><th>evidence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")

@@ -9,9 +9,10 @@ the values that stood), and ``csp_solved`` ``Custom`` events (``SolveCSP``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, compact, esc
+from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, compact, esc, more
 
 __all__ = ["solver_panel"]
 
@@ -19,21 +20,23 @@ __all__ = ["solver_panel"]
 def solver_panel(formulations: list[dict[str, Any]], retractions: list[dict[str, Any]],
                  settled: list[dict[str, Any]], solved: list[dict[str, Any]]) -> str:
     parts = ["<section class='plait-solver'><h3>Solver work</h3>"]
-    for node, rounds in _by_node(formulations).items():
-        parts.append(_formulation(node, rounds))
     outcomes = _by_node(settled)
-    for node, events in _by_node(retractions).items():
-        parts.append(_retractions(node, [as_dict(e.get("data")) for e in events], outcomes.pop(node, [])))
-    for node, events in outcomes.items():  # settled without a retraction
-        parts.append(_retractions(node, [], events))
+    cards: list[tuple[Callable[..., str], tuple]] = [(_formulation, (node, rounds))
+                                                     for node, rounds in _by_node(formulations).items()]
+    cards += [(_retractions, (node, events, outcomes.pop(node, []))) for node, events in _by_node(retractions).items()]
+    cards += [(_retractions, (node, [], events)) for node, events in outcomes.items()]  # nothing retracted
+    parts += [render(*args) for render, args in cards[:MAX_ITEMS]]  # only the cards shown are rendered
+    parts.append(more(len(cards), MAX_ITEMS, "solver nodes"))
     if solved:
         items = "".join(f"<li>{esc(as_str(e.get('node')))}: {esc(as_dict(e.get('data')).get('status'))}, "
                         f"{as_int(as_dict(e.get('data')).get('count'))} solution(s)</li>" for e in solved[:MAX_ITEMS])
-        parts.append(f"<div class='plait-csp-solved'><h4>Solver runs</h4><ul>{items}</ul></div>")
+        parts.append(f"<div class='plait-csp-solved'><h4>Solver runs</h4><ul>{items}</ul>"
+                     f"{more(len(solved), MAX_ITEMS, 'solver runs')}</div>")
     return "".join(parts) + "</section>"
 
 
 def _by_node(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Events by node, the first ``MAX_ITEMS`` of each."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         group = groups.setdefault(as_str(event.get("node")), [])
@@ -100,8 +103,9 @@ def _solutions(solutions: list[dict[str, Any]], count: int) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _retractions(node: str, records: list[dict[str, Any]], settled: list[dict[str, Any]]) -> str:
+def _retractions(node: str, events: list[dict[str, Any]], settled: list[dict[str, Any]]) -> str:
     rows = []
+    records = [as_dict(e.get("data")) for e in events]
     for r in records:
         values = as_dict(r.get("values"))
         names = [v for v in as_list(r.get("variables")) if isinstance(v, str)][:50]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, esc
+from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, esc, more
 
 __all__ = ["trees_panel"]
 
@@ -24,8 +24,8 @@ _STATUSES = {"running", "done", "budget_exhausted", "abandoned"}
 
 def trees_panel(events: list[dict[str, Any]]) -> str:
     cards = [_card(e) for e in events[:MAX_ITEMS]]
-    more = f"<p class='plait-more'>{len(events) - MAX_ITEMS} more trees not shown.</p>" if len(events) > MAX_ITEMS else ""
-    return f"<section class='plait-trees'><h3>Subtask trees</h3>{''.join(cards)}{more}</section>"
+    left_out = more(len(events), MAX_ITEMS, "trees")
+    return f"<section class='plait-trees'><h3>Subtask trees</h3>{''.join(cards)}{left_out}</section>"
 
 
 def _card(event: dict[str, Any]) -> str:

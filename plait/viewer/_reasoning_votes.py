@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait.viewer._reasoning_html import (
-    MAX_ITEMS, as_dict, as_float, as_int, as_list, as_str, clip, esc, fmt,
+    MAX_ITEMS, as_dict, as_float, as_int, as_list, as_str, clip, esc, fmt, more,
 )
 
 __all__ = ["votes_panel"]
@@ -23,8 +23,8 @@ _MAX_SLOTS = 256
 
 def votes_panel(events: list[dict[str, Any]]) -> str:
     cards = [_card(e) for e in events[:MAX_ITEMS]]
-    more = f"<p class='plait-more'>{len(events) - MAX_ITEMS} more votes not shown.</p>" if len(events) > MAX_ITEMS else ""
-    return f"<section class='plait-votes'><h3>Votes</h3>{''.join(cards)}{more}</section>"
+    left_out = more(len(events), MAX_ITEMS, "votes")
+    return f"<section class='plait-votes'><h3>Votes</h3>{''.join(cards)}{left_out}</section>"
 
 
 def _card(event: dict[str, Any]) -> str:
@@ -35,7 +35,8 @@ def _card(event: dict[str, Any]) -> str:
     cancelled, quorum = as_int(event.get("cancelled")), as_int(event.get("quorum"))
     drawn = len(answers)
     if winner is None:
-        verdict = f"<span class='plait-no-winner'>no winner: {drawn - failed} sample(s) succeeded, quorum {quorum}</span>"
+        verdict = (f"<span class='plait-no-winner'>no winner: {drawn - failed} sample(s) succeeded, "
+                   f"quorum {quorum}</span>")
     else:
         verdict = f"winner <b class='plait-vote-winner'>{esc(winner)}</b>"
     stopped = bool(event.get("stopped_early"))
@@ -83,11 +84,9 @@ def _bars(distribution: dict[str, Any], winner: str | None) -> str:
             f"<rect class='{cls}' data-answer='{esc(answer)}' data-weight='{fmt(weight)}' x='{_LABEL_W}' "
             f"y='{y + 3}' width='{width:.1f}' height='{_ROW_H - 6}'/>"
             f"<text x='{_LABEL_W + width + 6:.1f}' y='{y + 15}'>{fmt(weight)}</text></g>")
-    height = len(shown) * _ROW_H
-    more = (f"<p class='plait-more'>{len(weights) - len(shown)} more answers not drawn.</p>"
-            if len(weights) > len(shown) else "")
-    return (f"<svg class='plait-vote-bars' role='img' aria-label='answer weights' width='{_LABEL_W + _BAR_W + 60}' "
-            f"height='{height}' viewBox='0 0 {_LABEL_W + _BAR_W + 60} {height}'>{''.join(rows)}</svg>{more}")
+    width, height = _LABEL_W + _BAR_W + 60, len(shown) * _ROW_H
+    return (f"<svg class='plait-vote-bars' role='img' aria-label='answer weights' width='{width}' height='{height}' "
+            f"viewBox='0 0 {width} {height}'>{''.join(rows)}</svg>{more(len(weights), len(shown), 'answers')}")
 
 
 def _strip(answers: list[str | None], winner: str | None, k: int, stopped: bool) -> str:

@@ -65,7 +65,8 @@ def test_fields_of_the_wrong_type_render_as_empty_not_as_an_error(wrong):
     events = [{"kind": kind, **{name: wrong for name in names}} for kind, names in fields.items()]
     events += [{"kind": "custom", "node": wrong, "name": name, "data": wrong}
                for name in ("plan", "plan_step_finished", "replan", "answer", "retraction", "csp_solved")]
-    events += [{"kind": "custom", "node": "p", "name": "plan", "data": {"valid": True, "steps": [wrong, {"id": wrong}]}},
+    events += [{"kind": "custom", "node": "p", "name": "plan", "data": {"valid": True,
+                                                                        "steps": [wrong, {"id": wrong}]}},
                {"kind": "custom", "node": "p/E1", "name": "plan_step_finished", "data": {"step": wrong}},
                {"kind": "custom", "node": "r", "name": "retraction", "data": {"variables": [wrong], "values": wrong}},
                {"kind": "subtask_tree_solved", "node": "t", "tree": {"subtasks": [wrong, {"task": wrong}]}},
@@ -96,3 +97,11 @@ def test_a_crafted_deep_tree_and_deep_arguments_render_within_the_caps():
     assert any(f"deeper than {MAX_DEPTH} levels" in t for t in page.text_of("plait-more"))
     assert len(page.having("plait-plan-edge")) == 1  # the reference 5,000 levels down still makes the edge
     assert len(page.having("plait-vote-bar")) == 200 and len(page.having("plait-sample")) == 256
+
+
+def test_many_solver_nodes_are_capped_with_a_note_saying_how_many_were_left_out():
+    events = [{"kind": "custom", "node": f"propose[{i}]", "name": "retraction",
+               "data": {"round": 1, "variables": ["x"], "values": {"x": i}, "reason": "clash"}} for i in range(250)]
+    page = Markup(reasoning_panels(events))
+    assert len(page.having("plait-propose")) == 200 and len(page.having("plait-retraction")) == 200
+    assert page.text_of("plait-more") == ["50 more solver nodes not shown."]
