@@ -36,7 +36,7 @@ REASONING_CSS = """
 .plait-vote-bar { fill: #9bb7d4; } .plait-vote-bar.plait-winner { fill: #2e7d32; }
 .plait-sample.plait-winner { fill: #2e7d32; } .plait-sample.plait-other { fill: #9bb7d4; }
 .plait-sample.plait-failed { fill: #c62828; } .plait-sample.plait-undrawn { fill: none; stroke: #999; }
-.plait-settled { stroke: #e65100; stroke-width: 3; }
+.plait-settled { stroke: #e65100; stroke-width: 3; } .plait-vote-samples { vertical-align: middle; }
 .plait-no-winner, .plait-step-failed td:last-child b { color: #c62828; }
 .plait-peak-pruned { fill: #2e7d32; } .plait-peak-unpruned { fill: #bbb; }
 .plait-tree, .plait-tree ul { list-style: none; padding-left: 1.2em; border-left: 1px dotted #aaa; }
