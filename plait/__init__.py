@@ -175,6 +175,8 @@ from plait.solvers import (
     Variable,
 )
 
+from plait.viewer import write_view
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -203,6 +205,8 @@ __all__ = [
     "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
     "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP", "Formulate", "Formulation", "Explain", "FewShot",
     "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
+    # the run viewer: one HTML page per run (plait.viewer)
+    "write_view",
     # errors (the tree is drawn in plait/errors.py)
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",

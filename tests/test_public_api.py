@@ -24,3 +24,10 @@ def test_errors_share_one_root():
         obj = getattr(plait, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, plait.PlaitError), name
+
+
+def test_the_run_viewer_is_public():
+    import plait.viewer
+
+    assert plait.write_view is plait.viewer.write_view
+    assert "write_view" in plait.__all__

@@ -51,9 +51,14 @@ class Event:
 
 @_event
 class RunStarted(Event):
+    """``inputs``: the run's input by parameter; ``shape``: the graph's nodes and edges (see ``graph_shape``),
+    so that a trace alone can be drawn (``plait view``)."""
+
     kind: ClassVar[str] = "run_started"
     graph: str
     started_at: float  # wall-clock epoch seconds
+    inputs: Any = None
+    shape: Any = None
 
 
 @_event
@@ -69,9 +74,12 @@ class RunFinished(Event):
 
 @_event
 class NodeStarted(Event):
+    """``inputs``: the activation's arguments by parameter (on the first attempt; retries take the same)."""
+
     kind: ClassVar[str] = "node_started"
     node: str
     attempt: int = 1
+    inputs: Any = None
 
 
 @_event
@@ -122,6 +130,7 @@ class TokensUsed(Event):
     completion_tokens: int
     cached_tokens: int
     run_total: int
+    model: str = ""  # the model that answered, when the backend says
 
 
 @_event

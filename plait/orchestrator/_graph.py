@@ -73,6 +73,7 @@ class _Plan:
     output: str | None
     sinks: list[str]
     digraph: nx.DiGraph
+    shape: dict | None = None  # graph_shape(), cached
 
 
 class Graph:

@@ -74,8 +74,8 @@ class _Tally(RunContext):
         super().__init__(parent._state, node or parent.node, parent.iteration)
         self.usage = TokenUsage()
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
-        super().report_tokens(prompt, completion, cached)
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
+        super().report_tokens(prompt, completion, cached, model)
         self.usage.add(prompt, completion, cached)
 
 

@@ -1,0 +1,235 @@
+// plait run viewer: draws the data embedded in #plait-data (written for plait, no third-party code).
+// Every value from the run is set with textContent or setAttribute, never parsed as HTML.
+"use strict";
+(function () {
+  var DATA = JSON.parse(document.getElementById("plait-data").textContent);
+  var SVG = "http://www.w3.org/2000/svg";
+  var MAX_TEXT = 20000;        // characters of one value shown before "... N more"
+  var MAX_ACTS_SHOWN = 100;    // activations listed when a node is clicked
+  var DIRECT_ROWS = 1000;      // timeline rows drawn at once; above this, rows are drawn as they scroll in
+  var ROW_H = 18, LABEL_W = 220;
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function statusClass(s) { return "s-" + String(s).replace(/[^a-z]+/g, "-"); }
+  function secs(s) { return s >= 10 ? s.toFixed(1) + " s" : s >= 0.01 ? s.toFixed(2) + " s" : (s * 1000).toFixed(1) + " ms"; }
+  function show(v) {
+    var text = typeof v === "string" ? v : JSON.stringify(v, null, 2);
+    if (text === undefined) text = String(v);
+    if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT) + "\n... " + (text.length - MAX_TEXT) + " more characters";
+    return el("pre", null, text);
+  }
+  var COLORS = {"ok": "#2e7d32", "failed": "#c62828", "skipped": "#9e9e9e", "cancelled": "#ef6c00",
+                "restored": "#1565c0", "interrupted": "#6a1b9a", "not run": "#b0bec5"};
+  function color(s) { return COLORS[s] || "#607d8b"; }
+
+  // -- graph -------------------------------------------------------------------------------------
+  var selected = null;
+  function drawGraph() {
+    var lay = DATA.layout, wrap = document.getElementById("graph-wrap");
+    var root = svg("svg", {width: lay.w + 20, height: lay.h + 20, id: "graph"});
+    var g = svg("g", {transform: "translate(10,10)"});
+    root.appendChild(g);
+    var groups = svg("g", {}), edges = svg("g", {}), nodes = svg("g", {});
+    g.appendChild(groups); g.appendChild(edges); g.appendChild(nodes);
+    lay.edges.forEach(function (e) {
+      var my = (e.y1 + e.y2) / 2, d;
+      if (e.kind === "back") {
+        var side = Math.max(e.x1, e.x2) + 100;
+        d = "M" + e.x1 + "," + e.y1 + " C" + side + "," + (e.y1 + 40) + " " + side + "," + (e.y2 - 40) + " " + e.x2 + "," + e.y2;
+      } else {
+        d = "M" + e.x1 + "," + e.y1 + " C" + e.x1 + "," + my + " " + e.x2 + "," + my + " " + e.x2 + "," + e.y2;
+      }
+      edges.appendChild(svg("path", {"class": "edge " + e.kind, d: d}));
+    });
+    lay.items.forEach(function (it) {
+      var info = DATA.nodes[it.name] || {status: "not run", runs: 0, busy: 0, tokens: 0, acts: []};
+      var node = svg("g", {"class": it.group ? "node group" : "node", transform: "translate(" + it.x + "," + it.y + ")"});
+      node.setAttribute("data-node", it.name);
+      node.setAttribute("data-status", info.status);
+      var box = svg("rect", {"class": "box", width: it.w, height: it.h, rx: 6, stroke: color(info.status)});
+      if (!it.group) box.setAttribute("fill", "#fff");
+      node.appendChild(box);
+      node.appendChild(svg("rect", {x: 0, y: 0, width: 6, height: it.group ? 22 : it.h, rx: 3, fill: color(info.status), stroke: "none"}));
+      var title = svg("text", {x: 12, y: 16, "font-weight": "600"});
+      var short = it.name.split("/").pop();
+      title.textContent = short.length > 24 ? short.slice(0, 23) + "…" : short;
+      node.appendChild(title);
+      var stats = svg("text", {x: 12, y: it.group ? 16 : 34, "class": "muted", fill: "#5b6773"});
+      stats.textContent = (it.group ? "          " : "") + info.runs + (info.runs === 1 ? " run" : " runs") +
+        " · " + secs(info.busy) + " · " + info.tokens + " tok";
+      if (it.group) stats.setAttribute("x", Math.min(it.w - 150, 12 + 7.2 * Math.min(short.length, 24)));
+      node.appendChild(stats);
+      var tip = svg("title", {});
+      tip.textContent = it.name + " (" + info.status + ")";
+      node.appendChild(tip);
+      node.addEventListener("click", function (ev) { ev.stopPropagation(); selectNode(it.name, node); });
+      (it.group ? groups : nodes).appendChild(node);
+    });
+    wrap.appendChild(root);
+  }
+
+  function selectNode(name, elem) {
+    if (selected) selected.classList.remove("selected");
+    selected = elem || document.querySelector('[data-node="' + CSS.escape(name) + '"]');
+    if (selected) selected.classList.add("selected");
+    var info = DATA.nodes[name] || {status: "not run", runs: 0, busy: 0, tokens: 0, acts: []};
+    var box = document.getElementById("details");
+    box.textContent = "";
+    box.appendChild(el("h2", "details-title", name));
+    var t = el("table");
+    [["type", DATA.types[name] || ""], ["status", info.status], ["runs", info.runs], ["busy", secs(info.busy)],
+     ["tokens", info.tokens]].forEach(function (r) {
+      var tr = el("tr"); tr.appendChild(el("th", null, r[0])); tr.appendChild(el("td", null, r[1])); t.appendChild(tr);
+    });
+    box.appendChild(t);
+    if (!info.acts.length) box.appendChild(el("p", "muted", "This node did not run."));
+    info.acts.slice(0, MAX_ACTS_SHOWN).forEach(function (i) { box.appendChild(activation(i)); });
+    if (info.acts.length > MAX_ACTS_SHOWN)
+      box.appendChild(el("p", "muted", "Showing " + MAX_ACTS_SHOWN + " of " + info.acts.length +
+        " activations; click a bar in the timeline to open any of them."));
+  }
+
+  function activation(i) {
+    var a = DATA.acts[i], div = el("div", "act");
+    div.setAttribute("data-act", i);
+    var head = el("div");
+    head.appendChild(el("b", null, a.label + " "));
+    head.appendChild(el("span", "badge " + statusClass(a.status), a.status));
+    head.appendChild(el("span", "muted", "  " + secs(Math.max(0, a.end - a.start)) + " · attempts " + a.attempts +
+      " · tokens " + (a.tokens[0] + a.tokens[2])));
+    div.appendChild(head);
+    function part(label, cls, value) {
+      div.appendChild(el("div", "muted", label));
+      var pre = show(value); pre.className = cls; div.appendChild(pre);
+    }
+    if (a.inputs !== null && a.inputs !== undefined) part("inputs", "inputs", a.inputs);
+    if (a.status === "ok" || a.status === "restored") part("output", "output", a.output);
+    if (a.route) part("route", "route", a.route);
+    if (a.error) part(a.status === "skipped" ? "reason" : "error", "error", a.error);
+    if (a.retries.length) {
+      div.appendChild(el("div", "muted", "retries"));
+      var ul = el("ul", "retries");
+      a.retries.forEach(function (r) {
+        ul.appendChild(el("li", null, "attempt " + r.attempt + " after " + secs(r.delay) + ": " + r.error));
+      });
+      div.appendChild(ul);
+    }
+    return div;
+  }
+
+  function openActivation(i) {
+    var box = document.getElementById("details");
+    box.textContent = "";
+    box.appendChild(el("h2", "details-title", DATA.acts[i].label));
+    box.appendChild(activation(i));
+  }
+
+  // -- timeline ----------------------------------------------------------------------------------
+  function drawTimeline() {
+    var wrap = document.getElementById("timeline-wrap");
+    if (!wrap) return;
+    var rows = [], byLabel = {}, end = 0;
+    DATA.acts.forEach(function (a, i) {
+      var r = byLabel[a.label];
+      if (r === undefined) { r = byLabel[a.label] = rows.length; rows.push({label: a.label, acts: []}); }
+      rows[r].acts.push(i);
+      if (a.end > end) end = a.end;
+    });
+    end = Math.max(end, DATA.totals.wall, 1e-6);
+    var width = Math.max(600, wrap.clientWidth - LABEL_W - 40);
+    var scale = width / end;
+    var inner = el("div");
+    inner.style.position = "relative";
+    inner.style.height = (rows.length * ROW_H + ROW_H) + "px";
+    inner.style.width = (LABEL_W + width + 10) + "px";
+    var axis = el("div", "axis");
+    for (var k = 0; k <= 10; k++) {
+      var tick = el("div", "tick", end < 1 ? (end * k * 100).toFixed(end < 0.1 ? 2 : 1) + " ms" : (end * k / 10).toFixed(2) + " s");
+      tick.style.left = (LABEL_W + width * k / 10) + "px";
+      axis.appendChild(tick);
+    }
+    wrap.appendChild(axis);
+    wrap.appendChild(inner);
+    document.getElementById("timeline-summary").textContent = DATA.acts.length + " activations in " + rows.length +
+      " rows over " + secs(end) + (rows.length > DIRECT_ROWS ? "; rows are drawn as they scroll into view" : "");
+    function row(r) {
+      var div = el("div", "tl-row");
+      div.style.top = (r * ROW_H) + "px";
+      div.style.width = (LABEL_W + width) + "px";
+      var label = el("div", "tl-label", rows[r].label);
+      label.setAttribute("title", rows[r].label);
+      div.appendChild(label);
+      rows[r].acts.forEach(function (i) {
+        var a = DATA.acts[i], bar = el("div", "bar");
+        bar.style.left = (LABEL_W + a.start * scale) + "px";
+        bar.style.width = Math.max(2, (a.end - a.start) * scale) + "px";
+        bar.style.background = color(a.status);
+        bar.setAttribute("data-act", i);
+        bar.setAttribute("data-status", a.status);
+        bar.setAttribute("title", a.label + " · " + a.status + " · " + secs(a.end - a.start));
+        bar.addEventListener("click", function () { openActivation(i); });
+        div.appendChild(bar);
+      });
+      return div;
+    }
+    if (rows.length <= DIRECT_ROWS) {
+      var frag = document.createDocumentFragment();
+      for (var r = 0; r < rows.length; r++) frag.appendChild(row(r));
+      inner.appendChild(frag);
+      return;
+    }
+    var drawn = {}, pending = false;
+    function visible() {
+      pending = false;
+      var first = Math.max(0, Math.floor(wrap.scrollTop / ROW_H) - 20);
+      var last = Math.min(rows.length, first + Math.ceil(wrap.clientHeight / ROW_H) + 40);
+      for (var key in drawn) if (key < first || key >= last) { inner.removeChild(drawn[key]); delete drawn[key]; }
+      for (var r = first; r < last; r++) if (!drawn[r]) { drawn[r] = row(r); inner.appendChild(drawn[r]); }
+    }
+    wrap.addEventListener("scroll", function () { if (!pending) { pending = true; requestAnimationFrame(visible); } });
+    visible();
+  }
+
+  // -- totals ------------------------------------------------------------------------------------
+  function drawTotals() {
+    var t = DATA.totals, table = document.getElementById("totals");
+    function add(cells, head) {
+      var tr = el("tr");
+      cells.forEach(function (c) { tr.appendChild(el(head ? "th" : "td", null, c)); });
+      table.appendChild(tr);
+    }
+    add(["", "prompt", "cached", "generated", "cache hit rate"], true);
+    add(["all models", t.prompt, t.cached, t.generated, (100 * t.hit_rate).toFixed(1) + " %"]);
+    Object.keys(t.models).sort().forEach(function (m) {
+      var x = t.models[m];
+      add([m, x.prompt, x.cached, x.generated, x.prompt ? (100 * x.cached / x.prompt).toFixed(1) + " %" : "-"]);
+    });
+    document.getElementById("wall").textContent = secs(t.wall);
+  }
+
+  function drawRun() {
+    var run = DATA.run;
+    var input = document.getElementById("run-input"), output = document.getElementById("run-output");
+    if (run.inputs !== null && run.inputs !== undefined) input.appendChild(show(run.inputs));
+    else input.appendChild(el("span", "muted", "not recorded"));
+    if (DATA.output !== null && DATA.output !== undefined) output.appendChild(show(DATA.output));
+    else output.appendChild(el("span", "muted", "none"));
+    if (run.error) document.getElementById("run-error").appendChild(show(run.error));
+  }
+
+  drawRun();
+  drawTotals();
+  drawGraph();
+  drawTimeline();
+  document.body.setAttribute("data-ready", "1");
+})();
