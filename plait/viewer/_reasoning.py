@@ -28,7 +28,7 @@ __all__ = ["reasoning_panels", "REASONING_CSS"]
 _PLAN_EVENTS = {"plan", "plan_step_finished", "replan", "answer"}
 
 REASONING_CSS = """
-.plait-reasoning { font: 14px/1.4 system-ui, sans-serif; }
+.plait-reasoning h3 { font-size: 14px; margin: 10px 0 4px; }
 .plait-reasoning h4 { margin: .8em 0 .3em; }
 .plait-reasoning svg text { font: 12px system-ui, sans-serif; fill: #222; }
 .plait-vote, .plait-tree-card, .plait-plan-node, .plait-formulate, .plait-propose
@@ -82,5 +82,5 @@ def reasoning_panels(events: list[dict[str, Any]]) -> str:
         sections.append(solver_panel(formulations, retractions, settled, solved))
     if not sections:
         return ""
-    return (f"<section class='plait-reasoning' id='reasoning'><style>{REASONING_CSS}</style><h2>Reasoning</h2>"
-            f"{''.join(sections)}</section>")
+    return (f"<div class='plait-reasoning'><style>{REASONING_CSS}</style><h2>Reasoning</h2>"
+            f"{''.join(sections)}</div>")

@@ -84,7 +84,7 @@ def plans_panel(events: list[dict[str, Any]]) -> str:
         body = "".join(_round(i, r, len(rounds)) for i, r in enumerate(rounds[:MAX_ITEMS], start=1))
         cards.append(f"<div class='plait-plan-node' data-node='{esc(node)}'><h4>{esc(node)}</h4>{body}</div>")
     left_out = more(len(nodes), MAX_ITEMS, "plan nodes")
-    return f"<section class='plait-plans'><h3>Plans</h3>{''.join(cards)}{left_out}</section>"
+    return f"<div class='plait-plans'><h3>Plans</h3>{''.join(cards)}{left_out}</div>"
 
 
 def _round(number: int, round_: dict[str, Any], total: int) -> str:

@@ -19,7 +19,7 @@ __all__ = ["solver_panel"]
 
 def solver_panel(formulations: list[dict[str, Any]], retractions: list[dict[str, Any]],
                  settled: list[dict[str, Any]], solved: list[dict[str, Any]]) -> str:
-    parts = ["<section class='plait-solver'><h3>Solver work</h3>"]
+    parts = ["<div class='plait-solver'><h3>Solver work</h3>"]
     outcomes = _by_node(settled)
     cards: list[tuple[Callable[..., str], tuple]] = [(_formulation, (node, rounds))
                                                      for node, rounds in _by_node(formulations).items()]
@@ -32,7 +32,7 @@ def solver_panel(formulations: list[dict[str, Any]], retractions: list[dict[str,
                         f"{as_int(as_dict(e.get('data')).get('count'))} solution(s)</li>" for e in solved[:MAX_ITEMS])
         parts.append(f"<div class='plait-csp-solved'><h4>Solver runs</h4><ul>{items}</ul>"
                      f"{more(len(solved), MAX_ITEMS, 'solver runs')}</div>")
-    return "".join(parts) + "</section>"
+    return "".join(parts) + "</div>"
 
 
 def _by_node(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

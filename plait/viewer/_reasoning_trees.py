@@ -25,7 +25,7 @@ _STATUSES = {"running", "done", "budget_exhausted", "abandoned"}
 def trees_panel(events: list[dict[str, Any]]) -> str:
     cards = [_card(e) for e in events[:MAX_ITEMS]]
     left_out = more(len(events), MAX_ITEMS, "trees")
-    return f"<section class='plait-trees'><h3>Subtask trees</h3>{''.join(cards)}{left_out}</section>"
+    return f"<div class='plait-trees'><h3>Subtask trees</h3>{''.join(cards)}{left_out}</div>"
 
 
 def _card(event: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ _MAX_SLOTS = 256
 def votes_panel(events: list[dict[str, Any]]) -> str:
     cards = [_card(e) for e in events[:MAX_ITEMS]]
     left_out = more(len(events), MAX_ITEMS, "votes")
-    return f"<section class='plait-votes'><h3>Votes</h3>{''.join(cards)}{left_out}</section>"
+    return f"<div class='plait-votes'><h3>Votes</h3>{''.join(cards)}{left_out}</div>"
 
 
 def _card(event: dict[str, Any]) -> str:
