@@ -6,7 +6,10 @@ import anyio
 import pytest
 from reasoning_traces import Markup, hostile_vote_trace, load_example, run_traced
 
-from plait import FormulationChecked, Graph, ProposalSettled, RunContext, ScriptedBackend, VoteTallied
+from plait import (
+    EarlyStop, FanOut, FormulationChecked, FunctionNode, Graph, ProposalSettled, RunContext, ScriptedBackend,
+    VoteTallied,
+)
 from plait.errors import NodeFailedError
 from plait.solvers import Formulate
 from plait.viewer._reasoning import reasoning_panels
@@ -82,3 +85,20 @@ def test_emit_refuses_a_class_that_is_not_a_node_event():
         anyio.run(lambda: graph.run(1))
     assert "emit() takes an event name (str) or a node event class such as VoteTallied, got <class 'dict'>" \
         in str(err.value)
+
+
+def test_samples_cancelled_by_an_early_stop_are_counted_and_shown(tmp_path):
+    async def attempt(x: int, ctx: RunContext) -> int:
+        if ctx.node.endswith("[3]"):  # the fourth sample never finishes on its own: only the stop ends it
+            await anyio.sleep_forever()
+        return x
+
+    graph = Graph("cancelling")
+    graph.add(FanOut(FunctionNode(attempt, name="attempt"), k=8,
+                     aggregate=EarlyStop(wave=4, confidence=1.0, min_samples=3), name="vote"))
+    events = run_traced(graph, {"x": 4}, ScriptedBackend([]), tmp_path / "cancelling.jsonl")
+    [vote] = [e for e in events if e["kind"] == "vote_tallied"]
+    assert vote["answers"] == ["4", "4", "4"] and vote["cancelled"] == 1 and vote["stopped_early"]
+    [card] = Markup(reasoning_panels(events)).text_of("plait-vote")
+    assert "3 / 8 samples" in card and "early stop settled it after 3 of 8 samples" in card
+    assert "1 cancelled by the stop" in card
