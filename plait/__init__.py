@@ -70,6 +70,7 @@ from plait.durable import (
 from plait.orchestrator import (
     Custom,
     Event,
+    FormulationChecked,
     FunctionNode,
     Graph,
     GraphNode,
@@ -84,6 +85,7 @@ from plait.orchestrator import (
     NodeSkipped,
     NodeStarted,
     Param,
+    ProposalSettled,
     read_trace,
     RetryPolicy,
     RichProgress,
@@ -94,13 +96,11 @@ from plait.orchestrator import (
     RunResult,
     RunStarted,
     Signature,
+    SubtaskTreeSolved,
     ThreadAbandoned,
     TokensUsed,
-    VoteTallied,
-    SubtaskTreeSolved,
-    FormulationChecked,
-    ProposalSettled,
     TokenUsage,
+    VoteTallied,
 )
 from plait.planners import (
     Aggregator,

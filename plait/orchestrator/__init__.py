@@ -4,6 +4,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
     Custom,
     Event,
+    FormulationChecked,
     LoopIteration,
     NodeCancelled,
     NodeFailed,
@@ -11,14 +12,13 @@ from plait.orchestrator._events import (
     NodeRetried,
     NodeSkipped,
     NodeStarted,
+    ProposalSettled,
     RunFinished,
     RunStarted,
+    SubtaskTreeSolved,
     ThreadAbandoned,
     TokensUsed,
     VoteTallied,
-    SubtaskTreeSolved,
-    FormulationChecked,
-    ProposalSettled,
 )
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import FunctionNode, Node, Param, RetryPolicy, Route, Signature
