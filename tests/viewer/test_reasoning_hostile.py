@@ -1,6 +1,8 @@
 """Hostile values in a trace render as text, and a malformed or crafted trace cannot break the panels."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from reasoning_traces import HOSTILE, Markup, failed_plan_trace, hostile_tree_trace, hostile_vote_trace
 
 from plait.viewer._reasoning import reasoning_panels
@@ -105,3 +107,42 @@ def test_many_solver_nodes_are_capped_with_a_note_saying_how_many_were_left_out(
     page = Markup(reasoning_panels(events))
     assert len(page.having("plait-propose")) == 200 and len(page.having("plait-retraction")) == 200
     assert page.text_of("plait-more") == ["50 more solver nodes not shown."]
+
+
+_ALLOWED_TAGS = {"div", "style", "h2", "h3", "h4", "h5", "p", "b", "small", "span", "svg", "g", "title", "text",
+                 "rect", "line", "defs", "marker", "path", "details", "summary", "ul", "ol", "li", "table", "thead",
+                 "tbody", "tr", "th", "td", "code", "pre", "br"}
+_text = st.one_of(st.text(max_size=12), st.sampled_from([HOSTILE, "#E1", "#E1.0", "E1", "E2", "plan", "done", "a/b",
+                                                         "'\"><svg onload=alert(1)>", "&amp;<!--", ""]))
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | _text,
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+                     max_leaves=16)
+_FIELDS = {
+    "vote_tallied": ["node", "k", "wave", "quorum", "winner", "distribution", "agreement", "answers", "failed",
+                     "stopped_early", "errors", "tokens"],
+    "subtask_tree_solved": ["node", "tree", "stats"],
+    "formulation_checked": ["node", "round", "status", "finding", "csp", "solutions", "count"],
+    "proposal_settled": ["node", "rounds", "from_model", "from_solver", "status", "solution"],
+}
+_event = st.one_of(
+    *[st.fixed_dictionaries({"kind": st.just(kind)}, optional={f: _json for f in fields})
+      for kind, fields in _FIELDS.items()],
+    st.fixed_dictionaries({"kind": st.just("custom"), "node": _text, "data": _json,
+                           "name": st.sampled_from(["plan", "plan_step_finished", "replan", "answer", "retraction",
+                                                    "csp_solved"])}),
+    st.fixed_dictionaries({"kind": st.just("custom"), "node": st.sampled_from(["p", "p/E1", "q"]),
+                           "name": st.just("plan"), "data": st.fixed_dictionaries({
+                               "valid": st.just(True), "steps": st.lists(st.fixed_dictionaries(
+                                   {"id": _text, "tool": _json, "args": _json, "thought": _json}), max_size=5)})}),
+    st.fixed_dictionaries({"kind": st.just("custom"), "node": st.sampled_from(["p", "p/E1", "q"]),
+                           "name": st.just("plan_step_finished"), "data": st.fixed_dictionaries({
+                               "step": _text, "ok": _json, "result": _json, "args": _json})}),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_event, max_size=8))
+def test_any_event_values_render_without_error_and_only_as_text(events):
+    page = Markup(reasoning_panels(events))
+    assert {tag for tag, _ in page.elements} <= _ALLOWED_TAGS
+    assert not any(name.startswith("on") for _, attrs in page.elements for name in attrs)
