@@ -32,7 +32,7 @@ REASONING_CSS = """
 .plait-reasoning h4 { margin: .8em 0 .3em; }
 .plait-reasoning svg text { font: 12px system-ui, sans-serif; fill: #222; }
 .plait-vote, .plait-tree-card, .plait-plan-node, .plait-formulate, .plait-propose
-  { border: 1px solid #ddd; border-radius: 6px; padding: .4em .8em; margin: .6em 0; }
+  { border: 1px solid #ddd; border-radius: 6px; padding: .4em .8em; margin: .6em 0; overflow-x: auto; }
 .plait-vote-bar { fill: #9bb7d4; } .plait-vote-bar.plait-winner { fill: #2e7d32; }
 .plait-sample.plait-winner { fill: #2e7d32; } .plait-sample.plait-other { fill: #9bb7d4; }
 .plait-sample.plait-failed { fill: #c62828; } .plait-sample.plait-undrawn { fill: none; stroke: #999; }

@@ -140,7 +140,7 @@ _event = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_event, max_size=8))
 def test_any_event_values_render_without_error_and_only_as_text(events):
     page = Markup(reasoning_panels(events))
