@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-__all__ = ["layout", "MAX_DEPTH"]
+__all__ = ["layout", "json_list", "MAX_DEPTH"]
 
 NODE_W, NODE_H = 168, 48
 GAP_X, GAP_Y = 20, 44
 PAD, HEADER = 10, 24
-GRID = 8  # nodes per row when the edges are unknown (a checkpoint)
+GROUP_W = 300  # room for a subgraph's name and its figures
+GRID = 4  # nodes per row when the edges are unknown (a checkpoint)
 MAX_DEPTH = 32
 
 
@@ -50,16 +51,18 @@ def _layers(names: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) -> dict:
     """Lay out one graph: ``{"w", "h", "items": [...], "edges": [...]}`` in coordinates local to the block."""
     names, sizes, inner = [], {}, {}
-    for entry in shape.get("nodes") or []:
+    for entry in json_list(shape.get("nodes")):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
                 prefix + entry["name"] in sizes:
             continue
         full = prefix + entry["name"]
         names.append(full)
         sub = entry.get("graph")
+        if not isinstance(sub, dict) and full + "/" in extra:  # a node that ran nodes of its own (plan steps)
+            sub = {}
         if isinstance(sub, dict) and depth < MAX_DEPTH:
             inner[full] = _block(sub, full + "/", extra, depth + 1)
-            sizes[full] = (max(NODE_W, inner[full]["w"] + 2 * PAD), inner[full]["h"] + HEADER + PAD)
+            sizes[full] = (max(GROUP_W, inner[full]["w"] + 2 * PAD), inner[full]["h"] + HEADER + PAD)
         else:
             sizes[full] = (NODE_W, NODE_H)
     for full in extra.pop(prefix, []):  # activations the shape does not name (or no shape at all)
@@ -68,7 +71,7 @@ def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) ->
             sizes[full] = (NODE_W, NODE_H)
     known = set(names)
     forward, back = [], []
-    for edge in shape.get("edges") or []:
+    for edge in json_list(shape.get("edges")):
         if not isinstance(edge, dict):
             continue
         src, dst = prefix + str(edge.get("src")), prefix + str(edge.get("dst"))
@@ -108,8 +111,8 @@ def _block(shape: dict, prefix: str, extra: dict[str, list[str]], depth: int) ->
         (sx, sy, sw, sh), (dx, dy, dw, _) = pos[src], pos[dst]
         edges.append({"x1": sx + sw / 2, "y1": sy + sh, "x2": dx + dw / 2, "y2": dy, "kind": kind})
     for name, block in inner.items():
-        x, y, w, _ = pos[name]
-        edges += _shifted(block["edges"], x + (w - block["w"]) / 2, y + HEADER)
+        bx, by, bw, _ = pos[name]
+        edges += _shifted(block["edges"], bx + (bw - block["w"]) / 2, by + HEADER)
     return {"w": width, "h": max(0.0, y - GAP_Y), "items": items, "edges": edges}
 
 
@@ -128,22 +131,32 @@ def _shifted(things: list[dict], dx: float, dy: float) -> list[dict]:
 
 
 def layout(shape: dict | None, node_names: list[str]) -> dict[str, Any]:
-    """Positions for the shape's nodes plus any of ``node_names`` it lacks (placed in their subgraph's block)."""
+    """Positions for the shape's nodes plus any of ``node_names`` it lacks: those named ``parent/child``
+    (plan steps a node ran) are placed inside their parent, drawn as a group; others at the top level."""
     shape = shape or {}
-    groups: set[str] = set()
-    declared = set(_declared(shape, "", 0, groups))
+    declared = set(_declared(shape, "", 0))
     extra: dict[str, list[str]] = defaultdict(list)
     for name in node_names:
         if name not in declared:
             parent = name.rsplit("/", 1)[0] if "/" in name else ""
-            extra[parent + "/" if parent in groups else ""].append(name)
-    return _block(shape, "", extra, 0)
+            extra[parent + "/" if parent in declared else ""].append(name)
+    block = _block(shape, "", extra, 0)
+    leftover = [name for names in extra.values() for name in names]  # parents nested deeper than MAX_DEPTH
+    if leftover:
+        tail = _block({}, "", {"": leftover}, 0)
+        dy = block["h"] + GAP_Y if block["items"] else 0.0
+        block = {"w": max(block["w"], tail["w"]), "h": dy + tail["h"],
+                 "items": block["items"] + _shifted(tail["items"], 0.0, dy), "edges": block["edges"]}
+    return block
 
 
-def _declared(shape: dict, prefix: str, depth: int, groups: set[str]):
-    for entry in shape.get("nodes") or []:
+def json_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _declared(shape: dict, prefix: str, depth: int):
+    for entry in json_list(shape.get("nodes")):
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             yield prefix + entry["name"]
             if isinstance(entry.get("graph"), dict) and depth < MAX_DEPTH:
-                groups.add(prefix + entry["name"])
-                yield from _declared(entry["graph"], prefix + entry["name"] + "/", depth + 1, groups)
+                yield from _declared(entry["graph"], prefix + entry["name"] + "/", depth + 1)

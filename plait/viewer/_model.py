@@ -24,9 +24,12 @@ def base_name(name: str) -> str:
     return _INDEX.sub("", name)
 
 
+_LIMIT = 1e9  # seconds; beyond this a time is junk, and clamping keeps every difference finite
+
+
 def _num(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+        return min(max(float(value), -_LIMIT), _LIMIT)
     return 0.0
 
 
@@ -62,7 +65,7 @@ def _activations(events: list[dict], run_status: str) -> tuple[list[dict], dict[
             act["attempts"] += 1
         elif kind == "node_finished" and name:
             if act is None or act["status"] != "running":
-                act = new(name, t - _num(event.get("duration")))
+                act = new(name, max(-_LIMIT, t - _num(event.get("duration"))))
             restored = event.get("restored") is True
             act.update(status="restored" if restored else "ok", end=t, output=event.get("output"),
                        route=event.get("route") if isinstance(event.get("route"), str) else None, error=None)

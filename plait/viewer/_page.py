@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from plait.viewer._layout import layout
+from plait.viewer._layout import json_list, layout
 from plait.viewer._model import build_run
 from plait.viewer._reasoning import reasoning_panels
 from plait.viewer._sources import SourceRun, read_source
@@ -37,7 +37,7 @@ def _script_json(data: Any) -> str:
 
 def _types(shape: dict | None, prefix: str = "", depth: int = 0) -> dict[str, str]:
     out: dict[str, str] = {}
-    for entry in (shape or {}).get("nodes") or []:
+    for entry in json_list((shape or {}).get("nodes")):
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             out[prefix + entry["name"]] = str(entry.get("type") or "")
             if isinstance(entry.get("graph"), dict) and depth < 32:
@@ -50,8 +50,10 @@ def _output(model: dict) -> Any:
     shape = model["shape"] or {}
     name = shape.get("output")
     if name is None:  # no declared output: the single node nothing depends on, if there is one
-        sources = {e.get("src") for e in shape.get("edges") or [] if isinstance(e, dict)}
-        sinks = [n.get("name") for n in shape.get("nodes") or [] if isinstance(n, dict) and n.get("name") not in sources]
+        sources = {e.get("src") for e in json_list(shape.get("edges"))
+                   if isinstance(e, dict) and isinstance(e.get("src"), str)}
+        sinks = [n.get("name") for n in json_list(shape.get("nodes"))
+                 if isinstance(n, dict) and isinstance(n.get("name"), str) and n["name"] not in sources]
         name = sinks[0] if len(sinks) == 1 else None
     node = model["nodes"].get(name) if isinstance(name, str) else None
     for index in reversed(node["acts"] if node else []):

@@ -64,10 +64,10 @@
       var short = it.name.split("/").pop();
       title.textContent = short.length > 24 ? short.slice(0, 23) + "…" : short;
       node.appendChild(title);
-      var stats = svg("text", {x: 12, y: it.group ? 16 : 34, "class": "muted", fill: "#5b6773"});
-      stats.textContent = (it.group ? "          " : "") + info.runs + (info.runs === 1 ? " run" : " runs") +
-        " · " + secs(info.busy) + " · " + info.tokens + " tok";
-      if (it.group) stats.setAttribute("x", Math.min(it.w - 150, 12 + 7.2 * Math.min(short.length, 24)));
+      var stats = it.group ? svg("text", {x: it.w - 8, y: 16, "text-anchor": "end", fill: "#5b6773"})
+                           : svg("text", {x: 12, y: 34, fill: "#5b6773"});
+      stats.textContent = info.runs + (info.runs === 1 ? " run" : " runs") + " · " + secs(info.busy) + " · " +
+        info.tokens + " tok";
       node.appendChild(stats);
       var tip = svg("title", {});
       tip.textContent = it.name + " (" + info.status + ")";
