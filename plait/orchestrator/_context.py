@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from plait.errors import BackendError, BudgetExceededError
 from plait.executors._base import Backend, Completion, Request
-from plait.orchestrator._events import Custom, ThreadAbandoned, TokensUsed
+from plait.orchestrator._events import Custom, Event, ThreadAbandoned, TokensUsed
 from plait.orchestrator._interrupts import interrupt
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._threads import Lane, in_worker_thread
@@ -145,10 +145,18 @@ class RunContext:
         _not_in_worker_thread("interrupt", self.node)
         return await interrupt(self, question, returns)
 
-    def emit(self, name: str, **data: Any) -> None:
-        """Emit a :class:`~plait.orchestrator.Custom` event (votes, retractions, plan steps...)."""
+    def emit(self, name: str | type[Event], **data: Any) -> None:
+        """Emit a :class:`~plait.orchestrator.Custom` event named ``name`` (votes, retractions, plan steps...), or, given
+        a typed event class such as :class:`~plait.orchestrator.VoteTallied`, that event with ``data`` as its fields
+        (this node filled in)."""
         _not_in_worker_thread("emit", self.node)
-        self._state.emit(Custom, node=self.node, name=name, data=data)
+        if isinstance(name, str):
+            self._state.emit(Custom, node=self.node, name=name, data=data)
+        elif isinstance(name, type) and issubclass(name, Event) and "node" in name.__dataclass_fields__:
+            self._state.emit(name, node=self.node, **data)
+        else:
+            raise TypeError(f"emit() takes an event name (str) or a node event class such as VoteTallied, "
+                            f"got {name!r}")
 
     def _worker_lane(self) -> Lane:
         """The lane this activation's sync attempts run through: a retry waits for the attempt it replaces."""
