@@ -26,8 +26,9 @@ catches them all. Messages say what went wrong and what to do about it.
     ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
     ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
     ├── SubtaskBudgetError          a subtask tree's subtree spent its token budget
-    └── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
-        └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
+    ├── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
+    │   └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
+    └── ViewError                   what the viewer was given is not a trace, checkpoint or results file
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ __all__ = [
     "CheckpointMismatchError",
     "LeaseLostError",
     "ReplayMissError",
+    "ViewError",
 ]
 
 
@@ -172,11 +174,16 @@ class ReplayMissError(BackendError):
 
 
 class ParseError(PlaitError):
-    """Model output could not be parsed. ``raw`` holds the text that failed."""
+    """Model output could not be parsed. ``raw`` holds the text that failed.
 
-    def __init__(self, message: str, raw: str = ""):
+    ``attempts`` holds the text of every reply tried, in order, when the model
+    was re-asked (empty otherwise).
+    """
+
+    def __init__(self, message: str, raw: str = "", attempts: list[str] | None = None):
         super().__init__(message)
         self.raw = raw
+        self.attempts = list(attempts or ())
 
 
 class ConstraintSyntaxError(ParseError):
@@ -213,10 +220,14 @@ class VoteError(PlaitError):
 
 
 class SubtaskBudgetError(PlaitError):
-    """A subtree of a SubtaskTree spent its token budget. ``partial`` holds the task record so far."""
+    """A subtree of a SubtaskTree spent its token budget.
 
-    def __init__(self, task: str, used: int, budget: int, partial: Any = None):
-        self.task, self.used, self.budget, self.partial = task, used, budget, partial
+    ``partial`` holds the task record so far; ``owner`` is the spent budget
+    (the subtree whose limit was reached, which may enclose the one that ran).
+    """
+
+    def __init__(self, task: str, used: int, budget: int, partial: Any = None, owner: Any = None):
+        self.task, self.used, self.budget, self.partial, self.owner = task, used, budget, partial, owner
         super().__init__(f"subtask {task!r} used {used} of its {budget}-token subtree budget; raise "
                          "subtree_budget, lower max_tokens, or use on_budget='conclude' to keep partial work")
 
@@ -235,3 +246,8 @@ class LeaseLostError(CheckpointError):
 
 class CheckpointMismatchError(CheckpointError):
     """A run id in the checkpoint was recorded for a different graph (nodes, edges or types) or input."""
+
+
+class ViewError(PlaitError, ValueError):
+    """``plait view`` / ``write_view`` cannot read its source: missing, not a trace, checkpoint or results file,
+    or without the run id asked for."""

@@ -6,8 +6,9 @@ import dataclasses
 from typing import Any
 
 from plait.errors import ParseError
-from plait.executors._base import Completion, Request, SamplingParams
+from plait.executors._base import Backend, Completion, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
+from plait.orchestrator._context import RunContext
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -23,7 +24,7 @@ class Asked:
     calls: int
 
 
-def constrained(params: SamplingParams, parser: Parser, backend: Any) -> SamplingParams:
+def constrained(params: SamplingParams, parser: Parser, backend: Backend | None) -> SamplingParams:
     """``params`` with the parser's constraint added when the backend honours structured outputs.
 
     The one place strategies decide whether to send a parser's constraint. ``backend`` is ``ctx.backend``:
@@ -53,7 +54,7 @@ def parsed(parser: Parser, raw: str) -> tuple[Any, ParseError | None]:
         return None, exc
 
 
-async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
+async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
     """Send ``request`` through ``ctx.generate`` and parse; re-ask up to ``max_reasks`` times.
 
     Raises :class:`~plait.ParseError` carrying the last raw text (and every
@@ -70,7 +71,5 @@ async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) ->
                                    follow_up=lambda request, raw, error: reask(request, raw, error, parser))
     if reply.problem is None:
         return Asked(reply.value, reply.raw, reply.completion, reply.calls)
-    error = ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): "
-                       f"{reply.problem}", raw=attempts[-1])
-    error.attempts = attempts
-    raise error
+    raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {reply.problem}",
+                     raw=attempts[-1], attempts=attempts)

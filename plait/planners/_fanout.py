@@ -21,9 +21,11 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from plait._deprecation import renamed_keyword
 from plait.errors import BudgetExceededError, VoteError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
+from plait.orchestrator._events import VoteTallied
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import Node, Signature
 from plait.orchestrator._record import TokenUsage
@@ -33,6 +35,8 @@ from plait.planners._aggregators import Aggregator, Candidate, Majority
 from plait.planners._chain import ChainStep
 
 __all__ = ["FanOut", "VoteResult"]
+
+_CUT_OFF = "cut off at max_tokens"  # how a truncated sample's error starts
 
 
 class VoteResult(BaseModel):
@@ -55,7 +59,7 @@ class VoteResult(BaseModel):
     errors: list[str] = []
     candidates: list[Candidate] = []
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy cannot see through it
     @property
     def tokens(self) -> int:
         """Prompt plus completion tokens spent by the vote (samples, and judge calls for BestOfN)."""
@@ -71,8 +75,8 @@ class _Tally(RunContext):
         super().__init__(parent._state, node or parent.node, parent.iteration)
         self.usage = TokenUsage()
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
-        super().report_tokens(prompt, completion, cached)
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
+        super().report_tokens(prompt, completion, cached, model)
         self.usage.add(prompt, completion, cached)
 
 
@@ -80,7 +84,7 @@ class FanOut(Node):
     """k samples of ``step`` aggregated by ``aggregate`` (default :class:`Majority`).
 
     * ``step``: a ChainStep (sampled with one ``n``-request), another Node, or a Graph;
-    * ``params``: sampling options for a ChainStep's samples; by default the
+    * ``sampling``: sampling options for a ChainStep's samples; by default the
       step's own, at temperature 0.7 if the step is greedy (k greedy samples
       would all be the same);
     * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
@@ -91,7 +95,7 @@ class FanOut(Node):
     """
 
     def __init__(self, step: ChainStep | Node | Graph, k: int = 8, aggregate: Aggregator | None = None, *,
-                 params: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
+                 sampling: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
                  name: str | None = None, **policy: Any):
         if k < 1:
             raise ValueError(f"FanOut needs k >= 1 samples, got {k}")
@@ -103,7 +107,7 @@ class FanOut(Node):
         self.aggregate = aggregate or Majority()
         if self.aggregate.quorum > k:
             raise ValueError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
-        self.sample_params = params
+        self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated
         super().__init__(name or f"vote_{self.step.name}", **policy)
@@ -115,7 +119,7 @@ class FanOut(Node):
             params, output = dict(self.step.params), self.step.output_type
         return Signature(params, output if self.winner_only else VoteResult, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         result = await self.vote(ctx, kwargs)
         return result.winner if self.winner_only else result
 
@@ -142,6 +146,7 @@ class FanOut(Node):
         if result.succeeded < self.aggregate.quorum:
             self._finish_tokens(result, tally)
             ctx.emit("vote", winner=None, succeeded=result.succeeded, failed=result.failed)
+            self._tallied(ctx, result)
             raise VoteError(f"only {result.succeeded} of {result.samples} samples succeeded; the vote needs "
                             f"{self.aggregate.quorum}. First errors: {result.errors[:3]}", result)
         decision = await self.aggregate.decide(candidates, tally, inputs)
@@ -152,7 +157,19 @@ class FanOut(Node):
         ctx.emit("vote", winner=result.winner_key, distribution=result.distribution, agreement=result.agreement,
                  samples=result.samples, failed=result.failed, stopped_early=result.stopped_early,
                  tokens=result.tokens)
+        self._tallied(ctx, result)
         return result
+
+    def _tallied(self, ctx: RunContext, result: VoteResult) -> None:
+        """Emit the :class:`~plait.VoteTallied` event the run viewer draws."""
+        samples = result.candidates
+        answers = [_text(self.aggregate.key(c.value)) if c.ok else None for c in samples]
+        truncated = sum(1 for c in samples if c.error is not None and c.error.startswith(_CUT_OFF))
+        ctx.emit(VoteTallied, k=self.k, aggregator=type(self.aggregate).__name__, wave=self.aggregate.wave,
+                 quorum=self.aggregate.quorum, winner=result.winner_key, distribution=result.distribution,
+                 agreement=result.agreement, answers=answers, failed=result.failed, truncated=truncated,
+                 cancelled=result.cancelled, stopped_early=result.stopped_early, errors=result.errors,
+                 tokens=result.tokens)
 
     def _waves(self) -> list[int]:
         size = self.aggregate.wave or self.k
@@ -163,9 +180,9 @@ class FanOut(Node):
         result.completion_tokens += tally.usage.completion_tokens
         result.requests += tally.usage.requests
 
-    def _params(self, step: ChainStep) -> SamplingParams:
-        params = self.sample_params or step.sampling
-        if self.sample_params is None and params.temperature == 0:
+    def _sampling_for(self, step: ChainStep) -> SamplingParams:
+        params = self.sampling or step.sampling
+        if self.sampling is None and params.temperature == 0:
             params = params.model_copy(update={"temperature": 0.7})
         if self.aggregate.needs_logprobs and params.logprobs is None:
             params = params.model_copy(update={"logprobs": 0})
@@ -175,7 +192,7 @@ class FanOut(Node):
                            result: VoteResult) -> bool:
         step = self.step
         assert isinstance(step, ChainStep)
-        params = self._params(step).model_copy(update={"n": size})
+        params = self._sampling_for(step).model_copy(update={"n": size})
         if params.seed is not None and candidates:  # sample i gets seed + i whatever the waves (vLLM's n-request rule)
             params = params.model_copy(update={"seed": params.seed + len(candidates)})
         params = constrained(params, step.parser, ctx.backend)
@@ -185,7 +202,7 @@ class FanOut(Node):
             candidate = Candidate(index=len(candidates), text=sample.text, completion_tokens=sample.completion_tokens,
                                   cumulative_logprob=sample.cumulative_logprob)
             if sample.finish_reason == "length" and not self.keep_truncated:
-                candidate.error = (f"cut off at max_tokens={params.max_tokens} before it finished; raise max_tokens, "
+                candidate.error = (f"{_CUT_OFF}={params.max_tokens} before it finished; raise max_tokens, "
                                    "or pass keep_truncated=True to let such samples vote")
                 candidates.append(candidate)
                 continue

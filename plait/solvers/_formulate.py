@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from plait._json import find_json, problem_lines
 from plait.executors import Completion, JsonSchema, Message, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
-from plait.orchestrator import Node, RunContext
+from plait.orchestrator import FormulationChecked, Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, search
 from plait.solvers._compile import compile_checks
 from plait.solvers._core import conflicting_constraints
@@ -54,7 +54,7 @@ FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"
 
 
 class Formulation(BaseModel):
-    """The outcome of :class:`Formulate`: the last model, its solve result, and the repair history."""
+    """The result of :class:`Formulate`: the last model, its solve result, and the repair history."""
 
     problem: str
     status: FormulationStatus
@@ -108,6 +108,10 @@ class Formulate(Node):
             if error is not None and completion.samples[0].finish_reason == "length":
                 error = f"Your reply was cut off at the token limit; write a more compact model. {error}"
             ctx.emit("formulate_round", round=round_no, status=formulation.status, error=error)
+            ctx.emit(FormulationChecked, round=round_no, status=formulation.status, finding=error,
+                     csp=formulation.csp.model_dump() if formulation.csp else None,
+                     solutions=formulation.result.solutions[:2] if formulation.result else [],
+                     count=formulation.result.count if formulation.result else 0)
             if error is not None:
                 feedback.append(error)
             return formulation, error
@@ -124,7 +128,7 @@ class Formulate(Node):
         return await in_worker(lambda stop: self._judge(problem, text, round_no, Deadline(self.time_limit, stop)))
 
     def _judge(self, problem: str, text: str, round_no: int, deadline: Deadline) -> tuple[Formulation, str | None]:
-        base = {"problem": problem, "rounds": round_no}
+        base: dict[str, Any] = {"problem": problem, "rounds": round_no}
         if len(text) > MAX_REPLY_CHARS:
             return Formulation(status="invalid", **base), (
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model.")

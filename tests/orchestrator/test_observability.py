@@ -5,21 +5,15 @@ import io
 import anyio
 import pytest
 
-from plait import (
-    Graph,
+from plait import Graph, NodeFailedError, read_trace, Request, Route, RunContext, ScriptedBackend
+from plait.orchestrator import (
     JsonlTrace,
-    NodeFailedError,
     NodeFinished,
     NodeStarted,
-    Request,
     RichProgress,
-    Route,
-    RunContext,
     RunFinished,
     RunStarted,
-    ScriptedBackend,
     TokensUsed,
-    read_trace,
 )
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +74,7 @@ async def test_stream_as_context_manager_gives_result_and_can_stop_early():
         async for event in run:
             if isinstance(event, NodeStarted):
                 break  # leaving the block cancels the run
-    assert run.outcome.status == "cancelled"
+    assert run.run_result.status == "cancelled"
 
 
 async def test_stream_raises_run_error_after_final_event():
@@ -215,4 +209,23 @@ async def test_breaking_out_of_bare_stream_cancels_the_run_cleanly():
             break
     assert state == {"finished": False, "cancelled": True}
     assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()
-    assert stream.outcome.status == "cancelled"
+    assert stream.run_result.status == "cancelled"
+
+
+async def test_a_trace_carries_the_graph_shape_node_inputs_and_models(tmp_path):
+    """What `plait view` draws from a trace alone: edges (subgraphs nested), each activation's inputs, models."""
+    inner = Graph("inner")
+    inner.add(lambda shout: shout + "!", name="bang")
+    g = _chain()
+    g.add(inner, name="tail")
+    g.edge("shout", "tail")
+    path = tmp_path / "t.jsonl"
+    await g.run("hi", backend=ScriptedBackend(["hello"], model="m1"), trace=path)
+    events = read_trace(path)
+    shape = events[0]["shape"]
+    assert {(e["src"], e["dst"]) for e in shape["edges"]} == {("ask", "shout"), ("shout", "tail")}
+    assert [n["name"] for n in next(n for n in shape["nodes"] if n["name"] == "tail")["graph"]["nodes"]] == ["bang"]
+    assert events[0]["inputs"] == {"q": "hi"}
+    started = {e["node"]: e["inputs"] for e in events if e["kind"] == "node_started"}
+    assert started["shout"] == {"ask": "hello"} and started["tail/bang"] == {"shout": "HELLO"}
+    assert [e["model"] for e in events if e["kind"] == "tokens_used"] == ["m1"]
