@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["esc", "clip", "compact", "as_dict", "as_list", "as_int", "as_float", "as_str", "fmt", "more",
+__all__ = ["esc", "clip", "compact", "as_dict", "as_list", "as_int", "as_float", "as_str", "fmt", "more", "panel",
            "MAX_ITEMS", "CLIP"]
 
 CLIP = 160
@@ -70,6 +70,11 @@ def as_float(value: Any) -> float:
 def fmt(number: float) -> str:
     """A weight or count as a person reads it: 3 rather than 3.0, 0.667 rather than 0.6666666."""
     return f"{number:.3g}" if number != int(number) else str(int(number))
+
+
+def panel(kind: str, title: str, cards: list[str], total: int, what: str) -> str:
+    """A reasoning panel: its title, its cards (at most ``MAX_ITEMS`` of ``total``) and a note on those left out."""
+    return f"<div class='plait-{kind}'><h3>{title}</h3>{''.join(cards)}{more(total, MAX_ITEMS, what)}</div>"
 
 
 def more(total: int, shown: int, what: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait.planners._plan import find_refs
-from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_list, as_str, compact, esc, more
+from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_list, as_str, compact, esc, panel
 
 __all__ = ["plans_panel", "collect_plans"]
 
@@ -83,8 +83,7 @@ def plans_panel(events: list[dict[str, Any]]) -> str:
     for node, rounds in list(nodes.items())[:MAX_ITEMS]:
         body = "".join(_round(i, r, len(rounds)) for i, r in enumerate(rounds[:MAX_ITEMS], start=1))
         cards.append(f"<div class='plait-plan-node' data-node='{esc(node)}'><h4>{esc(node)}</h4>{body}</div>")
-    left_out = more(len(nodes), MAX_ITEMS, "plan nodes")
-    return f"<div class='plait-plans'><h3>Plans</h3>{''.join(cards)}{left_out}</div>"
+    return panel("plans", "Plans", cards, len(nodes), "plan nodes")
 
 
 def _round(number: int, round_: dict[str, Any], total: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, esc, more
+from plait.viewer._reasoning_html import MAX_ITEMS, as_dict, as_int, as_list, as_str, esc, panel
 
 __all__ = ["trees_panel"]
 
@@ -23,9 +23,7 @@ _STATUSES = {"running", "done", "budget_exhausted", "abandoned"}
 
 
 def trees_panel(events: list[dict[str, Any]]) -> str:
-    cards = [_card(e) for e in events[:MAX_ITEMS]]
-    left_out = more(len(events), MAX_ITEMS, "trees")
-    return f"<div class='plait-trees'><h3>Subtask trees</h3>{''.join(cards)}{left_out}</div>"
+    return panel("trees", "Subtask trees", [_card(e) for e in events[:MAX_ITEMS]], len(events), "trees")
 
 
 def _card(event: dict[str, Any]) -> str:

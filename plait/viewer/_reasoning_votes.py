@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait.viewer._reasoning_html import (
-    MAX_ITEMS, as_dict, as_float, as_int, as_list, as_str, clip, esc, fmt, more,
+    MAX_ITEMS, as_dict, as_float, as_int, as_list, as_str, clip, esc, fmt, more, panel,
 )
 
 __all__ = ["votes_panel"]
@@ -22,9 +22,7 @@ _MAX_SLOTS = 256
 
 
 def votes_panel(events: list[dict[str, Any]]) -> str:
-    cards = [_card(e) for e in events[:MAX_ITEMS]]
-    left_out = more(len(events), MAX_ITEMS, "votes")
-    return f"<div class='plait-votes'><h3>Votes</h3>{''.join(cards)}{left_out}</div>"
+    return panel("votes", "Votes", [_card(e) for e in events[:MAX_ITEMS]], len(events), "votes")
 
 
 def _card(event: dict[str, Any]) -> str:
