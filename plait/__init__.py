@@ -37,6 +37,7 @@ from plait.executors import (
     backend_for,
     Choice,
     Completion,
+    EndpointPool,
     FlakyBackend,
     FunctionBackend,
     Grammar,
@@ -184,7 +185,7 @@ __all__ = [
     # LLM backends, model registry and tools (plait.executors)
     "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
-    "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
+    "EndpointPool", "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
     # durable runs: checkpoints, resume, replay, batches (plait.durable)
     "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "BatchResult", "BatchItem",
     # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
