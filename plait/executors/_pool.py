@@ -117,10 +117,13 @@ class EndpointPool(Backend):
                 await contact(replica)
                 if self.model is not None:
                     break
-        async with anyio.create_task_group() as tg:
-            for replica in self.replicas:
-                if not replica.admitted and replica.url not in problems:
-                    tg.start_soon(contact, replica)
+        try:
+            async with anyio.create_task_group() as tg:
+                for replica in self.replicas:
+                    if not replica.admitted and replica.url not in problems:
+                        tg.start_soon(contact, replica)
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
         if len(problems) == len(self.replicas):
             raise BackendError(f"EndpointPool: none of its {len(self.replicas)} server(s) answered: "
                                + "; ".join(problems.values()))
