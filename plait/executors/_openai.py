@@ -259,8 +259,9 @@ def route_headers(route: str | None) -> dict[str, str] | None:
     """The routing-key header for ``route``: the key itself when it is short printable ASCII, else its digest."""
     if not route:
         return None
-    value = route if _ROUTE_VALUE.fullmatch(route) else "h-" + hashlib.blake2b(route.encode(), digest_size=16).hexdigest()
-    return {ROUTE_HEADER: value}
+    if _ROUTE_VALUE.fullmatch(route):
+        return {ROUTE_HEADER: route}
+    return {ROUTE_HEADER: "h-" + hashlib.blake2b(route.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()}
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -281,3 +281,55 @@ def test_streaming_through_the_pool_fails_over_before_any_text(two):
             return await pool.stream(ask("q"), pieces.append)
 
     assert anyio.run(main).text == "b" and "".join(pieces) == "b"
+
+
+# --- the routing key ---
+
+def test_the_runtime_sets_the_run_id_as_route_unless_a_node_sets_its_own():
+    from plait import ScriptedBackend
+
+    graph = Graph("keys")
+
+    @graph.node
+    async def ask_twice(ctx: RunContext) -> str:
+        await ctx.generate(Request(prompt="mine", params=SHORT, route="subtree-1"))
+        return (await ctx.generate(Request(prompt="default", params=SHORT))).text
+
+    backend = ScriptedBackend(lambda request: "ok")
+    result = anyio.run(lambda: graph.run(None, backend=backend))
+    assert [r.route for r in backend.requests] == ["subtree-1", result.run_id]
+
+
+def test_a_single_openai_backend_sends_the_route_header_too():
+    from plait import OpenAIBackend
+
+    graph = Graph("one")
+
+    @graph.node
+    async def ask_once(ctx: RunContext) -> str:
+        return (await ctx.generate(Request(prompt="q", params=SHORT))).text
+
+    with Replica("a") as a:
+        async def main():
+            async with OpenAIBackend(a.url) as backend:
+                return await graph.run(None, backend=backend)
+
+        result = anyio.run(main)
+    assert a.routes == [result.run_id]
+
+
+def test_flaky_draws_do_not_depend_on_the_route():
+    from plait import FlakyBackend, ScriptedBackend
+
+    def failures(route: str) -> list[bool]:
+        flaky = FlakyBackend(ScriptedBackend(lambda request: "ok"), error_rate=0.5, seed=3)
+        outcome = []
+        for i in range(16):
+            try:
+                anyio.run(flaky.generate_one, Request(prompt=f"q{i}", route=route))
+                outcome.append(False)
+            except BackendError:
+                outcome.append(True)
+        return outcome
+
+    assert failures("run-1") == failures("run-2") and any(failures("run-1"))
