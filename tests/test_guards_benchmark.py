@@ -44,3 +44,13 @@ def test_an_attack_past_its_cap_is_killed_and_failed(tmp_path):
 def test_unknown_attack_is_refused():
     done = _guards("--only", "no_such_attack")
     assert done.returncode == 2 and "unknown attack(s) no_such_attack" in done.stderr
+
+
+def test_no_schema_lets_a_looping_model_reach_max_tokens(tmp_path):
+    # The scripted looping model repeats at the one place each schema lets it repeat longest; 64 variables with
+    # 10-digit bounds once reached Formulate's 2,048-token limit (a cut reply, never a parse).
+    out = tmp_path / "guards.json"
+    done = _guards("--only", "looping_json", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    row = json.loads(out.read_text())["attacks"]["looping_json"]
+    assert row["outcome"] == "held", row["detail"]

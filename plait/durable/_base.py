@@ -24,6 +24,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pydantic_core import to_json
+
 from plait.errors import CheckpointError
 
 __all__ = ["Checkpointer", "StoredRun", "StoredNode", "Payload", "SCHEMA_VERSION", "encode_group", "decode_group",
@@ -196,9 +198,8 @@ def _unpack(value: Any, where: str) -> Payload:
 
 def encode_group(nodes: list[StoredNode]) -> str:
     """Several node completions as one JSON text (one row per commit, however many nodes it holds)."""
-    return json.dumps([[n.key, _pack(n.inputs_hash), _pack(n.outcome), n.prompt_tokens, n.completion_tokens,
-                        n.cached_tokens, n.requests, n.duration, n.attempts] for n in nodes],
-                      separators=(",", ":"))
+    return to_json([[n.key, _pack(n.inputs_hash), _pack(n.outcome), n.prompt_tokens, n.completion_tokens,
+                     n.cached_tokens, n.requests, n.duration, n.attempts] for n in nodes]).decode()
 
 
 _INTS = (3, 4, 5, 6, 8)

@@ -42,10 +42,20 @@ def canonical(value: Any) -> bytes:
     return to_json(_plain(value))
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def digest(value: Any) -> bytes:
     """A fingerprint of ``value`` that is the same in every process: its canonical JSON, hashed when long."""
-    data = canonical(value)
+    if type(value) is dict and all(type(k) is str and type(v) in _JSON_SCALARS for k, v in value.items()):
+        data = to_json(value if len(value) < 2 else dict(sorted(value.items())))  # what canonical() gives, faster
+    else:
+        data = canonical(value)
     return data if len(data) <= 32 else hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
 
 
 def _plain(value: Any) -> Any:
@@ -53,8 +63,10 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float)):
         return value
     if isinstance(value, dict):
+        if all(type(k) is str for k in value):  # the common case: no key needs encoding
+            return {k: _plain(v) for k, v in sorted(value.items(), key=_first)}
         items = [(k if isinstance(k, str) else "\x00" + canonical(k).decode(), _plain(v)) for k, v in value.items()]
-        items.sort(key=lambda kv: kv[0])
+        items.sort(key=_first)
         return dict(items)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -97,8 +109,16 @@ def _outcome_model(annotation: Any, what: str) -> type[_Outcome]:
                               f"({_first_line(exc)}); declare a pydantic-compatible type") from None
 
 
+_EXACT_SCALARS = (int, str, bool)
+
+
 def dump_outcome(outcome: Any, annotation: Any, what: str) -> bytes:
     """A node's outcome (a value or a :class:`Route`) as JSON, checked to load back equal with ``annotation``."""
+    if type(outcome) in _EXACT_SCALARS and (annotation is type(outcome) or annotation is Any):
+        try:  # loads back equal by construction: skip the round-trip check (it is most of a cheap node's cost)
+            return to_json({"value": outcome})
+        except Exception:
+            pass  # e.g. a lone surrogate: the general path reports it
     model = _outcome_model(annotation, what)
     if isinstance(outcome, Route):
         to = outcome.to if isinstance(outcome.to, (str, int, float, bool)) or outcome.to is None else getattr(

@@ -51,6 +51,7 @@ class StoreJournal:
         self.run_id = run_id or f"{graph.name}-{uuid.uuid4().hex[:12]}"
         self._activations: dict[str, int] = {}
         self._occurrences: dict[str, int] = defaultdict(int)
+        self._labels: dict[str, str] = {}  # "output of node NAME", formatted once per node
         self._window = self.store.group_commit
         self._oldest_unflushed: float | None = None
         try:
@@ -134,7 +135,11 @@ class StoreJournal:
         if key is None:
             return
         key, inputs_hash = key
-        blob = dump_outcome(outcome, node.output_type, f"output of node {key.rsplit('#', 1)[0]!r}")
+        name = key.rsplit("#", 1)[0]
+        label = self._labels.get(name)
+        if label is None:
+            label = self._labels[name] = f"output of node {name!r}"
+        blob = dump_outcome(outcome, node.output_type, label)
         if tokens is None:
             self.store.save_node(self.run_id, StoredNode(key, inputs_hash, blob, 0, 0, 0, 0, duration, attempts))
             if duration < self._window:

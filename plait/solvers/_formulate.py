@@ -41,11 +41,12 @@ MAX_REPLY_CHARS = 1_000_000
 """Longest reply that is parsed at all (a 2,048-token formulation is about 10,000 characters)."""
 _LISTED = 20
 """Most invalid constraints listed in one repair message."""
-TOKENS_PER_ITEM = 32
+TOKENS_PER_ITEM = 40
 """A list (variables, constraints, domain values, table rows) in a constrained formulation holds at most
-``max_tokens // TOKENS_PER_ITEM`` entries (64 at the default 2,048): a variable or constraint object costs 20
-to 30 tokens, so a model repeating one is stopped by the schema before ``max_tokens`` is. Integers are bounded
-by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote ``"value": 27000...0`` to the token limit)."""
+``max_tokens // TOKENS_PER_ITEM`` entries (51 at the default 2,048): a variable or constraint object costs 20
+to 35 tokens (35: a variable with 10-digit bounds), so a model repeating one is stopped by the schema before
+``max_tokens`` is. Integers are bounded by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote
+``"value": 27000...0`` to the token limit)."""
 
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
 

@@ -35,9 +35,9 @@ def test_first_reply_right_no_repair_and_schema_constraint_sent():
     assert formulation.solution == {"Ann": 3, "Bob": 1, "Cid": 2}
     assert result.output == "Ann sits in seat 3."
     first = backend.requests[0]
-    assert first.params.constraint == JsonSchema.of(CSP, max_string=240, max_items=64)  # bounded: no endless lists
+    assert first.params.constraint == JsonSchema.of(CSP, max_string=240, max_items=51)  # bounded: no endless lists
     schema = first.params.constraint.schema_
-    assert schema["properties"]["constraints"]["maxItems"] == 64  # 2,048 max_tokens // 32
+    assert schema["properties"]["constraints"]["maxItems"] == 51  # 2,048 max_tokens // 40
     assert PUZZLE in user_turns(first)[-1]
     assert '"Ann": 3' in backend.requests[1].prompt[-1].content  # the explainer sees the checked solution
 
