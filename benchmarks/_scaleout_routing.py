@@ -151,7 +151,8 @@ def workload_graph() -> Graph:
     graph = Graph("scaleout-program")
     for q, question in enumerate(QUESTIONS):
         graph.add(FanOut(ChainStep("{doc}Question: " + question + "\nAnswer:", params=SHORT), k=8,
-                         params=SHORT.model_copy(update={"temperature": 0.8}), name=f"vote{q}"))
+                         params=SHORT.model_copy(update={"temperature": 0.8}), keep_truncated=True,
+                         name=f"vote{q}"))
 
     @graph.node
     async def tree(doc: str, ctx: RunContext) -> int:
