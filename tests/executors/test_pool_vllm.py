@@ -9,12 +9,13 @@ leaves one server dead.
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import anyio
 import pytest
 
 from benchmarks._scaleout_routing import cache_counters, document, vllm_servers
-from plait import EndpointPool, Graph, Request, RunContext, SamplingParams
+from plait import EndpointPool, Graph, OpenAIBackend, Request, RunContext, SamplingParams
 from plait.executors import pull_model
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
@@ -25,7 +26,20 @@ PARAMS = SamplingParams(max_tokens=4, seed=1)
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     with vllm_servers(str(pull_model("tiny-random")), 2, log_dir=tmp_path_factory.mktemp("pool-vllm")) as started:
+        anyio.run(_warm_up, started)
         yield started
+
+
+async def _warm_up(servers) -> None:
+    """A first request to each server (a fresh one may take a minute on a busy machine), cached nowhere later."""
+    for server in servers:
+        async with OpenAIBackend(server.url, timeout=600) as backend:
+            await backend.generate_one(Request(prompt="warm up", params=PARAMS))
+
+
+def pool_of(servers, routing: Any) -> EndpointPool:
+    """Generous deadlines: these tests are about where requests go, not about a slow machine."""
+    return EndpointPool([s.url for s in servers], routing=routing, timeout=600, attempt_timeout=300)
 
 
 def reading_graph(steps: int, on_step=None) -> Graph:
@@ -54,7 +68,7 @@ def test_program_routing_keeps_each_run_on_one_replica(servers):
     before = queries(servers)
 
     async def main():
-        async with EndpointPool([s.url for s in servers], routing="program") as pool:
+        async with pool_of(servers, "program") as pool:
             first = await graph.run({"doc": document(1, 300)}, backend=pool)
             after_first = queries(servers)
             second = await graph.run({"doc": document(2, 300)}, backend=pool)
@@ -76,7 +90,7 @@ def test_round_robin_spreads_one_run_over_both(servers):
     before = queries(servers)
 
     async def main():
-        async with EndpointPool([s.url for s in servers], routing="round-robin") as pool:
+        async with pool_of(servers, "round-robin") as pool:
             return await reading_graph(4).run({"doc": document(3, 300)}, backend=pool)
 
     result = anyio.run(main)
@@ -86,7 +100,7 @@ def test_round_robin_spreads_one_run_over_both(servers):
 
 
 def test_a_replica_killed_mid_run_the_run_completes_on_the_other(servers):
-    pool = EndpointPool([s.url for s in servers], routing="program", timeout=120, attempt_timeout=60)
+    pool = pool_of(servers, "program")
 
     async def kill_after_second(step: int) -> None:
         if step == 1:
