@@ -270,10 +270,10 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _check_options(positive: dict[str, Any], non_negative: dict[str, Any]) -> None:
+def _check_options(positive: dict[str, Any], non_negative: dict[str, Any], who: str = "OpenAIBackend") -> None:
     """ValueError naming the first option that is not a number in its range."""
     for option, value in {**positive, **non_negative}.items():
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
         if not number or value < 0 or (value == 0 and option in positive):
             kind = "positive" if option in positive else "non-negative"
-            raise ValueError(f"OpenAIBackend: {option}={value!r} is not allowed; give a {kind} number")
+            raise ValueError(f"{who}: {option}={value!r} is not allowed; give a {kind} number")

@@ -83,7 +83,7 @@ class EndpointPool(Backend):
         _check_options(positive={"timeout": timeout, "attempt_timeout": attempt_timeout,
                                  "probe_after": probe_after, "max_probe_after": max_probe_after,
                                  "prefix_chars": prefix_chars, "load_factor": load_factor},
-                       non_negative={"max_retries": max_retries})
+                       non_negative={"max_retries": max_retries}, who="EndpointPool")
         self.model, self._declared_model = model, model
         self.routing, self.timeout, self.attempt_timeout = routing, timeout, min(attempt_timeout, timeout)
         self.max_retries, self.probe_after, self.max_probe_after = max_retries, probe_after, max_probe_after

@@ -65,7 +65,7 @@ def test_empty_list_and_unknown_routing_are_refused():
         EndpointPool([])
     with pytest.raises(ValueError, match="routing='nearest' is not one of 'program', 'prefix'"):
         EndpointPool(["http://a:1"], routing="nearest")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="attempt_timeout=0 is not allowed"):
+    with pytest.raises(ValueError, match="^EndpointPool: attempt_timeout=0 is not allowed"):
         EndpointPool(["http://a:1"], attempt_timeout=0)
 
 
