@@ -34,7 +34,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from plait import EndpointPool, FanOut, Graph, Request, RunContext, SamplingParams
+from plait import FanOut, Graph, Request, RunContext, SamplingParams
+from plait.executors import EndpointPool
 from plait.planners import ChainStep
 
 MODEL = "tiny-random"

@@ -7,7 +7,8 @@ import time
 import anyio
 import pytest
 
-from plait import BackendError, EndpointPool, Graph, Request, RunContext, SamplingParams, backend_for
+from plait import BackendError, Graph, Request, RunContext, SamplingParams, backend_for
+from plait.executors import EndpointPool
 from tests.executors.pool_servers import Replica, refusing_url
 
 pytestmark = pytest.mark.timeout(60)
@@ -319,7 +320,8 @@ def test_a_single_openai_backend_sends_the_route_header_too():
 
 
 def test_flaky_draws_do_not_depend_on_the_route():
-    from plait import FlakyBackend, ScriptedBackend
+    from plait import ScriptedBackend
+    from plait.executors import FlakyBackend
 
     def failures(route: str) -> list[bool]:
         flaky = FlakyBackend(ScriptedBackend(lambda request: "ok"), error_rate=0.5, seed=3)

@@ -11,7 +11,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from plait import EndpointPool, Graph, Request, RunContext, SamplingParams
+from plait import Graph, Request, RunContext, SamplingParams
+from plait.executors import EndpointPool
 from tests.executors.pool_servers import Replica
 
 pytestmark = pytest.mark.timeout(90)

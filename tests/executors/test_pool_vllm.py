@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from benchmarks._scaleout_routing import cache_counters, document, vllm_servers
-from plait import EndpointPool, Graph, OpenAIBackend, Request, RunContext, SamplingParams
-from plait.executors import pull_model
+from plait import Graph, OpenAIBackend, Request, RunContext, SamplingParams
+from plait.executors import EndpointPool, pull_model
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
