@@ -209,7 +209,7 @@ class EndpointPool(Backend):
                     await self._probe(replica)
             up = [r for r in self.replicas if r.down_until is None]
             if up:
-                return self._router.pick(request, up)  # type: ignore[return-value]
+                return self._router.pick(request, up)
             probing = [r.probe for r in self.replicas if r.probe is not None]
             if probing:
                 await probing[0].wait()

@@ -24,7 +24,8 @@ import hashlib
 import itertools
 import math
 from collections import OrderedDict, defaultdict
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from typing import Literal, Protocol, TypeVar
 
 from plait.executors._base import Request
 
@@ -41,8 +42,11 @@ class RoutedReplica(Protocol):
     in_flight: int
 
 
+R = TypeVar("R", bound=RoutedReplica)
+
+
 class Router(Protocol):
-    def pick(self, request: Request, replicas: list[RoutedReplica]) -> RoutedReplica: ...
+    def pick(self, request: Request, replicas: Sequence[R]) -> R: ...
 
 
 def make_router(routing: str, *, prefix_chars: int, load_factor: float) -> Router:
@@ -64,7 +68,7 @@ class _RoundRobinRouter:
     def __init__(self) -> None:
         self._turn = itertools.count()
 
-    def pick(self, request: Request, replicas: list[RoutedReplica]) -> RoutedReplica:
+    def pick(self, request: Request, replicas: Sequence[R]) -> R:
         return replicas[next(self._turn) % len(replicas)]
 
 
@@ -72,7 +76,7 @@ class _LeastLoadedRouter:
     def __init__(self) -> None:
         self._turn = itertools.count()
 
-    def pick(self, request: Request, replicas: list[RoutedReplica]) -> RoutedReplica:
+    def pick(self, request: Request, replicas: Sequence[R]) -> R:
         least = min(r.in_flight for r in replicas)
         idle = [r for r in replicas if r.in_flight == least]
         return idle[next(self._turn) % len(idle)]
@@ -87,7 +91,7 @@ class _PrefixRouter:
         whole = len(text) // BLOCK_CHARS * BLOCK_CHARS
         return _digest(text[:whole] if whole else text)
 
-    def pick(self, request: Request, replicas: list[RoutedReplica]) -> RoutedReplica:
+    def pick(self, request: Request, replicas: Sequence[R]) -> R:
         key = self.key(request)
         ranked = sorted(replicas, key=lambda r: _digest(key.hex() + r.url), reverse=True)
         cap = math.ceil(self.load_factor * (sum(r.in_flight for r in replicas) + 1) / len(replicas))
@@ -100,7 +104,7 @@ class _ProgramRouter:
         self._home: OrderedDict[str, str] = OrderedDict()  # routing key -> replica URL, least recent first
         self._keys: defaultdict[str, int] = defaultdict(int)  # replica URL -> keys homed there
 
-    def pick(self, request: Request, replicas: list[RoutedReplica]) -> RoutedReplica:
+    def pick(self, request: Request, replicas: Sequence[R]) -> R:
         key = request.route
         if not key:
             return self._fallback.pick(request, replicas)

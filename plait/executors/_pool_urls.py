@@ -14,7 +14,8 @@ def check_urls(urls: Sequence[str] | str) -> list[str]:
     shown = ",".join(map(str, given)) if len(given) < 20 else f"{len(given)} URLs"
     if not given or given == [""]:
         raise ValueError("EndpointPool needs at least one server URL, e.g. 'http://host1:8000,http://host2:8000'")
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[tuple[str, str, int, str], str] = {}  # (scheme, host, port, path) -> the URL as given
     for i, url in enumerate(given, 1):
         where = f"entry {i} of {shown!r}"
         if not isinstance(url, str) or not url.strip():
