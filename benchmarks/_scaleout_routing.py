@@ -151,8 +151,8 @@ def document(i: int, words: int) -> str:
 def workload_graph() -> Graph:
     graph = Graph("scaleout-program")
     for q, question in enumerate(QUESTIONS):
-        graph.add(FanOut(ChainStep("{doc}Question: " + question + "\nAnswer:", params=SHORT), k=8,
-                         params=SHORT.model_copy(update={"temperature": 0.8}), keep_truncated=True,
+        graph.add(FanOut(ChainStep("{doc}Question: " + question + "\nAnswer:", sampling=SHORT), k=8,
+                         sampling=SHORT.model_copy(update={"temperature": 0.8}), keep_truncated=True,
                          name=f"vote{q}"))
 
     @graph.node
