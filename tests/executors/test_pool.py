@@ -335,3 +335,34 @@ def test_flaky_draws_do_not_depend_on_the_route():
         return outcome
 
     assert failures("run-1") == failures("run-2") and any(failures("run-1"))
+
+
+def test_when_every_replica_is_out_a_request_waits_for_the_next_probe(two):
+    a, b = two
+    pool = EndpointPool([a.url, b.url], routing="round-robin", max_retries=1, probe_after=0.3, max_probe_after=0.3,
+                        timeout=20)
+
+    async def main():
+        async with pool:
+            a.mode = b.mode = "fail"
+            with pytest.raises(BackendError, match="2 attempt\\(s\\) failed"):
+                await pool.generate_one(ask("q"))
+            assert all(r.down_until is not None for r in pool.replicas)
+            a.mode = "ok"
+            return (await pool.generate_one(ask("r"))).text  # waits for a's probe, within its deadline
+
+    assert anyio.run(main) == "a"
+    assert pool.replicas[0].down_until is None and pool.replicas[1].down_until is not None
+
+
+def test_program_routing_without_a_route_falls_back_to_the_prefix(two):
+    documents = [f"document {d}: " + "lorem ipsum " * 40 for d in range(8)]
+    pool = EndpointPool([r.url for r in two], routing="program")
+
+    async def main():
+        async with pool:
+            return [(await pool.generate_one(ask(doc + f" q{q}"))).text for doc in documents for q in range(2)]
+
+    servers = anyio.run(main)
+    assert all(servers[2 * d] == servers[2 * d + 1] for d in range(8)) and set(servers) == {"a", "b"}
+    assert two[0].routes + two[1].routes == [None] * 16  # no key, no header
