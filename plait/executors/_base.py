@@ -38,6 +38,7 @@ __all__ = [
     "Backend",
     "prompt_token_bound",
     "serve_concurrently",
+    "first_error",
 ]
 
 
@@ -125,6 +126,8 @@ class Request(_Frozen):
     prompt: str | tuple[Message, ...]
     params: SamplingParams = SamplingParams()
     tag: str | None = Field(default=None, description="free-form label (the node name) for tracing")
+    route: str | None = Field(default=None, description="routing key: requests sharing one (a run) share prompt "
+                              "prefixes, so an EndpointPool keeps them on one replica; sent as X-Plait-Route")
 
     @model_validator(mode="after")
     def _non_empty(self) -> Request:
@@ -293,11 +296,11 @@ async def serve_concurrently(requests: list[Request],
             for i in range(len(requests)):
                 tg.start_soon(one, i)
     except BaseExceptionGroup as group:
-        raise _first_error(group) from None
+        raise first_error(group) from None
     return [r for r in results if r is not None]
 
 
-def _first_error(group: BaseExceptionGroup) -> BaseException:
+def first_error(group: BaseExceptionGroup) -> BaseException:
     """The first real error of a task group (the siblings it cancelled carry no news)."""
     first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
