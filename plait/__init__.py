@@ -64,6 +64,7 @@ from plait.durable import (
     Checkpointer,
     MemoryCheckpointer,
     PostgresCheckpointer,
+    RayExecutor,
     run_batch,
     SQLiteCheckpointer,
 )
@@ -186,7 +187,8 @@ __all__ = [
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
     "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
     # durable runs: checkpoints, resume, replay, batches (plait.durable)
-    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "BatchResult", "BatchItem",
+    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "RayExecutor",
+    "BatchResult", "BatchItem",
     # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
