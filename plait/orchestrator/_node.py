@@ -35,6 +35,9 @@ class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
 
+    def __reduce__(self) -> str:  # unpickled as the one MISSING (graphs are pickled to send them to Ray workers)
+        return "MISSING"
+
 
 MISSING: Any = _Missing()
 
