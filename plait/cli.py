@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="drop the results of a batch recorded for another graph (or version) instead of refusing")
     batch.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                        help="how long a killed worker's inputs wait before others take them over (default 30)")
+    batch.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run the inputs on Ray workers: 'local' (a cluster on this machine), 'auto' or "
+                            "ray://HOST:PORT; needs --checkpoint (postgresql:// for a cluster of machines)")
+    batch.add_argument("--workers", type=int, default=None, help="Ray workers (actors) for --ray (default 2)")
 
     graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="MODULE:GRAPH")
@@ -132,6 +136,11 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.inputs and (args.trace or args.summary):
         raise UsageError("--trace and --summary describe one run; a batch writes one result line per input "
                          "(--output) and a summary on stderr")
+    if (args.ray or args.workers is not None) and not (args.inputs and args.checkpoint and args.ray):
+        raise UsageError("--ray and --workers spread a batch over Ray workers sharing a checkpoint: "
+                         "give --inputs FILE.jsonl, --checkpoint DB and --ray ADDRESS")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
     for flag in ("trace", "output", "checkpoint"):
@@ -149,7 +158,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.inputs:
         from plait.durable._cli import run_batch_command
 
-        return await run_batch_command(args, graph, _backend(args.model, module, args.target))
+        backend = None if args.ray else _backend(args.model, module, args.target)  # Ray workers build their own
+        return await run_batch_command(args, graph, backend)
     value = parse_input(args.input)
     backend = None if args.replay else _backend(args.model, module, args.target)
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,

@@ -2,8 +2,10 @@
 
 ``PIPELINE_EFFECTS=DIR``: each node, as it completes, appends ``NODE PID`` to
 ``DIR/X`` (X: the input), so a test counts how often each node ran and where.
-``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` writes ``DIR/hanging``
-and never returns (a worker to kill while it provably holds an input).
+``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` adds a line to ``DIR/hanging``
+and never returns (a worker to kill while it provably holds an input);
+with ``PIPELINE_HANG_ONE=1`` only the first process to get there hangs (Ray
+workers share one environment).
 """
 
 import os
@@ -18,6 +20,7 @@ graph = Graph("pipeline")
 LATENCY = float(os.environ.get("PIPELINE_LATENCY", "0.02"))
 EFFECTS = os.environ.get("PIPELINE_EFFECTS")
 HANG_AFTER = int(os.environ.get("PIPELINE_HANG_AFTER", "0"))
+HANG_ONE = os.environ.get("PIPELINE_HANG_ONE") == "1"
 _refines = 0
 
 
@@ -28,6 +31,16 @@ def _effect(node: str, x: int) -> None:
             os.write(fd, f"{node} {os.getpid()}\n".encode())
         finally:
             os.close(fd)
+
+
+def _first_to_hang() -> bool:
+    if not HANG_ONE:
+        return True
+    try:
+        os.close(os.open(Path(EFFECTS) / "hang.claim", os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
 
 @graph.node
@@ -41,8 +54,9 @@ async def draft(x: int, ctx: RunContext) -> str:
 async def refine(draft: str, x: int) -> str:
     global _refines
     _refines += 1
-    if _refines == HANG_AFTER:
-        (Path(EFFECTS) / "hanging").write_text(f"{x} {os.getpid()} {time.time()}")
+    if _refines == HANG_AFTER and _first_to_hang():
+        with open(Path(EFFECTS) / "hanging", "a") as marker:  # one line per hanging process
+            marker.write(f"{x} {os.getpid()} {time.time()}\n")
         await anyio.sleep_forever()
     await anyio.sleep(LATENCY)
     if x % 50 == 49:
