@@ -102,14 +102,8 @@ class RayExecutor:
 
     async def run(self, batch: Any, checkpoint: Any, pending: list[int], concurrency: int,
                   settle: Callable[[Any], None]) -> None:
-        """Run ``batch``'s ``pending`` inputs on the workers; ``settle`` each input's first result."""
+        """Run ``batch``'s ``pending`` inputs on the workers; ``settle`` each input's first result (asyncio only)."""
         from plait.durable._batch import InvalidInput
-
-        import sniffio
-
-        if sniffio.current_async_library() != "asyncio":
-            raise RuntimeError("RayExecutor needs the asyncio event loop (Ray's), not "
-                               f"{sniffio.current_async_library()}")
         for i in pending:  # nothing to run: no worker needed
             if isinstance(batch.items[i], InvalidInput):
                 settle(await batch._run_one(i))
