@@ -74,3 +74,12 @@ def test_missing_unpickles_as_itself():
     from plait.orchestrator._node import MISSING
 
     assert pickle.loads(pickle.dumps(MISSING)) is MISSING
+
+
+def test_workers_walk_the_inputs_from_evenly_spaced_offsets():
+    from plait.durable._ray import _rotated
+
+    pending = [3, 4, 5, 6, 7, 8, 9]
+    walks = [_rotated(pending, k, 3) for k in range(3)]
+    assert walks == [[3, 4, 5, 6, 7, 8, 9], [5, 6, 7, 8, 9, 3, 4], [7, 8, 9, 3, 4, 5, 6]]
+    assert _rotated([1], 1, 2) == [1]
