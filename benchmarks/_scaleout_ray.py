@@ -69,11 +69,21 @@ async def _per_input_s(n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
-async def _store_inputs_per_s(url: str, n: int) -> float:
-    """Inputs per second one PostgreSQL server commits for trivial inputs (16 at once, this process)."""
-    result = await run_batch(trivial, [{"seed": i} for i in range(n)], checkpoint=url, batch_id=f"store-{time.time_ns()}",
-                             concurrency=16)
-    return n / result.duration
+def _commits(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+async def _store_figures(url: str, n: int) -> tuple[float, float]:
+    """Inputs per second one PostgreSQL server takes for trivial inputs (16 at once, from this process), and
+    the transactions it commits per input (from the server's statistics, read once the batch's connections closed)."""
+    before = _commits(url)
+    result = await run_batch(trivial, [{"seed": i} for i in range(n)], checkpoint=url,
+                             batch_id=f"store-{time.time_ns()}", concurrency=16)
+    await anyio.sleep(1.5)  # backends report their statistics when they end (and at most once a second)
+    return n / result.duration, (_commits(url) - before - 1) / n
 
 
 async def _ray_wall_s(workers: int, n: int, url: str) -> float:
@@ -118,7 +128,8 @@ def _local_ray(cpus: int):
 
 
 def measure(workers: list[int], n_inputs: int, *, postgres: str | None = None, rounds: int = 1) -> dict:
-    """``{"1": {"wall_s", "inputs_per_s"}, "2": ..., "per_input_s", "store_inputs_per_s", "expected": {...}}``."""
+    """``{"1": {"wall_s", "inputs_per_s"}, "2": ..., "per_input_s", "store_inputs_per_s", "store_commits_per_input",
+    "store_commits_per_s", "expected": {"10": ..., "100": ...}}`` (see the module docstring)."""
     figures: dict = {}
     with _postgres(postgres) as url, _local_ray(max(max(workers), os.cpu_count() or 1)):
         for w in workers:
@@ -126,9 +137,12 @@ def measure(workers: list[int], n_inputs: int, *, postgres: str | None = None, r
             wall = statistics.median(walls)
             figures[str(w)] = {"wall_s": round(wall, 3), "inputs_per_s": round(n_inputs / wall, 1)}
         per_input = anyio.run(_per_input_s, min(n_inputs, 200))
-        store = statistics.median(anyio.run(_store_inputs_per_s, url, 1000) for _ in range(max(rounds, 3)))
+        stores = [anyio.run(_store_figures, url, 1000) for _ in range(max(rounds, 3))]
+    store = statistics.median(rate for rate, _ in stores)
     figures["per_input_s"] = round(per_input, 5)
     figures["store_inputs_per_s"] = round(store, 1)
+    figures["store_commits_per_input"] = round(statistics.median(c for _, c in stores), 1)
+    figures["store_commits_per_s"] = round(store * figures["store_commits_per_input"], 1)
     figures["expected"] = {str(w): _expected(w, per_input, store, n_inputs) for w in (10, 100)}
     return figures
 
@@ -147,7 +161,9 @@ def table(figures: dict) -> str:
     for key, row in figures["expected"].items():
         lines.append(f"| {key} | {row['wall_s']:.2f} | {row['inputs_per_s']:.1f} | expected ({row['bound']}-bound) |")
     lines.append(f"\nper input: {figures['per_input_s'] * 1000:.1f} ms of one core; "
-                 f"store limit: {figures['store_inputs_per_s']:.0f} inputs/s (one PostgreSQL server)")
+                 f"store limit: {figures['store_inputs_per_s']:.0f} inputs/s (one PostgreSQL server, "
+                 f"{figures['store_commits_per_input']:.1f} commits per input, "
+                 f"{figures['store_commits_per_s']:.0f} commits/s)")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ it again from any machine that reaches the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -248,6 +249,8 @@ class _Worker:
                 yield item
         finally:
             task.cancel()
+            with contextlib.suppress(BaseException):  # let it end before its store closes
+                await task
             store.close()
 
 
