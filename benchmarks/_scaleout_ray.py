@@ -7,7 +7,8 @@ a time, no checkpoint: the mean seconds of one core per input) and the store's l
 one PostgreSQL server commits for a batch of trivial inputs: lease, run row, node group, result, release).
 Expected throughput with W workers is ``min(W * one worker's measured rate, store_inputs_per_s)``, written
 down for 10 and 100 workers. The store's rate is what one client process drives through one server on
-these shared cores: a lower bound of the server's own. On this 2-core machine shared with others, 2 workers cannot reach 2x.
+these shared cores: a lower bound of the server's own. On this 2-core machine shared with others, 2 workers
+cannot reach 2x.
 
     python benchmarks/_scaleout_ray.py [--json out.json] [--inputs 1000] [--workers 1 2] [--postgres URL]
 
