@@ -155,15 +155,20 @@ def test_a_second_driver_resumes_a_batch_on_ray(cluster, postgres_url, tmp_path)
         return hung
 
     hung = anyio.run(stop_first_driver_when_both_workers_hang)
-    out = tmp_path / "out.jsonl"
-    cmd = [sys.executable, "-m", "plait.cli", "run", TARGET, "--inputs", str(inputs), "--output", str(out),
-           "--checkpoint", postgres_url, "--ray", cluster.address, "--workers", "2", "--lease", "2"]
+    cmd = [sys.executable, "-m", "plait.cli", "run", TARGET, "--inputs", str(inputs), "--checkpoint", postgres_url,
+           "--ray", cluster.address, "--workers", "2", "--lease", "2"]  # results on stdout, as they finish
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ))
     assert second.returncode == 1, second.stderr  # 1: the poisoned input failed, with its record
     assert f"batch: {N} inputs, {N - 1} ok, 1 failed (4 finished earlier)" in second.stderr
-    _check_complete(out)
     runs = _each_node_ran_once(effects)
     first_pids = {str(pid) for _, pid in hung}
+    finished_first = {x for x, seen in runs.items() if any(line.split()[1] in first_pids for line in seen
+                                                           if line.startswith("score"))}
+    assert len(finished_first) == 4
+    rows = sorted((json.loads(line) for line in second.stdout.splitlines()), key=lambda row: row["index"])
+    # stdout holds result lines only (no worker log lines): one per input this driver ran, as in a local batch
+    assert [r["index"] for r in rows] == sorted(set(range(N)) - finished_first)
+    assert [(r["status"], r["output"]) for r in rows] == [_expected(r["index"]) for r in rows]
     for x, pid in hung:
         assert runs[x][f"draft {pid}"] == 1, "the committed draft of a stopped input was not run again"
         assert not any(line.split()[1] in first_pids for line in runs[x] if not line.startswith("draft"))
