@@ -18,10 +18,10 @@ it again from any machine that reaches the store.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 
 from plait.durable._base import Checkpointer
+from plait.durable._ray_worker import Worker
 from plait.durable._store import is_url
 from plait.errors import PlaitError
 
@@ -78,6 +79,11 @@ class RayExecutor:
             raise ValueError(f"RayExecutor(workers=) must be an integer >= 1, got {self.workers!r}")
         if not self.cpus_per_worker >= 0:
             raise ValueError(f"RayExecutor(cpus_per_worker=) must be >= 0, got {self.cpus_per_worker!r}")
+        spec = self.backend
+        if not (spec is None or isinstance(spec, str) or callable(spec)
+                or (isinstance(spec, (list, tuple)) and spec and all(isinstance(url, str) for url in spec))):
+            raise ValueError(f"RayExecutor(backend=) takes a model name, a server URL, a non-empty list of URLs or "
+                             f"a factory (each worker builds its own backend), not {type(spec).__name__}")
         if not self.start_timeout > 0:
             raise ValueError(f"RayExecutor(start_timeout=) must be > 0 seconds, got {self.start_timeout!r}")
 
@@ -137,17 +143,18 @@ class RayExecutor:
         else:
             options["address"] = self.address
         options.update(self.init_options)
+        where = "a local Ray cluster" if self.address is None else f"Ray cluster {self.address!r}"
+        _probe(self.address, where)
         try:
             ray.init(**options)
         except Exception as exc:  # a wrong address, an unreachable cluster
-            where = "a local Ray cluster" if self.address is None else f"Ray cluster {self.address!r}"
             raise PlaitError(f"cannot connect to {where}: {_first_line(exc)}") from None
         return True
 
     def _start(self, ray: Any, batch: Any, count: int) -> list[Any]:
         graph = _absolute_target(self.graph) if self.graph is not None else batch.graph
         options = dict(num_cpus=self.cpus_per_worker, **self.actor_options)
-        actor = ray.remote(_Worker).options(**options)
+        actor = ray.remote(Worker).options(**options)
         return [actor.remote(graph, self.backend) for _ in range(count)]
 
     async def _until_ready(self, ray: Any, actors: list[Any]) -> None:
@@ -162,6 +169,18 @@ class RayExecutor:
         raise PlaitError(f"{len(actors)} Ray workers of {self.cpus_per_worker:g} CPU each did not all start within "
                          f"{self.start_timeout:g}s: the cluster lacks free CPUs (see `ray status`); use fewer "
                          "workers (--workers) or add machines")
+
+
+def _probe(address: str | None, where: str, timeout: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT nothing answers at (``ray.init`` would wait for it for minutes)."""
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # None, "auto": ray.init itself says when there is no cluster
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise PlaitError(f"cannot connect to {where}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+                         "check the address (ray status on the head node prints it)") from None
 
 
 def _rotated(pending: list[int], k: int, n: int) -> list[int]:
@@ -205,88 +224,6 @@ async def _collect(ray: Any, streams: list[Any], batch: Any, left: set[int], set
         raise errors[0]
 
 
-class _Worker:
-    """The actor: a graph and a backend built once, then ``run`` streams each input's result."""
-
-    def __init__(self, graph: Any, backend: Any):
-        self.graph, module = _load_graph(graph)
-        self.backend = _build_backend(backend, module, graph)
-
-    def ready(self) -> int:
-        return os.getpid()
-
-    async def run(self, shared: tuple, pending: list[int]):  # an async generator: Ray streams what it yields
-        import asyncio
-
-        from plait.durable._batch import _Batch
-        from plait.durable._store import open_store
-
-        checkpoint, items, batch_id, id_field, retry_failed, lease, run_options, concurrency, stale = shared
-        store, _ = open_store(checkpoint)
-        queue: asyncio.Queue = asyncio.Queue()
-        done = object()
-
-        async def work() -> None:
-            try:
-                batch = _Batch(self.graph, items, store, batch_id, id_field, retry_failed, lease, self.backend,
-                               run_options)
-                batch.stale = dict(stale)
-                if self.backend is None:
-                    await batch.take_and_run(pending, concurrency, queue.put_nowait)
-                else:
-                    async with self.backend:
-                        await batch.take_and_run(pending, concurrency, queue.put_nowait)
-                queue.put_nowait(done)
-            except BaseException as exc:
-                queue.put_nowait(exc)
-                raise
-
-        task = asyncio.create_task(work())
-        try:
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):  # let it end before its store closes
-                await task
-            store.close()
-
-
-def _load_graph(graph: Any) -> tuple[Any, Any]:
-    if not isinstance(graph, str):
-        return graph, None
-    from plait._cli_inputs import UsageError, load_target
-
-    try:
-        return load_target(graph)
-    except UsageError as exc:
-        raise PlaitError(f"graph target {graph!r} on a Ray worker: {exc}") from None
-
-
-def _build_backend(spec: Any, module: Any, target: Any) -> Any:
-    if spec is None:
-        if module is None:
-            return None
-        from plait._cli_inputs import UsageError, module_backend
-
-        try:
-            return module_backend(module, str(target).partition(":")[0])
-        except UsageError as exc:
-            raise PlaitError(str(exc)) from None
-    if isinstance(spec, (list, tuple)):
-        spec = ",".join(spec)
-    if isinstance(spec, str):
-        from plait.executors import backend_for
-
-        return backend_for(spec)
-    if callable(spec):
-        return spec()
-    raise ValueError(f"RayExecutor(backend=) takes a model name, a URL, a list of URLs or a factory, "
-                     f"not {type(spec).__name__}")
-
-
 def _absolute_target(target: str) -> str:
     """A ``file.py:attr`` target with the file's absolute path (workers may start in another directory)."""
     module, sep, attr = target.partition(":")
@@ -297,6 +234,8 @@ def _absolute_target(target: str) -> str:
 
 def _cause(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
+    if isinstance(cause, PlaitError):
+        return _first_line(cause)
     if isinstance(cause, BaseException):
         return f"{type(cause).__name__}: {_first_line(cause)}"
     return _first_line(exc)

@@ -238,3 +238,28 @@ def test_cli_refuses_an_sqlite_file_for_a_remote_cluster(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("plait: error: SQLite checkpoint ") and "use a postgresql:// URL" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_worker_that_cannot_load_the_graph_is_one_clear_error(cluster, postgres_url):
+    executor = RayExecutor(workers=1, graph="no_such_module_here:graph")
+    with pytest.raises(PlaitError, match=r"^a Ray worker could not start: graph target 'no_such_module_here:graph' "
+                                         "on a Ray worker: cannot import module 'no_such_module_here'"):
+        anyio.run(lambda: run_batch(pipeline.graph, [{"x": 1}], executor=executor, checkpoint=postgres_url))
+
+
+def test_an_unreachable_cluster_is_one_clear_error(postgres_url, tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"x": 1}\n')
+    cmd = [sys.executable, "-m", "plait.cli", "run", TARGET, "--inputs", str(tmp_path / "in.jsonl"),
+           "--checkpoint", postgres_url, "--ray", "127.0.0.1:9"]  # a fresh process: not joined to `cluster`
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("plait: error: cannot connect to Ray cluster '127.0.0.1:9': nothing answers at "
+                                  "127.0.0.1:9 (Connection refused); check the address")
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("backend", [42, [], ["http://a", 3]])
+def test_a_backend_spec_workers_cannot_build_from_is_refused(backend):
+    with pytest.raises(ValueError, match=r"^RayExecutor\(backend=\) takes a model name, a server URL, a non-empty "
+                                         "list of URLs or a factory"):
+        RayExecutor(backend=backend)
