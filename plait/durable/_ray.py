@@ -111,6 +111,7 @@ class RayExecutor:
                   settle: Callable[[Any], None]) -> None:
         """Run ``batch``'s ``pending`` inputs on the workers; ``settle`` each input's first result (asyncio only)."""
         from plait.durable._batch import InvalidInput
+
         for i in pending:  # nothing to run: no worker needed
             if isinstance(batch.items[i], InvalidInput):
                 settle(await batch._run_one(i))
@@ -121,7 +122,7 @@ class RayExecutor:
         started = self._connect(ray)
         actors: list[Any] = []
         try:
-            actors = self._start(ray, batch, min(self.workers, len(pending)))
+            self._start(ray, batch, min(self.workers, len(pending)), actors)
             await self._until_ready(ray, actors)
             shared = ray.put((checkpoint, batch.items, batch.batch_id, batch.id_field, batch.retry_failed,
                               batch.lease, batch.run_options, concurrency, batch.stale))
@@ -134,7 +135,7 @@ class RayExecutor:
                 ray.shutdown()
 
     def _connect(self, ray: Any) -> bool:
-        """Join (or start) the cluster unless this process already did; True if this call started it."""
+        """Join (or start) the cluster unless this process already did; True if this call did (and so leaves it)."""
         if ray.is_initialized():
             return False
         options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING)
@@ -151,11 +152,13 @@ class RayExecutor:
             raise PlaitError(f"cannot connect to {where}: {_first_line(exc)}") from None
         return True
 
-    def _start(self, ray: Any, batch: Any, count: int) -> list[Any]:
+    def _start(self, ray: Any, batch: Any, count: int, actors: list[Any]) -> None:
+        """Add ``count`` new actors to ``actors`` (each one as soon as it exists, so that it is stopped after)."""
         graph = _absolute_target(self.graph) if self.graph is not None else batch.graph
         options = dict(num_cpus=self.cpus_per_worker, **self.actor_options)
         actor = ray.remote(Worker).options(**options)
-        return [actor.remote(graph, self.backend) for _ in range(count)]
+        for _ in range(count):
+            actors.append(actor.remote(graph, self.backend))
 
     async def _until_ready(self, ray: Any, actors: list[Any]) -> None:
         refs = [actor.ready.remote() for actor in actors]
