@@ -29,7 +29,8 @@ from pathlib import Path
 
 import anyio
 
-from plait import CSP, Graph, RayExecutor, SolveCSP, run_batch
+from plait import CSP, Graph, SolveCSP, run_batch
+from plait.durable import RayExecutor
 from plait.solvers import CSPResult
 
 graph = Graph("csp_batch")

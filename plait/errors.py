@@ -172,11 +172,16 @@ class ReplayMissError(BackendError):
 
 
 class ParseError(PlaitError):
-    """Model output could not be parsed. ``raw`` holds the text that failed."""
+    """Model output could not be parsed. ``raw`` holds the text that failed.
 
-    def __init__(self, message: str, raw: str = ""):
+    ``attempts`` holds the text of every reply tried, in order, when the model
+    was re-asked (empty otherwise).
+    """
+
+    def __init__(self, message: str, raw: str = "", attempts: list[str] | None = None):
         super().__init__(message)
         self.raw = raw
+        self.attempts = list(attempts or ())
 
 
 class ConstraintSyntaxError(ParseError):
@@ -213,10 +218,14 @@ class VoteError(PlaitError):
 
 
 class SubtaskBudgetError(PlaitError):
-    """A subtree of a SubtaskTree spent its token budget. ``partial`` holds the task record so far."""
+    """A subtree of a SubtaskTree spent its token budget.
 
-    def __init__(self, task: str, used: int, budget: int, partial: Any = None):
-        self.task, self.used, self.budget, self.partial = task, used, budget, partial
+    ``partial`` holds the task record so far; ``owner`` is the spent budget
+    (the subtree whose limit was reached, which may enclose the one that ran).
+    """
+
+    def __init__(self, task: str, used: int, budget: int, partial: Any = None, owner: Any = None):
+        self.task, self.used, self.budget, self.partial, self.owner = task, used, budget, partial, owner
         super().__init__(f"subtask {task!r} used {used} of its {budget}-token subtree budget; raise "
                          "subtree_budget, lower max_tokens, or use on_budget='conclude' to keep partial work")
 

@@ -158,7 +158,7 @@ class ReplyParser(Parser[TaskReply]):
                                  text)
         return reply
 
-    def constraint(self) -> Constraint:
+    def constraint(self) -> JsonSchema:
         """The reply schema, every string, list and number bounded (see :func:`reply_string_bounds`)."""
         answer = _answer_schema(self.thought_chars, self.answer_chars)
         if not self.allow_split:
@@ -187,9 +187,8 @@ class SubtreeBudget:
         budget: SubtreeBudget | None = self
         while budget is not None:
             if budget.used >= budget.limit:
-                error = SubtaskBudgetError(budget.task.task, budget.used, budget.limit, partial=budget.task)
-                error.owner = budget
-                raise error
+                raise SubtaskBudgetError(budget.task.task, budget.used, budget.limit, partial=budget.task,
+                                         owner=budget)
             budget = budget.parent
 
     def left(self) -> int:

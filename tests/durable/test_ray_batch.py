@@ -24,7 +24,8 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.
 
 import batch_pipeline as pipeline  # noqa: E402
 
-from plait import MemoryCheckpointer, PlaitError, RayExecutor, run_batch  # noqa: E402
+from plait import MemoryCheckpointer, PlaitError, run_batch  # noqa: E402
+from plait.durable import RayExecutor  # noqa: E402
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

@@ -24,7 +24,8 @@ def test_without_ray_the_executor_names_the_extra_and_a_local_batch_runs(tmp_pat
 import anyio
 sys.path.insert(0, {str(HERE)!r})
 import batch_pipeline as p
-from plait import RayExecutor, run_batch
+from plait import run_batch
+from plait.durable import RayExecutor
 try:
     RayExecutor(workers=2)
 except ImportError as exc:
