@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -128,6 +129,7 @@ def _local_ray(cpus: int):
     finally:
         ray.shutdown()
         os.environ.pop("PYTHONPATH") if path is None else os.environ.__setitem__("PYTHONPATH", path)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def measure(workers: list[int], n_inputs: int, *, postgres: str | None = None, rounds: int = 1) -> dict:
