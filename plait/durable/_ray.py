@@ -201,9 +201,9 @@ async def _collect(ray: Any, streams: list[Any], batch: Any, left: set[int], set
         try:
             async for ref in stream:
                 item = await ref
-                if item.index in left:
-                    left.discard(item.index)
-                    settle(item)
+                if item.index in left:  # the first report; a worker may find an input another just finished
+                    left.discard(item.index)  # before the runner's own report arrives: either is this batch's work
+                    settle(dataclasses.replace(item, resumed=False) if item.resumed else item)
                 if not left:
                     scope.cancel()
                     return
