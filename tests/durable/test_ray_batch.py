@@ -128,7 +128,7 @@ def test_sigkill_of_a_ray_worker_mid_batch_loses_and_duplicates_nothing(cluster,
             killed: list[int] = []
             tg.start_soon(kill_when_hanging)
             await run_batch(pipeline.graph, [{"x": x} for x in range(N)], executor=executor,
-                            checkpoint=postgres_url, batch_id="eval", concurrency=1, lease=2, output=out)
+                            checkpoint=postgres_url, batch_id="eval", concurrency=1, lease=4, output=out)
         return killed[0], killed[1]
 
     hung, pid = anyio.run(main)
@@ -150,14 +150,14 @@ def test_a_second_driver_resumes_a_batch_on_ray(cluster, postgres_url, tmp_path)
     async def stop_first_driver_when_both_workers_hang() -> list[tuple[int, int]]:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_batch(pipeline.graph, [{"x": x} for x in range(N)], executor=first,
-                                            checkpoint=postgres_url, batch_id="eval", concurrency=1, lease=2))
+                                            checkpoint=postgres_url, batch_id="eval", concurrency=1, lease=4))
             hung = await _hanging(effects, 2)
             tg.cancel_scope.cancel()  # the driver stops its workers, each inside its third input
         return hung
 
     hung = anyio.run(stop_first_driver_when_both_workers_hang)
     cmd = [sys.executable, "-m", "plait.cli", "run", TARGET, "--inputs", str(inputs), "--checkpoint", postgres_url,
-           "--ray", cluster.address, "--workers", "2", "--lease", "2"]  # results on stdout, as they finish
+           "--ray", cluster.address, "--workers", "2", "--lease", "4"]  # results on stdout, as they finish
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ))
     assert second.returncode == 1, second.stderr  # 1: the poisoned input failed, with its record
     assert f"batch: {N} inputs, {N - 1} ok, 1 failed (4 finished earlier)" in second.stderr
@@ -199,7 +199,7 @@ def test_when_every_worker_dies_the_batch_stops_with_one_clear_error(cluster, po
             tg.start_soon(kill_both)
             try:
                 await run_batch(pipeline.graph, [{"x": x} for x in range(N)], executor=executor,
-                                checkpoint=postgres_url, concurrency=1, lease=2)
+                                checkpoint=postgres_url, concurrency=1, lease=4)
             except PlaitError as exc:
                 return exc
         return None
