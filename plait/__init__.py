@@ -12,6 +12,7 @@ from plait.errors import (
     BudgetExceededError,
     CheckpointError,
     CheckpointMismatchError,
+    ConfigError,
     ConstraintSyntaxError,
     DeadlineExceededError,
     GraphError,
@@ -65,6 +66,7 @@ from plait.durable import (
     MemoryCheckpointer,
     PostgresCheckpointer,
     run_batch,
+    run_batch_sync,
     SQLiteCheckpointer,
 )
 from plait.orchestrator import (
@@ -186,7 +188,7 @@ __all__ = [
     "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
     "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
     # durable runs: checkpoints, resume, replay, batches (plait.durable)
-    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "BatchResult", "BatchItem",
+    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "run_batch_sync", "BatchResult", "BatchItem",
     # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
     "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
@@ -202,5 +204,5 @@ __all__ = [
     "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
     "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
     "BackendError", "ScriptExhaustedError", "ParseError", "ModelError", "ConstraintSyntaxError", "PlanError",
-    "ToolError", "VoteError", "SubtaskBudgetError", "CheckpointError", "CheckpointMismatchError", "ReplayMissError",
+    "ToolError", "VoteError", "SubtaskBudgetError", "CheckpointError", "CheckpointMismatchError", "ReplayMissError", "ConfigError",
 ]

@@ -32,9 +32,11 @@ from plait.durable._base import Checkpointer, StoredRun
 from plait.durable._leases import LOST, while_leased, worker_id
 from plait.durable._results import ResultsFile, results_target
 from plait.durable._store import open_store
-from plait.errors import CheckpointMismatchError, PlaitError, RunError
+from plait.errors import CheckpointMismatchError, ConfigError, PlaitError, RunError
+from plait.orchestrator._runtime import Run
+from plait.orchestrator._sync import call_sync
 
-__all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
+__all__ = ["run_batch", "run_batch_sync", "BatchItem", "BatchResult", "InvalidInput"]
 
 log = logging.getLogger("plait.durable")
 
@@ -106,13 +108,17 @@ async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, c
     recorded for another graph instead of refusing the batch. ``lease``:
     seconds a worker holds an input without renewing (a killed worker's inputs
     wait that long). ``run_options`` go to each :class:`~plait.Run`.
+
+    A coroutine: ``await run_batch(...)``; from a script or a notebook call
+    :func:`run_batch_sync` with the same arguments.
     """
+    Run.check_options(run_options)
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if "/" in batch_id or not batch_id:
-        raise ValueError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
+        raise ConfigError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
     if not lease > 0:
-        raise ValueError(f"lease must be > 0 seconds, got {lease}")
+        raise ConfigError(f"lease must be > 0 seconds, got {lease}")
     if output is not None:
         results_target(output)  # a directory or a device is refused before anything runs
     items = list(inputs)
@@ -123,6 +129,11 @@ async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, c
     finally:
         if owned:
             store.close()
+
+
+def run_batch_sync(graph: Any, inputs: Iterable[Any], **options: Any) -> BatchResult:
+    """:func:`run_batch` for synchronous code: a script, or a notebook cell (whose loop is already running)."""
+    return call_sync(run_batch, graph, inputs, **options)
 
 
 def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[Any, Any]:

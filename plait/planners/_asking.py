@@ -70,7 +70,5 @@ async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) ->
             last = exc
             if call <= max_reasks:
                 request = reask(request, raw, exc, parser)
-    error = ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {last}",
-                       raw=attempts[-1])
-    error.attempts = attempts
-    raise error
+    raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {last}",
+                     raw=attempts[-1], attempts=attempts)

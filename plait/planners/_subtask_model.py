@@ -187,9 +187,8 @@ class SubtreeBudget:
         budget: SubtreeBudget | None = self
         while budget is not None:
             if budget.used >= budget.limit:
-                error = SubtaskBudgetError(budget.task.task, budget.used, budget.limit, partial=budget.task)
-                error.owner = budget
-                raise error
+                raise SubtaskBudgetError(budget.task.task, budget.used, budget.limit, partial=budget.task,
+                                         owner=budget)
             budget = budget.parent
 
     def left(self) -> int:

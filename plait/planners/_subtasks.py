@@ -189,7 +189,7 @@ class _TreeSolver:
         try:
             return await self.solve(child, base, hidden, budget)
         except SubtaskBudgetError as exc:
-            if self.node.on_budget != "conclude" or getattr(exc, "owner", None) is not budget:
+            if self.node.on_budget != "conclude" or exc.owner is not budget:
                 raise
             for task in child.walk():
                 if task.status == "running":

@@ -1,0 +1,267 @@
+"""What a new user tripped on (issue 14): one test per item, each failing on the old behaviour."""
+
+import asyncio
+import json
+import traceback
+import warnings
+
+import anyio
+import pytest
+
+from plait import (
+    ConfigError,
+    Graph,
+    GraphValidationError,
+    InputValidationError,
+    LoopLimitError,
+    NodeFailedError,
+    NodeTimeoutError,
+    ParseError,
+    PlaitError,
+    Request,
+    Route,
+    RunContext,
+    SamplingParams,
+    ScriptedBackend,
+    read_trace,
+    run_batch,
+    run_batch_sync,
+)
+
+
+def _doubler() -> Graph:
+    g = Graph("inp2")
+
+    @g.node
+    def double(n: int) -> int:
+        return 2 * n
+
+    return g
+
+
+# 1. an empty dict is "missing required input(s)", like None -------------------------------------------------
+
+@pytest.mark.parametrize("value", [{}, None])
+def test_empty_input_names_the_missing_inputs(value):
+    with pytest.raises(InputValidationError) as info:
+        _doubler().run_sync(value)
+    assert str(info.value) == "graph 'inp2' is missing required input(s) n (needed by node(s) double)"
+
+
+def test_a_single_dict_input_still_takes_an_empty_dict():
+    g = Graph("one_dict")
+
+    @g.node
+    def size(options: dict) -> int:
+        return len(options)
+
+    assert g.run_sync({}).output == 0
+
+
+def test_unknown_input_lists_the_known_ones():
+    with pytest.raises(InputValidationError) as info:
+        _doubler().run_sync({"m": 1})
+    assert str(info.value) == "graph 'inp2' has no input(s) m; its inputs are: n"
+
+
+# 2. NodeFailedError chains the node's exception ------------------------------------------------------------
+
+def _slow_graph() -> Graph:
+    g = Graph("slow")
+
+    @g.node(timeout=0.05)
+    async def wait(x: int) -> int:
+        await anyio.sleep(30)
+        return x
+
+    return g
+
+
+def test_node_failure_chains_its_cause_and_records_its_type(tmp_path):
+    trace = tmp_path / "run.jsonl"
+    with pytest.raises(NodeFailedError) as info:
+        _slow_graph().run_sync(1, trace=str(trace))
+    err = info.value
+    assert err.__cause__ is err.cause and isinstance(err.cause, NodeTimeoutError)
+    shown = "".join(traceback.format_exception(err))
+    assert "NodeTimeoutError: node 'wait' timed out after 0.05s" in shown
+    assert "The above exception was the direct cause" in shown
+    record = err.partial.nodes["wait"]
+    assert (record.error_type, record.error) == ("NodeTimeoutError", "NodeTimeoutError: node 'wait' timed out after 0.05s")
+    failed = [e for e in read_trace(trace) if e["kind"] == "node_failed"]
+    assert [e["error_type"] for e in failed] == ["NodeTimeoutError"]
+
+
+def test_skipped_node_keeps_its_error_type():
+    g = Graph("skip")
+
+    @g.node(on_error="skip")
+    def boom(x: int) -> int:
+        raise KeyError("nope")
+
+    result = g.run_sync(1)
+    assert (result.nodes["boom"].error_type, result.status) == ("KeyError", "partial")
+
+
+# 3. synchronous entry points --------------------------------------------------------------------------------
+
+def _square() -> Graph:
+    g = Graph("square")
+
+    @g.node
+    async def square(x: int) -> int:
+        return x * x
+
+    return g
+
+
+def test_run_sync_and_run_batch_sync_from_a_script(tmp_path):
+    assert _square().run_sync(7).output == 49
+    out = tmp_path / "results.jsonl"
+    batch = run_batch_sync(_square(), [1, 2, 3], output=out)
+    assert [item.output for item in batch.items] == [1, 4, 9]
+    assert [json.loads(line)["output"] for line in out.read_text().splitlines()] == [1, 4, 9]
+
+
+def test_sync_entry_points_work_inside_a_running_event_loop(tmp_path):
+    """A notebook cell runs inside a loop that is already running: the sync calls must still work there."""
+
+    async def cell():
+        asyncio.get_running_loop()  # a loop runs here, as in Jupyter
+        result = _square().run_sync(5)
+        batch = run_batch_sync(_square(), [4], output=tmp_path / "r.jsonl")
+        return result.output, batch.items[0].output
+
+    assert asyncio.run(cell()) == (25, 16)
+
+
+def test_sync_entry_points_raise_the_run_error():
+    with pytest.raises(NodeFailedError, match="node 'wait' failed: NodeTimeoutError"):
+        asyncio.run(_in_loop(_slow_graph().run_sync, 1))
+
+
+async def _in_loop(fn, *args):
+    return fn(*args)
+
+
+def test_run_batch_is_a_coroutine_that_does_nothing_until_awaited(tmp_path):
+    out = tmp_path / "r.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pending = run_batch(_square(), [1], output=out)
+        assert asyncio.iscoroutine(pending) and not out.exists()
+        assert anyio.run(lambda: pending).items[0].output == 1
+
+
+# 4. seed= on a run: a clear error saying where seeds go --------------------------------------------------------
+
+def test_run_level_seed_says_to_seed_the_request():
+    with pytest.raises(ConfigError) as info:
+        _doubler().run_sync({"n": 1}, seed=7)
+    assert str(info.value) == (
+        "a run takes no seed=: a seed belongs to each request, as SamplingParams(seed=7) on the node or request; "
+        "for fresh samples from a checkpoint change that seed, or run with cache=False")
+    with pytest.raises(ConfigError, match=r"^unknown run option 'budget'; the options are: backend, max_concurrency"):
+        _doubler().stream({"n": 1}, budget=5)
+    with pytest.raises(ConfigError, match="unknown run option 'sed'"):
+        run_batch_sync(_doubler(), [{"n": 1}], sed=1)
+
+
+def test_a_request_seed_is_what_changes_the_recorded_samples(tmp_path):
+    g = Graph("seeded")
+
+    @g.node
+    async def ask(seed: int, ctx: RunContext) -> str:
+        return (await ctx.generate(Request(prompt="pick", params=SamplingParams(seed=seed)))).text
+
+    backend = ScriptedBackend(["first", "second"])
+    db = str(tmp_path / "runs.db")
+    assert g.run_sync(7, backend=backend, checkpoint=db, run_id="a").output == "first"
+    assert g.run_sync(7, backend=backend, checkpoint=db, run_id="b").output == "first"  # recorded sample reused
+    assert g.run_sync(8, backend=backend, checkpoint=db, run_id="c").output == "second"  # a new seed: fresh
+
+
+# 5. LoopLimitError: what max_iterations counts, and a message that fits the loop ------------------------------
+
+def _spin(max_iterations: int, with_exit: bool) -> Graph:
+    g = Graph("spin")
+
+    @g.node
+    def draft(x: int, feedback: int = 0) -> int:
+        return x + feedback
+
+    @g.node
+    def check(draft: int) -> Route[int]:
+        return Route("draft", draft + 1)  # never satisfied
+
+    g.edge(draft, check)
+    if with_exit:
+        @g.node
+        def done(value: int) -> int:
+            return value
+
+        g.loop(check, back_to=draft, param="feedback", exit=done, exit_param="value", max_iterations=max_iterations)
+    else:
+        g.loop(check, back_to=draft, param="feedback", max_iterations=max_iterations)
+    return g
+
+
+def test_max_iterations_counts_loop_backs_not_body_runs():
+    with pytest.raises(LoopLimitError) as info:
+        _spin(3, with_exit=True).run_sync(1)
+    assert info.value.partial.nodes["draft"].runs == 4  # the first run, then 3 loop-backs
+    assert [e.iteration for e in info.value.partial.events if e.kind == "loop_iteration"] == [1, 2, 3]
+
+
+def test_loop_limit_message_depends_on_the_loop():
+    with pytest.raises(LoopLimitError) as info:
+        _spin(3, with_exit=True).run_sync(1)
+    assert str(info.value) == (
+        "loop 'check' -> 'draft' hit its limit of 3 loop-back(s) (the body ran 4 times) and 'check' routed back "
+        "again; raise max_iterations, or pass on_limit=\"exit\" to send the last value on to 'done'")
+    assert info.value.exit == "done"
+    with pytest.raises(LoopLimitError) as info:
+        _spin(1, with_exit=False).run_sync(1)
+    assert str(info.value) == (
+        "loop 'check' -> 'draft' hit its limit of 1 loop-back(s) (the body ran 2 times) and 'check' routed back "
+        "again; raise max_iterations, or give the loop an exit node (exit=...) with on_limit=\"exit\"")
+    assert info.value.exit is None
+
+
+# 6. messages: Python names, no empty lists, no doubled quotes -------------------------------------------------
+
+def test_start_with_an_unknown_node_is_one_unknown_node_problem():
+    g = Graph("bad")
+
+    @g.node
+    def a(x: int) -> int:
+        return x
+
+    @g.node
+    def b(y: int, z: int) -> int:
+        return y
+
+    g.edge(a, b)
+    g.start("nope")
+    with pytest.raises(GraphValidationError) as info:
+        g.validate()
+    assert info.value.problems == [
+        "edge 'a' -> 'b': 'b' has several inputs (y, z); say which one receives the output of 'a' with param=...",
+        "start() refers to unknown node 'nope' (known nodes: a, b)",
+    ]
+
+
+# 10. bad arguments are plait errors, and error attributes are constructor arguments --------------------------
+
+def test_bad_run_arguments_are_config_errors_that_old_code_still_catches():
+    for options in ({"max_concurrency": 0}, {"deadline": 0}, {"token_budget": -1}):
+        with pytest.raises(ConfigError):
+            _doubler().run_sync({"n": 1}, **options)
+    assert issubclass(ConfigError, PlaitError) and issubclass(ConfigError, ValueError)
+    assert issubclass(ConfigError, TypeError)
+
+
+def test_parse_error_attempts_is_a_constructor_argument():
+    err = ParseError("no parsable reply", raw="b", attempts=["a", "b"])
+    assert (err.attempts, err.raw) == (["a", "b"], "b")
+    assert ParseError("x").attempts == []
