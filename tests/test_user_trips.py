@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import traceback
 import warnings
 
@@ -9,6 +10,7 @@ import anyio
 import pytest
 
 from plait import (
+    CheckpointMismatchError,
     ConfigError,
     Graph,
     GraphValidationError,
@@ -23,10 +25,12 @@ from plait import (
     RunContext,
     SamplingParams,
     ScriptedBackend,
+    ScriptExhaustedError,
     read_trace,
     run_batch,
     run_batch_sync,
 )
+from plait.cli import main as cli_main
 
 
 def _doubler() -> Graph:
@@ -265,3 +269,75 @@ def test_parse_error_attempts_is_a_constructor_argument():
     err = ParseError("no parsable reply", raw="b", attempts=["a", "b"])
     assert (err.attempts, err.raw) == (["a", "b"], "b")
     assert ParseError("x").attempts == []
+
+
+def test_scripted_backend_exhausted_message_has_no_empty_slot():
+    backend = ScriptedBackend(["only"])
+    anyio.run(lambda: backend.generate([Request(prompt="x")]))
+    with pytest.raises(ScriptExhaustedError) as info:
+        anyio.run(lambda: backend.generate([Request(prompt="yes please")]))
+    assert str(info.value) == ("ScriptedBackend has no reply left for the request whose prompt starts 'yes please'; "
+                               "add more replies to the script")
+
+
+def test_python_errors_name_arguments_and_the_cli_names_flags(tmp_path, capsys, monkeypatch):
+    (tmp_path / "two.py").write_text(
+        "from plait import Graph\n"
+        "one = Graph('g')\none.add(lambda x: x + 1, name='inc')\n"
+        "other = Graph('g')\nother.add(lambda x: x - 1, name='dec')\n")
+    monkeypatch.chdir(tmp_path)
+    db = str(tmp_path / "runs.db")
+    g, other = _square(), Graph("square")
+    other.add(lambda x: x, name="same")
+    g.run_sync(2, checkpoint=db, run_id="r")
+    with pytest.raises(CheckpointMismatchError) as info:
+        other.run_sync(2, checkpoint=db, run_id="r")
+    assert str(info.value).endswith("use a new run_id= (or a new checkpoint file)") and "--" not in str(info.value)
+    with pytest.raises(CheckpointMismatchError, match="was started with a different input;.* or use a new run_id=$"):
+        g.run_sync(3, checkpoint=db, run_id="r")
+    argv = ["run", "two.py:one", "--input", "1", "--checkpoint", "cli.db", "--run-id", "x"]
+    assert cli_main(argv) == 0
+    argv[1] = "two.py:other"
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("use a new --run-id (or a new checkpoint file)\n") and "run_id=" not in err
+
+
+def test_cli_says_a_an_by_the_type_name(tmp_path, capsys, monkeypatch):
+    (tmp_path / "things.py").write_text("number = 3\nnames = ['a']\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["run", "things.py:number", "--input", "1"]) == 2
+    assert cli_main(["run", "things.py:names", "--input", "1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["plait: error: 'things.py:number' is an int, not a plait Graph",
+                   "plait: error: 'things.py:names' is a list, not a plait Graph"]
+
+
+# 8. CLI exit codes and output ---------------------------------------------------------------------------------
+
+def test_cli_dead_model_server_is_a_run_failure(tmp_path, capsys, monkeypatch):
+    (tmp_path / "asks.py").write_text(
+        "from plait import Graph, Request, RunContext\ngraph = Graph('asks')\n\n"
+        "@graph.node\nasync def ask(q: str, ctx: RunContext) -> str:\n"
+        "    return (await ctx.generate(Request(prompt=q))).text\n")
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as bound:  # bound but not listening: connections are refused, and no one else can take it
+        bound.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound.getsockname()[1]}/v1"
+        code = cli_main(["run", "asks.py:graph", "--input", '"hi"', "--model", url])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"plait: run failed: {url}/models failed after") and err.count("\n") == 1
+
+
+def test_cli_batch_with_a_failed_input_exits_1_and_outputs_print_as_json(tmp_path, capsys, monkeypatch):
+    (tmp_path / "inv.py").write_text(
+        "from plait import Graph\ngraph = Graph('inv')\ngraph.add(lambda x: 1 / x, name='inv')\n"
+        "text = Graph('text')\ntext.add(lambda x: f'line one\\n{x}', name='say')\n")
+    (tmp_path / "in.jsonl").write_text("1\n0\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["run", "inv.py:graph", "--inputs", "in.jsonl"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert cli_main(["run", "inv.py:text", "--input", '"two"']) == 0
+    assert json.loads(capsys.readouterr().out) == "line one\ntwo"  # a str prints as a JSON string

@@ -224,7 +224,7 @@ class _Batch:
             raise CheckpointMismatchError(
                 f"batch {self.batch_id!r} in the checkpoint was run with another graph ({len(foreign)} of its "
                 f"runs, e.g. {run.run_id!r}, were recorded for graph {run.graph!r} with different nodes, edges or "
-                "types); use another batch id (--run-id), or force=True (--force) to drop its old results")
+                "types); use another batch_id=, or force=True to drop its old results")
         for run in foreign:
             log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
             self.store.delete_run(run.run_id)

@@ -62,7 +62,7 @@ class StoreJournal:
                                             self.stored.fingerprint != self.fingerprint):
                 raise CheckpointMismatchError(
                     f"run {self.run_id!r} in the checkpoint was recorded for graph {self.stored.graph!r} with "
-                    f"different nodes, edges or types than graph {self.graph!r} has now; use a new --run-id "
+                    f"different nodes, edges or types than graph {self.graph!r} has now; use a new run_id= "
                     "(or a new checkpoint file)")
             self.restorable = {} if replay or self.stored is None else self.store.load_nodes(self.run_id)
         except BaseException:
@@ -81,7 +81,7 @@ class StoreJournal:
             if self.stored is not None and digest(self.recorded_input()) != digest(inputs):
                 raise CheckpointMismatchError(
                     f"run {self.run_id!r} in the checkpoint was started with a different input; resume it with "
-                    "the same input (or none, to reuse the recorded one), or use a new --run-id")
+                    "the same input (or none, to reuse the recorded one), or use a new run_id=")
             if self.replay:
                 return RecordingBackend(None, self.store, self.stored.model, self.run_id)
             identity = "" if backend is None else backend.identity

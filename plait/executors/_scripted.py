@@ -254,8 +254,8 @@ class ScriptedBackend(FunctionBackend):
         def next_reply(request: Request) -> Reply:
             if not self.remaining:
                 raise ScriptExhaustedError(
-                    f"ScriptedBackend has no reply left for request {request.tag or ''!s} "
-                    f"(prompt starts {request.prompt_text()[:60]!r}); add more replies to the script"
+                    f"ScriptedBackend has no reply left for the request{f' {request.tag!r}' if request.tag else ''} "
+                    f"whose prompt starts {request.prompt_text()[:60]!r}; add more replies to the script"
                 )
             return self.remaining.pop(0)
 

@@ -58,7 +58,7 @@ async def interrupt(ctx: RunContext, question: Any, returns: Any = Any) -> Any:
     journal = state.journal
     if journal.run_id is None:
         raise RuntimeError(f"node {ctx.node!r} called ctx.interrupt(), which needs a checkpoint to stop and resume "
-                           "the run; pass checkpoint=... to run() (or --checkpoint DB to plait run)")
+                           "the run; pass checkpoint= to the run")
     index = ctx._interrupts
     ctx._interrupts += 1
     interrupt_id = f"{ctx.node}#{ctx._activation}.{index}"
