@@ -10,9 +10,11 @@ import anyio
 import pytest
 
 from plait import (
+    BackendError,
     CheckpointMismatchError,
     ConfigError,
     Graph,
+    GraphError,
     GraphValidationError,
     InputValidationError,
     LoopLimitError,
@@ -22,15 +24,20 @@ from plait import (
     PlaitError,
     Request,
     Route,
+    RetryPolicy,
     RunContext,
+    Sample,
     SamplingParams,
     ScriptedBackend,
     ScriptExhaustedError,
+    SubtaskBudgetError,
+    VoteError,
     read_trace,
     run_batch,
     run_batch_sync,
 )
 from plait.cli import main as cli_main
+from plait.planners import BestOfN, ChainStep, FanOut, LLMJudge, NumberParser, Quorum
 
 
 def _doubler() -> Graph:
@@ -255,6 +262,92 @@ def test_start_with_an_unknown_node_is_one_unknown_node_problem():
     ]
 
 
+# 7. summary(), FewShot with a CSP, wiring a function that is not a node -----------------------------------
+
+def test_summary_returns_the_table_as_text():
+    text = _square().run_sync(3).summary()
+    assert text.splitlines()[0].split() == ["node", "status", "runs", "busy_ms", "tokens"]
+    assert text.splitlines()[1].split()[:3] == ["square", "ok", "1"]
+
+
+def test_few_shot_takes_a_csp_or_a_dict():
+    from plait.solvers import CSP, FewShot
+    from plait.solvers._prompts import formulate_messages
+
+    spec = {"variables": [{"name": "A", "domain": [1, 2]}], "constraints": ["A != 1"]}
+    as_csp, as_dict = FewShot(problem="p", model=CSP(**spec)), FewShot(problem="p", model=spec)
+    assert as_csp.model == as_dict.model
+    shown = [m.content for m in formulate_messages("q", [as_csp, as_dict])]
+    assert json.loads(shown[2]) == json.loads(shown[4]) == CSP(**spec).model_dump(mode="json", by_alias=True,
+                                                                                 exclude_none=True)
+
+
+def test_wiring_a_function_that_is_not_a_node_names_it():
+    g = Graph("wired")
+
+    @g.node
+    def a(x: int) -> int:
+        return x
+
+    def helper(v: int) -> int:
+        return v
+
+    with pytest.raises(GraphError) as info:
+        g.edge(a, helper)
+    assert str(info.value) == ("graph 'wired': function 'helper' is not a node of this graph; declare it with "
+                               "@graph.node or add it with graph.add(helper) before wiring it")
+    assert list(g.nodes) == ["a"]
+    g.add(helper)
+    g.edge(a, helper)  # once added, wiring it is fine
+    assert g.run_sync(4).output == 4
+
+
+# 9. documented behaviours: Quorum, BestOfN's scorer, LLMJudge's template, ScriptedBackend and logprobs ---------
+
+def _vote(aggregate, replies, k=3, **fan):
+    g = Graph("vote")
+    step = ChainStep("Q: {question}\nA:", NumberParser(int, constrain=False), name="solve")
+    g.add(FanOut(step, k=k, aggregate=aggregate, name="vote", **fan))
+    return g.run_sync({"question": "2+2"}, backend=ScriptedBackend(replies))
+
+
+def test_quorum_counts_successful_samples():
+    assert _vote(Quorum(2), ["4", "four", "4"]).output.winner == 4
+    with pytest.raises(NodeFailedError) as info:
+        _vote(Quorum(2), ["4", "four", "no idea"])
+    assert isinstance(info.value.cause, VoteError)
+
+
+def test_best_of_n_calls_the_scorer_with_answer_and_raw_text():
+    seen = []
+
+    def scorer(answer, raw_text):
+        seen.append((answer, raw_text))
+        return answer
+
+    assert _vote(BestOfN(scorer), ["4", "so 7", "5"]).output.winner == 7
+    assert seen == [(4, "4"), (7, "so 7"), (5, "5")]
+
+
+def test_llm_judge_template_without_candidate_is_refused_when_built():
+    with pytest.raises(ConfigError) as info:
+        LLMJudge("Rate the answer to {question}:")
+    assert str(info.value) == ("an LLMJudge template needs a {candidate} placeholder where the sample's text goes "
+                               "(its placeholders: {question})")
+
+
+def test_scripted_backend_refuses_logprobs_it_does_not_have():
+    backend = ScriptedBackend(["plain", Sample(text="rich", completion_tokens=1, cumulative_logprob=-0.5)])
+    asked = SamplingParams(logprobs=1)
+    with pytest.raises(BackendError) as info:
+        anyio.run(lambda: backend.generate([Request(prompt="x", params=asked)]))
+    assert str(info.value) == ("ScriptedBackend was asked for logprobs=1, but its scripted reply 'plain' is plain "
+                               "text, which has none; script a Sample(text=..., cumulative_logprob=..., "
+                               "logprobs=...) instead")
+    (completion,) = anyio.run(lambda: backend.generate([Request(prompt="x", params=asked)]))
+    assert completion.samples[0].cumulative_logprob == -0.5
+
+
 # 10. bad arguments are plait errors, and error attributes are constructor arguments --------------------------
 
 def test_bad_run_arguments_are_config_errors_that_old_code_still_catches():
@@ -341,3 +434,23 @@ def test_cli_batch_with_a_failed_input_exits_1_and_outputs_print_as_json(tmp_pat
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert cli_main(["run", "inv.py:text", "--input", '"two"']) == 0
     assert json.loads(capsys.readouterr().out) == "line one\ntwo"  # a str prints as a JSON string
+
+
+def test_subtask_budget_error_owner_is_a_constructor_argument():
+    owner = object()
+    err = SubtaskBudgetError("t", 10, 8, partial=None, owner=owner)
+    assert err.owner is owner and SubtaskBudgetError("t", 1, 1).owner is None
+
+
+@pytest.mark.parametrize("build", [
+    lambda: FanOut(ChainStep("{q}", NumberParser(int)), k=0),
+    lambda: Quorum(0),
+    lambda: NumberParser(str),
+    lambda: ScriptedBackend(42),
+    lambda: RetryPolicy(attempts=0),
+    lambda: ChainStep("{q}", inputs={"nope": int}),
+    lambda: _doubler().run_sync(1, run_id="r"),
+])
+def test_bad_arguments_across_plait_are_config_errors(build):
+    with pytest.raises(ConfigError):
+        build()

@@ -25,7 +25,7 @@ from pydantic_core import to_json
 from plait.durable._codec import digest, dump_inputs, dump_outcome, dump_value, load_inputs, load_outcome, load_value
 from plait.durable._replay import RecordingBackend
 from plait.durable._store import Checkpointer, StoredNode, StoredRun, open_store
-from plait.errors import CheckpointError, CheckpointMismatchError, ReplayMissError
+from plait.errors import CheckpointError, CheckpointMismatchError, ConfigError, ReplayMissError
 from plait.executors._base import Backend
 from plait.orchestrator._journal import Restored, fingerprint
 from plait.orchestrator._node import Node
@@ -44,7 +44,7 @@ class StoreJournal:
 
     def __init__(self, graph: Any, plan: Any, checkpoint: Any, *, run_id: str | None, replay: bool, cache: bool):
         if replay and not run_id:
-            raise ValueError("replay=True needs run_id= of a recorded run")
+            raise ConfigError("replay=True needs run_id= of a recorded run")
         self.store, self.owned = open_store(checkpoint)
         self.graph, self.plan, self.replay, self.cache = graph.name, plan, replay, cache or replay
         self.fingerprint = fingerprint(plan)

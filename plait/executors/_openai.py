@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from plait.errors import BackendError
+from plait.errors import BackendError, ConfigError
 from plait.executors._base import Backend, Completion, Request
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai_http import (
@@ -248,4 +248,4 @@ def _check_options(positive: dict[str, Any], non_negative: dict[str, Any]) -> No
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
         if not number or value < 0 or (value == 0 and option in positive):
             kind = "positive" if option in positive else "non-negative"
-            raise ValueError(f"OpenAIBackend: {option}={value!r} is not allowed; give a {kind} number")
+            raise ConfigError(f"OpenAIBackend: {option}={value!r} is not allowed; give a {kind} number")

@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import anyio
 
-from plait.errors import BackendError, ScriptExhaustedError
+from plait.errors import BackendError, ConfigError, ScriptExhaustedError
 from plait.executors._base import Backend, Completion, Request, Sample
 from plait.executors._tokenize import Tokenizer, as_tokenizer, word_spans
 
@@ -180,6 +180,11 @@ class FunctionBackend(Backend):
         return len(self._spans(request.prompt_text()))
 
     def _sample(self, request: Request, text: str) -> Sample:
+        if request.params.logprobs is not None:  # made-up logprobs would silently skew a logprob-weighted vote
+            raise BackendError(
+                f"{type(self).__name__} was asked for logprobs={request.params.logprobs}, but its scripted reply "
+                f"{text[:40]!r} is plain text, which has none; script a Sample(text=..., cumulative_logprob=..., "
+                "logprobs=...) instead")
         finish = "stop"
         floor = 0
         if request.params.min_tokens:
@@ -244,7 +249,7 @@ class ScriptedBackend(FunctionBackend):
         elif isinstance(script, Sequence) and not isinstance(script, str):
             handler = self._from_list(list(script))
         else:
-            raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
+            raise ConfigError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
         super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model,
                          tokenizer=tokenizer)
 

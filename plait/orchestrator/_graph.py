@@ -147,8 +147,18 @@ class Graph:
 
     # -- wiring --------------------------------------------------------------
     def _ref(self, ref: NodeRef) -> NodeRef:
-        if isinstance(ref, (Node, Graph)) or (callable(ref) and not isinstance(ref, str)):
-            return self.add(ref) if not isinstance(ref, Node) or ref.name not in self._nodes else ref
+        """A wiring argument as a node: a Node or Graph object is added; a plain function must be a node already."""
+        if isinstance(ref, Node):
+            return self.add(ref) if ref.name not in self._nodes else ref
+        if isinstance(ref, Graph):
+            return self.add(ref)
+        if callable(ref):
+            known = self._by_callable.get(id(ref))
+            if known is None:
+                name = getattr(ref, "__name__", repr(ref))
+                raise GraphError(f"graph {self.name!r}: function {name!r} is not a node of this graph; declare it "
+                                 f"with @graph.node or add it with graph.add({name}) before wiring it")
+            return known
         return ref
 
     def _wire(self, edge: _Edge) -> Graph:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from plait.errors import ConfigError
 from plait.orchestrator._types import type_name
 
 if TYPE_CHECKING:
@@ -45,9 +46,9 @@ def check_answers(resume: Any, checkpoint: Any, run_id: str | None) -> dict[str,
     if resume is None:
         return {}
     if not isinstance(resume, dict) or not all(isinstance(k, str) for k in resume):
-        raise ValueError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
+        raise ConfigError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
     if checkpoint is None or run_id is None:
-        raise ValueError("resume= needs checkpoint= and run_id= of the interrupted run "
+        raise ConfigError("resume= needs checkpoint= and run_id= of the interrupted run "
                          "(its answers are recorded there)")
     return dict(resume)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._asking import Asked, ask, constrained
@@ -53,11 +54,11 @@ class ChainStep(Node):
         self.defaults = dict(defaults or {})
         self.sampling = params or SamplingParams()
         if max_reasks < 0:
-            raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
+            raise ConfigError(f"max_reasks must be >= 0, got {max_reasks}")
         self.max_reasks = max_reasks
         unknown = sorted(set(self.inputs) - set(self.template.variables))
         if unknown:
-            raise ValueError(f"ChainStep inputs {unknown} are not placeholders of the template "
+            raise ConfigError(f"ChainStep inputs {unknown} are not placeholders of the template "
                              f"(placeholders: {self.template.variables})")
         super().__init__(name, **policy)
 

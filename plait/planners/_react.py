@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
@@ -65,7 +66,7 @@ class ReAct(Node):
                  examples: str = "", input: str = "task", **policy: Any):
         super().__init__(name, **policy)
         if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         self.tools = ToolRegistry.of(tools)
         self.max_steps, self.sampling, self.examples, self.input = max_steps, params, examples, input
 

@@ -37,10 +37,10 @@ constraint solver: state it faithfully, answer the question asked, and keep it s
 
 
 class FewShot(BaseModel):
-    """One worked example: a puzzle and its CSP model (as a JSON-able dict)."""
+    """One worked example: a puzzle and its CSP model (a :class:`CSP`, or a dict that validates as one)."""
 
     problem: str
-    model: dict
+    model: CSP
 
 
 FEW_SHOT: list[FewShot] = [
@@ -84,7 +84,7 @@ def formulate_messages(problem: str, examples: list[FewShot]) -> list[Message]:
     messages = [Message(role="system", content=FORMULATE_SYSTEM)]
     for ex in examples:
         messages.append(Message(role="user", content=ex.problem))
-        canonical = CSP.model_validate(ex.model).model_dump(mode="json", by_alias=True, exclude_none=True)
+        canonical = ex.model.model_dump(mode="json", by_alias=True, exclude_none=True)
         messages.append(Message(role="assistant", content=json.dumps(canonical)))
     messages.append(Message(role="user", content=problem))
     return messages
