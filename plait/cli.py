@@ -4,8 +4,9 @@ Bad input (a missing module, a target or ``make_backend()`` that raises, somethi
 invalid JSON, a path that cannot be written, an unsafe run id, input that fails validation) gives one
 clear line on stderr and exit code 2, never a traceback. A run that fails (a node, or a ``--model`` server
 that cannot be reached) gives its error on one line and exit code 1, as does a batch in which any input
-failed. The output is printed as JSON (a ``str`` output as a JSON string). A run stopped by ``ctx.interrupt()`` prints its pending interrupts as a JSON list of
-``{id, node, question}`` on stdout and exits with code 3; answer them with
+failed. The output is printed as JSON (a ``str`` output as a JSON string). A run stopped by
+``ctx.interrupt()`` prints its pending interrupts as a JSON list of ``{id, node, question}`` on stdout and
+exits with code 3; answer them with
 ``--resume-with '{"ID": ANSWER}'`` (and the same ``--checkpoint`` and ``--run-id``). A reader that leaves
 early (``plait run ... | head -1``) ends the command quietly with 0.
 """
@@ -27,7 +28,7 @@ from pydantic_core import to_jsonable_python
 import plait
 from plait._cli_inputs import (UsageError, check_run_id, check_write_path, load_target, module_backend,
                                parse_input, positive_seconds)
-from plait.errors import BackendError, InputValidationError, PlaitError, RunError
+from plait.errors import BackendError, InputValidationError, ModelError, PlaitError, RunError
 
 __all__ = ["main"]
 
@@ -283,10 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"plait: error: {_flags(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except (RunError, BackendError) as exc:  # a server that cannot be reached fails the run, not the usage
-        print(f"plait: run failed: {_flags(str(exc).splitlines()[0])}", file=sys.stderr)
-        return EXIT_RUN_FAILED
     except PlaitError as exc:
+        # a server that cannot be reached fails the run; an unknown model (ModelError) is a usage error
+        if isinstance(exc, RunError) or (isinstance(exc, BackendError) and not isinstance(exc, ModelError)):
+            print(f"plait: run failed: {_flags(str(exc).splitlines()[0])}", file=sys.stderr)
+            return EXIT_RUN_FAILED
         lines = str(exc).splitlines()
         print(f"plait: error: {_flags(' '.join(line.strip() for line in lines))}", file=sys.stderr)
         return EXIT_USAGE

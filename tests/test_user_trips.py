@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import signal
 import socket
+import threading
 import traceback
 import warnings
 
@@ -144,6 +146,40 @@ def test_sync_entry_points_work_inside_a_running_event_loop(tmp_path):
         return result.output, batch.items[0].output
 
     assert asyncio.run(cell()) == (25, 16)
+
+
+def test_ctrl_c_while_a_notebook_cell_waits_cancels_the_run():
+    """KeyboardInterrupt in the waiting thread cancels the run on the worker loop: no node runs on afterwards."""
+    started, cancelled = threading.Event(), threading.Event()
+    g = Graph("hang")
+
+    @g.node
+    async def hang(x: int) -> int:
+        started.set()
+        try:
+            await anyio.sleep(60)
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+        return x
+
+    def press_ctrl_c(main: int) -> None:
+        if started.wait(30):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    async def cell():  # like a Jupyter kernel, Ctrl-C raises KeyboardInterrupt (asyncio.run would cancel instead)
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        presser = threading.Thread(target=press_ctrl_c, args=(threading.get_ident(),))
+        presser.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                g.run_sync(1)
+        finally:
+            presser.join()
+            signal.signal(signal.SIGINT, previous)
+
+    asyncio.run(cell())
+    assert started.is_set() and cancelled.is_set()
 
 
 def test_sync_entry_points_raise_the_run_error():

@@ -158,6 +158,11 @@ class FunctionBackend(Backend):
             if isinstance(reply, Sample):
                 samples.append(reply)
             elif isinstance(reply, str):
+                if request.params.logprobs is not None:  # made-up logprobs would silently skew a weighted vote
+                    raise BackendError(
+                        f"{type(self).__name__} was asked for logprobs={request.params.logprobs}, but its scripted "
+                        f"reply {reply[:40]!r} is plain text, which has none; script a Sample(text=..., "
+                        "cumulative_logprob=..., logprobs=...) instead")
                 samples.append(self._sample(request, reply))
             else:
                 raise BackendError(
@@ -180,11 +185,6 @@ class FunctionBackend(Backend):
         return len(self._spans(request.prompt_text()))
 
     def _sample(self, request: Request, text: str) -> Sample:
-        if request.params.logprobs is not None:  # made-up logprobs would silently skew a logprob-weighted vote
-            raise BackendError(
-                f"{type(self).__name__} was asked for logprobs={request.params.logprobs}, but its scripted reply "
-                f"{text[:40]!r} is plain text, which has none; script a Sample(text=..., cumulative_logprob=..., "
-                "logprobs=...) instead")
         finish = "stop"
         floor = 0
         if request.params.min_tokens:

@@ -11,6 +11,7 @@ other. Loops reset the inputs of their body each time the back edge is taken.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import math
@@ -569,6 +570,11 @@ async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) ->
     return output
 
 
+@functools.cache
+def _run_options() -> list[str]:
+    return [p for p in inspect.signature(Run.__init__).parameters if p not in ("self", "graph", "input")]
+
+
 class Run:
     """One run of a graph. ``await run.result()``, or iterate for events.
 
@@ -638,7 +644,7 @@ class Run:
     @staticmethod
     def check_options(options: dict[str, Any]) -> dict[str, Any]:
         """Refuse an option Run does not take with a one-line ConfigError (``seed=`` says where seeds go)."""
-        known = [p for p in inspect.signature(Run.__init__).parameters if p not in ("self", "graph", "input")]
+        known = _run_options()
         for name in options:
             if name == "seed":
                 raise ConfigError("a run takes no seed=: a seed belongs to each request, as SamplingParams(seed=7) "
