@@ -63,6 +63,7 @@ __all__ = [
     "SubtaskBudgetError",
     "CheckpointError",
     "CheckpointMismatchError",
+    "LeaseLostError",
     "ReplayMissError",
 ]
 
@@ -262,6 +263,11 @@ class CheckpointError(PlaitError):
 
     The file is never modified when this is raised.
     """
+
+
+class LeaseLostError(CheckpointError):
+    """A batch worker stalled past its lease on an input and another worker took it over: this worker's
+    writes for that input are refused (the input is finished by the other worker)."""
 
 
 class CheckpointMismatchError(CheckpointError):

@@ -29,7 +29,7 @@ import anyio
 from pydantic_core import to_jsonable_python
 
 from plait.durable._base import Checkpointer, StoredRun
-from plait.durable._leases import LOST, while_leased, worker_id
+from plait.durable._leases import LOST, Lease, LeasedStore, while_leased, worker_id
 from plait.durable._results import ResultsFile, results_target
 from plait.durable._store import open_store
 from plait.errors import CheckpointMismatchError, ConfigError, PlaitError, RunError
@@ -272,21 +272,24 @@ class _Batch:
         if not await store.call(store.take_lease, key, self.owner, self.lease):
             return None
 
+        lease = Lease(store, key, self.owner, self.lease)
+
         async def work() -> BatchItem:  # another worker may have finished it before we took the lease
             done = await store.call(lambda: self._finished(i, store.get_run(key)))
-            return done if done is not None else await self._run_one(i)
+            return done if done is not None else await self._run_one(i, LeasedStore(store, lease))
 
-        item = await while_leased(store, key, self.owner, self.lease, work)
+        item = await while_leased(lease, work)
         return None if item is LOST else item
 
-    async def _run_one(self, i: int) -> BatchItem:
+    async def _run_one(self, i: int, store: Checkpointer | None = None) -> BatchItem:
+        """Run input ``i``, its writes going to ``store`` (the batch's store seen through the input's lease)."""
         value = self.items[i]
         if isinstance(value, InvalidInput):
             return BatchItem(i, i, "failed", error=value.error)
         ident, given = _split(value, i, self.id_field, self.graph)
         options = dict(self.run_options, keep_events=False)
-        if self.store is not None:
-            options.update(checkpoint=self.store, run_id=f"{self.batch_id}/{i}")
+        if store is not None:
+            options.update(checkpoint=store, run_id=f"{self.batch_id}/{i}")
         try:
             result = await self.graph.run(given, backend=self.backend, **options)
         except RunError as exc:

@@ -17,6 +17,7 @@ given in any order and over several resumes.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -41,8 +42,9 @@ class _Interrupted(BaseException):
         self.pending = pending
 
 
-def check_answers(resume: Any, checkpoint: Any, run_id: str | None) -> dict[str, Any]:
-    """``Run(resume=...)`` checked: a dict from interrupt id to answer, for a recorded run."""
+def check_answers(resume: Any, checkpoint: Any, run_id: str | None, nodes: Collection[str]) -> dict[str, Any]:
+    """``Run(resume=...)`` checked: a dict from interrupt id to answer, for a recorded run of a graph with
+    top-level ``nodes``; an id that no node of the graph could ask (a typo) is refused before anything runs."""
     if resume is None:
         return {}
     if not isinstance(resume, dict) or not all(isinstance(k, str) for k in resume):
@@ -50,6 +52,14 @@ def check_answers(resume: Any, checkpoint: Any, run_id: str | None) -> dict[str,
     if checkpoint is None or run_id is None:
         raise ConfigError("resume= needs checkpoint= and run_id= of the interrupted run "
                          "(its answers are recorded there)")
+    for interrupt_id in resume:
+        activation, _, position = interrupt_id.rpartition("#")
+        node = activation.split("/", 1)[0].split("[", 1)[0]
+        k, _, i = position.partition(".")
+        if node not in nodes or not (k.isdigit() and i.isdigit()):
+            raise ValueError(f"resume= answers interrupt {interrupt_id[:120]!r}, which no node of this graph can "
+                             "ask (an id is 'NODE#ACTIVATION.INDEX'); copy the ids from the interrupted run's "
+                             "result.interrupts (or `plait run`'s output)")
     return dict(resume)
 
 

@@ -620,7 +620,7 @@ class Run:
             raise ConfigError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
-        self.answers = check_answers(resume, checkpoint, run_id)
+        self.answers = check_answers(resume, checkpoint, run_id, self.plan.nodes)
         self.journal = open_journal(graph, self.plan, checkpoint, run_id, replay, cache)
         try:
             recorded = self.journal.recorded_input() if input is None else None
@@ -717,6 +717,12 @@ class Run:
         except anyio.get_cancelled_exc_class():
             self._finish(state, None, "cancelled", "cancelled from outside")
             raise
+        except BaseExceptionGroup as group:  # sys.exit() or Ctrl-C inside a node: raised as itself, not a group
+            stop = _first_leaf(group.subgroup((SystemExit, KeyboardInterrupt)))
+            if stop is None:
+                raise
+            self._finish(state, None, "cancelled", f"stopped by {type(stop).__name__} in a node")
+            raise stop from None
         self._finish(state, output, status, error)
         self.error = error
 
@@ -793,3 +799,10 @@ class Run:
                     await asyncio.wait([task])
         if self.error is not None:
             raise self.error
+
+
+def _first_leaf(group: BaseExceptionGroup | None) -> BaseException | None:
+    """The first exception inside ``group`` (nested groups opened), or None for no group."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group

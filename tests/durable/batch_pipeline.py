@@ -4,6 +4,9 @@
 ``DIR/X`` (X: the input), so a test counts how often each node ran and where.
 ``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` writes ``DIR/hanging``
 and never returns (a worker to kill while it provably holds an input).
+``PIPELINE_STALL_AFTER=N``: this process's N-th ``refine`` does its work, writes
+``DIR/stalled``, then freezes the whole process (a blocking sleep on the event
+loop: no lease renewal runs) until ``DIR/resume`` exists, and returns.
 """
 
 import os
@@ -18,6 +21,7 @@ graph = Graph("pipeline")
 LATENCY = float(os.environ.get("PIPELINE_LATENCY", "0.02"))
 EFFECTS = os.environ.get("PIPELINE_EFFECTS")
 HANG_AFTER = int(os.environ.get("PIPELINE_HANG_AFTER", "0"))
+STALL_AFTER = int(os.environ.get("PIPELINE_STALL_AFTER", "0"))
 _refines = 0
 
 
@@ -48,6 +52,10 @@ async def refine(draft: str, x: int) -> str:
     if x % 50 == 49:
         raise ValueError(f"input {x} is poisoned")
     _effect("refine", x)
+    if _refines == STALL_AFTER:
+        (Path(EFFECTS) / "stalled").write_text(f"{x} {os.getpid()}")
+        while not (Path(EFFECTS) / "resume").exists():
+            time.sleep(0.01)  # blocks the event loop: the process is frozen, as far as its leases know
     return draft.upper()
 
 

@@ -77,6 +77,16 @@ async def test_resume_needs_a_checkpoint_and_a_run_id():
         await approval([]).run("cats", checkpoint=MemoryCheckpointer(), run_id="r", resume=["yes"])
 
 
+@pytest.mark.parametrize("wrong", ["reveiw#0.0", "review", "review#0", "review#x.0", "#0.0"])
+async def test_an_answer_to_an_interrupt_no_node_can_ask_is_refused_before_anything_runs(wrong):
+    store, calls = MemoryCheckpointer(), []
+    await approval(calls).run("cats", checkpoint=store, run_id="r")
+    calls.clear()
+    with pytest.raises(ValueError, match=f"resume= answers interrupt '{wrong}', which no node of this graph can ask"):
+        await approval(calls).run(checkpoint=store, run_id="r", resume={wrong: True})
+    assert calls == []
+
+
 async def test_an_interrupt_inside_a_subgraph_stops_the_outer_node_without_committing_it():
     store, calls = MemoryCheckpointer(), []
     outer = Graph("outer")

@@ -106,3 +106,48 @@ def test_sigkill_of_one_of_two_workers_on_postgres_loses_and_duplicates_nothing(
 
 def test_sigkill_of_one_of_two_workers_on_sqlite_loses_and_duplicates_nothing(tmp_path):
     _sigkill_one_of_two(tmp_path, str(tmp_path / "runs.db"))
+
+
+def _stalled_past_its_lease(tmp_path: Path, checkpoint: str) -> None:
+    (tmp_path / "effects").mkdir()
+    effects = tmp_path / "effects"
+    # A takes one input at a time and freezes after its third refine, before that refine's commit
+    a = _worker(tmp_path, checkpoint, tmp_path / "a.jsonl", concurrency=1, PIPELINE_STALL_AFTER="3")
+    b = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (effects / "stalled").exists():
+            assert a.poll() is None, a.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "worker A never reached its stall"
+            time.sleep(0.01)
+        stalled = int((effects / "stalled").read_text().split()[0])
+        b = _worker(tmp_path, checkpoint, tmp_path / "b.jsonl", concurrency=4)
+        _, err = b.communicate(timeout=240)  # B finishes the batch, the stalled input included, once A's lease lapsed
+        assert b.returncode == 1, err
+        (effects / "resume").write_text("")  # A wakes up, with a lease it no longer holds
+        _, err = a.communicate(timeout=240)
+        assert a.returncode == 1, err
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    _check_complete(tmp_path / "a.jsonl")
+    _check_complete(tmp_path / "b.jsonl")
+    seen = _effects(tmp_path)
+    nodes = Counter(line.split()[0] for line in seen[stalled].elements())
+    # the refine A was inside when it froze finished (nothing can stop running code), and B ran it again as A
+    # never committed it; but after waking A started nothing for that input, and wrote none of its results
+    assert nodes == {"draft": 1, "refine": 2, "score": 1}, dict(seen[stalled])
+    assert seen[stalled][f"score {b.pid}"] == 1
+    for x, lines in seen.items():
+        if x != stalled:
+            want = {"draft": 1} if x % 50 == 49 else {"draft": 1, "refine": 1, "score": 1}
+            assert Counter(line.split()[0] for line in lines.elements()) == want, f"input {x}: {dict(lines)}"
+
+
+def test_a_worker_stalled_past_its_lease_writes_nothing_more_for_that_input_on_sqlite(tmp_path):
+    _stalled_past_its_lease(tmp_path, str(tmp_path / "runs.db"))
+
+
+def test_a_worker_stalled_past_its_lease_writes_nothing_more_for_that_input_on_postgres(tmp_path, postgres_url):
+    _stalled_past_its_lease(tmp_path, postgres_url)
