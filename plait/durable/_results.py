@@ -33,7 +33,7 @@ def results_target(path: str | Path) -> Path:
         raise ConfigError(f"results file {str(path)!r} is a directory; give the path of a file (e.g. results.jsonl)")
     if not stat.S_ISREG(mode):
         raise ConfigError(f"results file {str(path)!r} is not a regular file (a device, pipe or socket); "
-                         "give the path of a file")
+                          "give the path of a file")
     return target
 
 

@@ -98,5 +98,5 @@ def open_store(checkpoint: Checkpointer | str | Path) -> tuple[Checkpointer, boo
         return PostgresCheckpointer(checkpoint), True
     if not isinstance(checkpoint, (str, Path)):
         raise ConfigError(f"checkpoint= takes a Checkpointer, a file path or a postgresql:// URL, "
-                        f"not {type(checkpoint).__name__}")
+                          f"not {type(checkpoint).__name__}")
     return SQLiteCheckpointer(checkpoint), True

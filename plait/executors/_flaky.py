@@ -32,7 +32,7 @@ class FlakyBackend(Backend):
                  hang_seconds: float = math.inf):
         if not 0 <= error_rate <= 1 or not 0 <= hang_rate <= 1 or error_rate + hang_rate > 1:
             raise ConfigError(f"error_rate and hang_rate must be in [0, 1] and sum to at most 1, "
-                             f"got {error_rate} and {hang_rate}")
+                              f"got {error_rate} and {hang_rate}")
         self.inner = inner
         self.error_rate, self.hang_rate, self.seed, self.hang_seconds = error_rate, hang_rate, seed, hang_seconds
         self.name = f"flaky({inner.name})"

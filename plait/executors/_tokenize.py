@@ -66,5 +66,5 @@ def as_tokenizer(tokenizer: Tokenizer | str | Path | None) -> Tokenizer:
         return hf_tokenizer(tokenizer)
     if not callable(tokenizer):
         raise ConfigError(f"tokenizer must be a function text -> spans, a path or a model name, "
-                        f"got {type(tokenizer).__name__}")
+                          f"got {type(tokenizer).__name__}")
     return tokenizer

@@ -51,15 +51,15 @@ def check_answers(resume: Any, checkpoint: Any, run_id: str | None, nodes: Colle
         raise ConfigError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
     if checkpoint is None or run_id is None:
         raise ConfigError("resume= needs checkpoint= and run_id= of the interrupted run "
-                         "(its answers are recorded there)")
+                          "(its answers are recorded there)")
     for interrupt_id in resume:
         activation, _, position = interrupt_id.rpartition("#")
         node = activation.split("/", 1)[0].split("[", 1)[0]
         k, _, i = position.partition(".")
         if node not in nodes or not (k.isdigit() and i.isdigit()):
-            raise ValueError(f"resume= answers interrupt {interrupt_id[:120]!r}, which no node of this graph can "
-                             "ask (an id is 'NODE#ACTIVATION.INDEX'); copy the ids from the interrupted run's "
-                             "result.interrupts (or `plait run`'s output)")
+            raise ConfigError(f"resume= answers interrupt {interrupt_id[:120]!r}, which no node of this graph can "
+                              "ask (an id is 'NODE#ACTIVATION.INDEX'); copy the ids from the interrupted run's "
+                              "result.interrupts (or `plait run`'s output)")
     return dict(resume)
 
 

@@ -59,7 +59,7 @@ class ChainStep(Node):
         unknown = sorted(set(self.inputs) - set(self.template.variables))
         if unknown:
             raise ConfigError(f"ChainStep inputs {unknown} are not placeholders of the template "
-                             f"(placeholders: {self.template.variables})")
+                              f"(placeholders: {self.template.variables})")
         super().__init__(name, **policy)
 
     def signature(self) -> Signature:
