@@ -40,6 +40,7 @@ postgres:
 	  { echo "make: the tests need PostgreSQL's server binaries: apt-get install postgresql" >&2; exit 1; }
 
 test: vllm models postgres
+	$(BIN)/python -m mypy
 	PLAIT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q --durations=25
 
 demo: vllm

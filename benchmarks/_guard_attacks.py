@@ -16,8 +16,23 @@ from typing import Any
 
 import anyio
 
-from plait import (CSP, BudgetExceededError, FunctionBackend, Graph, JsonSchema, NodeTimeoutError, PlaitError,
-                   PlanAndExecute, Request, RetryPolicy, RunContext, Sample, SamplingParams, SolveCSP, ToolRegistry, tool)
+from plait import (
+    BudgetExceededError,
+    CSP,
+    FunctionBackend,
+    Graph,
+    JsonSchema,
+    NodeTimeoutError,
+    PlaitError,
+    PlanAndExecute,
+    Request,
+    RetryPolicy,
+    RunContext,
+    SamplingParams,
+    SolveCSP,
+    tool,
+)
+from plait.executors import Sample, ToolRegistry
 from plait.errors import PlanError
 from plait.executors import ToolRunner
 from plait.planners import ReAct, SubtaskTree

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plait import JsonSchema, Request, Sample
+from plait import JsonSchema, Request
+from plait.executors import Sample
 
 FILLER = "12*2 = "
 """What the looping model repeats inside a string (seen from smollm2-135m on a subtask tree)."""

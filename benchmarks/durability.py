@@ -40,8 +40,18 @@ from pathlib import Path
 import anyio
 from overhead import plait_chain
 
-from plait import (FlakyBackend, FunctionBackend, Graph, MemoryCheckpointer, PostgresCheckpointer, Request,
-                   RetryPolicy, RunContext, SQLiteCheckpointer, run_batch)
+from plait import (
+    FunctionBackend,
+    Graph,
+    MemoryCheckpointer,
+    PostgresCheckpointer,
+    Request,
+    RetryPolicy,
+    run_batch,
+    RunContext,
+    SQLiteCheckpointer,
+)
+from plait.executors import FlakyBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "durable"))
 from pg_server import PostgresServer, unavailable  # noqa: E402

@@ -72,7 +72,7 @@ def figures(result: TreeResult) -> dict[str, Any]:
 
 
 async def scripted(thought_words: int) -> dict[str, Any]:
-    limits = dict(max_depth=DEPTH, max_breadth=BRANCHING, params=SamplingParams(max_tokens=4096))
+    limits = dict(max_depth=DEPTH, max_breadth=BRANCHING, sampling=SamplingParams(max_tokens=4096))
     task = "Compute the total of every part of the ledger."
     pruned = await solve(SubtaskTree(**limits), task, ScriptedBackend(scripted_model(thought_words)))
     baseline = await solve(SubtaskTree(prune=False, **limits), task, ScriptedBackend(scripted_model(thought_words)))
@@ -93,7 +93,7 @@ async def real(model: str, max_tokens: int, questions: int) -> dict[str, Any]:
         from plait.executors import backend_for
     except ImportError:
         sys.exit("--model needs plait's vLLM backend (plait.executors.backend_for), which this install lacks")
-    limits = dict(max_depth=2, max_breadth=3, params=SamplingParams(max_tokens=max_tokens), subtree_budget=6000,
+    limits = dict(max_depth=2, max_breadth=3, sampling=SamplingParams(max_tokens=max_tokens), subtree_budget=6000,
                   on_budget="conclude")
     rows: list[dict[str, Any]] = []
     async with backend_for(model) as backend:

@@ -49,7 +49,8 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from word_problems import Problem, generate  # noqa: E402
 
-from plait import FunctionBackend, Graph, Request, SamplingParams, Sample  # noqa: E402
+from plait import FunctionBackend, Graph, Request, SamplingParams
+from plait.executors import Sample  # noqa: E402
 from plait.planners import Candidate, ChainStep, EarlyStop, FanOut, Majority, NumberParser, VoteResult  # noqa: E402
 
 SYSTEM = "Solve the math word problem. Reason briefly step by step, then end with 'The answer is N.'"
@@ -57,7 +58,7 @@ SYSTEM = "Solve the math word problem. Reason briefly step by step, then end wit
 
 def solver(max_tokens: int) -> ChainStep:
     return ChainStep([("system", SYSTEM), ("user", "{question}")], NumberParser(int, constrain=False),
-                     params=SamplingParams(temperature=0.0, max_tokens=max_tokens), max_reasks=0, name="solve")
+                     sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens), max_reasks=0, name="solve")
 
 
 def arms(args: argparse.Namespace) -> dict[str, Graph]:
@@ -67,9 +68,9 @@ def arms(args: argparse.Namespace) -> dict[str, Graph]:
     single = Graph("single")
     single.add(solver(args.max_tokens))
     vote8 = Graph("vote8")
-    vote8.add(FanOut(solver(args.max_tokens), k=8, aggregate=Majority(), params=sampling, name="vote"))
+    vote8.add(FanOut(solver(args.max_tokens), k=8, aggregate=Majority(), sampling=sampling, name="vote"))
     early8 = Graph("early8")
-    early8.add(FanOut(solver(args.max_tokens), k=8, params=sampling, name="vote",
+    early8.add(FanOut(solver(args.max_tokens), k=8, sampling=sampling, name="vote",
                       aggregate=EarlyStop(wave=args.wave, confidence=args.confidence, margin=args.margin or None,
                                           failure_margin=args.failure_margin or None,
                                           min_samples=args.min_samples)))

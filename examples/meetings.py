@@ -14,7 +14,8 @@ import json
 
 import anyio
 
-from plait import CSP, Formulate, Formulation, Graph, Proposal, ProposeAndRetract, ScriptedBackend
+from plait import CSP, Formulate, Graph, ProposeAndRetract, ScriptedBackend
+from plait.solvers import Formulation, Proposal
 
 REQUEST = """\
 Schedule four one-hour meetings tomorrow; each starts on the hour, between 9:00 and 16:00.

@@ -18,7 +18,7 @@ from plait.planners import ChainStep, EarlyStop, FanOut, NumberParser, SubtaskTr
 graph = Graph("mixed_reasoning", description="chain -> subtask tree, and a vote, reconciled")
 
 facts = graph.add(ChainStep("List the quantities in this problem, one per line.\nProblem: {problem}\nQuantities:",
-                            params=SamplingParams(max_tokens=80), name="facts"))
+                            sampling=SamplingParams(max_tokens=80), name="facts"))
 
 
 @graph.node
@@ -27,12 +27,12 @@ def frame(problem: str, facts: str) -> str:
     return f"{problem} Known quantities: {' ; '.join(line.strip() for line in facts.splitlines() if line.strip())}"
 
 
-tree = graph.add(SubtaskTree(max_depth=1, max_breadth=3, answer_only=True, params=SamplingParams(max_tokens=160),
+tree = graph.add(SubtaskTree(max_depth=1, max_breadth=3, answer_only=True, sampling=SamplingParams(max_tokens=160),
                              name="tree"))
 direct = ChainStep("Solve step by step and end with 'The answer is N.'\nProblem: {problem}\nSolution:",
-                   NumberParser(int, constrain=False), params=SamplingParams(max_tokens=120), name="direct")
+                   NumberParser(int, constrain=False), sampling=SamplingParams(max_tokens=120), name="direct")
 vote = graph.add(FanOut(direct, k=6, aggregate=EarlyStop(wave=3, confidence=1.0), winner_only=True, name="vote",
-                        params=SamplingParams(temperature=0.8, max_tokens=120, seed=0)))
+                        sampling=SamplingParams(temperature=0.8, max_tokens=120, seed=0)))
 
 
 @graph.node

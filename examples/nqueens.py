@@ -8,7 +8,8 @@ written in plait's safe constraint language. Run it:
 
 import anyio
 
-from plait import CSP, CSPResult, Graph, SolveCSP
+from plait import CSP, Graph, SolveCSP
+from plait.solvers import CSPResult
 
 
 def queens_csp(n: int) -> CSP:

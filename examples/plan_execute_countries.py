@@ -25,7 +25,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from plait import Request, ScriptedBackend, plan_and_execute_graph, tool
+from plait import Request, ScriptedBackend, tool
+from plait.planners import plan_and_execute_graph
 
 DATA = Path(__file__).parent / "data" / "countries.json"
 

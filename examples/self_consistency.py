@@ -15,13 +15,13 @@ from plait.planners import ChainStep, EarlyStop, FanOut, NumberParser, VoteResul
 solve = ChainStep(
     "Solve the problem step by step, then finish with 'The answer is N.'\nProblem: {question}\nSolution:",
     NumberParser(int, constrain=False),  # free-text reasoning; the last number is the answer
-    params=SamplingParams(max_tokens=160, stop=("\nProblem:",)),
+    sampling=SamplingParams(max_tokens=160, stop=("\nProblem:",)),
     name="solve",
 )
 
 graph = Graph("self_consistency", description="majority vote over sampled solutions, with early stop")
 vote = graph.add(FanOut(solve, k=8, aggregate=EarlyStop(wave=4, confidence=0.75),
-                        params=SamplingParams(temperature=0.8, max_tokens=160, stop=("\nProblem:",), seed=0),
+                        sampling=SamplingParams(temperature=0.8, max_tokens=160, stop=("\nProblem:",), seed=0),
                         name="vote"))
 
 

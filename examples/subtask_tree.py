@@ -16,7 +16,7 @@ from plait.planners import SubtaskTree, TreeResult, tree_script
 
 graph = Graph("subtask_tree", description="decompose a multi-part question; prune finished parts to conclusions")
 tree = graph.add(SubtaskTree(max_depth=2, max_breadth=3, subtree_budget=4000,
-                             params=SamplingParams(max_tokens=200), name="tree"))
+                             sampling=SamplingParams(max_tokens=200), name="tree"))
 
 
 @graph.node

@@ -12,7 +12,8 @@ all-different constraints (rows, columns, boxes). Run it:
 
 import anyio
 
-from plait import CSP, CSPResult, Graph, SolveCSP
+from plait import CSP, Graph, SolveCSP
+from plait.solvers import CSPResult
 
 HARD = "8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4.."
 EASY = "..3.2.6..9..3.5..1..18.64....81.29..7.......8..67.82....26.95..8..2.3..9..5.1.3.."

@@ -13,7 +13,8 @@ import json
 
 import anyio
 
-from plait import Explain, Formulate, Formulation, Graph, ScriptedBackend
+from plait import Explain, Formulate, Graph, ScriptedBackend
+from plait.solvers import Formulation
 
 PUZZLE = """\
 There are five houses in a row, numbered 1 to 5 from left to right. Each has a different colour

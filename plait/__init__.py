@@ -4,64 +4,18 @@ Declare reasoning graphs in Python (chains, fan-outs with votes, subtask trees,
 plan-then-execute tool calls, CSP solvers) and run them on one async dataflow
 runtime over an LLM backend (vLLM in process or over HTTP, or the scripted
 test doubles).
+
+The top level holds what a graph's author reaches for; the rest lives in the
+packages, each with its own ``__all__``: :mod:`plait.orchestrator` (events,
+trace sinks, node internals), :mod:`plait.executors` (constraints, tools, the
+model registry), :mod:`plait.planners` (parsers, aggregators, plans),
+:mod:`plait.solvers` (constraint kinds, the expression language),
+:mod:`plait.durable` (batch records) and :mod:`plait.errors` (the whole tree).
 """
 
 from plait import errors
-from plait.errors import (
-    BackendError,
-    BudgetExceededError,
-    CheckpointError,
-    CheckpointMismatchError,
-    ConfigError,
-    ConstraintSyntaxError,
-    DeadlineExceededError,
-    GraphError,
-    GraphValidationError,
-    InputValidationError,
-    LoopLimitError,
-    ModelError,
-    NodeFailedError,
-    NodeTimeoutError,
-    ParseError,
-    PlaitError,
-    PlanError,
-    ReplayMissError,
-    RunCancelledError,
-    RunError,
-    ScriptExhaustedError,
-    SubtaskBudgetError,
-    ToolError,
-    VoteError,
-)
-from plait.executors import (
-    Backend,
-    backend_for,
-    Choice,
-    Completion,
-    FlakyBackend,
-    FunctionBackend,
-    Grammar,
-    JsonSchema,
-    Message,
-    model_path,
-    OpenAIBackend,
-    pull_model,
-    Regex,
-    Request,
-    Sample,
-    SamplingParams,
-    ScriptedBackend,
-    TokenLogprob,
-    Tool,
-    tool,
-    ToolFailure,
-    ToolRegistry,
-    ToolRunner,
-    VLLMBackend,
-)
+from plait._deprecation import moved_names as _moved_names
 from plait.durable import (
-    BatchItem,
-    BatchResult,
     Checkpointer,
     MemoryCheckpointer,
     PostgresCheckpointer,
@@ -69,140 +23,96 @@ from plait.durable import (
     run_batch_sync,
     SQLiteCheckpointer,
 )
+from plait.errors import (
+    BackendError,
+    BudgetExceededError,
+    CheckpointError,
+    CheckpointMismatchError,
+    ConfigError,
+    DeadlineExceededError,
+    GraphValidationError,
+    InputValidationError,
+    NodeFailedError,
+    NodeTimeoutError,
+    ParseError,
+    PlaitError,
+    RunCancelledError,
+    RunError,
+)
+from plait.executors import (
+    Backend,
+    backend_for,
+    Completion,
+    FunctionBackend,
+    JsonSchema,
+    Message,
+    OpenAIBackend,
+    Request,
+    SamplingParams,
+    ScriptedBackend,
+    tool,
+    VLLMBackend,
+)
 from plait.orchestrator import (
-    Custom,
     Event,
-    FunctionNode,
     Graph,
-    GraphNode,
-    JsonlTrace,
-    LoopIteration,
     Node,
-    NodeCancelled,
-    NodeFailed,
-    NodeFinished,
     NodeRecord,
-    NodeRetried,
-    NodeSkipped,
-    NodeStarted,
-    Param,
     read_trace,
     RetryPolicy,
-    RichProgress,
     Route,
     Run,
     RunContext,
-    RunFinished,
     RunResult,
-    RunStarted,
-    Signature,
-    ThreadAbandoned,
-    TokensUsed,
     TokenUsage,
 )
-from plait.planners import (
-    Aggregator,
-    BestOfN,
-    Candidate,
-    ChainStep,
-    ChoiceParser,
-    Decision,
-    EarlyStop,
-    execute_plan,
-    FanOut,
-    LLM_TOOL,
-    LLMJudge,
-    LogprobWeighted,
-    Majority,
-    ModelParser,
-    NumberParser,
-    parse_json_plan,
-    parse_text_plan,
-    Parser,
-    Plan,
-    plan_and_execute_graph,
-    plan_json_schema,
-    plan_problems,
-    PlanAndExecute,
-    Planner,
-    PlanOutcome,
-    PlanStep,
-    Quorum,
-    ReAct,
-    ReActOutcome,
-    ReActStep,
-    Ref,
-    RegexParser,
-    SubtaskSpec,
-    SubtaskTree,
-    TaskRecord,
-    TaskReply,
-    Template,
-    TextParser,
-    tree_call_key,
-    tree_script,
-    TreeResult,
-    TreeStats,
-    VoteResult,
-)
-from plait.solvers import (
-    AllDifferent,
-    AnyOf,
-    Compare,
-    Conflict,
-    CSP,
-    CSPResult,
-    Explain,
-    Expr,
-    Expression,
-    find_conflict,
-    FewShot,
-    Formulate,
-    Formulation,
-    Implies,
-    IntRange,
-    parse_expr,
-    Proposal,
-    ProposeAndRetract,
-    Retraction,
-    solve,
-    solve_async,
-    SolveCSP,
-    Sum,
-    Table,
-    Variable,
-)
+from plait.planners import ChainStep, FanOut, PlanAndExecute, ReAct, SubtaskTree
+from plait.solvers import CSP, Explain, Formulate, ProposeAndRetract, solve, SolveCSP
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "errors",
-    # graph model, runtime and observability (plait.orchestrator)
-    "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "Route", "RetryPolicy", "RunContext", "Run",
-    "RunResult", "NodeRecord", "TokenUsage", "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished",
-    "NodeFailed", "NodeRetried", "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
-    "Custom", "JsonlTrace", "RichProgress", "read_trace",
-    # LLM backends, model registry and tools (plait.executors)
-    "Backend", "ScriptedBackend", "FunctionBackend", "Request", "Message", "SamplingParams", "Completion", "Sample",
-    "TokenLogprob", "JsonSchema", "Regex", "Choice", "Grammar", "VLLMBackend", "OpenAIBackend", "backend_for",
-    "model_path", "pull_model", "Tool", "ToolFailure", "ToolRegistry", "ToolRunner", "tool", "FlakyBackend",
-    # durable runs: checkpoints, resume, replay, batches (plait.durable)
-    "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer", "run_batch", "run_batch_sync", "BatchResult", "BatchItem",
-    # reasoning nodes: chains, votes, subtask trees, plans, ReAct (plait.planners)
-    "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
-    "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
-    "plan_json_schema", "ChainStep", "Template", "Parser", "TextParser", "RegexParser", "NumberParser",
-    "ChoiceParser", "ModelParser", "FanOut", "VoteResult", "Candidate", "Decision", "Aggregator", "Majority",
-    "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum", "LLMJudge", "SubtaskTree", "TreeResult", "TreeStats",
-    "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
+    # graphs, runs and their results (plait.orchestrator)
+    "Graph", "Node", "Route", "RetryPolicy", "RunContext", "Run", "RunResult", "NodeRecord", "TokenUsage", "Event",
+    "read_trace",
+    # LLM backends and tools (plait.executors)
+    "Backend", "Request", "Message", "SamplingParams", "Completion", "JsonSchema", "ScriptedBackend",
+    "FunctionBackend", "VLLMBackend", "OpenAIBackend", "backend_for", "tool",
+    # durable runs (plait.durable)
+    "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
+    # reasoning nodes (plait.planners)
+    "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
     # constraint solving (plait.solvers)
-    "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
-    "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP", "Formulate", "Formulation", "Explain", "FewShot",
-    "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
-    # errors (the tree is drawn in plait/errors.py)
-    "PlaitError", "GraphError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError",
-    "NodeTimeoutError", "LoopLimitError", "BudgetExceededError", "DeadlineExceededError", "RunCancelledError",
-    "BackendError", "ScriptExhaustedError", "ParseError", "ModelError", "ConstraintSyntaxError", "PlanError",
-    "ToolError", "VoteError", "SubtaskBudgetError", "CheckpointError", "CheckpointMismatchError", "ReplayMissError", "ConfigError",
+    "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
+    # the errors a run raises (the whole tree: plait.errors)
+    "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",
+    "BudgetExceededError", "DeadlineExceededError", "RunCancelledError", "BackendError", "ParseError",
+    "CheckpointError", "CheckpointMismatchError", "ConfigError",
 ]
+
+# Names that left the top level: `plait.X` and `from plait import X` still work for one release, with a
+# DeprecationWarning naming the new import path.
+_MOVED = {
+    "plait.orchestrator": "GraphNode FunctionNode Param Signature RunStarted RunFinished NodeStarted NodeFinished "
+                          "NodeFailed NodeRetried NodeSkipped NodeCancelled TokensUsed LoopIteration ThreadAbandoned "
+                          "Custom JsonlTrace RichProgress",
+    "plait.executors": "Sample TokenLogprob Regex Choice Grammar model_path pull_model Tool ToolFailure ToolRegistry "
+                       "ToolRunner FlakyBackend",
+    "plait.durable": "BatchResult BatchItem",
+    "plait.planners": "Plan PlanStep Ref LLM_TOOL Planner plan_and_execute_graph ReActStep execute_plan "
+                      "parse_json_plan parse_text_plan plan_problems plan_json_schema Template Parser TextParser "
+                      "RegexParser NumberParser ChoiceParser ModelParser VoteResult Candidate Decision Aggregator "
+                      "Majority LogprobWeighted BestOfN EarlyStop Quorum LLMJudge TreeResult TreeStats TaskRecord "
+                      "TaskReply SubtaskSpec tree_script tree_call_key",
+    "plait.solvers": "Variable IntRange AllDifferent Compare Expression Sum Table Implies AnyOf Expr parse_expr "
+                     "CSPResult solve_async Formulation FewShot Proposal Retraction Conflict find_conflict",
+    "plait.errors": "GraphError LoopLimitError ScriptExhaustedError ModelError ConstraintSyntaxError PlanError "
+                    "ToolError VoteError SubtaskBudgetError ReplayMissError",
+}
+__getattr__ = _moved_names(__name__, {
+    **{name: f"{home}.{name}" for home, names in _MOVED.items() for name in names.split()},
+    "PlanOutcome": "plait.planners.PlanResult",
+    "ReActOutcome": "plait.planners.ReActResult",
+})

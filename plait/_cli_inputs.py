@@ -79,11 +79,12 @@ def _import(name: str) -> Any:
         spec = importlib.util.spec_from_file_location(f"_plait_target_{path.stem}", path)
         if spec is None or spec.loader is None:
             raise UsageError(f"cannot import {name!r}: not a Python file")
+        loader = spec.loader
 
         def load() -> Any:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            loader.exec_module(module)
             return module
     else:
         if os.getcwd() not in sys.path:

@@ -242,7 +242,7 @@ async def _interruptible(args: argparse.Namespace) -> int:
     return outcome["rc"]
 
 
-def _reportable(exc: Exception) -> Exception:
+def _reportable(exc: Exception) -> BaseException:
     """The error to report for ``exc``: a closed stdout anywhere in an exception group, or a group's only error."""
     if not isinstance(exc, ExceptionGroup):
         return exc

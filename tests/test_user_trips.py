@@ -16,10 +16,8 @@ from plait import (
     CheckpointMismatchError,
     ConfigError,
     Graph,
-    GraphError,
     GraphValidationError,
     InputValidationError,
-    LoopLimitError,
     NodeFailedError,
     NodeTimeoutError,
     ParseError,
@@ -28,17 +26,15 @@ from plait import (
     Route,
     RetryPolicy,
     RunContext,
-    Sample,
     SamplingParams,
     ScriptedBackend,
-    ScriptExhaustedError,
-    SubtaskBudgetError,
-    VoteError,
     read_trace,
     run_batch,
     run_batch_sync,
 )
 from plait.cli import main as cli_main
+from plait.errors import GraphError, LoopLimitError, ScriptExhaustedError, SubtaskBudgetError, VoteError
+from plait.executors import Sample
 from plait.planners import BestOfN, ChainStep, FanOut, LLMJudge, NumberParser, Quorum
 
 

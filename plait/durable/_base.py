@@ -223,6 +223,6 @@ def decode_group(text: Any, where: str) -> list[StoredNode]:
                 and all(isinstance(entry[i], int) and not isinstance(entry[i], bool) for i in _INTS)
                 and isinstance(entry[7], (int, float)) and not isinstance(entry[7], bool)):
             raise _malformed(where, "a node record that is not [key, hash, outcome, 4 counts, seconds, attempts]")
-        nodes.append(StoredNode(entry[0], _unpack(entry[1], where), _unpack(entry[2], where), *entry[3:7],
-                                float(entry[7]), entry[8]))
+        nodes.append(StoredNode(entry[0], _unpack(entry[1], where), _unpack(entry[2], where), entry[3], entry[4],
+                                entry[5], entry[6], float(entry[7]), entry[8]))
     return nodes

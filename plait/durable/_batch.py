@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic_core import to_jsonable_python
@@ -35,6 +35,10 @@ from plait.durable._store import open_store
 from plait.errors import CheckpointMismatchError, ConfigError, PlaitError, RunError
 from plait.orchestrator._runtime import Run
 from plait.orchestrator._sync import call_sync
+
+if TYPE_CHECKING:
+    from plait.executors._base import Backend
+    from plait.orchestrator._graph import Graph
 
 __all__ = ["run_batch", "run_batch_sync", "BatchItem", "BatchResult", "InvalidInput"]
 
@@ -93,7 +97,7 @@ class BatchResult:
                 f"({self.resumed} finished earlier); {rate:.1f} inputs/s over {self.duration:.2f}s")
 
 
-async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, concurrency: int = 4,
+async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | None = None, concurrency: int = 4,
                     checkpoint: Checkpointer | str | Path | None = None, batch_id: str = "batch",
                     output: str | Path | None = None, id_field: str | None = None, progress: bool = False,
                     retry_failed: bool = False, on_item: Callable[[BatchItem], None] | None = None,
@@ -127,16 +131,16 @@ async def run_batch(graph: Any, inputs: Iterable[Any], *, backend: Any = None, c
         batch = _Batch(graph, items, store, batch_id, id_field, retry_failed, lease, backend, run_options)
         return await batch.run(concurrency, output, progress, on_item, force)
     finally:
-        if owned:
+        if owned and store is not None:
             store.close()
 
 
-def run_batch_sync(graph: Any, inputs: Iterable[Any], **options: Any) -> BatchResult:
+def run_batch_sync(graph: Graph, inputs: Iterable[Any], **options: Any) -> BatchResult:
     """:func:`run_batch` for synchronous code: a script, or a notebook cell (whose loop is already running)."""
     return call_sync(run_batch, graph, inputs, **options)
 
 
-def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[Any, Any]:
+def _split(value: Any, index: int, id_field: str | None, graph: Graph) -> tuple[Any, Any]:
     """The input's id and what the graph receives."""
     if id_field is None or not isinstance(value, dict) or id_field not in value:
         return index, value
@@ -149,8 +153,8 @@ def _split(value: Any, index: int, id_field: str | None, graph: Any) -> tuple[An
 class _Batch:
     """One worker's view of a batch: which inputs are done, which to take, and running them."""
 
-    def __init__(self, graph: Any, items: list[Any], store: Checkpointer | None, batch_id: str,
-                 id_field: str | None, retry_failed: bool, lease: float, backend: Any, run_options: dict):
+    def __init__(self, graph: Graph, items: list[Any], store: Checkpointer | None, batch_id: str,
+                 id_field: str | None, retry_failed: bool, lease: float, backend: Backend | None, run_options: dict):
         from plait.orchestrator._journal import fingerprint
 
         self.graph, self.items, self.store, self.batch_id = graph, items, store, batch_id
@@ -217,7 +221,10 @@ class _Batch:
 
     def _finished_earlier(self, force: bool) -> None:
         """Refuse a checkpoint of another graph (or drop its runs, ``force``); take over finished inputs."""
-        stored = {run.run_id: run for run in self.store.list_runs(f"{self.batch_id}/")}
+        store = self.store
+        if store is None:
+            return
+        stored = {run.run_id: run for run in store.list_runs(f"{self.batch_id}/")}
         foreign = [run for run in stored.values() if not self._ours(run)]
         if foreign and not force:
             run = foreign[0]
@@ -227,20 +234,21 @@ class _Batch:
                 "types); use another batch_id=, or force=True to drop its old results")
         for run in foreign:
             log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
-            self.store.delete_run(run.run_id)
+            store.delete_run(run.run_id)
             del stored[run.run_id]
         for i in range(len(self.items)):
-            run = stored.get(f"{self.batch_id}/{i}")
-            if run is not None:
-                self.results[i] = self._finished(i, run, at_start=True)
+            earlier = stored.get(f"{self.batch_id}/{i}")
+            if earlier is not None:
+                self.results[i] = self._finished(i, earlier, at_start=True)
 
     def _ours(self, run: StoredRun) -> bool:
         return run.graph == self.graph.name and run.fingerprint == self.fingerprint
 
     def _finished(self, i: int, stored: StoredRun | None, *, at_start: bool = False) -> BatchItem | None:
         """Input ``i``'s recorded result, if its run finished (and is not a failure to retry) for this input."""
-        value = self.items[i]
-        if stored is None or not stored.finished or isinstance(value, InvalidInput) or not self._ours(stored):
+        value, store = self.items[i], self.store
+        if (store is None or stored is None or not stored.finished or isinstance(value, InvalidInput)
+                or not self._ours(stored)):
             return None
         if stored.status == "failed" and self.retry_failed:
             if at_start:
@@ -260,7 +268,7 @@ class _Batch:
             output = load_json(stored.output, f"recorded output of run {stored.run_id!r}")
         except PlaitError:
             return None
-        tokens = sum(n.prompt_tokens + n.completion_tokens for n in self.store.load_nodes(stored.run_id).values())
+        tokens = sum(n.prompt_tokens + n.completion_tokens for n in store.load_nodes(stored.run_id).values())
         return BatchItem(i, ident, stored.status, output, stored.error, 0, tokens, resumed=True)
 
     async def _attempt(self, i: int) -> BatchItem | None:

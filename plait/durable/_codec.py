@@ -101,10 +101,10 @@ def _outcome_model(annotation: Any, what: str) -> type[_Outcome]:
     try:
         model = _OUTCOMES.get(annotation)
         if model is None:
-            model = _OUTCOMES[annotation] = _Outcome[annotation]  # type: ignore[valid-type]
+            model = _OUTCOMES[annotation] = _Outcome[annotation]
         return model
     except TypeError:  # an unhashable annotation
-        return _Outcome[annotation]  # type: ignore[valid-type]
+        return _Outcome[annotation]
     except Exception as exc:
         raise CheckpointError(f"{what} is declared as {_type_name(annotation)}, which pydantic cannot load "
                               f"({_first_line(exc)}); declare a pydantic-compatible type") from None
@@ -138,7 +138,7 @@ def dump_outcome(outcome: Any, annotation: Any, what: str) -> bytes:
     return data
 
 
-def load_outcome(data: bytes, annotation: Any, what: str) -> Any:
+def load_outcome(data: bytes | str, annotation: Any, what: str) -> Any:
     """The outcome stored by :func:`dump_outcome` (a Route names its target by string or key)."""
     try:
         back = _outcome_model(annotation, what).model_validate_json(data)
@@ -159,7 +159,7 @@ def dump_value(value: Any, annotation: Any, what: str, fix: str = _NODE_FIX) -> 
     return data
 
 
-def load_value(data: bytes, annotation: Any, what: str) -> Any:
+def load_value(data: bytes | str, annotation: Any, what: str) -> Any:
     """A value stored by :func:`dump_value`, validated as ``annotation``."""
     try:
         adapter = _ADAPTERS.get(annotation)
@@ -184,7 +184,7 @@ def dump_inputs(params: dict[str, Param], inputs: dict[str, Any], what: str) -> 
     return b"{" + b",".join(parts) + b"}"
 
 
-def load_inputs(params: dict[str, Param], data: bytes, what: str) -> dict[str, Any]:
+def load_inputs(params: dict[str, Param], data: bytes | str, what: str) -> dict[str, Any]:
     """Inputs stored by :func:`dump_inputs`, each validated with its parameter's type."""
     raw = load_json(data, what)
     if not isinstance(raw, dict) or not set(raw) <= set(params):
@@ -193,7 +193,7 @@ def load_inputs(params: dict[str, Param], data: bytes, what: str) -> dict[str, A
     return {name: load_value(to_json(v), params[name].annotation, f"{what} {name!r}") for name, v in raw.items()}
 
 
-def load_json(data: bytes | None, what: str) -> Any:
+def load_json(data: bytes | str | None, what: str) -> Any:
     """Plain JSON (None stays None)."""
     if data is None:
         return None
@@ -203,7 +203,7 @@ def load_json(data: bytes | None, what: str) -> Any:
         raise CheckpointError(f"{what} in the checkpoint is not JSON: {_first_line(exc)}{_FOREIGN}") from None
 
 
-def load_record(data: bytes, model: type[M], what: str) -> M:
+def load_record(data: bytes | str, model: type[M], what: str) -> M:
     """A record of a known shape, validated by ``model``."""
     try:
         return model.model_validate_json(data)

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 
@@ -30,10 +30,13 @@ from plait.executors._base import Backend
 from plait.orchestrator._journal import Restored, fingerprint
 from plait.orchestrator._node import Node
 
+if TYPE_CHECKING:
+    from plait.orchestrator._graph import Graph, _CompiledGraph
+
 __all__ = ["StoreJournal", "open_journal"]
 
 
-def open_journal(graph: Any, plan: Any, checkpoint: Any, *, run_id: str | None, replay: bool,
+def open_journal(graph: Graph, plan: _CompiledGraph, checkpoint: Any, *, run_id: str | None, replay: bool,
                  cache: bool) -> StoreJournal:
     """The opener ``plait.durable`` registers with the orchestrator: ``checkpoint`` is a Checkpointer or a path."""
     return StoreJournal(graph, plan, checkpoint, run_id=run_id, replay=replay, cache=cache)
@@ -42,7 +45,8 @@ def open_journal(graph: Any, plan: Any, checkpoint: Any, *, run_id: str | None, 
 class StoreJournal:
     """One run's journal over a :class:`Checkpointer` (see the module docstring)."""
 
-    def __init__(self, graph: Any, plan: Any, checkpoint: Any, *, run_id: str | None, replay: bool, cache: bool):
+    def __init__(self, graph: Graph, plan: _CompiledGraph, checkpoint: Any, *, run_id: str | None, replay: bool,
+                 cache: bool):
         if replay and not run_id:
             raise ConfigError("replay=True needs run_id= of a recorded run")
         self.store, self.owned = open_store(checkpoint)
@@ -83,6 +87,7 @@ class StoreJournal:
                     f"run {self.run_id!r} in the checkpoint was started with a different input; resume it with "
                     "the same input (or none, to reuse the recorded one), or use a new run_id=")
             if self.replay:
+                assert self.stored is not None, "__init__ refuses to replay a run the checkpoint lacks"
                 return RecordingBackend(None, self.store, self.stored.model, self.run_id)
             identity = "" if backend is None else backend.identity
             created = self.stored.created if self.stored else 0.0
@@ -99,6 +104,9 @@ class StoreJournal:
             if not self.replay:
                 self.store.flush()
                 run = self.store.get_run(self.run_id)
+                if run is None:
+                    raise CheckpointError(f"run {self.run_id!r} was deleted from the checkpoint while it ran "
+                                          "(another worker forced the batch?); start it again")
                 try:
                     out: bytes | None = to_json(output)
                 except Exception:  # the run's output is for reports only: nodes were checked at commit

@@ -175,8 +175,8 @@ class PostgresCheckpointer(Checkpointer):
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM plait_runs WHERE run_id = %s", (run_id,))
         return self._run(rows[0]) if rows else None
 
-    def _run(self, row: tuple) -> StoredRun:
-        row = list(row)
+    def _run(self, columns: tuple) -> StoredRun:
+        row = list(columns)
         row[3], row[6] = _untag(row[3], self._where, "a run input"), _untag(row[6], self._where, "a run output")
         return checked_run(row, self._where)
 

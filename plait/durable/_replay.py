@@ -12,7 +12,7 @@ gets the same samples (give a new ``seed``, or ``cache=False``, for fresh ones).
 The backend's capabilities (structured outputs, logprobs, streaming, token
 counting) are recorded too, so a replay (``inner`` None) reports what the
 recorded backend reported, nodes send the same requests, and every request is
-answered from the records or raises :class:`~plait.ReplayMissError`.
+answered from the records or raises :class:`~plait.errors.ReplayMissError`.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class RecordingBackend(Backend):
                                    cached_tokens=max(completion.cached_tokens, 0), model=completion.model)
             self.store.put_record(key, record.model_dump_json().encode())
 
-    def _assemble(self, blobs: list[bytes | None], request: Request) -> Completion:
+    def _assemble(self, blobs: list[bytes | str | None], request: Request) -> Completion:
         what = f"a recorded response for node {request.tag!r}"
         records = [load_record(b, _SampleRecord, what) for b in blobs if b is not None]
         first = records[0]

@@ -95,7 +95,7 @@ class SQLiteCheckpointer(Checkpointer):
         pause = 0.005
         while True:
             try:
-                self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+                self._connected().execute("PRAGMA journal_mode=WAL").fetchone()
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() + pause > deadline:
@@ -129,15 +129,21 @@ class SQLiteCheckpointer(Checkpointer):
             raise CheckpointError(f"cannot create {self._where}: directory {str(folder)!r} is read-only")
         return existed
 
+    def _connected(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise CheckpointError(f"{self._where} is closed")
+        return self._db
+
     def _create_schema(self) -> None:
+        db = self._connected()
         for name, columns in _TABLES.items():
-            self._db.execute(f"CREATE TABLE {name} ({columns})")
-        self._db.execute("CREATE INDEX node_groups_by_run ON node_groups (run_id, seq)")
-        self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute(f"CREATE TABLE {name} ({columns})")
+        db.execute("CREATE INDEX node_groups_by_run ON node_groups (run_id, seq)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _check_schema(self) -> bool:
         """False for a database without tables (new, or being created by another process); else check it."""
-        db = self._db
+        db = self._connected()
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
             return False
@@ -184,7 +190,7 @@ class SQLiteCheckpointer(Checkpointer):
             if db is None:
                 raise CheckpointError(f"{self._where} is closed")
             try:
-                if not write and not self._pending:
+                if sql is not None and not write and not self._pending:
                     cursor = db.execute(sql, args)
                     return cursor.fetchall(), cursor.rowcount
                 db.execute("BEGIN IMMEDIATE")

@@ -95,7 +95,7 @@ def open_store(checkpoint: Checkpointer | str | Path) -> tuple[Checkpointer, boo
     if is_url(checkpoint):
         from plait.durable._postgres import PostgresCheckpointer
 
-        return PostgresCheckpointer(checkpoint), True
+        return PostgresCheckpointer(str(checkpoint)), True
     if not isinstance(checkpoint, (str, Path)):
         raise ConfigError(f"checkpoint= takes a Checkpointer, a file path or a postgresql:// URL, "
                           f"not {type(checkpoint).__name__}")

@@ -147,11 +147,14 @@ class TokenLogprob(_Frozen):
     top: dict[str, float] = {}
 
 
+FinishReason = Literal["stop", "length", "abort", "error"]
+
+
 class Sample(_Frozen):
     """One of the ``n`` samples of a completion."""
 
     text: str
-    finish_reason: Literal["stop", "length", "abort", "error"] = "stop"
+    finish_reason: FinishReason = "stop"
     completion_tokens: int = 0
     cumulative_logprob: float | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None

@@ -171,7 +171,7 @@ def build_tiny_random(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> None
         dtype="bfloat16",
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]  # transformers types to() wrongly
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     for extra in ("chat_template.jinja",):

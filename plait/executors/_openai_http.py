@@ -92,7 +92,8 @@ async def read_events(response: Any, on_data: Callable[[bytes], Awaitable[None]]
     limit runs from one data event to the next: comments (keep-alives) and
     other fields do not reset it, so a server sending only keep-alives stops.
     """
-    body, buffer, data, events = _Body(response), bytearray(), [], 0
+    body, buffer, events = _Body(response), bytearray(), 0
+    data: list[bytearray] = []  # the data lines of the event being read
     idle = f"sent no event for {idle_timeout:g}s (idle_timeout; keep-alive comments do not count)"
     last_event = anyio.current_time()
     try:

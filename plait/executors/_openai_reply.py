@@ -18,12 +18,13 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plait.executors._base import Completion, Sample, TokenLogprob
+from plait.executors._base import Completion, FinishReason, Sample, TokenLogprob
 from plait.executors._openai_http import ReplyError, error_text, snippet
 
 __all__ = ["parse_reply", "parse_models", "StreamAccumulator"]
 
-_FINISH = {"stop": "stop", "length": "length", "abort": "abort", "tool_calls": "stop", "content_filter": "stop"}
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort", "tool_calls": "stop",
+                                    "content_filter": "stop"}
 _MAX_COUNT = 2**31 - 1  # a token count beyond this is absurd, whatever a server claims
 _Count = Annotated[int, Field(ge=0, le=_MAX_COUNT)]
 

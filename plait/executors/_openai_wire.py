@@ -34,7 +34,7 @@ def request_body(request: Request, model: str, *, stream: bool = False) -> dict[
         "top_p": p.top_p,
         "return_token_ids": True,
     }
-    if request.is_chat:
+    if not isinstance(request.prompt, str):  # chat messages
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.prompt]
         if p.logprobs is not None:
             body["logprobs"] = True

@@ -87,7 +87,7 @@ class FunctionBackend(Backend):
         self._latency = latency
         self._token_latency = token_latency
         self._cache = _PrefixCache() if prefix_cache else None
-        self.model = model
+        self.model: str = model
         self.requests: list[Request] = []
         self.batches: list[list[Request]] = []
 
@@ -185,7 +185,6 @@ class FunctionBackend(Backend):
         return len(self._spans(request.prompt_text()))
 
     def _sample(self, request: Request, text: str) -> Sample:
-        finish = "stop"
         floor = 0
         if request.params.min_tokens:
             floor = _nth_token_end(self._spans(text), request.params.min_tokens, len(text))
@@ -196,10 +195,9 @@ class FunctionBackend(Backend):
         spans = self._spans(text)
         if len(spans) > request.params.max_tokens:
             # Keep the text a real engine would have produced up to max_tokens.
-            finish = "length"
             text = text[: _nth_token_end(spans, request.params.max_tokens, len(text))]
-            return Sample(text=text, finish_reason=finish, completion_tokens=request.params.max_tokens)
-        return Sample(text=text, finish_reason=finish, completion_tokens=len(spans))
+            return Sample(text=text, finish_reason="length", completion_tokens=request.params.max_tokens)
+        return Sample(text=text, finish_reason="stop", completion_tokens=len(spans))
 
 
 async def _call(fn: Callable[[str], Any], chunk: str) -> None:

@@ -5,7 +5,7 @@ docstring and derives what a planner needs: a pydantic model of the
 arguments (for validation and for the JSON schema of structured plans) and a
 one-paragraph description. A :class:`ToolRegistry` holds the tools a node may
 use. Running them (timeouts, retries, limits, cache) is
-:class:`~plait.ToolRunner`'s job.
+:class:`~plait.executors.ToolRunner`'s job.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Tool:
         if not callable(fn):
             raise ToolError(f"a tool must wrap a function, got {fn!r}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "")
+        self.name: str = name if name else str(getattr(fn, "__name__", ""))
         if not self.name.isidentifier() or self.name.lower() == "llm":
             raise ToolError(f"tool name {self.name!r} must be an identifier other than 'llm' (reserved); pass name=...")
         if timeout is not None and timeout <= 0:
@@ -86,7 +86,7 @@ class Tool:
         """The argument a bare text input (``Tool[some text]``) goes to: the first required one."""
         fields = self.args_model.model_fields
         required = [n for n, f in fields.items() if f.is_required()]
-        return (required or list(fields) or [None])[0]
+        return next(iter(required or fields), None)
 
     def validate_args(self, args: dict[str, Any]) -> dict[str, Any]:
         """Validated and coerced arguments; raise pydantic's ValidationError when they do not fit."""

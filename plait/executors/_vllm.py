@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from plait.errors import BackendError
-from plait.executors._base import Backend, Completion, Request, Sample, TokenLogprob
+from plait.executors._base import Backend, Completion, FinishReason, Request, Sample, TokenLogprob
 from plait.executors._constraints import check_request_constraint, vllm_structured_fields
 from plait.executors._vllm_engine import SharedEngine, acquire_engine, cpu_engine_defaults, release_engine
 
@@ -38,7 +38,7 @@ DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {
     "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
 }
 
-_FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort"}
 
 
 class VLLMBackend(Backend):
@@ -66,7 +66,7 @@ class VLLMBackend(Backend):
         max_model_len: int | None = None,
         engine_options: Mapping[str, Any] | None = None,
     ):
-        self.model = model
+        self.model: str = model
         self.timeout = timeout
         options = {**DEFAULT_ENGINE_OPTIONS, **(engine_options or {})}
         if max_model_len is not None:

@@ -23,7 +23,7 @@ class RunContext:
 
     Call the LLM through :meth:`generate` rather than the backend directly: it
     enforces the run's token budget, counts tokens per node and emits
-    :class:`~plait.TokensUsed` events.
+    :class:`~plait.orchestrator.TokensUsed` events.
     """
 
     __slots__ = ("_state", "node", "iteration", "tokens", "_lane", "_activation", "_interrupts")
@@ -74,7 +74,7 @@ class RunContext:
     async def generate(self, request: Request | list[Request]) -> Completion | list[Completion]:
         """Send one request (or a batch) to the run's backend, within the token budget."""
         single = isinstance(request, Request)
-        batch = [request] if single else list(request)
+        batch: list[Request] = [request] if isinstance(request, Request) else list(request)
         self.check_budget()
         batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
         need = await self._reserve(batch)
@@ -144,7 +144,7 @@ class RunContext:
         return await interrupt(self, question, returns)
 
     def emit(self, name: str, **data: Any) -> None:
-        """Emit a :class:`~plait.Custom` event (votes, retractions, plan steps...)."""
+        """Emit a :class:`~plait.orchestrator.Custom` event (votes, retractions, plan steps...)."""
         _not_in_worker_thread("emit", self.node)
         self._state.emit(Custom, node=self.node, name=name, data=data)
 

@@ -9,9 +9,11 @@ JSON-ready dict (used by the JSONL trace).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from pydantic_core import to_jsonable_python
+
+_E = TypeVar("_E")
 
 __all__ = [
     "Event",
@@ -29,7 +31,11 @@ __all__ = [
     "Custom",
 ]
 
-_event = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def _event(cls: type[_E]) -> type[_E]:
+    """Events are frozen, slotted, keyword-only dataclasses."""
+    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
 
 
 @_event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from plait.orchestrator._graph import _Plan
+from plait.orchestrator._graph import _CompiledGraph
 
 __all__ = ["to_mermaid", "to_dot"]
 
@@ -13,7 +13,7 @@ def _id(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-def _label(plan: _Plan, e) -> str:
+def _label(plan: _CompiledGraph, e) -> str:
     parts = []
     if e.kind == "map":
         parts.append("map")
@@ -26,7 +26,7 @@ def _label(plan: _Plan, e) -> str:
     return " ".join(parts)
 
 
-def to_mermaid(plan: _Plan) -> str:
+def to_mermaid(plan: _CompiledGraph) -> str:
     lines = ["flowchart TD"]
     for name, node in plan.nodes.items():
         shape = ("{{", "}}") if name in plan.routed else ("[[", "]]") if name in plan.mapped else ("[", "]")
@@ -39,7 +39,7 @@ def to_mermaid(plan: _Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dot(plan: _Plan) -> str:
+def to_dot(plan: _CompiledGraph) -> str:
     lines = [f'digraph "{plan.name}" {{', "    rankdir=TB;", "    node [shape=box];"]
     for name in plan.nodes:
         shape = "diamond" if name in plan.routed else "box3d" if name in plan.mapped else "box"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
@@ -18,6 +19,7 @@ from plait.errors import GraphError, GraphValidationError
 from plait.orchestrator._node import FunctionNode, Node, Param, Signature
 
 if TYPE_CHECKING:
+    from plait.orchestrator._context import RunContext
     from plait.orchestrator._record import RunResult
     from plait.orchestrator._runtime import Run
 
@@ -55,7 +57,7 @@ class Edge:
 
 
 @dataclasses.dataclass
-class _Plan:
+class _CompiledGraph:
     """A validated graph, laid out for the runtime."""
 
     name: str
@@ -103,7 +105,7 @@ class Graph:
         self._route_by: dict[str, Callable[[Any], Any] | None] = {}
         self._entries: list[NodeRef] = []
         self._output: NodeRef | None = None
-        self._plan: _Plan | None = None
+        self._compiled: _CompiledGraph | None = None
 
     # -- adding nodes ------------------------------------------------------
     def add(self, item: Node | Graph | Callable[..., Any], *, name: str | None = None, **policy: Any) -> Node:
@@ -132,7 +134,7 @@ class Graph:
         if "/" in node.name or "[" in node.name:
             raise GraphError(f"node name {node.name!r} may not contain '/' or '['")
         self._nodes[node.name] = node
-        self._plan = None
+        self._compiled = None
         return node
 
     def node(self, fn: Callable[..., Any] | None = None, /, **options: Any):
@@ -163,7 +165,7 @@ class Graph:
 
     def _wire(self, edge: _Edge) -> Graph:
         self._edges.append(dataclasses.replace(edge, src=self._ref(edge.src), dst=self._ref(edge.dst)))
-        self._plan = None
+        self._compiled = None
         return self
 
     def edge(self, src: NodeRef, dst: NodeRef, *, param: str | None = None) -> Graph:
@@ -229,8 +231,8 @@ class Graph:
         ``Route(exit, value)`` to leave. ``max_iterations`` counts loop-backs,
         not body runs: with ``max_iterations=3`` the body runs at most 4 times
         (the first run, then 3 more). When ``src`` routes back once more,
-        ``on_limit`` decides: ``"raise"`` (:class:`~plait.LoopLimitError`) or
-        ``"exit"`` (the value goes to ``exit``).
+        ``on_limit`` decides: ``"raise"`` (:class:`~plait.errors.LoopLimitError`)
+        or ``"exit"`` (the value goes to ``exit``).
         """
         if not isinstance(max_iterations, int) or max_iterations < 1:
             raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: max_iterations must be an int >= 1")
@@ -253,13 +255,13 @@ class Graph:
     def start(self, *nodes: NodeRef) -> Graph:
         """Declare the entry nodes explicitly; any node not reachable from them is then an error."""
         self._entries.extend(self._ref(n) for n in nodes)
-        self._plan = None
+        self._compiled = None
         return self
 
     def output(self, node: NodeRef) -> Graph:
         """Declare which node's output is the run's output (default: the single sink, or a dict of sinks)."""
         self._output = self._ref(node)
-        self._plan = None
+        self._compiled = None
         return self
 
     # -- validation ----------------------------------------------------------
@@ -267,12 +269,12 @@ class Graph:
         """Check the whole graph and return it as a networkx DiGraph; raise GraphValidationError listing every problem."""
         return self._compile().digraph
 
-    def _compile(self) -> _Plan:
-        if self._plan is None:
+    def _compile(self) -> _CompiledGraph:
+        if self._compiled is None:
             from plait.orchestrator._validate import compile_graph
 
-            self._plan = compile_graph(self)
-        return self._plan
+            self._compiled = compile_graph(self)
+        return self._compiled
 
     @property
     def input_params(self) -> dict[str, Param]:
@@ -286,7 +288,7 @@ class Graph:
         if name is None:
             return dict[str, Any]
         node = plan.nodes[name]
-        return list[node.output_type] if name in plan.mapped else node.output_type
+        return GenericAlias(list, (node.output_type,)) if name in plan.mapped else node.output_type  # list[T]
 
     # -- export --------------------------------------------------------------
     def to_mermaid(self) -> str:
@@ -339,7 +341,7 @@ class GraphNode(Node):
     def signature(self) -> Signature:
         return Signature(dict(self.graph.input_params), self.graph.output_type, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         from plait.orchestrator._runtime import run_subgraph
 
         return await run_subgraph(self.graph, kwargs, ctx)

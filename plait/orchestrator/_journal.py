@@ -28,7 +28,7 @@ from plait.errors import ConfigError
 
 if TYPE_CHECKING:
     from plait.executors._base import Backend
-    from plait.orchestrator._graph import Graph, _Plan
+    from plait.orchestrator._graph import Graph, _CompiledGraph
     from plait.orchestrator._node import Node
     from plait.orchestrator._record import TokenUsage
 
@@ -49,7 +49,9 @@ class Restored(NamedTuple):
 class Journal(Protocol):
     """The durable side of one run, as the runtime sees it."""
 
-    run_id: str | None
+    @property
+    def run_id(self) -> str | None:
+        """The run's id (None without a checkpoint)."""
 
     def recorded_input(self) -> dict[str, Any] | None:
         """The input the run was first started with (typed like the graph's inputs), or None."""
@@ -77,7 +79,7 @@ class Journal(Protocol):
 class _NoJournal:
     """The journal of a run without a checkpoint: nothing is restored, recorded or kept."""
 
-    run_id = None
+    run_id: str | None = None
 
     def recorded_input(self) -> None:
         return None
@@ -112,7 +114,7 @@ def set_journal_opener(opener: JournalOpener) -> None:
     _opener[:] = [opener]
 
 
-def open_journal(graph: Graph, plan: _Plan, checkpoint: Any, run_id: str | None, replay: bool,
+def open_journal(graph: Graph, plan: _CompiledGraph, checkpoint: Any, run_id: str | None, replay: bool,
                  cache: bool) -> Journal:
     """The journal for a run with these options (:data:`NO_JOURNAL` when none of them is given)."""
     if checkpoint is None and run_id is None and not replay:

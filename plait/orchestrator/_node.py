@@ -18,12 +18,15 @@ import inspect
 import random
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import TypeAdapter
 
 from plait.errors import ConfigError, GraphError
 from plait.orchestrator._threads import run_in_thread
+
+if TYPE_CHECKING:
+    from plait.orchestrator._context import RunContext
 
 __all__ = ["Node", "FunctionNode", "RetryPolicy", "Route", "Param", "Signature", "MISSING"]
 
@@ -237,7 +240,7 @@ class Node:
             prepared = self._prepared = (self._callable(), self.is_async, self._read_signature().context_param)
         return prepared
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         """Run one attempt with already-validated inputs."""
         fn, is_async, ctx_name = self._prepare()
         if ctx_name is not None:

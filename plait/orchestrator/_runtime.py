@@ -22,7 +22,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
 
 from plait.errors import (
@@ -52,7 +54,7 @@ from plait.orchestrator._events import (
     RunFinished,
     RunStarted,
 )
-from plait.orchestrator._graph import Edge, Graph, GraphNode, _Plan
+from plait.orchestrator._graph import Edge, Graph, GraphNode, _CompiledGraph
 from plait.orchestrator._interrupts import _Interrupted, check_answers
 from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
 from plait.orchestrator._node import MISSING, Node, Route
@@ -132,7 +134,7 @@ class _RunState:
 class _Execution:
     """One execution of one graph (the run's top graph, or a subgraph inside a node)."""
 
-    def __init__(self, plan: _Plan, state: _RunState, inputs: dict[str, Any], prefix: str):
+    def __init__(self, plan: _CompiledGraph, state: _RunState, inputs: dict[str, Any], prefix: str):
         self.plan = plan
         self.state = state
         self.inputs = inputs
@@ -174,6 +176,8 @@ class _Execution:
 
     # -- scheduling -------------------------------------------------------
     async def _activate(self, name: str, kwargs: dict[str, Any]) -> None:
+        tg = self.tg
+        assert tg is not None, "activations run inside execute()'s task group"
         steps = 0
         try:
             while True:
@@ -183,7 +187,7 @@ class _Execution:
                 if not ready:
                     return
                 for other in ready[1:]:
-                    self.tg.start_soon(self._activate, *other)
+                    tg.start_soon(self._activate, *other)
                 name, kwargs = ready[0]
                 steps += 1
                 if steps % _CHECKPOINT_EVERY == 0 or self.state.cancel_requested:
@@ -191,7 +195,7 @@ class _Execution:
         except _Stop as stop:
             if self.fatal is None:
                 self.fatal = stop.error
-            self.tg.cancel_scope.cancel()
+            tg.cancel_scope.cancel()
 
     def _propagate(self, name: str, outcome: Any, ready: list) -> None:
         edges = self.plan.out_edges[name]
@@ -512,7 +516,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{first.get('msg')}{' at ' + where if where else ''}{more}"
 
 
-def bind_inputs(graph: Graph, plan: _Plan, value: Any) -> dict[str, Any]:
+def bind_inputs(graph: Graph, plan: _CompiledGraph, value: Any) -> dict[str, Any]:
     """Match the run input to the graph's input parameters, validating each one."""
     params = plan.input_params
     if value is None:
@@ -632,14 +636,14 @@ class Run:
         self.token_budget, self.trace, self.progress, self.keep_events = token_budget, trace, progress, keep_events
         self.sinks: list[Callable[[Event], None]] = (
             [] if on_event is None else list(on_event) if isinstance(on_event, list) else [on_event])
-        self.outcome: RunResult | None = None
+        self.run_result: RunResult | None = None  # the RunResult once the run has ended (result() waits for it)
         self.error: BaseException | None = None
         self._started = False
         self._done: anyio.Event | None = None
         self._execution: _Execution | None = None
         self._cancel_requested = False
-        self._tg_cm = None
-        self._receive = None
+        self._tg_cm: anyio.abc.TaskGroup | None = None
+        self._receive: MemoryObjectReceiveStream[Event] | None = None
 
     @staticmethod
     def check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -665,12 +669,12 @@ class Run:
         """Run (if not started yet) and return the result, or raise the run's RunError."""
         if not self._started:
             await self._execute()
-        elif self.outcome is None and self.error is None:
+        elif self.run_result is None and self.error is None:
             await self._done_event().wait()
         if self.error is not None:
             raise self.error
-        assert self.outcome is not None
-        return self.outcome
+        assert self.run_result is not None
+        return self.run_result
 
     def _done_event(self) -> anyio.Event:
         if self._done is None:
@@ -702,6 +706,7 @@ class Run:
 
     async def _drive(self) -> None:
         execution = self._execution
+        assert execution is not None, "_drive runs after _execute_with"
         state = execution.state
         output, status, error = None, "ok", None
         try:
@@ -728,10 +733,10 @@ class Run:
 
     def _finish(self, state: _RunState, output: Any, status: str, error: Any) -> None:
         self.journal.finish(output, status, error)
-        self.outcome = self._record(state, output, status)
+        self.run_result = self._record(state, output, status)
         state.emit(RunFinished, status=status, duration=state.now(), tokens=state.tokens.total,
                    error=None if error is None else str(error))
-        self.outcome.duration = state.now()
+        self.run_result.duration = state.now()
         if self._done is not None:
             self._done.set()
 
@@ -766,8 +771,9 @@ class Run:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self.outcome is None and self.error is None:
+        if self.run_result is None and self.error is None:
             self.cancel()
+        assert self._tg_cm is not None, "__aexit__ follows __aenter__"
         await self._tg_cm.__aexit__(*exc_info)
 
     def __aiter__(self):
@@ -787,8 +793,10 @@ class Run:
         except RuntimeError:
             raise RuntimeError("on this event loop, iterate inside `async with graph.stream(...) as run:`") from None
         task = loop.create_task(self._open_stream()())
+        receive = self._receive
+        assert receive is not None, "_open_stream opened it"
         try:
-            async for event in self._receive:
+            async for event in receive:
                 yield event
             await task
         finally:
@@ -803,6 +811,7 @@ class Run:
 
 def _first_leaf(group: BaseExceptionGroup | None) -> BaseException | None:
     """The first exception inside ``group`` (nested groups opened), or None for no group."""
-    while isinstance(group, BaseExceptionGroup):
-        group = group.exceptions[0]
-    return group
+    leaf: BaseException | None = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf

@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 __all__ = ["compatible", "element_type", "type_name"]
 
 _UNIONS = (Union, types.UnionType)
-_ABSTRACT = {list: cabc.Sequence, tuple: cabc.Sequence, set: cabc.Set, frozenset: cabc.Set, dict: cabc.Mapping}
+_ABSTRACT: dict[type, type] = {list: cabc.Sequence, tuple: cabc.Sequence, set: cabc.Set, frozenset: cabc.Set, dict: cabc.Mapping}
 
 
 def _unknown(tp: Any) -> bool:

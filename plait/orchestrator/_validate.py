@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from plait.errors import GraphValidationError
-from plait.orchestrator._graph import Edge, GraphNode, _name_of, _Plan
+from plait.orchestrator._graph import Edge, GraphNode, _name_of, _CompiledGraph
 from plait.orchestrator._node import Node, Param
 from plait.orchestrator._types import compatible, element_type, type_name
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 _MAX_LISTED_CYCLES = 5
 
 
-def compile_graph(graph: Graph) -> _Plan:
+def compile_graph(graph: Graph) -> _CompiledGraph:
     problems: list[str] = []
     nodes = graph._nodes
     if not nodes:
@@ -82,9 +83,9 @@ def compile_graph(graph: Graph) -> _Plan:
     _check_types(edges, nodes, mapped, problems)
     for e in edges:
         if e.back:
-            param = nodes[e.dst].params[e.param]
+            fed = nodes[e.dst].params[e.param]
             fed_forward = any(f.param == e.param for f in fwd_in[e.dst])
-            if param.required and not fed_forward:
+            if fed.required and not fed_forward:
                 problems.append(f"loop {e.src!r} -> {e.dst!r} feeds {e.dst}.{e.param}, which has no value on the "
                                 f"first iteration: give it a default or feed it with a forward edge too")
 
@@ -116,7 +117,7 @@ def compile_graph(graph: Graph) -> _Plan:
     sinks = [n for n in nodes if not out_edges[n]]
     if problems:
         raise GraphValidationError(graph.name, problems)
-    return _Plan(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,
+    return _CompiledGraph(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,
                  inputs, input_params, entries, loop_body, output, sinks, digraph)
 
 
@@ -144,7 +145,7 @@ def _edge_param(param: str | None, src: str, dst: Node, graph: Graph, problems: 
 def _check_types(edges: list[Edge], nodes: dict[str, Node], mapped: dict[str, str], problems: list[str]) -> None:
     for e in edges:
         src, dst = nodes[e.src], nodes[e.dst]
-        produced = list[src.output_type] if e.src in mapped else src.output_type
+        produced = GenericAlias(list, (src.output_type,)) if e.src in mapped else src.output_type  # list[T]
         expected = dst.params[e.param].annotation
         if e.kind == "map":
             item = element_type(produced)

@@ -1,5 +1,7 @@
 """Reasoning strategies that decide structure: chains, votes, subtask trees, plans."""
 
+from plait._deprecation import moved_names as _moved_names
+
 # -- chain steps, fan-out votes, subtask trees (issue 4) --
 from plait.planners._aggregators import (
     Aggregator, BestOfN, Candidate, Decision, EarlyStop, LogprobWeighted, Majority, Quorum,
@@ -19,8 +21,8 @@ from plait.planners._plan import LLM_TOOL, Plan, PlanStep, Ref
 from plait.planners._plan_check import plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
 from plait.planners._planner import Planner
-from plait.planners._react import ReAct, ReActOutcome, ReActStep
-from plait.planners._rewoo import PlanAndExecute, PlanOutcome, plan_and_execute_graph
+from plait.planners._react import ReAct, ReActResult, ReActStep
+from plait.planners._rewoo import PlanAndExecute, PlanResult, plan_and_execute_graph
 
 __all__ = [
     "ChainStep", "Template",
@@ -29,7 +31,11 @@ __all__ = [
     "EarlyStop", "Quorum", "LLMJudge",
     "SubtaskTree", "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
     # -- plan-then-execute and ReAct (issue 5) --
-    "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanOutcome", "plan_and_execute_graph",
-    "ReAct", "ReActOutcome", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
+    "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanResult", "plan_and_execute_graph",
+    "ReAct", "ReActResult", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
     "plan_json_schema",
 ]
+
+# renamed (every node's result type is a ...Result); the old names warn for one release
+__getattr__ = _moved_names(__name__, {"PlanOutcome": "plait.planners.PlanResult",
+                                     "ReActOutcome": "plait.planners.ReActResult"})

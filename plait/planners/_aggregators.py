@@ -4,7 +4,7 @@ Every aggregator groups successful samples by a normalised key
 (``normalize(value)``, identity by default), decides a winner, and breaks
 ties deterministically: among tied groups, the one whose first sample came
 earliest (lowest sample index) wins. ``quorum`` is the number of successful
-samples required; below it the fan-out raises :class:`~plait.VoteError`.
+samples required; below it the fan-out raises :class:`~plait.errors.VoteError`.
 Failed samples are always counted in the result, never dropped.
 """
 
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from plait.errors import ConfigError, VoteError
+from plait.orchestrator._context import RunContext
 
 __all__ = ["Candidate", "Decision", "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum"]
 
@@ -48,7 +49,7 @@ class Decision(BaseModel):
     agreement: float
 
 
-def _leader(groups: dict[Hashable, list[Candidate]], weights: dict[Hashable, float]) -> Hashable:
+def _leader(groups: dict[Hashable, list[Candidate]], weights: Mapping[Hashable, float]) -> Hashable:
     """The heaviest group; among tied groups, the one whose first sample came earliest."""
     return max(weights, key=lambda k: (weights[k], -groups[k][0].index))
 
@@ -92,7 +93,8 @@ class Aggregator:
             groups.setdefault(self.key(c.value), []).append(c)
         return groups
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None,
+                     inputs: dict | None = None) -> Decision:
         groups = self.groups(candidates)
         if not groups:
             raise VoteError("no sample succeeded, so there is nothing to vote on")
@@ -154,26 +156,32 @@ class BestOfN(Aggregator):
         super().__init__(normalize=normalize, quorum=quorum)
         self.scorer = scorer
 
-    async def _score(self, candidate: Candidate, ctx: Any, inputs: dict) -> float:
+    async def _score(self, candidate: Candidate, ctx: RunContext | None, inputs: dict) -> float:
         if hasattr(self.scorer, "score"):
+            if ctx is None:
+                raise VoteError(f"BestOfN's scorer {type(self.scorer).__name__} calls the model: pass the run "
+                                "context, decide(candidates, ctx, inputs)")
             return float(await self.scorer.score(ctx, candidate, inputs))
         score = self.scorer(candidate.value, candidate.text)
         if inspect.isawaitable(score):
             score = await score
         return float(score)
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None,
+                     inputs: dict | None = None) -> Decision:
         ok = sorted((c for c in candidates if c.ok), key=lambda c: c.index)
         if not ok:
             raise VoteError("no sample succeeded, so there is nothing to score")
+        scores: dict[int, float] = {}  # candidate index -> score
         for c in ok:
             if c.score is None:
                 c.score = await self._score(c, ctx, inputs or {})
-        best = max(ok, key=lambda c: (c.score, -c.index))
+            scores[c.index] = c.score
+        best = max(ok, key=lambda c: (scores[c.index], -c.index))
         distribution: dict[str, float] = {}
         for c in ok:
             k = _key_text(self.key(c.value))
-            distribution[k] = max(distribution.get(k, -math.inf), c.score)
+            distribution[k] = max(distribution.get(k, -math.inf), scores[c.index])
         agreement = sum(1 for c in ok if self.key(c.value) == self.key(best.value)) / len(ok)
         return Decision(winner_index=best.index, distribution=distribution, agreement=agreement)
 
@@ -194,7 +202,7 @@ class EarlyStop(Majority):
     ``failure_margin`` gives up on samples the model cannot finish: stop once
     failed samples (unparsable, cut off at ``max_tokens``) outnumber the
     leader's votes by that many; the vote then goes to the answers it has, or
-    raises :class:`~plait.VoteError` below quorum. Outstanding samples are
+    raises :class:`~plait.errors.VoteError` below quorum. Outstanding samples are
     then cancelled and later waves never sent.
     """
 
@@ -273,7 +281,8 @@ class Quorum(Aggregator):
     def key(self, value: Any) -> Hashable:
         return self.inner.key(value)
 
-    async def decide(self, candidates: list[Candidate], ctx: Any = None, inputs: dict | None = None) -> Decision:
+    async def decide(self, candidates: list[Candidate], ctx: RunContext | None = None,
+                     inputs: dict | None = None) -> Decision:
         return await self.inner.decide(candidates, ctx, inputs)
 
     def should_stop(self, candidates: list[Candidate], remaining: int, next_index: int | None = None) -> bool:

@@ -6,7 +6,8 @@ import dataclasses
 from typing import Any
 
 from plait.errors import ParseError
-from plait.executors._base import Completion, Message, Request, SamplingParams
+from plait.executors._base import Backend, Completion, Message, Request, SamplingParams
+from plait.orchestrator._context import RunContext
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -22,7 +23,7 @@ class Asked:
     calls: int
 
 
-def constrained(params: SamplingParams, parser: Parser, backend: Any) -> SamplingParams:
+def constrained(params: SamplingParams, parser: Parser, backend: Backend | None) -> SamplingParams:
     """``params`` with the parser's constraint added when the backend honours structured outputs.
 
     The one place strategies decide whether to send a parser's constraint. ``backend`` is ``ctx.backend``:
@@ -52,7 +53,7 @@ def reask(request: Request, raw: str, error: ParseError, parser: Parser, turn: s
     return request.model_copy(update={"prompt": prompt})
 
 
-async def ask(ctx: Any, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
+async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
     """Send ``request`` through ``ctx.generate`` and parse; re-ask up to ``max_reasks`` times.
 
     Raises :class:`~plait.ParseError` carrying the last raw text (and every

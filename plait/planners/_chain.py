@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from plait._deprecation import renamed_keyword
 from plait.errors import ConfigError
-from plait.executors._base import Request, SamplingParams
+from plait.executors._base import Backend, Request, SamplingParams
+from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._asking import Asked, ask, constrained
 from plait.planners._parsers import Parser, TextParser
@@ -28,11 +30,11 @@ class ChainStep(Node):
     Example::
 
         solve = ChainStep("Q: {question}\\nA: the answer is", NumberParser(int),
-                          params=SamplingParams(max_tokens=64), name="solve")
+                          sampling=SamplingParams(max_tokens=64), name="solve")
         g.add(solve)   # input: question (str); output: int
 
     ``inputs`` maps placeholder names to types (others are ``str``) and may
-    give defaults via ``defaults``. ``params`` are the sampling options
+    give defaults via ``defaults``. ``sampling`` are the sampling options
     (the parser's constraint is added when the backend supports it).
     """
 
@@ -43,7 +45,7 @@ class ChainStep(Node):
         *,
         inputs: Mapping[str, Any] | None = None,
         defaults: Mapping[str, Any] | None = None,
-        params: SamplingParams | None = None,
+        sampling: SamplingParams | None = None,
         max_reasks: int = 2,
         name: str | None = None,
         **policy: Any,
@@ -52,7 +54,7 @@ class ChainStep(Node):
         self.parser = parser or TextParser()
         self.inputs = dict(inputs or {})
         self.defaults = dict(defaults or {})
-        self.sampling = params or SamplingParams()
+        self.sampling = renamed_keyword("ChainStep", policy, "params", "sampling", sampling) or SamplingParams()
         if max_reasks < 0:
             raise ConfigError(f"max_reasks must be >= 0, got {max_reasks}")
         self.max_reasks = max_reasks
@@ -67,7 +69,7 @@ class ChainStep(Node):
                   for v in self.template.variables}
         return Signature(params, self.parser.output_type, "ctx")
 
-    def request(self, values: Mapping[str, Any], backend: Any = None, **sampling: Any) -> Request:
+    def request(self, values: Mapping[str, Any], backend: Backend | None = None, **sampling: Any) -> Request:
         """The request this step sends for ``values`` (``sampling`` overrides SamplingParams fields)."""
         params = self.sampling.model_copy(update=sampling) if sampling else self.sampling
         params = SamplingParams.model_validate(params.model_dump(by_alias=True))
@@ -75,9 +77,9 @@ class ChainStep(Node):
             params = constrained(params, self.parser, backend)
         return Request(prompt=self.template.render({**self.defaults, **values}), params=params)
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return (await self.ask(ctx, kwargs)).value
 
-    async def ask(self, ctx: Any, values: Mapping[str, Any]) -> Asked:
+    async def ask(self, ctx: RunContext, values: Mapping[str, Any]) -> Asked:
         """Run this step inside another node: one call (plus re-asks) through ``ctx.generate``."""
         return await ask(ctx, self.request(values), self.parser, max_reasks=self.max_reasks)

@@ -9,7 +9,7 @@ compares against).
 
 References are substituted as typed values (see :mod:`plait.planners._plan`).
 A step whose tool fails, or whose reference points at a failed step, gets a
-:class:`~plait.ToolFailure` as its evidence; the run goes on.
+:class:`~plait.executors.ToolFailure` as its evidence; the run goes on.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from plait._deprecation import refuse_unknown, renamed_keyword
 from plait.errors import RunError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
@@ -29,7 +30,7 @@ from plait.planners._plan import LLM_TOOL, Plan, PlanStep, UnresolvedReference, 
 
 __all__ = ["execute_plan", "run_step"]
 
-_LLM_PARAMS = SamplingParams(max_tokens=128)
+_LLM_SAMPLING = SamplingParams(max_tokens=128)
 
 
 async def execute_plan(
@@ -39,15 +40,21 @@ async def execute_plan(
     *,
     evidence: Mapping[str, Any] | None = None,
     parallel: bool = True,
-    llm_params: SamplingParams = _LLM_PARAMS,
+    llm_sampling: SamplingParams | None = None,
+    **renamed: Any,
 ) -> dict[str, Any]:
-    """Run ``plan``; return the evidence (earlier ``evidence`` plus one entry per step)."""
+    """Run ``plan``; return the evidence (earlier ``evidence`` plus one entry per step).
+
+    ``llm_sampling``: sampling options of the plan's ``llm`` steps (default: 128 tokens at most).
+    """
+    llm_sampling = renamed_keyword("execute_plan", renamed, "llm_params", "llm_sampling", llm_sampling) or _LLM_SAMPLING
+    refuse_unknown("execute_plan", renamed)
     known = dict(evidence or {})
     if not parallel:
         for step in plan.steps:
-            known[step.id] = await run_step(step, known, runner, ctx, llm_params)
+            known[step.id] = await run_step(step, known, runner, ctx, llm_sampling)
         return known
-    graph = _plan_graph(plan, known, runner, llm_params, name=f"plan_{plan.ids[0]}")
+    graph = _plan_graph(plan, known, runner, llm_sampling, name=f"plan_{plan.ids[0]}")
     results = await run_subgraph(graph, {}, ctx)
     known.update(results)
     return known
@@ -55,7 +62,7 @@ async def execute_plan(
 
 async def run_step(
     step: PlanStep, evidence: Mapping[str, Any], runner: ToolRunner, ctx: RunContext,
-    llm_params: SamplingParams = _LLM_PARAMS,
+    llm_sampling: SamplingParams = _LLM_SAMPLING,
 ) -> Any:
     """Resolve one step's references against ``evidence`` and run it; failures come back as values."""
     started = time.perf_counter()
@@ -67,7 +74,7 @@ async def run_step(
         value: Any = ToolFailure(step.tool, f"not run: {exc}", attempts=0)
     else:
         if step.tool.lower() == LLM_TOOL:
-            value = await _llm_step(step, args, ctx, llm_params)
+            value = await _llm_step(step, args, ctx, llm_sampling)
         else:
             value = await runner.call(step.tool, args)
     ctx.emit("plan_step_finished", step=step.id, tool=step.tool, args=args,
@@ -76,12 +83,12 @@ async def run_step(
     return value
 
 
-async def _llm_step(step: PlanStep, args: dict[str, Any], ctx: RunContext, params: SamplingParams) -> Any:
+async def _llm_step(step: PlanStep, args: dict[str, Any], ctx: RunContext, sampling: SamplingParams) -> Any:
     prompt = str(args.get("prompt", "")).strip()
     if not prompt:
         return ToolFailure(LLM_TOOL, "an llm step needs a non-empty 'prompt' argument", attempts=0)
     try:
-        completion = await ctx.generate(Request(prompt=prompt, params=params))
+        completion = await ctx.generate(Request(prompt=prompt, params=sampling))
     except RunError:
         raise  # budget, deadline, cancellation: the run itself must stop
     except Exception as exc:
@@ -93,17 +100,17 @@ class _StepNode(Node):
     """One plan step as a graph node; its inputs are the results of the steps it references."""
 
     def __init__(self, step: PlanStep, deps: set[str], known: Mapping[str, Any], runner: ToolRunner,
-                 llm_params: SamplingParams):
+                 llm_sampling: SamplingParams):
         self.step, self.deps, self.known = step, sorted(deps), known
-        self.runner, self.llm_params = runner, llm_params
+        self.runner, self.llm_sampling = runner, llm_sampling
         # not committed on its own: its tool results and model samples are recorded where they happen
         super().__init__(step.id, durable=False)
 
     def signature(self) -> Signature:
         return Signature({d: Param(d, Any) for d in self.deps}, Any, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
-        return await run_step(self.step, {**self.known, **kwargs}, self.runner, ctx, self.llm_params)
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
+        return await run_step(self.step, {**self.known, **kwargs}, self.runner, ctx, self.llm_sampling)
 
 
 class _Collect(Node):
@@ -116,16 +123,16 @@ class _Collect(Node):
     def signature(self) -> Signature:
         return Signature({i: Param(i, Any) for i in self.ids}, dict[str, Any], None)
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return {i: kwargs[i] for i in self.ids}
 
 
-def _plan_graph(plan: Plan, known: Mapping[str, Any], runner: ToolRunner, llm_params: SamplingParams,
+def _plan_graph(plan: Plan, known: Mapping[str, Any], runner: ToolRunner, llm_sampling: SamplingParams,
                 name: str) -> Graph:
     graph = Graph(name)
     deps = plan.dependencies()
     for step in plan.steps:
-        graph.add(_StepNode(step, deps[step.id], known, runner, llm_params))
+        graph.add(_StepNode(step, deps[step.id], known, runner, llm_sampling))
     for step in plan.steps:
         for d in deps[step.id]:
             graph.edge(d, step.id, param=d)

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from plait._deprecation import renamed_keyword
 from plait.errors import BudgetExceededError, ConfigError, VoteError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
@@ -55,7 +56,7 @@ class VoteResult(BaseModel):
     errors: list[str] = []
     candidates: list[Candidate] = []
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy cannot see through it
     @property
     def tokens(self) -> int:
         """Prompt plus completion tokens spent by the vote (samples, and judge calls for BestOfN)."""
@@ -80,7 +81,7 @@ class FanOut(Node):
     """k samples of ``step`` aggregated by ``aggregate`` (default :class:`Majority`).
 
     * ``step``: a ChainStep (sampled with one ``n``-request), another Node, or a Graph;
-    * ``params``: sampling options for a ChainStep's samples; by default the
+    * ``sampling``: sampling options for a ChainStep's samples; by default the
       step's own, at temperature 0.7 if the step is greedy (k greedy samples
       would all be the same);
     * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
@@ -91,7 +92,7 @@ class FanOut(Node):
     """
 
     def __init__(self, step: ChainStep | Node | Graph, k: int = 8, aggregate: Aggregator | None = None, *,
-                 params: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
+                 sampling: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
                  name: str | None = None, **policy: Any):
         if k < 1:
             raise ConfigError(f"FanOut needs k >= 1 samples, got {k}")
@@ -103,7 +104,7 @@ class FanOut(Node):
         self.aggregate = aggregate or Majority()
         if self.aggregate.quorum > k:
             raise ConfigError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
-        self.sample_params = params
+        self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated
         super().__init__(name or f"vote_{self.step.name}", **policy)
@@ -115,7 +116,7 @@ class FanOut(Node):
             params, output = dict(self.step.params), self.step.output_type
         return Signature(params, output if self.winner_only else VoteResult, "ctx")
 
-    async def invoke(self, ctx: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         result = await self.vote(ctx, kwargs)
         return result.winner if self.winner_only else result
 
@@ -163,9 +164,9 @@ class FanOut(Node):
         result.completion_tokens += tally.usage.completion_tokens
         result.requests += tally.usage.requests
 
-    def _params(self, step: ChainStep) -> SamplingParams:
-        params = self.sample_params or step.sampling
-        if self.sample_params is None and params.temperature == 0:
+    def _sampling_for(self, step: ChainStep) -> SamplingParams:
+        params = self.sampling or step.sampling
+        if self.sampling is None and params.temperature == 0:
             params = params.model_copy(update={"temperature": 0.7})
         if self.aggregate.needs_logprobs and params.logprobs is None:
             params = params.model_copy(update={"logprobs": 0})
@@ -175,7 +176,7 @@ class FanOut(Node):
                            result: VoteResult) -> bool:
         step = self.step
         assert isinstance(step, ChainStep)
-        params = self._params(step).model_copy(update={"n": size})
+        params = self._sampling_for(step).model_copy(update={"n": size})
         if params.seed is not None and candidates:  # sample i gets seed + i whatever the waves (vLLM's n-request rule)
             params = params.model_copy(update={"seed": params.seed + len(candidates)})
         params = constrained(params, step.parser, ctx.backend)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from plait._deprecation import refuse_unknown, renamed_keyword
 from plait.errors import ConfigError
 from plait.executors._base import SamplingParams
+from plait.orchestrator._context import RunContext
 from plait.planners._aggregators import Candidate
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import NumberParser, Parser
@@ -26,20 +28,22 @@ class LLMJudge:
     """
 
     def __init__(self, template: TemplateSource | ChainStep, parser: Parser | None = None, *,
-                 params: SamplingParams | None = None, max_reasks: int = 1,
-                 to_score: Callable[[Any], float] = float):
-        if isinstance(template, ChainStep):  # a judge step built elsewhere (its own parser and params)
+                 sampling: SamplingParams | None = None, max_reasks: int = 1,
+                 to_score: Callable[[Any], float] = float, **renamed: Any):
+        sampling = renamed_keyword("LLMJudge", renamed, "params", "sampling", sampling)
+        refuse_unknown("LLMJudge", renamed)
+        if isinstance(template, ChainStep):  # a judge step built elsewhere (its own parser and sampling)
             self.step = template
         else:
             self.step = ChainStep(template, parser or NumberParser(float),
-                                  params=params or SamplingParams(max_tokens=8), max_reasks=max_reasks, name="judge")
+                                  sampling=sampling or SamplingParams(max_tokens=8), max_reasks=max_reasks, name="judge")
         self.to_score = to_score
         if "candidate" not in self.step.template.variables:
             found = ", ".join("{%s}" % v for v in self.step.template.variables) or "none"
             raise ConfigError(f"an LLMJudge template needs a {{candidate}} placeholder where the sample's text goes "
                               f"(its placeholders: {found})")
 
-    async def score(self, ctx: Any, candidate: Candidate, inputs: dict[str, Any]) -> float:
+    async def score(self, ctx: RunContext, candidate: Candidate, inputs: dict[str, Any]) -> float:
         values = {k: v for k, v in inputs.items() if k in self.step.template.variables}
         values["candidate"] = candidate.text
         return float(self.to_score((await self.step.ask(ctx, values)).value))

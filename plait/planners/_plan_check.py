@@ -169,7 +169,7 @@ def _path_problem(ref: Ref, producer: str, tools: ToolRegistry) -> str:
         return f": {shape}"
     t = _tool_for(producer, tools) if producer else None
     found = path_problem(t.returns, ref.path) if t is not None and ref.path else None
-    if found is None:
+    if t is None or found is None:
         return ""  # no path, an unknown tool (reported on its step) or earlier evidence of unknown origin
     i, why = found
     return f", but {t.name} returns {why}" if i == 0 else f", but {clip(str(Ref(ref.step, ref.path[:i])))} is {why}"
@@ -190,7 +190,7 @@ def _argument_problems(step: PlanStep, t: Tool) -> list[str]:
         if any(True for _ in find_refs(value)) and not isinstance(value, str):
             continue  # references nested in lists/dicts are checked once resolved, at run time
         try:
-            TypeAdapter(field.annotation).validate_python(value)
+            TypeAdapter(Any if field.annotation is None else field.annotation).validate_python(value)
         except ValidationError as exc:
             msg = exc.errors()[0]["msg"]
             hint = " (a reference inside text is pasted as text)" if any(True for _ in find_refs(value)) else ""

@@ -154,7 +154,7 @@ def read_plan_line(line: str, tools: ToolRegistry) -> tuple[str, Any] | None:
     if not m:
         return None
     sid, name, raw = m.groups()
-    name = LLM_TOOL if name.lower() == LLM_TOOL else (tools.get(name).name if name in tools else name)
+    name = LLM_TOOL if name.lower() == LLM_TOOL else (tools[name].name if name in tools else name)
     return "step", {"id": sid, "tool": name, "args": parse_tool_call(name, raw, tools)}
 
 

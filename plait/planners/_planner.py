@@ -5,7 +5,7 @@ from the tool registry (arguments typed per tool), so a backend with
 structured output can only write well-formed plans. ``fmt="text"`` asks for
 the classic ReWOO format. A plan that fails to parse or validate is sent back
 to the model with the list of problems, at most ``max_repairs`` times; then
-:class:`~plait.PlanError` is raised, carrying the last plan and its problems.
+:class:`~plait.errors.PlanError` is raised, carrying the last plan and its problems.
 A plan longer than ``max_steps`` steps is one such problem; the list of
 problems is capped (see :func:`~plait.planners._plan_check.cap_problems`).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from plait._deprecation import refuse_unknown, renamed_keyword
 from plait.errors import ConfigError, ParseError, PlanError
 from plait.executors._base import JsonSchema, Request, SamplingParams
 from plait.executors._tools import ToolRegistry
@@ -34,8 +35,11 @@ class Planner:
     """Writes validated plans for a task over a tool registry (see the module docstring)."""
 
     def __init__(self, tools: ToolRegistry, *, fmt: PlanFormat = "json", max_repairs: int = 2,
-                 params: SamplingParams = SamplingParams(max_tokens=1024), examples: str = "",
-                 max_steps: int = MAX_STEPS):
+                 sampling: SamplingParams | None = None, examples: str = "", max_steps: int = MAX_STEPS,
+                 **renamed: Any):
+        sampling = renamed_keyword("Planner", renamed, "params", "sampling", sampling)
+        refuse_unknown("Planner", renamed)
+        sampling = sampling or SamplingParams(max_tokens=1024)
         if fmt not in ("json", "text"):
             raise ConfigError(f"plan format must be 'json' or 'text', got {fmt!r}")
         if max_repairs < 0:
@@ -45,9 +49,9 @@ class Planner:
         self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
         self.max_steps = max_steps
         if fmt == "json":
-            schema = plan_json_schema(tools, max_steps=max_steps, max_tokens=params.max_tokens)
-            params = params.model_copy(update={"constraint": JsonSchema(schema=schema)})
-        self.params = params
+            schema = plan_json_schema(tools, max_steps=max_steps, max_tokens=sampling.max_tokens)
+            sampling = sampling.model_copy(update={"constraint": JsonSchema(schema=schema)})
+        self.sampling = sampling
 
     def parse(self, text: str, known: Iterable[str] = ()) -> Plan:
         """Parse model output in this planner's format (ParseError when it cannot).
@@ -74,7 +78,7 @@ class Planner:
         plan: Plan | None = None
         raw, problems = repair if repair is not None else ("", [])
         for attempt in range(int(repair is not None), self.max_repairs + 1):
-            completion = await ctx.generate(Request(prompt=prompt, params=self.params))
+            completion = await ctx.generate(Request(prompt=prompt, params=self.sampling))
             raw = completion.text
             try:
                 plan = self.parse(raw, known)
@@ -104,7 +108,7 @@ class Planner:
                                     max_steps=self.max_steps)
         prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                                 evidence=evidence, plans=plans, reason=reason)
-        raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.params), reader.feed)).text
+        raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.sampling), reader.feed)).text
         reader.close()
         problems = reader.problems
         if not problems and not reader.launched:

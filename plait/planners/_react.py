@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait._deprecation import renamed_keyword
 from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
@@ -24,7 +25,7 @@ from plait.planners._plan import as_text
 from plait.planners._plan_parse import parse_tool_call
 from plait.planners._prompts import react_prompt
 
-__all__ = ["ReAct", "ReActOutcome", "ReActStep"]
+__all__ = ["ReAct", "ReActResult", "ReActStep"]
 
 # One line at a time, blanks as [ \t]: ^\s* under MULTILINE ran across every following newline at each
 # line start, quadratic (40,000 newlines took 4.4 s on the event loop).
@@ -44,7 +45,7 @@ class ReActStep(BaseModel):
     observation: Any
 
 
-class ReActOutcome(BaseModel):
+class ReActResult(BaseModel):
     """The answer (empty when ``finished`` is False: the step limit was hit) and every step taken."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -57,23 +58,24 @@ class ReActOutcome(BaseModel):
 class ReAct(Node):
     """A ReAct agent node over ``tools``: at most ``max_steps`` model calls.
 
-    ``params`` should stop at ``"Observation:"`` (the default does) so the
-    model does not invent tool results. Output: :class:`ReActOutcome`.
+    ``sampling`` should stop at ``"Observation:"`` (the default does) so the
+    model does not invent tool results. Output: :class:`ReActResult`.
     """
 
     def __init__(self, tools: ToolRegistry | list[Tool | Any], *, name: str = "react", max_steps: int = 8,
-                 params: SamplingParams = SamplingParams(max_tokens=256, stop=("Observation:",)),
-                 examples: str = "", input: str = "task", **policy: Any):
+                 sampling: SamplingParams | None = None, examples: str = "", input: str = "task", **policy: Any):
+        sampling = renamed_keyword("ReAct", policy, "params", "sampling", sampling)
         super().__init__(name, **policy)
         if max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         self.tools = ToolRegistry.of(tools)
-        self.max_steps, self.sampling, self.examples, self.input = max_steps, params, examples, input
+        self.sampling = sampling or SamplingParams(max_tokens=256, stop=("Observation:",))
+        self.max_steps, self.examples, self.input = max_steps, examples, input
 
     def signature(self) -> Signature:
-        return Signature({self.input: Param(self.input, str)}, ReActOutcome, "ctx")
+        return Signature({self.input: Param(self.input, str)}, ReActResult, "ctx")
 
-    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> ReActOutcome:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> ReActResult:
         task = kwargs[self.input]
         runner = ToolRunner(self.tools, emit=ctx.emit, remember=ctx.remember)
         transcript = ""
@@ -86,7 +88,7 @@ class ReAct(Node):
             if final and (action is None or final.start() < action[2]):
                 answer = final.group(1).strip()
                 ctx.emit("react_answer", turn=turn, answer=answer)
-                return ReActOutcome(answer=answer, steps=steps)
+                return ReActResult(answer=answer, steps=steps)
             if action is None:
                 observation: Any = "Invalid format: write 'Action: <tool>[<input>]' or 'Final Answer: <answer>'."
                 args, name = {}, ""
@@ -101,7 +103,7 @@ class ReAct(Node):
                      ok=not isinstance(observation, ToolFailure))
             transcript += f"{text}\nObservation: {as_text(observation)}\n"
         ctx.emit("react_gave_up", max_steps=self.max_steps)
-        return ReActOutcome(answer="", steps=steps, finished=False)
+        return ReActResult(answer="", steps=steps, finished=False)
 
 
 def _find_action(text: str) -> tuple[str, str, int] | None:

@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait._deprecation import renamed_keyword
 from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolRunner
@@ -27,21 +28,21 @@ from plait.executors._tools import Tool, ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Param, Signature
-from plait.planners._dag import execute_plan
+from plait.planners._dag import _LLM_SAMPLING, execute_plan
 from plait.planners._plan import Plan
 from plait.planners._plan_check import MAX_STEPS
 from plait.planners._planner import PlanFormat, Planner
 from plait.planners._prompts import solver_prompt
 from plait.planners._streaming import StreamingExecutor
 
-__all__ = ["PlanAndExecute", "PlanOutcome", "plan_and_execute_graph"]
+__all__ = ["PlanAndExecute", "PlanResult", "plan_and_execute_graph"]
 
 # Blanks are [ \t], not \s: a \s* after ^ runs across every following newline, quadratic on a reply of many.
 _REPLAN = re.compile(r"^[ \t]*Replan[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 _ANSWER = re.compile(r"Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 
-class PlanOutcome(BaseModel):
+class PlanResult(BaseModel):
     """What a plan-and-execute run produced: the answer, every plan, and the evidence by step id."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -55,21 +56,21 @@ class PlanOutcome(BaseModel):
 class PlanAndExecute(Node):
     """A node that plans once, runs the plan's tool calls as a DAG, then solves.
 
-    * ``tools``: a :class:`~plait.ToolRegistry` or a list of tools / typed functions;
+    * ``tools``: a :class:`~plait.executors.ToolRegistry` or a list of tools / typed functions;
     * ``plan_format``: ``"json"`` (structured output, schema from the tools) or ``"text"`` (ReWOO lines);
     * ``parallel``: run independent steps concurrently (False: one at a time, in plan order);
     * ``max_steps``: the longest plan (default 24); a longer one is a problem sent back to the planner;
     * ``max_repairs``: re-asks of the planner per round when its plan is invalid;
     * ``max_replans``: how many times the solver may ask for a new plan;
-    * ``planner_params`` / ``solver_params`` / ``llm_params``: sampling for the planner,
-      the solver, and ``llm`` steps inside the plan;
+    * ``planner_sampling`` / ``solver_sampling`` / ``llm_sampling``: sampling options for the planner,
+      the solver, and ``llm`` steps inside the plan (by default at most 1024, 256 and 128 tokens);
     * ``examples``: few-shot plans to put in the planner prompt;
     * ``input``: the name of the node's text input (default ``"task"``);
     * ``stream``: start steps while the planner is still writing them (implies
       parallel execution; a backend that cannot stream hands over the whole
       plan at once, which then runs as usual).
 
-    The output is a :class:`PlanOutcome`.
+    The output is a :class:`PlanResult`.
     """
 
     def __init__(
@@ -82,28 +83,34 @@ class PlanAndExecute(Node):
         max_steps: int = MAX_STEPS,
         max_repairs: int = 2,
         max_replans: int = 1,
-        planner_params: SamplingParams = SamplingParams(max_tokens=1024),
-        solver_params: SamplingParams = SamplingParams(max_tokens=256),
-        llm_params: SamplingParams = SamplingParams(max_tokens=128),
+        planner_sampling: SamplingParams | None = None,
+        solver_sampling: SamplingParams | None = None,
+        llm_sampling: SamplingParams | None = None,
         examples: str = "",
         input: str = "task",
         stream: bool = False,
         **policy: Any,
     ):
+        planner_sampling = renamed_keyword("PlanAndExecute", policy, "planner_params", "planner_sampling",
+                                           planner_sampling)
+        solver_sampling = renamed_keyword("PlanAndExecute", policy, "solver_params", "solver_sampling", solver_sampling)
+        llm_sampling = renamed_keyword("PlanAndExecute", policy, "llm_params", "llm_sampling", llm_sampling)
         super().__init__(name, **policy)
         if max_replans < 0:
             raise ConfigError(f"max_replans must be >= 0, got {max_replans}")
         self.stream = stream
         self.tools = ToolRegistry.of(tools)
-        self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, params=planner_params,
+        self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, sampling=planner_sampling,
                                examples=examples, max_steps=max_steps)
         self.parallel, self.max_replans = parallel, max_replans
-        self.solver_params, self.llm_params, self.input = solver_params, llm_params, input
+        self.solver_sampling = solver_sampling or SamplingParams(max_tokens=256)
+        self.llm_sampling = llm_sampling or _LLM_SAMPLING
+        self.input = input
 
     def signature(self) -> Signature:
-        return Signature({self.input: Param(self.input, str)}, PlanOutcome, "ctx")
+        return Signature({self.input: Param(self.input, str)}, PlanResult, "ctx")
 
-    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> PlanOutcome:
+    async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> PlanResult:
         task = kwargs[self.input]
         runner = ToolRunner(self.tools, emit=ctx.emit, remember=ctx.remember)
         plans: list[Plan] = []
@@ -115,7 +122,7 @@ class PlanAndExecute(Node):
             answer, reason = await self.solve(task, plans, evidence, ctx, may_replan=may_replan)
             if reason is None:
                 ctx.emit("answer", answer=answer, replans=round_)
-                return PlanOutcome(answer=answer, plans=plans, evidence=evidence, replans=round_)
+                return PlanResult(answer=answer, plans=plans, evidence=evidence, replans=round_)
             ctx.emit("replan", round=round_ + 1, reason=reason)
         raise AssertionError("unreachable: the last round may not replan")  # pragma: no cover
 
@@ -125,7 +132,7 @@ class PlanAndExecute(Node):
         repair = None
         if self.stream:
             async with anyio.create_task_group() as tg:
-                executor = StreamingExecutor(runner, ctx, tg, evidence=evidence, llm_params=self.llm_params)
+                executor = StreamingExecutor(runner, ctx, tg, evidence=evidence, llm_sampling=self.llm_sampling)
                 launched, problems, raw = await self.planner.stream_plan(
                     task, ctx, executor.launch, evidence=evidence, plans=plans, reason=reason)
             evidence = executor.evidence
@@ -140,13 +147,13 @@ class PlanAndExecute(Node):
         plan = await self.planner.plan(task, ctx, evidence=evidence, plans=plans, reason=reason, repair=repair)
         plans.append(plan)
         return await execute_plan(plan, runner, ctx, evidence=evidence, parallel=self.parallel,
-                                  llm_params=self.llm_params)
+                                  llm_sampling=self.llm_sampling)
 
     async def solve(self, task: str, plans: list[Plan], evidence: dict[str, Any], ctx: RunContext,
                     *, may_replan: bool) -> tuple[str, str | None]:
         """The solver's answer, or (when allowed and asked for) the reason for a new plan."""
         prompt = solver_prompt(task, plans, evidence, may_replan=may_replan)
-        text = (await ctx.generate(Request(prompt=prompt, params=self.solver_params))).text
+        text = (await ctx.generate(Request(prompt=prompt, params=self.solver_sampling))).text
         replan = _REPLAN.search(text)
         if replan and may_replan:
             return "", replan.group(1).strip() or "the evidence was not enough"

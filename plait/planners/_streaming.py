@@ -167,8 +167,8 @@ class StreamingExecutor:
     """Starts steps as they are handed over; each waits only for the steps it references."""
 
     def __init__(self, runner: ToolRunner, ctx: RunContext, tg: anyio.abc.TaskGroup, *,
-                 evidence: Mapping[str, Any] | None = None, llm_params: SamplingParams = SamplingParams()):
-        self.runner, self.ctx, self.tg, self.llm_params = runner, ctx, tg, llm_params
+                 evidence: Mapping[str, Any] | None = None, llm_sampling: SamplingParams = SamplingParams()):
+        self.runner, self.ctx, self.tg, self.llm_sampling = runner, ctx, tg, llm_sampling
         self.evidence: dict[str, Any] = dict(evidence or {})
         self._done: dict[str, anyio.Event] = {}
 
@@ -181,6 +181,6 @@ class StreamingExecutor:
             if dep in self._done:
                 await self._done[dep].wait()
         try:
-            self.evidence[step.id] = await run_step(step, self.evidence, self.runner, self.ctx, self.llm_params)
+            self.evidence[step.id] = await run_step(step, self.evidence, self.runner, self.ctx, self.llm_sampling)
         finally:
             self._done[step.id].set()

@@ -158,7 +158,7 @@ class ReplyParser(Parser[TaskReply]):
                                  text)
         return reply
 
-    def constraint(self) -> Constraint:
+    def constraint(self) -> JsonSchema:
         """The reply schema, every string, list and number bounded (see :func:`reply_string_bounds`)."""
         answer = _answer_schema(self.thought_chars, self.answer_chars)
         if not self.allow_split:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import anyio
 
+from plait._deprecation import renamed_keyword
 from plait.errors import ConfigError, ParseError, SubtaskBudgetError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._scripted import count_tokens
@@ -53,9 +54,9 @@ class SubtaskTree(Node):
     * ``max_breadth``: most subtasks per split;
     * ``subtree_budget``: tokens (prompt + completion) each subtask's subtree
       may spend; once spent no further call is started in it, and
-      ``on_budget`` decides: ``"raise"`` :class:`~plait.SubtaskBudgetError`, or
+      ``on_budget`` decides: ``"raise"`` :class:`~plait.errors.SubtaskBudgetError`, or
       ``"conclude"`` (the subtask concludes as unfinished and the parent goes on);
-    * ``params``: sampling options of every call (the reply schema is sent as
+    * ``sampling``: sampling options of every call (the reply schema is sent as
       a JSON-schema constraint when the backend supports it);
     * ``count_tokens``: tokenizer for the context figures (default: the
       backend's ``count_tokens`` if it has one, else plait's approximate count);
@@ -67,7 +68,7 @@ class SubtaskTree(Node):
     """
 
     def __init__(self, *, max_depth: int = 2, max_breadth: int = 4, subtree_budget: int | None = None,
-                 on_budget: Literal["raise", "conclude"] = "raise", params: SamplingParams | None = None,
+                 on_budget: Literal["raise", "conclude"] = "raise", sampling: SamplingParams | None = None,
                  system: str | None = None, max_reasks: int = 1, count_tokens: Callable[[str], int] | None = None,
                  answer_only: bool = False, prune: bool = True, name: str | None = None, **policy: Any):
         if max_depth < 0 or max_breadth < 1:
@@ -78,7 +79,8 @@ class SubtaskTree(Node):
             raise ConfigError(f"on_budget must be 'raise' or 'conclude', got {on_budget!r}")
         self.max_depth, self.max_breadth = max_depth, max_breadth
         self.subtree_budget, self.on_budget = subtree_budget, on_budget
-        self.sampling = params or SamplingParams(max_tokens=256)
+        sampling = renamed_keyword("SubtaskTree", policy, "params", "sampling", sampling)
+        self.sampling = sampling or SamplingParams(max_tokens=256)
         self.system = (system if system is not None else DEFAULT_SYSTEM).format(max_breadth=max_breadth)
         self.max_reasks = max_reasks
         self.count_tokens = count_tokens

@@ -158,7 +158,7 @@ def _safe_sum(cls: type) -> type:
     reports once preprocessing is done.
     """
 
-    class Safe(cls):  # type: ignore[misc, valid-type]
+    class Safe(cls):
         def __init__(self, target: int, deadline: Deadline):
             super().__init__(target)
             self._deadline = deadline

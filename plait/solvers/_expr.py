@@ -167,7 +167,7 @@ class _Compiler:
             elif isinstance(node.op, ast.Mult):
                 found = left + right
             elif isinstance(node.op, ast.Pow):
-                found = left * node.right.value  # type: ignore[attr-defined]  (checked: an integer literal)
+                found = left * node.right.value  # type: ignore[attr-defined]  # checked above: an integer literal
             else:  # // keeps the dividend's size at most, % the divisor's
                 found = left if isinstance(node.op, ast.FloorDiv) else right
         elif isinstance(node, ast.Call):

@@ -67,7 +67,7 @@ def unfence(text: str) -> str:
 
 
 class Formulation(BaseModel):
-    """The outcome of :class:`Formulate`: the last model, its solve result, and the repair history."""
+    """The result of :class:`Formulate`: the last model, its solve result, and the repair history."""
 
     problem: str
     status: FormulationStatus
@@ -135,7 +135,7 @@ class Formulate(Node):
         return await in_worker(lambda stop: self._judge(problem, text, round_no, Deadline(self.time_limit, stop)))
 
     def _judge(self, problem: str, text: str, round_no: int, deadline: Deadline) -> tuple[Formulation, str | None]:
-        base = {"problem": problem, "rounds": round_no}
+        base: dict[str, Any] = {"problem": problem, "rounds": round_no}
         if len(text) > MAX_REPLY_CHARS:
             return Formulation(status="invalid", **base), (
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import keyword
+from collections import Counter
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -234,8 +235,7 @@ class CSP(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> CSP:
-        seen: set[str] = set()
-        dupes = sorted({v.name for v in self.variables if v.name in seen or seen.add(v.name)})
+        dupes = sorted(name for name, count in Counter(v.name for v in self.variables).items() if count > 1)
         if dupes:
             raise ValueError(f"variables declared more than once: {', '.join(dupes)}")
         return self

@@ -29,7 +29,7 @@ class AllDifferentPropagator(pc.Constraint):
     """All-different with forward checking, pigeonhole failure and hidden singles."""
 
     def __init__(self, deadline: Deadline | None = None) -> None:
-        self._values: frozenset | None = None
+        self._values: frozenset = frozenset()  # every domain's values, set by preProcess
         self._permutation = False
         self._deadline = deadline or Deadline()
 

@@ -44,7 +44,7 @@ def find_conflict(csp: CSP, proposals: Mapping[str, Any], *, timeout: float = 5.
     """The proposals that conflict with ``csp`` (None when they extend to a solution, or when no conflict was
     shown within ``timeout`` seconds, the bound of the whole analysis).
 
-    Raises :class:`~plait.ConstraintSyntaxError` for an invalid model.
+    Raises :class:`~plait.errors.ConstraintSyntaxError` for an invalid model.
     """
     deadline = Deadline(timeout, stop)
     try:

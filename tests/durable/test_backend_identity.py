@@ -6,7 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from plait import FlakyBackend, Graph, MemoryCheckpointer, OpenAIBackend, Request, RunContext, ScriptedBackend
+from plait import Graph, MemoryCheckpointer, OpenAIBackend, Request, RunContext, ScriptedBackend
+from plait.executors import FlakyBackend
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,8 @@ import json
 import pytest
 from batch_pipeline import graph, make_backend
 
-from plait import FlakyBackend, FunctionBackend, Graph, MemoryCheckpointer, RetryPolicy, run_batch
+from plait import FunctionBackend, Graph, MemoryCheckpointer, RetryPolicy, run_batch
+from plait.executors import FlakyBackend
 from plait.durable import InvalidInput
 
 pytestmark = pytest.mark.anyio
@@ -94,7 +95,9 @@ async def test_malformed_output_is_repaired_and_a_hanging_tool_is_cut(tmp_path):
 
     import anyio
 
-    from plait import ChainStep, NumberParser, RunContext, ToolRegistry, ToolRunner, tool
+    from plait import ChainStep, RunContext, tool
+    from plait.executors import ToolRegistry, ToolRunner
+    from plait.planners import NumberParser
 
     @tool(timeout=0.2)
     async def lookup(n: int) -> int:

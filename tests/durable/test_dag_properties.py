@@ -7,7 +7,8 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plait import Graph, Node, Param, Signature, SQLiteCheckpointer
+from plait import Graph, Node, SQLiteCheckpointer
+from plait.orchestrator import Param, Signature
 from plait.durable._codec import load_json
 
 

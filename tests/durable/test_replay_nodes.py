@@ -13,25 +13,26 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from plait import (
-    BestOfN,
     ChainStep,
-    EarlyStop,
     FanOut,
     FunctionBackend,
     Graph,
+    PlanAndExecute,
+    ReAct,
+    ScriptedBackend,
+    SQLiteCheckpointer,
+    SubtaskTree,
+    tool,
+)
+from plait.executors import Sample, ToolRegistry
+from plait.planners import (
+    BestOfN,
+    EarlyStop,
     LLMJudge,
     LogprobWeighted,
     Majority,
     ModelParser,
     NumberParser,
-    PlanAndExecute,
-    ReAct,
-    Sample,
-    ScriptedBackend,
-    SQLiteCheckpointer,
-    SubtaskTree,
-    ToolRegistry,
-    tool,
     tree_script,
 )
 from plait.solvers import Formulate, ProposeAndRetract

@@ -11,7 +11,6 @@ from plait import (
     Graph,
     MemoryCheckpointer,
     NodeFailedError,
-    ReplayMissError,
     Request,
     RetryPolicy,
     Route,
@@ -20,6 +19,7 @@ from plait import (
     ScriptedBackend,
     SQLiteCheckpointer,
 )
+from plait.errors import ReplayMissError
 
 pytestmark = pytest.mark.anyio
 
@@ -357,3 +357,15 @@ async def test_outputs_load_back_with_their_declared_type_and_a_wrong_one_is_ref
     assert result.nodes["pair"].restored == result.nodes["loose"].restored == 1
     assert type(result.nodes["pair"].output) is tuple and result.nodes["pair"].output == (1, 2)
     assert result.nodes["loose"].output == [1, 2]  # typed Any: plain JSON
+
+
+async def test_a_run_deleted_from_the_store_while_it_runs_is_a_clear_error(store):
+    g = Graph("vanishing")
+
+    @g.node
+    def work(x: int) -> int:
+        store.delete_run("r1")  # what another worker's force=True would do
+        return x
+
+    with pytest.raises(CheckpointError, match="run 'r1' was deleted from the checkpoint while it ran"):
+        await g.run(1, checkpoint=store, run_id="r1")

@@ -20,7 +20,8 @@ import anyio
 import httpx
 import pytest
 
-from plait import Choice, Grammar, JsonSchema, Regex, Request, Sample, ScriptedBackend, TokenLogprob
+from plait import JsonSchema, Request, ScriptedBackend
+from plait.executors import Choice, Grammar, Regex, Sample, TokenLogprob
 from plait.executors import Backend, OpenAIBackend, VLLMBackend, pull_model, word_spans
 from plait.executors._vllm import DEFAULT_ENGINE_OPTIONS
 from plait.executors._vllm_engine import CPU_ENV, cpu_engine_defaults

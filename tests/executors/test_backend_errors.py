@@ -8,7 +8,9 @@ import anyio
 import anyio.abc
 import pytest
 
-from plait import BackendError, Graph, JsonSchema, ModelError, Regex, Request, RunContext, SamplingParams
+from plait import BackendError, Graph, JsonSchema, Request, RunContext, SamplingParams
+from plait.errors import ModelError
+from plait.executors import Regex
 from plait.executors import OpenAIBackend, VLLMBackend, backend_for
 MODEL = "smollm2-135m"  # as in conftest.py
 MAX_MODEL_LEN = 2048

@@ -13,7 +13,8 @@ import anyio
 import pytest
 from pydantic import BaseModel, Field
 
-from plait import BackendError, Choice, Grammar, JsonSchema, Message, Regex, Request, SamplingParams
+from plait import BackendError, JsonSchema, Message, Request, SamplingParams
+from plait.executors import Choice, Grammar, Regex
 
 # A generation that cannot end early (no EOS until 1500 digits): for cancellation and timeouts.
 ENDLESS = Request(prompt="Digits:", params=SamplingParams(max_tokens=1500, constraint=Regex(pattern="[0-9]{1500}")))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait import ModelError
+from plait.errors import ModelError
 from plait.cli import main
 from plait.executors import MODELS, model_path, models_dir, pull_model
 from plait.executors._model_fetch import build_tiny_random

@@ -16,7 +16,9 @@ import anyio
 import pytest
 from pydantic import BaseModel, Field
 
-from plait import CSP, BackendError, ModelParser, Request, SamplingParams, ToolRegistry, tool
+from plait import BackendError, CSP, Request, SamplingParams, tool
+from plait.executors import ToolRegistry
+from plait.planners import ModelParser
 from plait.executors import JsonSchema
 from plait.executors._base import bound_schema
 from plait.planners._plan_check import plan_json_schema
@@ -244,7 +246,7 @@ def test_the_plan_schema_is_sized_to_the_planners_max_tokens():
     from plait.planners._planner import Planner
 
     registry = ToolRegistry([search, total])
-    small = Planner(registry, params=SamplingParams(max_tokens=320)).params.constraint.schema_
+    small = Planner(registry, sampling=SamplingParams(max_tokens=320)).sampling.constraint.schema_
     steps = small["properties"]["steps"]
     assert steps["maxItems"] == 8 and unbounded(small) == []
     variant = steps["items"]["anyOf"][0]["properties"]

@@ -6,17 +6,16 @@ from pydantic import BaseModel, ValidationError
 
 from plait import (
     BackendError,
-    Choice,
     Completion,
     FunctionBackend,
     JsonSchema,
     Message,
     Request,
-    Sample,
     SamplingParams,
     ScriptedBackend,
-    ScriptExhaustedError,
 )
+from plait.errors import ScriptExhaustedError
+from plait.executors import Choice, Sample
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,8 @@ import time
 
 import anyio
 
-from plait import Backend, Completion, Graph, Request, RunContext, Sample, ScriptedBackend
+from plait import Backend, Completion, Graph, Request, RunContext, ScriptedBackend
+from plait.executors import Sample
 
 
 def test_scripted_backend_streams_tokens_paced_by_token_latency():

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from plait import FunctionBackend, ModelError, Request, SamplingParams, ScriptedBackend
+from plait import FunctionBackend, Request, SamplingParams, ScriptedBackend
+from plait.errors import ModelError
 from plait.executors import count_tokens, hf_tokenizer, pull_model, word_spans
 
 pytestmark = pytest.mark.anyio

@@ -5,7 +5,9 @@ import time
 import anyio
 import pytest
 
-from plait import RetryPolicy, Tool, ToolError, ToolFailure, ToolRegistry, ToolRunner, tool
+from plait import RetryPolicy, tool
+from plait.errors import ToolError
+from plait.executors import Tool, ToolFailure, ToolRegistry, ToolRunner
 
 
 def test_tool_reads_argument_model_and_description_from_the_function():

@@ -9,7 +9,9 @@ import time
 import anyio
 import pytest
 
-from plait import RetryPolicy, ToolError, ToolFailure, ToolRegistry, ToolRunner, tool
+from plait import RetryPolicy, tool
+from plait.errors import ToolError
+from plait.executors import ToolFailure, ToolRegistry, ToolRunner
 from plait.orchestrator import _threads
 
 pytestmark = pytest.mark.anyio

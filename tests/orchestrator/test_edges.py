@@ -2,7 +2,9 @@
 
 import pytest
 
-from plait import Graph, LoopLimitError, NodeSkipped, Route
+from plait import Graph, Route
+from plait.errors import LoopLimitError
+from plait.orchestrator import NodeSkipped
 
 pytestmark = pytest.mark.anyio
 

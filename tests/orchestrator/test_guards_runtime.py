@@ -21,17 +21,17 @@ from plait import (
     Completion,
     FunctionBackend,
     Graph,
-    GraphError,
     NodeFailedError,
     Request,
     RetryPolicy,
+    run_batch,
     RunContext,
-    Sample,
     SamplingParams,
     ScriptedBackend,
-    ThreadAbandoned,
-    run_batch,
 )
+from plait.errors import GraphError
+from plait.executors import Sample
+from plait.orchestrator import ThreadAbandoned
 from plait.executors._base import prompt_token_bound
 from plait.orchestrator import _threads
 

@@ -8,13 +8,12 @@ from plait import (
     Graph,
     Node,
     NodeFailedError,
-    Param,
     Request,
     RunContext,
     SamplingParams,
     ScriptedBackend,
-    Signature,
 )
+from plait.orchestrator import Param, Signature
 
 pytestmark = pytest.mark.anyio
 

@@ -5,21 +5,15 @@ import io
 import anyio
 import pytest
 
-from plait import (
-    Graph,
+from plait import Graph, NodeFailedError, read_trace, Request, Route, RunContext, ScriptedBackend
+from plait.orchestrator import (
     JsonlTrace,
-    NodeFailedError,
     NodeFinished,
     NodeStarted,
-    Request,
     RichProgress,
-    Route,
-    RunContext,
     RunFinished,
     RunStarted,
-    ScriptedBackend,
     TokensUsed,
-    read_trace,
 )
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +74,7 @@ async def test_stream_as_context_manager_gives_result_and_can_stop_early():
         async for event in run:
             if isinstance(event, NodeStarted):
                 break  # leaving the block cancels the run
-    assert run.outcome.status == "cancelled"
+    assert run.run_result.status == "cancelled"
 
 
 async def test_stream_raises_run_error_after_final_event():
@@ -215,4 +209,4 @@ async def test_breaking_out_of_bare_stream_cancels_the_run_cleanly():
             break
     assert state == {"finished": False, "cancelled": True}
     assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()
-    assert stream.outcome.status == "cancelled"
+    assert stream.run_result.status == "cancelled"

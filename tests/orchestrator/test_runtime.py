@@ -12,7 +12,6 @@ from plait import (
     DeadlineExceededError,
     Graph,
     NodeFailedError,
-    NodeRetried,
     NodeTimeoutError,
     Request,
     RetryPolicy,
@@ -21,6 +20,7 @@ from plait import (
     SamplingParams,
     ScriptedBackend,
 )
+from plait.orchestrator import NodeRetried
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,8 @@ import networkx as nx
 import pytest
 from pydantic import BaseModel
 
-from plait import Graph, GraphError, GraphValidationError, InputValidationError, Route
+from plait import Graph, GraphValidationError, InputValidationError, Route
+from plait.errors import GraphError
 
 
 def _problems(graph: Graph) -> list[str]:

@@ -4,7 +4,8 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from plait import ToolRegistry, tool
+from plait import tool
+from plait.executors import ToolRegistry
 
 
 class Quote(BaseModel):

@@ -4,9 +4,8 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from plait import (
-    Graph, JsonSchema, Message, NodeFailedError, ParseError, Regex, SamplingParams, ScriptedBackend,
-)
+from plait import Graph, JsonSchema, Message, NodeFailedError, ParseError, SamplingParams, ScriptedBackend
+from plait.executors import Regex
 from plait.planners import ChainStep, ModelParser, NumberParser
 
 
@@ -55,7 +54,7 @@ def test_constraint_not_sent_when_backend_lacks_structured_output():
 
 def test_chat_template_and_pydantic_output():
     step = ChainStep([("system", "Judge answers."), ("user", "Is {claim} true?")], ModelParser(Verdict),
-                     params=SamplingParams(max_tokens=40), name="judge")
+                     sampling=SamplingParams(max_tokens=40), name="judge")
     g = Graph("g")
     g.add(step)
     backend = ScriptedBackend(['{"ok": true, "reason": "checked"}'])

@@ -4,18 +4,10 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from plait import (
-    Custom,
-    Graph,
-    Plan,
-    RunContext,
-    ScriptedBackend,
-    ToolFailure,
-    ToolRegistry,
-    ToolRunner,
-    execute_plan,
-    tool,
-)
+from plait import Graph, RunContext, ScriptedBackend, tool
+from plait.executors import ToolFailure, ToolRegistry, ToolRunner
+from plait.orchestrator import Custom
+from plait.planners import execute_plan, Plan
 
 
 def make_plan(*steps):

@@ -20,7 +20,8 @@ executors = pytest.importorskip("plait.executors")
 if not hasattr(executors, "backend_for"):
     pytest.skip("plait's vLLM backend (plait.executors.backend_for) is not installed", allow_module_level=True)
 
-from plait import NodeFailedError, PlanError, VoteError  # noqa: E402
+from plait import NodeFailedError
+from plait.errors import PlanError, VoteError  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +96,13 @@ def test_plan_execute_example_on_vllm_yields_a_valid_plan(run_on_vllm):
     At 320 tokens the plan schema allows 8 steps of 80-character strings; unbounded by max_tokens (24 steps of
     240), smollm2-135m repeated one step until the limit cut every attempt off.
     """
-    from plait import Plan, PlanAndExecute, SamplingParams, plan_and_execute_graph, plan_problems
+    from plait import PlanAndExecute, SamplingParams
+    from plait.planners import Plan, plan_and_execute_graph, plan_problems
 
     module = load("plan_execute_countries")
     graph = plan_and_execute_graph(module.TOOLS, name="countries_vllm", max_repairs=2, max_replans=0,
-                                   planner_params=SamplingParams(max_tokens=320),
-                                   solver_params=SamplingParams(max_tokens=48))
+                                   planner_sampling=SamplingParams(max_tokens=320),
+                                   solver_sampling=SamplingParams(max_tokens=48))
     node = next(iter(graph.nodes.values()))
     assert isinstance(node, PlanAndExecute)
     try:

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plait import (
-    BudgetExceededError, FunctionBackend, FunctionNode, Graph, NodeFailedError, Sample, SamplingParams, ScriptedBackend, VoteError,
-)
+from plait import BudgetExceededError, FunctionBackend, Graph, NodeFailedError, SamplingParams, ScriptedBackend
+from plait.errors import VoteError
+from plait.executors import Sample
+from plait.orchestrator import FunctionNode
 from plait.planners import (
     BestOfN, ChainStep, ChoiceParser, EarlyStop, FanOut, LLMJudge, LogprobWeighted, Majority, NumberParser, Quorum,
     TextParser, VoteResult,
@@ -40,7 +41,7 @@ def test_single_prompt_fanout_sends_one_request_with_n_equal_k():
 
 def test_explicit_sampling_params_are_used():
     backend = ScriptedBackend(["1", "1"])
-    vote(FanOut(solve_step(), k=2, params=SamplingParams(temperature=1.0, max_tokens=7, seed=3)), backend)
+    vote(FanOut(solve_step(), k=2, sampling=SamplingParams(temperature=1.0, max_tokens=7, seed=3)), backend)
     sent = backend.requests[0].params
     assert (sent.temperature, sent.max_tokens, sent.seed, sent.n) == (1.0, 7, 3, 2)
 
@@ -124,6 +125,16 @@ def test_best_of_n_with_llm_judge():
         LLMJudge("no placeholder")
 
 
+def test_best_of_n_with_a_model_judge_needs_the_run_context():
+    from plait.planners import Candidate
+
+    candidates = [Candidate(index=0, value=4, text="4")]
+    with pytest.raises(VoteError, match="BestOfN's scorer LLMJudge calls the model: pass the run context"):
+        anyio.run(BestOfN(LLMJudge("{candidate}?")).decide, candidates)
+    decided = anyio.run(BestOfN(lambda value, text: value).decide, candidates)  # a plain scorer needs none
+    assert decided.winner_index == 0
+
+
 def test_best_of_n_with_a_judge_chain_step_and_yes_no_scores():
     judge_step = ChainStep("Is {candidate} correct for {question}? yes/no:", ChoiceParser(["yes", "no"]), name="j")
     judge = LLMJudge(judge_step, to_score={"yes": 1.0, "no": 0.0}.get)
@@ -148,7 +159,7 @@ def test_seeded_waves_draw_the_seeds_one_n_request_would():
     # an early-stopping vote then draws exactly the first samples of the full vote.
     backend = ScriptedBackend(["4", "5", "4", "5", "4", "5", "4", "5"])
     params = SamplingParams(temperature=0.8, seed=100)
-    vote(FanOut(solve_step(), k=8, params=params, aggregate=EarlyStop(wave=3)), backend)
+    vote(FanOut(solve_step(), k=8, sampling=params, aggregate=EarlyStop(wave=3)), backend)
     assert [(r.params.seed, r.params.n) for r in backend.requests] == [(100, 3), (103, 3), (106, 2)]
     unseeded = ScriptedBackend(["4", "5", "4", "5"])
     vote(FanOut(solve_step(), k=4, aggregate=EarlyStop(wave=2)), unseeded)
@@ -290,10 +301,10 @@ def test_early_stop_in_waves_of_one_needs_two_agreeing_samples_by_default():
 def test_samples_cut_off_at_max_tokens_fail_unless_kept():
     params = SamplingParams(temperature=0.7, max_tokens=4)
     backend = ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"])
-    result = vote(FanOut(solve_step(), k=4, params=params), backend)
+    result = vote(FanOut(solve_step(), k=4, sampling=params), backend)
     assert result.winner == 5 and result.failed == 1  # the cut-off sample ("2 + 2 =") does not vote
     assert "cut off at max_tokens=4" in result.errors[0] and "keep_truncated=True" in result.errors[0]
-    kept = vote(FanOut(solve_step(), k=4, params=params, keep_truncated=True), ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"]))
+    kept = vote(FanOut(solve_step(), k=4, sampling=params, keep_truncated=True), ScriptedBackend(["so it is 5", "2 + 2 = 4 and so on and on", "4", "ok 5"]))
     assert kept.failed == 0 and kept.distribution == {"5": 2, "2": 1, "4": 1}
 
 
@@ -320,7 +331,7 @@ def test_early_stop_gives_up_once_failures_outnumber_the_leader_by_the_failure_m
 
     def run(replies, **rule):
         backend = ScriptedBackend(list(replies))
-        fan = FanOut(solve_step(), k=8, params=params, aggregate=EarlyStop(wave=1, **rule))
+        fan = FanOut(solve_step(), k=8, sampling=params, aggregate=EarlyStop(wave=1, **rule))
         return vote(fan, backend), backend
 
     result, backend = run([ramble, "4", ramble, ramble, ramble] + ["5"] * 3, failure_margin=3)

@@ -29,7 +29,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from plait import FunctionBackend, NodeFailedError, PlanError, Sample, plan_and_execute_graph, tool
+from plait import FunctionBackend, NodeFailedError, tool
+from plait.errors import PlanError
+from plait.executors import Sample
+from plait.planners import plan_and_execute_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))

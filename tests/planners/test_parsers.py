@@ -3,7 +3,8 @@
 import pytest
 from pydantic import BaseModel
 
-from plait import Choice, JsonSchema, ParseError, Regex
+from plait import JsonSchema, ParseError
+from plait.executors import Choice, Regex
 from plait.planners import ChoiceParser, ModelParser, NumberParser, RegexParser, TextParser
 
 

@@ -5,19 +5,11 @@ import json
 import anyio
 import pytest
 
-from plait import (
-    Custom,
-    Graph,
-    JsonSchema,
-    NodeFailedError,
-    PlanAndExecute,
-    PlanError,
-    PlanOutcome,
-    ScriptedBackend,
-    ToolFailure,
-    plan_and_execute_graph,
-    plan_json_schema,
-)
+from plait import Graph, JsonSchema, NodeFailedError, PlanAndExecute, ScriptedBackend
+from plait.errors import PlanError
+from plait.executors import ToolFailure
+from plait.orchestrator import Custom
+from plait.planners import plan_and_execute_graph, plan_json_schema, PlanResult
 
 
 def plan_json(*steps):
@@ -47,7 +39,7 @@ def test_plan_execute_solve_with_two_model_calls(registry):
     backend = ScriptedBackend([GOOD, "Answer: 12.5"])
     result = run(PlanAndExecute(registry), "What do AAA and BBB cost together?", backend)
     out = result.output
-    assert isinstance(out, PlanOutcome)
+    assert isinstance(out, PlanResult)
     assert out.answer == "12.5" and out.replans == 0
     assert out.evidence["E3"] == 12.5 and out.evidence["E1"].price == 10.0
     assert len(backend.requests) == 2 and result.tokens.requests == 2
@@ -145,7 +137,7 @@ def test_tool_errors_reach_the_solver_as_evidence(registry):
 
 def test_graph_helper_and_sequential_mode(registry):
     g = plan_and_execute_graph(registry, name="stocks", parallel=False)
-    assert set(g.input_params) == {"task"} and g.output_type is PlanOutcome
+    assert set(g.input_params) == {"task"} and g.output_type is PlanResult
     result = run(g, "t", ScriptedBackend([GOOD, "Answer: 12.5"]))
     assert result.output.evidence["E3"] == 12.5
     starts = [d["step"] for d in custom(result, "plan_step_started")]

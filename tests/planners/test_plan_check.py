@@ -2,7 +2,7 @@
 
 import pytest
 
-from plait import LLM_TOOL, Plan, plan_json_schema, plan_problems
+from plait.planners import LLM_TOOL, Plan, plan_json_schema, plan_problems
 
 
 def plan(*steps):
@@ -85,7 +85,8 @@ def test_json_schema_types_arguments_per_tool_and_admits_references(registry):
 def test_json_schema_lifts_nested_model_definitions_to_the_root():
     from pydantic import BaseModel
 
-    from plait import ToolRegistry, tool
+    from plait import tool
+    from plait.executors import ToolRegistry
 
     class Point(BaseModel):
         x: float

@@ -2,7 +2,8 @@
 
 import pytest
 
-from plait import ParseError, Plan, PlanStep, Ref, parse_json_plan, parse_text_plan
+from plait import ParseError
+from plait.planners import parse_json_plan, parse_text_plan, Plan, PlanStep, Ref
 from plait.planners._plan import find_refs, whole_ref
 
 STEPS = [

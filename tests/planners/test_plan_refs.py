@@ -8,7 +8,9 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from plait import Graph, Plan, PlanAndExecute, ScriptedBackend, ToolRegistry, plan_problems, tool
+from plait import Graph, PlanAndExecute, ScriptedBackend, tool
+from plait.executors import ToolRegistry
+from plait.planners import Plan, plan_problems
 from plait.planners._plan import Ref, UnresolvedReference, resolve_ref
 
 

@@ -2,7 +2,10 @@
 
 import anyio
 
-from plait import Custom, Graph, ReAct, ReActOutcome, ScriptedBackend, ToolFailure
+from plait import Graph, ReAct, ScriptedBackend
+from plait.executors import ToolFailure
+from plait.orchestrator import Custom
+from plait.planners import ReActResult
 
 
 def run(node, task, backend):
@@ -19,7 +22,7 @@ def test_react_calls_one_tool_per_turn_and_feeds_observations_back(registry):
     ])
     result = run(ReAct(registry), "Double AAA's price", backend)
     out = result.output
-    assert isinstance(out, ReActOutcome) and out.finished and out.answer == "20"
+    assert isinstance(out, ReActResult) and out.finished and out.answer == "20"
     assert [(s.tool, s.args) for s in out.steps] == [("quote", {"symbol": "AAA"}), ("scale", {"value": 10.0})]
     assert out.steps[0].observation.price == 10.0 and out.steps[0].thought == "I need the price of AAA."
     assert out.steps[1].observation == 20.0

@@ -4,7 +4,8 @@ import json
 
 import anyio
 
-from plait import Backend, Custom, Graph, PlanAndExecute, ScriptedBackend, TokensUsed
+from plait import Backend, Graph, PlanAndExecute, ScriptedBackend
+from plait.orchestrator import Custom, TokensUsed
 
 PLAN = """Plan: price of AAA
 #E1 = quote[AAA]

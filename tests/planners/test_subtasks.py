@@ -6,9 +6,8 @@ import time
 import anyio
 import pytest
 
-from plait import (
-    FunctionBackend, Graph, JsonSchema, NodeFailedError, ParseError, ScriptedBackend, SubtaskBudgetError,
-)
+from plait import FunctionBackend, Graph, JsonSchema, NodeFailedError, ParseError, ScriptedBackend
+from plait.errors import SubtaskBudgetError
 from plait.executors import count_tokens
 from plait.planners import SubtaskTree, TreeResult, tree_call_key, tree_script
 
@@ -239,7 +238,7 @@ def test_unpruned_baseline_run_measures_what_the_pruned_run_computed():
 
 
 def test_tree_script_names_missing_replies():
-    from plait import ScriptExhaustedError
+    from plait.errors import ScriptExhaustedError
 
     with pytest.raises(NodeFailedError) as info:
         solve(SubtaskTree(), "T", ScriptedBackend(tree_script({"root": split("a")})))

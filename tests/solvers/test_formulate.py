@@ -84,7 +84,7 @@ def test_expect_unique_false_accepts_any_solution():
 
 
 def test_a_reply_cut_off_at_the_token_limit_is_named_as_such():
-    from plait import Sample
+    from plait.executors import Sample
 
     cut = Sample(text=json.dumps(GOOD)[:40], finish_reason="length")
     result, backend = run_graph([cut, json.dumps(GOOD), "ok"])
