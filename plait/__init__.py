@@ -69,6 +69,8 @@ from plait.orchestrator import (
 from plait.planners import ChainStep, FanOut, PlanAndExecute, ReAct, SubtaskTree
 from plait.solvers import CSP, Explain, Formulate, ProposeAndRetract, solve, SolveCSP
 
+from plait.viewer import write_view
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -86,6 +88,8 @@ __all__ = [
     "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
     # constraint solving (plait.solvers)
     "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
+    # the run viewer: one HTML page per run (plait.viewer)
+    "write_view",
     # the errors a run raises (the whole tree: plait.errors)
     "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",
     "BudgetExceededError", "DeadlineExceededError", "RunCancelledError", "BackendError", "ParseError",

@@ -1,4 +1,4 @@
-"""The ``plait`` command: run a graph, print a graph, show the version.
+"""The ``plait`` command: run a graph, print a graph, view a run as a page, show the version.
 
 Bad input (a missing module, a target or ``make_backend()`` that raises, something that is not a Graph,
 invalid JSON, a path that cannot be written, an unsafe run id, input that fails validation) gives one
@@ -88,9 +88,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from plait.durable._cli import add_runs_parser
     from plait.executors._models_cli import add_models_parser
+    from plait.viewer._cli import add_view_parser
 
     add_models_parser(sub)
     add_runs_parser(sub)
+    add_view_parser(sub)
     return parser
 
 
@@ -275,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             from plait.durable._cli import runs_command
 
             return runs_command(args)
+        if args.command == "view":
+            from plait.viewer._cli import view_command
+
+            return view_command(args)
         return anyio.run(_interruptible, args)
     except Interrupted as exc:
         where = (f"committed work is in {args.checkpoint}: run the same command to resume"

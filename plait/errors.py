@@ -28,8 +28,9 @@ catches them all. Messages say what went wrong and what to do about it.
     ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
     ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
     ├── SubtaskBudgetError          a subtask tree's subtree spent its token budget
-    └── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
-        └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
+    ├── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
+    │   └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
+    └── ViewError                   what the viewer was given is not a trace, checkpoint or results file
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "CheckpointMismatchError",
     "LeaseLostError",
     "ReplayMissError",
+    "ViewError",
 ]
 
 
@@ -272,3 +274,8 @@ class LeaseLostError(CheckpointError):
 
 class CheckpointMismatchError(CheckpointError):
     """A run id in the checkpoint was recorded for a different graph (nodes, edges or types) or input."""
+
+
+class ViewError(PlaitError, ValueError):
+    """``plait view`` / ``write_view`` cannot read its source: missing, not a trace, checkpoint or results file,
+    or without the run id asked for."""

@@ -17,6 +17,7 @@ TOP_LEVEL = {
     "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
     "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
     "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
+    "write_view",
     "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",
     "BudgetExceededError", "DeadlineExceededError", "RunCancelledError", "BackendError", "ParseError",
     "CheckpointError", "CheckpointMismatchError", "ConfigError",
@@ -64,3 +65,10 @@ def test_errors_share_one_root():
         obj = getattr(errors, name)
         if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == "plait.errors":
             assert issubclass(obj, plait.PlaitError), name
+
+
+def test_the_run_viewer_is_public():
+    import plait.viewer
+
+    assert plait.write_view is plait.viewer.write_view
+    assert "write_view" in plait.__all__

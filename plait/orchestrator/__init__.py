@@ -4,6 +4,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
     Custom,
     Event,
+    FormulationChecked,
     LoopIteration,
     NodeCancelled,
     NodeFailed,
@@ -11,10 +12,13 @@ from plait.orchestrator._events import (
     NodeRetried,
     NodeSkipped,
     NodeStarted,
+    ProposalSettled,
     RunFinished,
     RunStarted,
+    SubtaskTreeSolved,
     ThreadAbandoned,
     TokensUsed,
+    VoteTallied,
 )
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import FunctionNode, Node, Param, RetryPolicy, Route, Signature
@@ -27,5 +31,5 @@ __all__ = [
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
     "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
-    "Custom",
+    "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
 ]

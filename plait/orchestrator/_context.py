@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from plait.errors import BackendError, BudgetExceededError
 from plait.executors._base import Backend, Completion, Request
-from plait.orchestrator._events import Custom, ThreadAbandoned, TokensUsed
+from plait.orchestrator._events import Custom, Event, ThreadAbandoned, TokensUsed
 from plait.orchestrator._interrupts import interrupt
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._threads import Lane, in_worker_thread
@@ -83,7 +83,8 @@ class RunContext:
         finally:
             self._state.budget.release(need)
         for completion in completions:
-            self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+            self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
+                               completion.model)
         return completions[0] if single else completions
 
     async def generate_stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
@@ -96,7 +97,8 @@ class RunContext:
             completion = await self.backend.stream(request, on_text)
         finally:
             self._state.budget.release(need)
-        self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+        self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
+                           completion.model)
         return completion
 
     async def _reserve(self, batch: list[Request]) -> int:
@@ -108,8 +110,8 @@ class RunContext:
         await budget.reserve(need, self.node)
         return need
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
-        """Count tokens spent by this node (done for you by :meth:`generate`)."""
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
+        """Count tokens spent by this node (done for you by :meth:`generate`); ``model``: who answered."""
         _not_in_worker_thread("report_tokens", self.node)
         state = self._state
         state.tokens.add(prompt, completion, cached)
@@ -120,7 +122,7 @@ class RunContext:
         if record is not None:
             record.tokens.add(prompt, completion, cached)
         state.emit(TokensUsed, node=self.node, prompt_tokens=prompt, completion_tokens=completion,
-                   cached_tokens=cached, run_total=state.tokens.total)
+                   cached_tokens=cached, run_total=state.tokens.total, model=model)
 
     async def remember(self, kind: str, key: str, compute: Callable[[], Awaitable[Any]], returns: Any = Any) -> Any:
         """``await compute()``, recorded when the run has a checkpoint.
@@ -143,10 +145,18 @@ class RunContext:
         _not_in_worker_thread("interrupt", self.node)
         return await interrupt(self, question, returns)
 
-    def emit(self, name: str, **data: Any) -> None:
-        """Emit a :class:`~plait.orchestrator.Custom` event (votes, retractions, plan steps...)."""
+    def emit(self, name: str | type[Event], **data: Any) -> None:
+        """Emit a :class:`~plait.orchestrator.Custom` event named ``name`` (votes, retractions, plan steps...), or, given
+        a typed event class such as :class:`~plait.orchestrator.VoteTallied`, that event with ``data`` as its fields
+        (this node filled in)."""
         _not_in_worker_thread("emit", self.node)
-        self._state.emit(Custom, node=self.node, name=name, data=data)
+        if isinstance(name, str):
+            self._state.emit(Custom, node=self.node, name=name, data=data)
+        elif isinstance(name, type) and issubclass(name, Event) and "node" in name.__dataclass_fields__:
+            self._state.emit(name, node=self.node, **data)
+        else:
+            raise TypeError(f"emit() takes an event name (str) or a node event class such as VoteTallied, "
+                            f"got {name!r}")
 
     def _worker_lane(self) -> Lane:
         """The lane this activation's sync attempts run through: a retry waits for the attempt it replaces."""

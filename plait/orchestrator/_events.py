@@ -29,6 +29,10 @@ __all__ = [
     "LoopIteration",
     "ThreadAbandoned",
     "Custom",
+    "VoteTallied",
+    "SubtaskTreeSolved",
+    "FormulationChecked",
+    "ProposalSettled",
 ]
 
 
@@ -53,9 +57,14 @@ class Event:
 
 @_event
 class RunStarted(Event):
+    """``inputs``: the run's input by parameter; ``shape``: the graph's nodes and edges (see ``graph_shape``),
+    so that a trace alone can be drawn (``plait view``)."""
+
     kind: ClassVar[str] = "run_started"
     graph: str
     started_at: float  # wall-clock epoch seconds
+    inputs: Any = None
+    shape: Any = None
 
 
 @_event
@@ -71,9 +80,12 @@ class RunFinished(Event):
 
 @_event
 class NodeStarted(Event):
+    """``inputs``: the activation's arguments by parameter (on the first attempt; retries take the same)."""
+
     kind: ClassVar[str] = "node_started"
     node: str
     attempt: int = 1
+    inputs: Any = None
 
 
 @_event
@@ -125,6 +137,7 @@ class TokensUsed(Event):
     completion_tokens: int
     cached_tokens: int
     run_total: int
+    model: str = ""  # the model that answered, when the backend says
 
 
 @_event
@@ -153,3 +166,76 @@ class Custom(Event):
     node: str
     name: str
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# -- what reasoning nodes decided (read by the run viewer's panels) ------------------------------------------------
+
+
+@_event
+class VoteTallied(Event):
+    """A fan-out's vote, emitted once per vote (also when too few samples succeeded: then ``winner`` is None).
+
+    ``answers``: each finished sample's answer key in sample order, None for a
+    failed one; ``truncated`` of the failed were cut off at ``max_tokens``;
+    ``cancelled`` were started and then dropped by an early stop. ``wave`` is
+    the aggregator's wave size (None: all k at once), so ``len(answers) < k``
+    with ``stopped_early`` shows where the vote was settled.
+    """
+
+    kind: ClassVar[str] = "vote_tallied"
+    node: str
+    k: int
+    aggregator: str
+    wave: int | None
+    quorum: int
+    winner: str | None
+    distribution: dict[str, float]
+    agreement: float
+    answers: list[str | None]
+    failed: int
+    truncated: int
+    cancelled: int
+    stopped_early: bool
+    errors: list[str]
+    tokens: int
+
+
+@_event
+class SubtaskTreeSolved(Event):
+    """A subtask tree's final state: ``tree`` is the root task record (task, thoughts, conclusion, status,
+    calls, tokens, subtasks...) as JSON data, ``stats`` its context figures with and without pruning."""
+
+    kind: ClassVar[str] = "subtask_tree_solved"
+    node: str
+    tree: dict[str, Any]
+    stats: dict[str, Any]
+
+
+@_event
+class FormulationChecked(Event):
+    """One round of ``Formulate``: the model's CSP (None when it did not parse), the solver's verdict
+    (``status``), its finding sent back to the model (None when accepted), and up to two solutions."""
+
+    kind: ClassVar[str] = "formulation_checked"
+    node: str
+    round: int
+    status: str
+    finding: str | None
+    csp: dict[str, Any] | None
+    solutions: list[dict[str, Any]]
+    count: int
+
+
+@_event
+class ProposalSettled(Event):
+    """How ``ProposeAndRetract`` ended: the values the model supplied (kept), the variables the solver
+    filled in, the solver's status and solution, after ``rounds`` rounds (retractions are ``retraction``
+    ``Custom`` events)."""
+
+    kind: ClassVar[str] = "proposal_settled"
+    node: str
+    rounds: int
+    from_model: dict[str, Any]
+    from_solver: list[str]
+    status: str
+    solution: dict[str, Any] | None

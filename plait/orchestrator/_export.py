@@ -1,12 +1,12 @@
-"""Graph export as Mermaid and Graphviz DOT text."""
+"""Graph export as Mermaid and Graphviz DOT text, and as the JSON shape a trace carries (for ``plait view``)."""
 
 from __future__ import annotations
 
 import re
 
-from plait.orchestrator._graph import _CompiledGraph
+from plait.orchestrator._graph import GraphNode, _CompiledGraph
 
-__all__ = ["to_mermaid", "to_dot"]
+__all__ = ["to_mermaid", "to_dot", "graph_shape"]
 
 
 def _id(name: str) -> str:
@@ -57,3 +57,23 @@ def to_dot(plan: _CompiledGraph) -> str:
         lines.append(f'    "{e.src}" -> "{e.dst}"{suffix};')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def graph_shape(plan: _CompiledGraph) -> dict:
+    """Nodes and edges as JSON, subgraph nodes nested under ``graph``, computed once per compiled graph.
+
+    Carried by the ``run_started`` event so that a trace alone can be drawn: node ``type`` (class name),
+    ``mapped`` and ``routed`` flags; edges with their ``kind`` (plain, route, map), receiving ``param``, and
+    ``back`` for the edge that closes a loop.
+    """
+    if plan.shape is None:
+        nodes = []
+        for name, node in plan.nodes.items():
+            entry = {"name": name, "type": type(node).__name__, "mapped": name in plan.mapped,
+                     "routed": name in plan.routed}
+            if isinstance(node, GraphNode):
+                entry["graph"] = graph_shape(node.graph._compile())
+            nodes.append(entry)
+        edges = [{"src": e.src, "dst": e.dst, "param": e.param, "kind": e.kind, "back": e.back} for e in plan.edges]
+        plan.shape = {"name": plan.name, "nodes": nodes, "edges": edges, "output": plan.output}
+    return plan.shape

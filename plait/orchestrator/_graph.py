@@ -75,6 +75,7 @@ class _CompiledGraph:
     output: str | None
     sinks: list[str]
     digraph: nx.DiGraph
+    shape: dict | None = None  # graph_shape(), cached
 
 
 class Graph:

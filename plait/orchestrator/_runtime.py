@@ -54,6 +54,7 @@ from plait.orchestrator._events import (
     RunFinished,
     RunStarted,
 )
+from plait.orchestrator._export import graph_shape
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _CompiledGraph
 from plait.orchestrator._interrupts import _Interrupted, check_answers
 from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
@@ -381,7 +382,7 @@ class _Execution:
         while True:
             attempt += 1
             record.attempts += 1
-            state.emit(NodeStarted, node=full, attempt=attempt)
+            state.emit(NodeStarted, node=full, attempt=attempt, inputs=kwargs if attempt == 1 else None)
             t0 = time.perf_counter()
             try:
                 if node.timeout is None and not node.max_concurrency and (
@@ -702,7 +703,8 @@ class Run:
         state.answers = self.answers
         state.cancel_requested = self._cancel_requested
         self._execution = _Execution(self.plan, state, self.inputs, "")
-        state.emit(RunStarted, graph=self.graph.name, started_at=time.time())
+        state.emit(RunStarted, graph=self.graph.name, started_at=time.time(), inputs=self.inputs,
+                   shape=graph_shape(self.plan))
 
     async def _drive(self) -> None:
         execution = self._execution

@@ -25,6 +25,7 @@ from plait._deprecation import renamed_keyword
 from plait.errors import BudgetExceededError, ConfigError, VoteError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
+from plait.orchestrator._events import VoteTallied
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import Node, Signature
 from plait.orchestrator._record import TokenUsage
@@ -34,6 +35,8 @@ from plait.planners._aggregators import Aggregator, Candidate, Majority
 from plait.planners._chain import ChainStep
 
 __all__ = ["FanOut", "VoteResult"]
+
+_CUT_OFF = "cut off at max_tokens"  # how a truncated sample's error starts
 
 
 class VoteResult(BaseModel):
@@ -72,8 +75,8 @@ class _Tally(RunContext):
         super().__init__(parent._state, node or parent.node, parent.iteration)
         self.usage = TokenUsage()
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0) -> None:
-        super().report_tokens(prompt, completion, cached)
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
+        super().report_tokens(prompt, completion, cached, model)
         self.usage.add(prompt, completion, cached)
 
 
@@ -143,6 +146,7 @@ class FanOut(Node):
         if result.succeeded < self.aggregate.quorum:
             self._finish_tokens(result, tally)
             ctx.emit("vote", winner=None, succeeded=result.succeeded, failed=result.failed)
+            self._tallied(ctx, result)
             raise VoteError(f"only {result.succeeded} of {result.samples} samples succeeded; the vote needs "
                             f"{self.aggregate.quorum}. First errors: {result.errors[:3]}", result)
         decision = await self.aggregate.decide(candidates, tally, inputs)
@@ -153,7 +157,19 @@ class FanOut(Node):
         ctx.emit("vote", winner=result.winner_key, distribution=result.distribution, agreement=result.agreement,
                  samples=result.samples, failed=result.failed, stopped_early=result.stopped_early,
                  tokens=result.tokens)
+        self._tallied(ctx, result)
         return result
+
+    def _tallied(self, ctx: RunContext, result: VoteResult) -> None:
+        """Emit the :class:`~plait.VoteTallied` event the run viewer draws."""
+        samples = result.candidates
+        answers = [_text(self.aggregate.key(c.value)) if c.ok else None for c in samples]
+        truncated = sum(1 for c in samples if c.error is not None and c.error.startswith(_CUT_OFF))
+        ctx.emit(VoteTallied, k=self.k, aggregator=type(self.aggregate).__name__, wave=self.aggregate.wave,
+                 quorum=self.aggregate.quorum, winner=result.winner_key, distribution=result.distribution,
+                 agreement=result.agreement, answers=answers, failed=result.failed, truncated=truncated,
+                 cancelled=result.cancelled, stopped_early=result.stopped_early, errors=result.errors,
+                 tokens=result.tokens)
 
     def _waves(self) -> list[int]:
         size = self.aggregate.wave or self.k
@@ -186,7 +202,7 @@ class FanOut(Node):
             candidate = Candidate(index=len(candidates), text=sample.text, completion_tokens=sample.completion_tokens,
                                   cumulative_logprob=sample.cumulative_logprob)
             if sample.finish_reason == "length" and not self.keep_truncated:
-                candidate.error = (f"cut off at max_tokens={params.max_tokens} before it finished; raise max_tokens, "
+                candidate.error = (f"{_CUT_OFF}={params.max_tokens} before it finished; raise max_tokens, "
                                    "or pass keep_truncated=True to let such samples vote")
                 candidates.append(candidate)
                 continue

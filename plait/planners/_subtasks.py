@@ -25,6 +25,7 @@ from plait.errors import ConfigError, ParseError, SubtaskBudgetError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._scripted import count_tokens
 from plait.orchestrator._context import RunContext
+from plait.orchestrator._events import SubtaskTreeSolved
 from plait.orchestrator._node import Node
 from plait.planners._asking import constrained, reask
 from plait.planners._subtask_model import ReplyParser, SubtreeBudget, TaskRecord, TaskReply, TreeResult, TreeStats
@@ -99,6 +100,7 @@ class SubtaskTree(Node):
         stats.tasks = sum(1 for _ in root.walk())
         stats.max_depth_reached = max(t.depth for t in root.walk())
         ctx.emit("subtask_tree", answer=root.conclusion, **stats.model_dump())
+        ctx.emit(SubtaskTreeSolved, tree=root.model_dump(), stats=stats.model_dump())
         result = TreeResult(answer=root.conclusion or "", root=root, stats=stats)
         return result.answer if self.answer_only else result  # type: ignore[return-value]
 

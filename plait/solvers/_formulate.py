@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from plait.errors import ConfigError
 from plait.executors import JsonSchema, Message, Request, SamplingParams
-from plait.orchestrator import Node, RunContext
+from plait.orchestrator import FormulationChecked, Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, search
 from plait.solvers._compile import compile_checks
 from plait.solvers._core import conflicting_constraints
@@ -124,6 +124,10 @@ class Formulate(Node):
             if error is not None and completion.samples[0].finish_reason == "length":
                 error = f"Your reply was cut off at the token limit; write a more compact model. {error}"
             ctx.emit("formulate_round", round=round_no, status=last.status, error=error)
+            ctx.emit(FormulationChecked, round=round_no, status=last.status, finding=error,
+                     csp=last.csp.model_dump() if last.csp else None,
+                     solutions=last.result.solutions[:2] if last.result else [],
+                     count=last.result.count if last.result else 0)
             if error is None:
                 return last.model_copy(update={"feedback": feedback})
             feedback.append(error)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from plait.errors import ConfigError
 from plait.executors import JsonSchema, Message, Request, SamplingParams
-from plait.orchestrator import Node, RunContext
+from plait.orchestrator import Node, ProposalSettled, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, solve_async
 from plait.solvers._compile import compile_all
 from plait.solvers._formulate import unfence
@@ -102,6 +102,8 @@ class ProposeAndRetract(Node):
             kept = {k: v for k, v in kept.items() if k not in conflict.variables}
             result = await solve_async(csp, fixed=kept, timeout=self.time_limit)
         from_solver = [v.name for v in csp.variables if v.name not in kept]
+        ctx.emit(ProposalSettled, rounds=rounds, from_model=kept, from_solver=from_solver, status=result.status,
+                 solution=result.solution)
         return Proposal(result=result, from_model=kept, from_solver=from_solver, retractions=retractions,
                         rounds=rounds)
 

@@ -210,3 +210,22 @@ async def test_breaking_out_of_bare_stream_cancels_the_run_cleanly():
     assert state == {"finished": False, "cancelled": True}
     assert {t for t in asyncio.all_tasks() if not t.done()} - before == set()
     assert stream.run_result.status == "cancelled"
+
+
+async def test_a_trace_carries_the_graph_shape_node_inputs_and_models(tmp_path):
+    """What `plait view` draws from a trace alone: edges (subgraphs nested), each activation's inputs, models."""
+    inner = Graph("inner")
+    inner.add(lambda shout: shout + "!", name="bang")
+    g = _chain()
+    g.add(inner, name="tail")
+    g.edge("shout", "tail")
+    path = tmp_path / "t.jsonl"
+    await g.run("hi", backend=ScriptedBackend(["hello"], model="m1"), trace=path)
+    events = read_trace(path)
+    shape = events[0]["shape"]
+    assert {(e["src"], e["dst"]) for e in shape["edges"]} == {("ask", "shout"), ("shout", "tail")}
+    assert [n["name"] for n in next(n for n in shape["nodes"] if n["name"] == "tail")["graph"]["nodes"]] == ["bang"]
+    assert events[0]["inputs"] == {"q": "hi"}
+    started = {e["node"]: e["inputs"] for e in events if e["kind"] == "node_started"}
+    assert started["shout"] == {"ask": "hello"} and started["tail/bang"] == {"shout": "HELLO"}
+    assert [e["model"] for e in events if e["kind"] == "tokens_used"] == ["m1"]
