@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("target", help="MODULE:GRAPH, where MODULE is a dotted module or a .py file")
     run.add_argument("--input", default=None, help="run input: JSON text, or the path of a JSON file")
     run.add_argument("--trace", default=None, help="write every event to this JSONL file")
-    run.add_argument("--model", default=None, help="LLM to use (a registry name, local model folder or server URL)")
+    run.add_argument("--model", default=None, help="LLM to use (a registry name, local model folder, server URL, or comma-separated server URLs: a pool)")
     run.add_argument("--token-budget", type=int, default=None, help="stop LLM work after this many tokens")
     run.add_argument("--deadline", type=positive_seconds, default=None, help="wall-clock seconds for the whole run")
     run.add_argument("--max-concurrency", type=int, default=None, help="cap on nodes running at once")
@@ -105,7 +105,7 @@ def _backend(model: str | None, module: Any, target: str) -> Any:
             raise UsageError("--model needs the vLLM backend, which this install of plait lacks")
         try:
             return factory(model)
-        except PlaitError as exc:
+        except (PlaitError, ValueError) as exc:  # (ValueError: a malformed URL list)
             raise UsageError(str(exc)) from None
     return module_backend(module, target.partition(":")[0])
 

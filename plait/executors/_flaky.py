@@ -48,7 +48,7 @@ class FlakyBackend(Backend):
         return self.inner.identity
 
     def _draw(self, request: Request) -> float:
-        body = to_json(request.model_dump(exclude={"tag"}))
+        body = to_json(request.model_dump(exclude={"tag", "route"}))
         attempt = self._tries[body]
         self._tries[body] = attempt + 1
         h = hashlib.blake2b(f"{self.seed}:{attempt}:".encode() + body, digest_size=8).digest()
