@@ -34,6 +34,13 @@ def _effect(node: str, x: int) -> None:
             os.close(fd)
 
 
+def _marker(name: str, text: str) -> None:
+    """Write ``DIR/name`` whole at once (a test polling for it never reads it half written)."""
+    tmp = Path(EFFECTS) / f".{name}.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, Path(EFFECTS) / name)
+
+
 @graph.node
 async def draft(x: int, ctx: RunContext) -> str:
     completion = await ctx.generate(Request(prompt=f"draft for {x}", params=SamplingParams(max_tokens=8)))
@@ -46,14 +53,14 @@ async def refine(draft: str, x: int) -> str:
     global _refines
     _refines += 1
     if _refines == HANG_AFTER:
-        (Path(EFFECTS) / "hanging").write_text(f"{x} {os.getpid()} {time.time()}")
+        _marker("hanging", f"{x} {os.getpid()} {time.time()}")
         await anyio.sleep_forever()
     await anyio.sleep(LATENCY)
     if x % 50 == 49:
         raise ValueError(f"input {x} is poisoned")
     _effect("refine", x)
     if _refines == STALL_AFTER:
-        (Path(EFFECTS) / "stalled").write_text(f"{x} {os.getpid()}")
+        _marker("stalled", f"{x} {os.getpid()}")
         while not (Path(EFFECTS) / "resume").exists():
             time.sleep(0.01)  # blocks the event loop: the process is frozen, as far as its leases know
     return draft.upper()
