@@ -12,7 +12,7 @@ Importing this package registers its journal with the orchestrator (see
 ``plait.orchestrator._journal``), which itself never imports it.
 """
 
-from plait.durable._batch import BatchItem, BatchResult, InvalidInput, run_batch
+from plait.durable._batch import BatchItem, BatchResult, InvalidInput, run_batch, run_batch_sync
 from plait.durable._journal import open_journal
 from plait.durable._postgres import PostgresCheckpointer
 from plait.durable._ray import RayExecutor
@@ -23,4 +23,4 @@ from plait.orchestrator._journal import set_journal_opener
 set_journal_opener(open_journal)
 
 __all__ = ["Checkpointer", "MemoryCheckpointer", "SQLiteCheckpointer", "PostgresCheckpointer", "StoredNode",
-           "StoredRun", "run_batch", "RayExecutor", "BatchItem", "BatchResult", "InvalidInput"]
+           "StoredRun", "run_batch", "run_batch_sync", "RayExecutor", "BatchItem", "BatchResult", "InvalidInput"]

@@ -33,13 +33,15 @@ from plait.durable._base import Checkpointer, StoredRun
 from plait.durable._leases import LOST, Lease, LeasedStore, while_leased, worker_id
 from plait.durable._results import ResultsFile, results_target
 from plait.durable._store import open_store
-from plait.errors import CheckpointMismatchError, PlaitError, RunError
+from plait.errors import CheckpointMismatchError, ConfigError, PlaitError, RunError
+from plait.orchestrator._runtime import Run
+from plait.orchestrator._sync import call_sync
 
 if TYPE_CHECKING:
     from plait.executors._base import Backend
     from plait.orchestrator._graph import Graph
 
-__all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
+__all__ = ["run_batch", "run_batch_sync", "BatchItem", "BatchResult", "InvalidInput"]
 
 log = logging.getLogger("plait.durable")
 
@@ -115,13 +117,17 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
     :class:`~plait.durable.RayExecutor` (workers on a Ray cluster sharing the
     checkpoint; ``concurrency`` is then per worker); None runs them in this
     process. ``run_options`` go to each :class:`~plait.Run`.
+
+    A coroutine: ``await run_batch(...)``; from a script or a notebook call
+    :func:`run_batch_sync` with the same arguments.
     """
+    Run.check_options(run_options)
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if "/" in batch_id or not batch_id:
-        raise ValueError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
+        raise ConfigError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
     if not lease > 0:
-        raise ValueError(f"lease must be > 0 seconds, got {lease}")
+        raise ConfigError(f"lease must be > 0 seconds, got {lease}")
     if output is not None:
         results_target(output)  # a directory or a device is refused before anything runs
     if executor is not None:
@@ -134,6 +140,11 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
     finally:
         if owned and store is not None:
             store.close()
+
+
+def run_batch_sync(graph: Graph, inputs: Iterable[Any], **options: Any) -> BatchResult:
+    """:func:`run_batch` for synchronous code: a script, or a notebook cell (whose loop is already running)."""
+    return call_sync(run_batch, graph, inputs, **options)
 
 
 def _split(value: Any, index: int, id_field: str | None, graph: Graph) -> tuple[Any, Any]:
@@ -235,7 +246,7 @@ class _Batch:
             raise CheckpointMismatchError(
                 f"batch {self.batch_id!r} in the checkpoint was run with another graph ({len(foreign)} of its "
                 f"runs, e.g. {run.run_id!r}, were recorded for graph {run.graph!r} with different nodes, edges or "
-                "types); use another batch id (--run-id), or force=True (--force) to drop its old results")
+                "types); use another batch_id=, or force=True to drop its old results")
         for run in foreign:
             log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
             store.delete_run(run.run_id)

@@ -31,7 +31,7 @@ import anyio
 from plait.durable._base import Checkpointer
 from plait.durable._ray_worker import Worker
 from plait.durable._store import is_url
-from plait.errors import PlaitError
+from plait.errors import ConfigError, PlaitError
 
 __all__ = ["RayExecutor"]
 
@@ -76,33 +76,33 @@ class RayExecutor:
     def __post_init__(self) -> None:
         _ray()
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"RayExecutor(workers=) must be an integer >= 1, got {self.workers!r}")
+            raise ConfigError(f"RayExecutor(workers=) must be an integer >= 1, got {self.workers!r}")
         if not self.cpus_per_worker >= 0:
-            raise ValueError(f"RayExecutor(cpus_per_worker=) must be >= 0, got {self.cpus_per_worker!r}")
+            raise ConfigError(f"RayExecutor(cpus_per_worker=) must be >= 0, got {self.cpus_per_worker!r}")
         spec = self.backend
         if not (spec is None or isinstance(spec, str) or callable(spec)
                 or (isinstance(spec, (list, tuple)) and spec and all(isinstance(url, str) for url in spec))):
-            raise ValueError(f"RayExecutor(backend=) takes a model name, a server URL, a non-empty list of URLs or "
+            raise ConfigError(f"RayExecutor(backend=) takes a model name, a server URL, a non-empty list of URLs or "
                              f"a factory (each worker builds its own backend), not {type(spec).__name__}")
         if not self.start_timeout > 0:
-            raise ValueError(f"RayExecutor(start_timeout=) must be > 0 seconds, got {self.start_timeout!r}")
+            raise ConfigError(f"RayExecutor(start_timeout=) must be > 0 seconds, got {self.start_timeout!r}")
 
     def check(self, checkpoint: Any, backend: Any) -> Any:
-        """The checkpoint as workers open it; ValueError for one they cannot share (or a driver-side backend)."""
+        """The checkpoint as workers open it; ConfigError for one they cannot share (or a driver-side backend)."""
         if backend is not None:
-            raise ValueError("with executor=RayExecutor(...) each worker builds its own backend: pass "
+            raise ConfigError("with executor=RayExecutor(...) each worker builds its own backend: pass "
                              "RayExecutor(backend=MODEL_OR_URL or a factory) instead of run_batch(backend=...)")
         if checkpoint is None:
-            raise ValueError("executor=RayExecutor(...) needs checkpoint=: its workers take inputs by lease from a "
+            raise ConfigError("executor=RayExecutor(...) needs checkpoint=: its workers take inputs by lease from a "
                              "shared store; give a postgresql:// URL (or an SQLite file on a local cluster)")
         if isinstance(checkpoint, Checkpointer):
-            raise ValueError(f"executor=RayExecutor(...) needs a checkpoint its workers can open themselves, not a "
+            raise ConfigError(f"executor=RayExecutor(...) needs a checkpoint its workers can open themselves, not a "
                              f"{type(checkpoint).__name__} object: give a postgresql:// URL (or an SQLite file path "
                              "on a local cluster)")
         if is_url(checkpoint):
             return checkpoint
         if self.address is not None:
-            raise ValueError(f"SQLite checkpoint {str(checkpoint)!r} is a file on this machine, which Ray workers on "
+            raise ConfigError(f"SQLite checkpoint {str(checkpoint)!r} is a file on this machine, which Ray workers on "
                              f"cluster {self.address!r} cannot share: use a postgresql:// URL, or address=None "
                              "(--ray local) for a local cluster")
         return os.path.abspath(checkpoint)

@@ -24,6 +24,7 @@ from plait.executors._tools import Tool, ToolRegistry, tool
 from plait.executors._factory import backend_for
 from plait.executors._models import MODELS, ModelSpec, model_path, models_dir, pull_model
 from plait.executors._openai import OpenAIBackend
+from plait.executors._pool import EndpointPool
 from plait.executors._vllm import VLLMBackend
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "Sample", "SamplingParams", "TokenLogprob", "FunctionBackend", "ScriptedBackend", "FlakyBackend", "count_tokens",
     "Tokenizer", "hf_tokenizer", "word_spans",
     # real backends and the model registry (issue 3)
-    "VLLMBackend", "OpenAIBackend", "backend_for", "MODELS", "ModelSpec", "model_path", "models_dir", "pull_model",
+    "VLLMBackend", "OpenAIBackend", "EndpointPool", "backend_for", "MODELS", "ModelSpec", "model_path", "models_dir", "pull_model",
     # tools (plan-then-execute, ReAct)
     "Tool", "ToolRegistry", "tool", "ToolRunner", "ToolFailure",
 ]

@@ -123,6 +123,8 @@ class Request(_Frozen):
     prompt: str | tuple[Message, ...]
     params: SamplingParams = SamplingParams()
     tag: str | None = Field(default=None, description="free-form label (the node name) for tracing")
+    route: str | None = Field(default=None, description="routing key: requests sharing one (a run) share prompt "
+                              "prefixes, so an EndpointPool keeps them on one replica; sent as X-Plait-Route")
 
     @model_validator(mode="after")
     def _non_empty(self) -> Request:

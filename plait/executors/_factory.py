@@ -12,11 +12,16 @@ __all__ = ["backend_for"]
 
 
 def backend_for(model: str, **options: Any) -> Backend:
-    """A backend for ``model``: an ``http(s)://`` URL gives an :class:`OpenAIBackend`;
-    a registry name, local Hugging Face folder or hub id gives an in-process :class:`VLLMBackend`.
+    """A backend for ``model``: an ``http(s)://`` URL gives an :class:`OpenAIBackend`, a comma-separated
+    list of URLs an :class:`EndpointPool` over those servers; a registry name, local Hugging Face folder
+    or hub id gives an in-process :class:`VLLMBackend`.
 
-    Unknown names fail here, before any engine starts; ``options`` go to the backend's constructor.
+    Unknown names and bad URL lists fail here, before anything starts; ``options`` go to the backend's constructor.
     """
+    if "," in model:
+        from plait.executors._pool import EndpointPool
+
+        return EndpointPool(model, **options)
     if model.startswith(("http://", "https://")):
         from plait.executors._openai import OpenAIBackend
 

@@ -20,14 +20,16 @@ times with exponential backoff, or after the server's ``Retry-After``
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 
-from plait.errors import BackendError
+from plait.errors import BackendError, ConfigError
 from plait.executors._base import Backend, Completion, Request
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai_http import (
@@ -35,12 +37,21 @@ from plait.executors._openai_http import (
 from plait.executors._openai_reply import StreamAccumulator, parse_models, parse_reply
 from plait.executors._openai_wire import endpoint, request_body
 
-__all__ = ["OpenAIBackend"]
+__all__ = ["OpenAIBackend", "ServerUnavailable", "ROUTE_HEADER"]
 
 log = logging.getLogger("plait.openai")
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _T = TypeVar("_T")
+ROUTE_HEADER = "X-Plait-Route"  # a request's routing key, for server-side routers (and the endpoint pool's tests)
+_ROUTE_VALUE = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+class ServerUnavailable(BackendError):
+    """The server could not serve the request (unreachable, 5xx or 429 after the retries, deadline passed).
+
+    Another replica of the same model may: :class:`~plait.executors.EndpointPool` fails over on it.
+    """
 
 
 class OpenAIBackend(Backend):
@@ -105,6 +116,16 @@ class OpenAIBackend(Backend):
         return self._declared_model or f"first model listed by {self.base_url}"
 
     async def start(self) -> None:
+        self._open_client()
+        if self.model is None:
+            self.model = (await self.list_models())[0]
+
+    async def list_models(self) -> list[str]:
+        """The ids of the models this server lists (``GET /models``), first the one it serves by default."""
+        self._open_client()
+        return await self._send("GET", "/models", None, self._read_models)
+
+    def _open_client(self) -> None:
         if self._client is None:
             import httpx
 
@@ -114,8 +135,6 @@ class OpenAIBackend(Backend):
                 timeout=None,  # every exchange runs under the request's own total deadline instead
                 limits=httpx.Limits(max_connections=self._limits, max_keepalive_connections=self._limits),
             )
-        if self.model is None:
-            self.model = await self._send("GET", "/models", None, self._read_models)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -178,37 +197,37 @@ class OpenAIBackend(Backend):
             return accumulator.completion()
 
         return await self._send("POST", endpoint(request), body, read_stream if stream else read_json,
-                                resumable=lambda: not delivered)
+                                resumable=lambda: not delivered, headers=route_headers(request.route))
 
-    async def _read_models(self, response: Any) -> str:
+    async def _read_models(self, response: Any) -> list[str]:
         return parse_models(await read_body(response, max_bytes=self.max_response_bytes,
                                             idle_timeout=self.idle_timeout))
 
     async def _send(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]], *,
-                    resumable: Callable[[], bool] = lambda: True) -> _T:
+                    resumable: Callable[[], bool] = lambda: True, headers: dict[str, str] | None = None) -> _T:
         """One request under its total deadline: bounded retries, each reply read by ``read``."""
         url = f"{self.base_url}{path}"
         deadline = anyio.current_time() + self.timeout
         with anyio.CancelScope(deadline=deadline):
-            return await self._attempts(method, path, body, read, url, deadline, resumable)
-        raise BackendError(f"{url} did not complete the request within timeout={self.timeout:g}s "
+            return await self._attempts(method, path, body, read, url, deadline, resumable, headers)
+        raise ServerUnavailable(f"{url} did not complete the request within timeout={self.timeout:g}s "
                            "(a total deadline: connecting, waiting, reading the reply and retries); raise timeout= "
                            "if the server is only slow")
 
     async def _attempts(self, method: str, path: str, body: dict | None, read: Callable[[Any], Awaitable[_T]],
-                        url: str, deadline: float, resumable: Callable[[], bool]) -> _T:
+                        url: str, deadline: float, resumable: Callable[[], bool], headers: dict[str, str] | None) -> _T:
         import httpx
 
         last, wait = "", 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
                 if anyio.current_time() + wait > deadline:
-                    raise BackendError(f"{url} failed after {attempt} attempt(s): {last}; waiting {wait:g}s "
+                    raise ServerUnavailable(f"{url} failed after {attempt} attempt(s): {last}; waiting {wait:g}s "
                                        f"more would pass timeout={self.timeout:g}s")
                 log.info("retrying %s in %gs after %s (attempt %d)", url, wait, last, attempt + 1)
                 await anyio.sleep(wait)
             try:
-                async with self._client.stream(method, path, json=body) as response:
+                async with self._client.stream(method, path, json=body, headers=headers) as response:
                     status = response.status_code
                     if 300 <= status < 400:  # not followed: the request would go to a server nobody named
                         target = snippet(response.headers.get("location", "nowhere"), 200)
@@ -233,7 +252,16 @@ class OpenAIBackend(Backend):
                 wait = self.backoff * 2**attempt
             except httpx.HTTPError as exc:
                 raise BackendError(f"{url}: {type(exc).__name__}: {snippet(str(exc), 200)}") from exc
-        raise BackendError(f"{url} failed after {self.max_retries + 1} attempt(s): {last}; is the server running?")
+        raise ServerUnavailable(f"{url} failed after {self.max_retries + 1} attempt(s): {last}; is the server running?")
+
+
+def route_headers(route: str | None) -> dict[str, str] | None:
+    """The routing-key header for ``route``: the key itself when it is short printable ASCII, else its digest."""
+    if not route:
+        return None
+    if _ROUTE_VALUE.fullmatch(route):
+        return {ROUTE_HEADER: route}
+    return {ROUTE_HEADER: "h-" + hashlib.blake2b(route.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()}
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -242,10 +270,10 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _check_options(positive: dict[str, Any], non_negative: dict[str, Any]) -> None:
+def _check_options(positive: dict[str, Any], non_negative: dict[str, Any], who: str = "OpenAIBackend") -> None:
     """ValueError naming the first option that is not a number in its range."""
     for option, value in {**positive, **non_negative}.items():
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
         if not number or value < 0 or (value == 0 and option in positive):
             kind = "positive" if option in positive else "non-negative"
-            raise ValueError(f"OpenAIBackend: {option}={value!r} is not allowed; give a {kind} number")
+            raise ConfigError(f"{who}: {option}={value!r} is not allowed; give a {kind} number")

@@ -136,12 +136,12 @@ def _check_error(reply: _Reply, verb: str) -> _Reply:
     return reply
 
 
-def parse_models(raw: bytes) -> str:
-    """The first model a ``/models`` reply lists."""
+def parse_models(raw: bytes) -> list[str]:
+    """The ids of the models a ``/models`` reply lists (at least one), in the server's order."""
     models = _validate(_Models, raw, "model list")
     if not models.data:
         raise ReplyError("lists no model; pass model=...")
-    return models.data[0].id
+    return [m.id for m in models.data]
 
 
 def parse_reply(raw: bytes, *, n: int, chat: bool, model: str) -> Completion:

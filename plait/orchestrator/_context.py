@@ -76,7 +76,7 @@ class RunContext:
         single = isinstance(request, Request)
         batch: list[Request] = [request] if isinstance(request, Request) else list(request)
         self.check_budget()
-        batch = [r if r.tag else r.model_copy(update={"tag": self.node}) for r in batch]
+        batch = [self._labelled(r) for r in batch]
         need = await self._reserve(batch)
         try:
             completions = await self.backend.generate(batch)
@@ -90,8 +90,7 @@ class RunContext:
     async def generate_stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
         """Like :meth:`generate` for one request, calling ``on_text(chunk)`` as text arrives (see ``Backend.stream``)."""
         self.check_budget()
-        if not request.tag:
-            request = request.model_copy(update={"tag": self.node})
+        request = self._labelled(request)
         need = await self._reserve([request])
         try:
             completion = await self.backend.stream(request, on_text)
@@ -100,6 +99,11 @@ class RunContext:
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
                            completion.model)
         return completion
+
+    def _labelled(self, request: Request) -> Request:
+        """``request`` with this node as its tag and this run as its routing key, unless it has its own."""
+        update = {k: v for k, v in (("tag", self.node), ("route", self.run_id)) if not getattr(request, k)}
+        return request.model_copy(update=update) if update else request
 
     async def _reserve(self, batch: list[Request]) -> int:
         """Reserve ``batch``'s worst case against the budget before sending it (see ``_budget.py``)."""

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from plait.errors import ConfigError
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import FormulationChecked, Node, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, search
@@ -102,7 +103,7 @@ class Formulate(Node):
     ):
         super().__init__(name or "formulate", **policy)
         if max_rounds < 1:
-            raise ValueError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
+            raise ConfigError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
         self.max_rounds = max_rounds
         self.expect_unique = expect_unique
         self.time_limit = time_limit

@@ -2,8 +2,9 @@
 
 ``PIPELINE_EFFECTS=DIR``: each node, as it completes, appends ``NODE PID`` to
 ``DIR/X`` (X: the input), so a test counts how often each node ran and where.
-``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` adds a line to ``DIR/hanging``
-and never returns (a worker to kill while it provably holds an input);
+``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` writes ``DIR/hanging``
+and ``DIR/hanging.PID`` and never returns (a worker to kill while it provably
+holds an input);
 with ``PIPELINE_HANG_ONE=1`` only the first process to get there hangs (Ray
 workers share one environment).
 ``PIPELINE_STALL_AFTER=N``: this process's N-th ``refine`` does its work, writes
@@ -47,6 +48,13 @@ def _first_to_hang() -> bool:
     return True
 
 
+def _marker(name: str, text: str) -> None:
+    """Write ``DIR/name`` whole at once (a test polling for it never reads it half written)."""
+    tmp = Path(EFFECTS) / f".{name}.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, Path(EFFECTS) / name)
+
+
 @graph.node
 async def draft(x: int, ctx: RunContext) -> str:
     completion = await ctx.generate(Request(prompt=f"draft for {x}", params=SamplingParams(max_tokens=8)))
@@ -59,15 +67,15 @@ async def refine(draft: str, x: int) -> str:
     global _refines
     _refines += 1
     if _refines == HANG_AFTER and _first_to_hang():
-        with open(Path(EFFECTS) / "hanging", "a") as marker:  # one line per hanging process
-            marker.write(f"{x} {os.getpid()} {time.time()}\n")
+        _marker("hanging", f"{x} {os.getpid()} {time.time()}")
+        _marker(f"hanging.{os.getpid()}", f"{x} {os.getpid()} {time.time()}")  # one per hanging process
         await anyio.sleep_forever()
     await anyio.sleep(LATENCY)
     if x % 50 == 49:
         raise ValueError(f"input {x} is poisoned")
     _effect("refine", x)
     if _refines == STALL_AFTER:
-        (Path(EFFECTS) / "stalled").write_text(f"{x} {os.getpid()}")
+        _marker("stalled", f"{x} {os.getpid()}")
         while not (Path(EFFECTS) / "resume").exists():
             time.sleep(0.01)  # blocks the event loop: the process is frozen, as far as its leases know
     return draft.upper()

@@ -84,14 +84,11 @@ def _each_node_ran_once(effects: Path) -> dict[int, Counter]:
 
 
 async def _hanging(effects: Path, count: int) -> list[tuple[int, int]]:
-    """(input, pid) of each worker hanging inside an input, once ``count`` of them are."""
-    marker = effects / "hanging"
+    """(input, pid) of each worker hanging inside an input, once ``count`` of them are (each writes DIR/hanging.PID)."""
     with anyio.fail_after(120):
-        while True:
-            lines = marker.read_text().splitlines() if marker.exists() else []
-            if len(lines) >= count and all(len(line.split()) == 3 for line in lines):
-                return [(int(line.split()[0]), int(line.split()[1])) for line in lines]
+        while len(markers := sorted(effects.glob("hanging.*"))) < count:
             await anyio.sleep(0.01)
+    return [(int(x), int(pid)) for x, pid, _ in (marker.read_text().split() for marker in markers)]
 
 
 def _hang(after: int, *, one: bool) -> dict:

@@ -9,10 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from plait import (
-    ChainStep, FanOut, Graph, PlanAndExecute, Quorum, SamplingParams, ScriptedBackend, SubtaskTree,
-    TextParser, read_trace,
-)
+from plait import ChainStep, FanOut, Graph, PlanAndExecute, SamplingParams, ScriptedBackend, SubtaskTree, read_trace
+from plait.planners import Quorum, TextParser
 from plait.errors import NodeFailedError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +63,7 @@ def failed_plan_trace(tmp_path):
 def hostile_vote_trace(tmp_path, quorum=1):
     """A 5-sample vote whose winning answer is an injected tag; one sample is cut off at max_tokens. With
     ``quorum=5`` too few samples succeed and the run fails."""
-    step = ChainStep("Q: {question}\nA:", TextParser(), params=SamplingParams(max_tokens=64), name="answer")
+    step = ChainStep("Q: {question}\nA:", TextParser(), sampling=SamplingParams(max_tokens=64), name="answer")
     replies = [HOSTILE, HOSTILE, "a very long reply " * 40, "Paris", HOSTILE]
     backend = ScriptedBackend(lambda request: replies[: request.params.n])
     graph = Graph("hostile_vote")
