@@ -26,6 +26,7 @@ import batch_pipeline as pipeline  # noqa: E402
 
 from plait import MemoryCheckpointer, PlaitError, run_batch  # noqa: E402
 from plait.durable import RayExecutor  # noqa: E402
+from plait.errors import ConfigError  # noqa: E402
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -223,7 +224,7 @@ def test_workers_the_cluster_cannot_place_fail_after_start_timeout(cluster, post
 ])
 def test_what_ray_workers_cannot_share_is_refused_before_anything_runs(checkpoint, address, backend, message):
     executor = RayExecutor(address=address, workers=2)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         anyio.run(lambda: run_batch(pipeline.graph, [{"x": 1}], executor=executor, checkpoint=checkpoint,
                                     backend=backend))
 
@@ -258,6 +259,6 @@ def test_an_unreachable_cluster_is_one_clear_error(postgres_url, tmp_path):
 
 @pytest.mark.parametrize("backend", [42, [], ["http://a", 3]])
 def test_a_backend_spec_workers_cannot_build_from_is_refused(backend):
-    with pytest.raises(ValueError, match=r"^RayExecutor\(backend=\) takes a model name, a server URL, a non-empty "
+    with pytest.raises(ConfigError, match=r"^RayExecutor\(backend=\) takes a model name, a server URL, a non-empty "
                                          "list of URLs or a factory"):
         RayExecutor(backend=backend)
