@@ -20,9 +20,7 @@ import re
 import tempfile
 from pathlib import Path
 
-import anyio
-
-from plait import Graph, Request, RunContext, SamplingParams, ScriptedBackend, run_batch
+from plait import Graph, Request, RunContext, SamplingParams, ScriptedBackend, run_batch_sync
 
 DATA = Path(__file__).with_name("data") / "arithmetic.jsonl"
 graph = Graph("batch_eval", description="grade a model's arithmetic, one question per input")
@@ -64,14 +62,14 @@ def make_backend() -> ScriptedBackend:
     return ScriptedBackend(_stand_in)
 
 
-async def main() -> None:
+def main() -> None:  # a script: the synchronous entry point (in async code: await run_batch(...))
     inputs = [json.loads(line) for line in DATA.read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         db, out = Path(tmp) / "runs.db", Path(tmp) / "results.jsonl"
-        first = await run_batch(graph, inputs, backend=make_backend(), concurrency=8, checkpoint=db,
-                                batch_id="arith", output=out, id_field="id")
-        again = await run_batch(graph, inputs, backend=make_backend(), concurrency=8, checkpoint=db,
-                                batch_id="arith", output=out, id_field="id")
+        first = run_batch_sync(graph, inputs, backend=make_backend(), concurrency=8, checkpoint=db,
+                               batch_id="arith", output=out, id_field="id")
+        again = run_batch_sync(graph, inputs, backend=make_backend(), concurrency=8, checkpoint=db,
+                               batch_id="arith", output=out, id_field="id")
         assert again.resumed == len(inputs)  # everything was already done: nothing ran twice
         rows = [json.loads(line) for line in out.read_text().splitlines()]
     correct = sum(row["output"]["correct"] for row in rows)
@@ -80,4 +78,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    main()

@@ -20,6 +20,7 @@ from plait.durable import (
     MemoryCheckpointer,
     PostgresCheckpointer,
     run_batch,
+    run_batch_sync,
     SQLiteCheckpointer,
 )
 from plait.errors import (
@@ -27,6 +28,7 @@ from plait.errors import (
     BudgetExceededError,
     CheckpointError,
     CheckpointMismatchError,
+    ConfigError,
     DeadlineExceededError,
     GraphValidationError,
     InputValidationError,
@@ -81,7 +83,7 @@ __all__ = [
     "Backend", "Request", "Message", "SamplingParams", "Completion", "JsonSchema", "ScriptedBackend",
     "FunctionBackend", "VLLMBackend", "OpenAIBackend", "backend_for", "tool",
     # durable runs (plait.durable)
-    "run_batch", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
+    "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
     # reasoning nodes (plait.planners)
     "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
     # constraint solving (plait.solvers)
@@ -91,7 +93,7 @@ __all__ = [
     # the errors a run raises (the whole tree: plait.errors)
     "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",
     "BudgetExceededError", "DeadlineExceededError", "RunCancelledError", "BackendError", "ParseError",
-    "CheckpointError", "CheckpointMismatchError",
+    "CheckpointError", "CheckpointMismatchError", "ConfigError",
 ]
 
 # Names that left the top level: `plait.X` and `from plait import X` still work for one release, with a

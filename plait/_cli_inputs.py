@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from plait._words import a_type
 from plait.orchestrator._graph import Graph
 
 __all__ = ["UsageError", "load_target", "parse_input", "module_backend", "check_write_path", "check_run_id",
@@ -66,7 +67,7 @@ def load_target(target: str) -> tuple[Graph, Any]:
     if callable(obj) and not isinstance(obj, Graph):
         obj = _call_user_code(f"graph factory {target}()", "fix it, or point the target at a Graph", obj)
     if not isinstance(obj, Graph):
-        raise UsageError(f"{target!r} is a {type(obj).__name__}, not a plait Graph")
+        raise UsageError(f"{target!r} is {a_type(obj)}, not a plait Graph")
     return obj, module
 
 

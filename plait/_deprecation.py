@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from plait.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -27,7 +29,7 @@ def renamed_keyword(owner: str, kwargs: dict[str, Any], old: str, new: str, valu
         return value
     old_value = kwargs.pop(old)
     if value is not None:
-        raise TypeError(f"{owner}() got both {new}= and {old}=, its old name; pass only {new}=")
+        raise ConfigError(f"{owner}() got both {new}= and {old}=, its old name; pass only {new}=")
     warnings.warn(f"{owner}({old}=...) is deprecated, use {owner}({new}=...); {old}= goes in the next release",
                   DeprecationWarning, stacklevel=3)
     return old_value
@@ -54,4 +56,4 @@ def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
 def refuse_unknown(owner: str, kwargs: Mapping[str, Any]) -> None:
     """TypeError for keywords left in a ``**`` catch-all that only exists to take old names."""
     if kwargs:
-        raise TypeError(f"{owner}() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        raise ConfigError(f"{owner}() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}")

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import anyio
 
+from plait.errors import ConfigError
+
 __all__ = ["RetryPolicy", "RetryDeadlineError", "retry", "retry_blocking"]
 
 _T = TypeVar("_T")
@@ -49,11 +51,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
+            raise ConfigError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
         if not 0 <= self.jitter <= 1:
-            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
+            raise ConfigError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
         if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("RetryPolicy backoff values must be >= 0")
+            raise ConfigError("RetryPolicy backoff values must be >= 0")
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""

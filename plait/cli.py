@@ -2,9 +2,11 @@
 
 Bad input (a missing module, a target or ``make_backend()`` that raises, something that is not a Graph,
 invalid JSON, a path that cannot be written, an unsafe run id, input that fails validation) gives one
-clear line on stderr and exit code 2, never a traceback. A run that fails gives its error on one line and
-exit code 1. A run stopped by ``ctx.interrupt()`` prints its pending interrupts as a JSON list of
-``{id, node, question}`` on stdout and exits with code 3; answer them with
+clear line on stderr and exit code 2, never a traceback. A run that fails (a node, or a ``--model`` server
+that cannot be reached) gives its error on one line and exit code 1, as does a batch in which any input
+failed. The output is printed as JSON (a ``str`` output as a JSON string). A run stopped by
+``ctx.interrupt()`` prints its pending interrupts as a JSON list of ``{id, node, question}`` on stdout and
+exits with code 3; answer them with
 ``--resume-with '{"ID": ANSWER}'`` (and the same ``--checkpoint`` and ``--run-id``). A reader that leaves
 early (``plait run ... | head -1``) ends the command quietly with 0.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -25,7 +28,7 @@ from pydantic_core import to_jsonable_python
 import plait
 from plait._cli_inputs import (UsageError, check_run_id, check_write_path, load_target, module_backend,
                                parse_input, positive_seconds)
-from plait.errors import InputValidationError, PlaitError, RunError
+from plait.errors import BackendError, InputValidationError, ModelError, PlaitError, RunError
 
 __all__ = ["main"]
 
@@ -78,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="drop the results of a batch recorded for another graph (or version) instead of refusing")
     batch.add_argument("--lease", type=float, default=30.0, metavar="SECONDS",
                        help="how long a killed worker's inputs wait before others take them over (default 30)")
+    batch.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run the inputs on Ray workers: 'local' (a cluster on this machine), 'auto' or "
+                            "ray://HOST:PORT; needs --checkpoint (postgresql:// for a cluster of machines)")
+    batch.add_argument("--workers", type=int, default=None, help="Ray workers (actors) for --ray (default 2)")
 
     graph = sub.add_parser("graph", help="print a graph as Mermaid (or DOT)")
     graph.add_argument("target", help="MODULE:GRAPH")
@@ -107,11 +114,20 @@ def _backend(model: str | None, module: Any, target: str) -> Any:
     return module_backend(module, target.partition(":")[0])
 
 
+# Library messages name Python arguments; the command line says the flags that set them.
+_FLAGS = {"run_id=": "--run-id", "batch_id=": "--run-id", "force=True": "--force", "cache=False": "--no-cache",
+          "checkpoint=": "--checkpoint", "replay=True": "--replay", "replay=": "--replay", "resume=": "--resume-with"}
+_ARGUMENT = re.compile("|".join(re.escape(word) for word in sorted(_FLAGS, key=len, reverse=True)))
+
+
+def _flags(message: str) -> str:
+    """``message`` with the Python arguments it names replaced by their ``plait run`` flags."""
+    return _ARGUMENT.sub(lambda m: _FLAGS[m.group()], message)
+
+
 def _print_output(output: Any) -> None:
-    if isinstance(output, str):
-        print(output)
-    else:
-        print(json.dumps(to_jsonable_python(output, fallback=repr), indent=2, ensure_ascii=False))
+    """Every output is printed as JSON, a ``str`` too (as a JSON string), so stdout always parses."""
+    print(json.dumps(to_jsonable_python(output, fallback=repr), indent=2, ensure_ascii=False))
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -134,6 +150,11 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.inputs and (args.trace or args.summary):
         raise UsageError("--trace and --summary describe one run; a batch writes one result line per input "
                          "(--output) and a summary on stderr")
+    if (args.ray or args.workers is not None) and not (args.inputs and args.checkpoint and args.ray):
+        raise UsageError("--ray and --workers spread a batch over Ray workers sharing a checkpoint: "
+                         "give --inputs FILE.jsonl, --checkpoint DB and --ray ADDRESS")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
     for flag in ("trace", "output", "checkpoint"):
@@ -151,7 +172,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.inputs:
         from plait.durable._cli import run_batch_command
 
-        return await run_batch_command(args, graph, _backend(args.model, module, args.target))
+        backend = None if args.ray else _backend(args.model, module, args.target)  # Ray workers build their own
+        return await run_batch_command(args, graph, backend)
     value = parse_input(args.input)
     backend = None if args.replay else _backend(args.model, module, args.target)
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
@@ -276,14 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plait: interrupted by {exc.signal.name}; {where}", file=sys.stderr)
         return 128 + exc.signal.value
     except UsageError as exc:
-        print(f"plait: error: {exc}", file=sys.stderr)
+        print(f"plait: error: {_flags(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except RunError as exc:
-        print(f"plait: run failed: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return EXIT_RUN_FAILED
     except PlaitError as exc:
+        # a server that cannot be reached fails the run; an unknown model (ModelError) is a usage error
+        if isinstance(exc, RunError) or (isinstance(exc, BackendError) and not isinstance(exc, ModelError)):
+            print(f"plait: run failed: {_flags(str(exc).splitlines()[0])}", file=sys.stderr)
+            return EXIT_RUN_FAILED
         lines = str(exc).splitlines()
-        print(f"plait: error: {' '.join(line.strip() for line in lines)}", file=sys.stderr)
+        print(f"plait: error: {_flags(' '.join(line.strip() for line in lines))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `plait run ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail

@@ -6,6 +6,8 @@ catches them all. Messages say what went wrong and what to do about it.
 ::
 
     PlaitError
+    ├── ConfigError                 a bad argument: a value, type or option plait cannot use (also a ValueError
+    │                               and a TypeError, so older ``except ValueError`` code keeps working)
     ├── GraphError                  a graph is malformed (raised when it is built)
     │   ├── GraphValidationError    dangling, unreachable, unbounded cycles, type mismatches
     │   └── InputValidationError    run input that does not fit the entry nodes
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PlaitError",
+    "ConfigError",
     "GraphError",
     "GraphValidationError",
     "InputValidationError",
@@ -71,6 +74,14 @@ class PlaitError(Exception):
     """Root of every error raised by plait."""
 
 
+class ConfigError(PlaitError, ValueError, TypeError):
+    """An argument given to plait is invalid: a value out of range, a wrong type, an unknown option.
+
+    It is also a ``ValueError`` and a ``TypeError``, so code written for the
+    bare built-in errors plait used to raise keeps catching it.
+    """
+
+
 class GraphError(PlaitError):
     """A graph is malformed; raised while it is declared or validated."""
 
@@ -98,12 +109,18 @@ class RunError(PlaitError):
 
 
 class NodeFailedError(RunError):
-    """A node raised (after its retries) and its ``on_error`` policy is ``"raise"``."""
+    """A node raised (after its retries) and its ``on_error`` policy is ``"raise"``.
+
+    ``cause`` is the node's own exception, also chained as ``__cause__`` so a
+    traceback shows it. Branch on it: ``except NodeFailedError as err: if
+    isinstance(err.cause, NodeTimeoutError): ...``.
+    """
 
     def __init__(self, node: str, cause: BaseException, partial: RunResult | None = None):
         self.node = node
         self.cause = cause
         super().__init__(f"node {node!r} failed: {type(cause).__name__}: {cause}", partial)
+        self.__cause__ = cause
 
 
 class NodeTimeoutError(RunError):
@@ -116,13 +133,19 @@ class NodeTimeoutError(RunError):
 
 
 class LoopLimitError(RunError):
-    """A back edge was taken more times than its ``max_iterations`` allows."""
+    """A loop's source routed back once more after ``max_iterations`` loop-backs (the body ran that many + 1 times).
 
-    def __init__(self, source: str, target: str, max_iterations: int, partial: RunResult | None = None):
-        self.source, self.target, self.max_iterations = source, target, max_iterations
+    ``exit`` names the loop's exit node, or is None when the loop has none.
+    """
+
+    def __init__(self, source: str, target: str, max_iterations: int, partial: RunResult | None = None,
+                 exit: str | None = None):
+        self.source, self.target, self.max_iterations, self.exit = source, target, max_iterations, exit
+        fix = (f"raise max_iterations, or pass on_limit=\"exit\" to send the last value on to {exit!r}"
+               if exit else "raise max_iterations, or give the loop an exit node (exit=...) with on_limit=\"exit\"")
         super().__init__(
-            f"loop {source!r} -> {target!r} hit its limit of {max_iterations} iteration(s); "
-            "raise max_iterations or give the loop an exit",
+            f"loop {source!r} -> {target!r} hit its limit of {max_iterations} loop-back(s) (the body ran "
+            f"{max_iterations + 1} times) and {source!r} routed back again; {fix}",
             partial,
         )
 

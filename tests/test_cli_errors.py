@@ -135,7 +135,7 @@ def test_a_batch_line_nested_too_deeply_fails_alone(folder):
 
 def test_lone_surrogates_in_output_are_escaped(folder):
     done = _plait(folder, "run", "surrogate.py:graph", "--input", "1")
-    assert done.returncode == 0 and done.stdout == "a\\ud800b\n", done.stderr
+    assert done.returncode == 0 and done.stdout == '"a\\ud800b"\n', done.stderr
     done = _plait(folder, "run", "surrogate.py:graph", "--inputs", "one.jsonl")
     assert done.returncode == 0 and done.stdout.count('"output": "a\\ud800b"') == 2, done.stderr
 

@@ -14,13 +14,13 @@ TOP_LEVEL = {
     "read_trace",
     "Backend", "Request", "Message", "SamplingParams", "Completion", "JsonSchema", "ScriptedBackend",
     "FunctionBackend", "VLLMBackend", "OpenAIBackend", "backend_for", "tool",
-    "run_batch", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
+    "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
     "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
     "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
     "write_view",
     "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",
     "BudgetExceededError", "DeadlineExceededError", "RunCancelledError", "BackendError", "ParseError",
-    "CheckpointError", "CheckpointMismatchError",
+    "CheckpointError", "CheckpointMismatchError", "ConfigError",
 }
 PACKAGES = ["plait.orchestrator", "plait.executors", "plait.planners", "plait.solvers", "plait.durable"]
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic_core import to_json
 
+from plait._words import a_type
 from plait.errors import CheckpointError
 
 __all__ = ["Checkpointer", "StoredRun", "StoredNode", "Payload", "SCHEMA_VERSION", "encode_group", "decode_group",
@@ -155,7 +156,7 @@ def _malformed(where: str, what: str) -> CheckpointError:
 
 def checked_payload(value: Any, where: str, what: str) -> Payload:
     if not isinstance(value, (bytes, str)):
-        raise _malformed(where, f"a {type(value).__name__} as {what}")
+        raise _malformed(where, f"{a_type(value)} as {what}")
     return value
 
 
@@ -166,14 +167,14 @@ def checked_run(row: tuple | list, where: str) -> StoredRun:
     run_id, graph, fp, input_, model, status, output, error, created, updated = row
     for name, value in (("run id", run_id), ("graph", graph), ("fingerprint", fp), ("model", model)):
         if not isinstance(value, str):
-            raise _malformed(where, f"a {type(value).__name__} as a run's {name}")
+            raise _malformed(where, f"{a_type(value)} as a run's {name}")
     if status not in STATUSES:
         raise _malformed(where, f"run {run_id[:60]!r} with status {str(status)[:20]!r}")
     if error is not None and not isinstance(error, str):
-        raise _malformed(where, f"a {type(error).__name__} as the error of run {run_id[:60]!r}")
+        raise _malformed(where, f"{a_type(error)} as the error of run {run_id[:60]!r}")
     for name, value in (("created", created), ("updated", updated)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _malformed(where, f"a {type(value).__name__} as the {name} time of run {run_id[:60]!r}")
+            raise _malformed(where, f"{a_type(value)} as the {name} time of run {run_id[:60]!r}")
     return StoredRun(run_id, graph, fp, checked_payload(input_, where, "a run's input"), model, status,
                      None if output is None else checked_payload(output, where, "a run's output"),
                      error, float(created), float(updated))

@@ -11,7 +11,8 @@ Several workers (processes, on several machines with PostgreSQL) may run one
 batch together: each input is leased to one worker while it runs (see
 ``_leases``), so none runs twice, and a killed worker's inputs are taken over
 when its leases expire. Every worker returns (and writes) every input's
-result, those the others finished included.
+result, those the others finished included. With ``executor=RayExecutor(...)``
+the workers are Ray actors, each running this same loop (see ``_ray``).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from plait.durable._base import Checkpointer, StoredRun
 from plait.durable._leases import LOST, Lease, LeasedStore, while_leased, worker_id
 from plait.durable._results import ResultsFile, results_target
 from plait.durable._store import open_store
-from plait.errors import CheckpointMismatchError, PlaitError, RunError
+from plait.errors import CheckpointMismatchError, ConfigError, PlaitError, RunError
+from plait.orchestrator._runtime import Run
+from plait.orchestrator._sync import call_sync
 
 if TYPE_CHECKING:
     from plait.executors._base import Backend
     from plait.orchestrator._graph import Graph
 
-__all__ = ["run_batch", "BatchItem", "BatchResult", "InvalidInput"]
+__all__ = ["run_batch", "run_batch_sync", "BatchItem", "BatchResult", "InvalidInput"]
 
 log = logging.getLogger("plait.durable")
 
@@ -99,7 +102,8 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
                     checkpoint: Checkpointer | str | Path | None = None, batch_id: str = "batch",
                     output: str | Path | None = None, id_field: str | None = None, progress: bool = False,
                     retry_failed: bool = False, on_item: Callable[[BatchItem], None] | None = None,
-                    force: bool = False, lease: float = 30.0, **run_options: Any) -> BatchResult:
+                    force: bool = False, lease: float = 30.0, executor: Any = None,
+                    **run_options: Any) -> BatchResult:
     """Run ``graph`` over every input; see the module docstring.
 
     ``checkpoint``: a :class:`~plait.Checkpointer`, an SQLite file or a
@@ -109,24 +113,38 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
     whose recorded run failed again. ``force`` drops the results of runs
     recorded for another graph instead of refusing the batch. ``lease``:
     seconds a worker holds an input without renewing (a killed worker's inputs
-    wait that long). ``run_options`` go to each :class:`~plait.Run`.
+    wait that long). ``executor``: where the inputs run, e.g. a
+    :class:`~plait.durable.RayExecutor` (workers on a Ray cluster sharing the
+    checkpoint; ``concurrency`` is then per worker); None runs them in this
+    process. ``run_options`` go to each :class:`~plait.Run`.
+
+    A coroutine: ``await run_batch(...)``; from a script or a notebook call
+    :func:`run_batch_sync` with the same arguments.
     """
+    Run.check_options(run_options)
     if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     if "/" in batch_id or not batch_id:
-        raise ValueError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
+        raise ConfigError(f"batch_id must be non-empty and contain no '/', got {batch_id!r}")
     if not lease > 0:
-        raise ValueError(f"lease must be > 0 seconds, got {lease}")
+        raise ConfigError(f"lease must be > 0 seconds, got {lease}")
     if output is not None:
         results_target(output)  # a directory or a device is refused before anything runs
+    if executor is not None:
+        checkpoint = executor.check(checkpoint, backend)  # before anything runs: one workers can share
     items = list(inputs)
     store, owned = open_store(checkpoint) if checkpoint is not None else (None, False)
     try:
         batch = _Batch(graph, items, store, batch_id, id_field, retry_failed, lease, backend, run_options)
-        return await batch.run(concurrency, output, progress, on_item, force)
+        return await batch.run(concurrency, output, progress, on_item, force, executor, checkpoint)
     finally:
         if owned and store is not None:
             store.close()
+
+
+def run_batch_sync(graph: Graph, inputs: Iterable[Any], **options: Any) -> BatchResult:
+    """:func:`run_batch` for synchronous code: a script, or a notebook cell (whose loop is already running)."""
+    return call_sync(run_batch, graph, inputs, **options)
 
 
 def _split(value: Any, index: int, id_field: str | None, graph: Graph) -> tuple[Any, Any]:
@@ -155,7 +173,8 @@ class _Batch:
         self.results: list[BatchItem | None] = [None] * len(items)
 
     async def run(self, concurrency: int, output: str | Path | None, progress: bool,
-                  on_item: Callable[[BatchItem], None] | None, force: bool) -> BatchResult:
+                  on_item: Callable[[BatchItem], None] | None, force: bool, executor: Any = None,
+                  checkpoint: Any = None) -> BatchResult:
         t0 = time.perf_counter()
         if self.store is not None:
             await self.store.call(self._finished_earlier, force)
@@ -177,36 +196,43 @@ class _Batch:
                 on_item(item)
 
         try:
-            while pending:  # each pass runs what it can take; inputs other workers hold wait for the next
-                todo, busy, errors = deque(pending), [], []
-
-                async def worker(scope: anyio.CancelScope) -> None:
-                    try:
-                        while todo:
-                            i = todo.popleft()
-                            item = await self._attempt(i)
-                            if item is None:
-                                busy.append(i)
-                            else:
-                                settle(item)
-                    except Exception as exc:  # the store or the results file failed: stop, report it plainly
-                        errors.append(exc)
-                        scope.cancel()
-
-                async with anyio.create_task_group() as tg:
-                    for _ in range(min(concurrency, len(todo))):
-                        tg.start_soon(worker, tg.cancel_scope)
-                if errors:
-                    raise errors[0]
-                pending = sorted(busy)
-                if pending:
-                    await anyio.sleep(min(max(self.lease / 10, 0.05), 1.0))
+            if executor is None:
+                await self.take_and_run(pending, concurrency, settle)
+            else:
+                await executor.run(self, checkpoint, pending, concurrency, settle)
         finally:
             if display is not None:
                 display.close()
             if writer is not None:
                 writer.close(sort=all(item is not None for item in self.results))
         return BatchResult([item for item in self.results if item is not None], time.perf_counter() - t0)
+
+    async def take_and_run(self, pending: list[int], concurrency: int, settle: Callable[[BatchItem], None]) -> None:
+        """Run ``pending`` inputs (in that order), ``concurrency`` at once, taking each by lease; ``settle`` each."""
+        while pending:  # each pass runs what it can take; inputs other workers hold wait for the next
+            todo, busy, errors = deque(pending), [], []
+
+            async def worker(scope: anyio.CancelScope) -> None:
+                try:
+                    while todo:
+                        i = todo.popleft()
+                        item = await self._attempt(i)
+                        if item is None:
+                            busy.append(i)
+                        else:
+                            settle(item)
+                except Exception as exc:  # the store or the results file failed: stop, report it plainly
+                    errors.append(exc)
+                    scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(concurrency, len(todo))):
+                    tg.start_soon(worker, tg.cancel_scope)
+            if errors:
+                raise errors[0]
+            pending = sorted(busy)
+            if pending:
+                await anyio.sleep(min(max(self.lease / 10, 0.05), 1.0))
 
     def _finished_earlier(self, force: bool) -> None:
         """Refuse a checkpoint of another graph (or drop its runs, ``force``); take over finished inputs."""
@@ -220,7 +246,7 @@ class _Batch:
             raise CheckpointMismatchError(
                 f"batch {self.batch_id!r} in the checkpoint was run with another graph ({len(foreign)} of its "
                 f"runs, e.g. {run.run_id!r}, were recorded for graph {run.graph!r} with different nodes, edges or "
-                "types); use another batch id (--run-id), or force=True (--force) to drop its old results")
+                "types); use another batch_id=, or force=True to drop its old results")
         for run in foreign:
             log.warning("dropping run %r: it was recorded for another graph (force=True)", run.run_id)
             store.delete_run(run.run_id)

@@ -51,7 +51,8 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
         token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency)
     common = dict(backend=backend, concurrency=args.concurrency, checkpoint=args.checkpoint, batch_id=batch_id,
                   output=args.output, id_field=args.id_field, progress=show, retry_failed=args.retry_failed,
-                  on_item=None if args.output else to_stdout, force=args.force, lease=args.lease, **options)
+                  on_item=None if args.output else to_stdout, force=args.force, lease=args.lease,
+                  executor=_ray_executor(args), **options)
     try:
         if backend is None:
             result = await run_batch(graph, inputs, **common)
@@ -69,6 +70,23 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
         return 1
     print(result.summary(), file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _ray_executor(args: argparse.Namespace) -> Any:
+    """``--ray ADDRESS --workers N``: workers that import the target and build the backend (``--model``) themselves."""
+    if not args.ray:
+        return None
+    from plait.cli import UsageError
+    from plait.durable._ray import RayExecutor
+
+    try:
+        # Ray copies its workers' log lines to the driver's stdout: not into the results stream (they stay in
+        # the cluster's log folder)
+        quiet = {} if args.output else {"log_to_driver": False}
+        return RayExecutor(address=None if args.ray == "local" else args.ray, workers=args.workers or 2,
+                           backend=args.model, graph=args.target, init_options=quiet)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def add_runs_parser(sub: argparse._SubParsersAction) -> None:

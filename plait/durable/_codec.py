@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic_core import from_json, to_json, to_jsonable_python
 
+from plait._words import a_type
 from plait.errors import CheckpointError
 from plait.orchestrator._node import Param, Route
 
@@ -215,7 +216,7 @@ def _to_json(fields: Any, value: Any, annotation: Any, what: str, fix: str = _NO
     try:
         return to_json(fields)
     except Exception as exc:
-        raise CheckpointError(f"{what} is a {type(value).__name__}, which cannot be stored as JSON "
+        raise CheckpointError(f"{what} is {a_type(value)}, which cannot be stored as JSON "
                               f"({_first_line(exc)}); use JSON data or a pydantic type, or {fix}") from None
 
 
@@ -228,7 +229,7 @@ def _same(back: Any, value: Any) -> bool:
 
 
 def _unfaithful(what: str, value: Any, annotation: Any, fix: str = _NODE_FIX) -> str:
-    return (f"{what} is a {type(value).__name__}, which does not load back from its JSON as the declared "
+    return (f"{what} is {a_type(value)}, which does not load back from its JSON as the declared "
             f"{_type_name(annotation)}; give a value of the declared type (or declare the type given), or {fix}")
 
 

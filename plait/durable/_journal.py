@@ -25,7 +25,7 @@ from pydantic_core import to_json
 from plait.durable._codec import digest, dump_inputs, dump_outcome, dump_value, load_inputs, load_outcome, load_value
 from plait.durable._replay import RecordingBackend
 from plait.durable._store import Checkpointer, StoredNode, StoredRun, open_store
-from plait.errors import CheckpointError, CheckpointMismatchError, ReplayMissError
+from plait.errors import CheckpointError, CheckpointMismatchError, ConfigError, ReplayMissError
 from plait.executors._base import Backend
 from plait.orchestrator._journal import Restored, fingerprint
 from plait.orchestrator._node import Node
@@ -48,7 +48,7 @@ class StoreJournal:
     def __init__(self, graph: Graph, plan: _CompiledGraph, checkpoint: Any, *, run_id: str | None, replay: bool,
                  cache: bool):
         if replay and not run_id:
-            raise ValueError("replay=True needs run_id= of a recorded run")
+            raise ConfigError("replay=True needs run_id= of a recorded run")
         self.store, self.owned = open_store(checkpoint)
         self.graph, self.plan, self.replay, self.cache = graph.name, plan, replay, cache or replay
         self.fingerprint = fingerprint(plan)
@@ -66,7 +66,7 @@ class StoreJournal:
                                             self.stored.fingerprint != self.fingerprint):
                 raise CheckpointMismatchError(
                     f"run {self.run_id!r} in the checkpoint was recorded for graph {self.stored.graph!r} with "
-                    f"different nodes, edges or types than graph {self.graph!r} has now; use a new --run-id "
+                    f"different nodes, edges or types than graph {self.graph!r} has now; use a new run_id= "
                     "(or a new checkpoint file)")
             self.restorable = {} if replay or self.stored is None else self.store.load_nodes(self.run_id)
         except BaseException:
@@ -85,7 +85,7 @@ class StoreJournal:
             if self.stored is not None and digest(self.recorded_input()) != digest(inputs):
                 raise CheckpointMismatchError(
                     f"run {self.run_id!r} in the checkpoint was started with a different input; resume it with "
-                    "the same input (or none, to reuse the recorded one), or use a new --run-id")
+                    "the same input (or none, to reuse the recorded one), or use a new run_id=")
             if self.replay:
                 assert self.stored is not None, "__init__ refuses to replay a run the checkpoint lacks"
                 return RecordingBackend(None, self.store, self.stored.model, self.run_id)

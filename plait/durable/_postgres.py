@@ -24,7 +24,7 @@ import anyio
 
 from plait.durable._base import (SCHEMA_VERSION, Checkpointer, Payload, StoredNode, StoredRun, checked_run,
                                  decode_group, encode_group)
-from plait.errors import CheckpointError
+from plait.errors import CheckpointError, ConfigError
 
 __all__ = ["PostgresCheckpointer", "redact"]
 
@@ -90,7 +90,7 @@ class PostgresCheckpointer(Checkpointer):
 
     def __init__(self, url: str, *, group_commit: float = 0.002, pool_size: int = 4, connect_timeout: float = 10.0):
         if group_commit < 0:
-            raise ValueError(f"group_commit must be >= 0 seconds, got {group_commit}")
+            raise ConfigError(f"group_commit must be >= 0 seconds, got {group_commit}")
         self._where = f"checkpoint {redact(url)}"
         try:
             import psycopg

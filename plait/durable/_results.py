@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+from plait.errors import ConfigError
+
 __all__ = ["ResultsFile", "results_target"]
 
 
@@ -23,15 +25,15 @@ def results_target(path: str | Path) -> Path:
         mode = target.stat().st_mode
     except FileNotFoundError:
         if not target.parent.is_dir():
-            raise ValueError(f"results file {str(path)!r}: directory {str(target.parent)!r} does not exist") from None
+            raise ConfigError(f"results file {str(path)!r}: directory {str(target.parent)!r} does not exist") from None
         return target
     except OSError as exc:
-        raise ValueError(f"results file {str(path)!r} cannot be used: {exc.strerror or exc}") from None
+        raise ConfigError(f"results file {str(path)!r} cannot be used: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
-        raise ValueError(f"results file {str(path)!r} is a directory; give the path of a file (e.g. results.jsonl)")
+        raise ConfigError(f"results file {str(path)!r} is a directory; give the path of a file (e.g. results.jsonl)")
     if not stat.S_ISREG(mode):
-        raise ValueError(f"results file {str(path)!r} is not a regular file (a device, pipe or socket); "
-                         "give the path of a file")
+        raise ConfigError(f"results file {str(path)!r} is not a regular file (a device, pipe or socket); "
+                          "give the path of a file")
     return target
 
 

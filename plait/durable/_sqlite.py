@@ -12,7 +12,7 @@ from pathlib import Path
 from plait._retry import RetryDeadlineError, RetryPolicy, retry_blocking
 from plait.durable._base import (SCHEMA_VERSION, Checkpointer, Payload, StoredNode, StoredRun, checked_payload,
                                  checked_run, decode_group, encode_group)
-from plait.errors import CheckpointError
+from plait.errors import CheckpointError, ConfigError
 
 __all__ = ["SQLiteCheckpointer"]
 
@@ -58,7 +58,7 @@ class SQLiteCheckpointer(Checkpointer):
 
     def __init__(self, path: str | Path, *, group_commit: float = 0.002, busy_timeout: float = 30.0):
         if group_commit < 0:
-            raise ValueError(f"group_commit must be >= 0 seconds, got {group_commit}")
+            raise ConfigError(f"group_commit must be >= 0 seconds, got {group_commit}")
         self.path = Path(path)
         self.group_commit = group_commit
         self._where = f"checkpoint {self.path}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from plait.durable._base import SCHEMA_VERSION, Checkpointer, Payload, StoredNode, StoredRun
 from plait.durable._sqlite import SQLiteCheckpointer
+from plait.errors import ConfigError
 
 __all__ = ["Checkpointer", "MemoryCheckpointer", "SQLiteCheckpointer", "StoredRun", "StoredNode", "SCHEMA_VERSION",
            "open_store", "is_url"]
@@ -96,6 +97,6 @@ def open_store(checkpoint: Checkpointer | str | Path) -> tuple[Checkpointer, boo
 
         return PostgresCheckpointer(str(checkpoint)), True
     if not isinstance(checkpoint, (str, Path)):
-        raise TypeError(f"checkpoint= takes a Checkpointer, a file path or a postgresql:// URL, "
-                        f"not {type(checkpoint).__name__}")
+        raise ConfigError(f"checkpoint= takes a Checkpointer, a file path or a postgresql:// URL, "
+                          f"not {type(checkpoint).__name__}")
     return SQLiteCheckpointer(checkpoint), True

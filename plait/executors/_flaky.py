@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from pydantic_core import to_json
 
-from plait.errors import BackendError
+from plait.errors import BackendError, ConfigError
 from plait.executors._base import Backend, Completion, Request
 
 __all__ = ["FlakyBackend"]
@@ -31,8 +31,8 @@ class FlakyBackend(Backend):
     def __init__(self, inner: Backend, *, error_rate: float = 0.1, hang_rate: float = 0.0, seed: int = 0,
                  hang_seconds: float = math.inf):
         if not 0 <= error_rate <= 1 or not 0 <= hang_rate <= 1 or error_rate + hang_rate > 1:
-            raise ValueError(f"error_rate and hang_rate must be in [0, 1] and sum to at most 1, "
-                             f"got {error_rate} and {hang_rate}")
+            raise ConfigError(f"error_rate and hang_rate must be in [0, 1] and sum to at most 1, "
+                              f"got {error_rate} and {hang_rate}")
         self.inner = inner
         self.error_rate, self.hang_rate, self.seed, self.hang_seconds = error_rate, hang_rate, seed, hang_seconds
         self.name = f"flaky({inner.name})"

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import anyio
 
 from plait._retry import RetryDeadlineError, RetryPolicy, retry
-from plait.errors import BackendError
+from plait.errors import BackendError, ConfigError
 from plait.executors._base import Backend, Completion, Request, serve_concurrently
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai_http import (
@@ -271,4 +271,4 @@ def _check_options(positive: dict[str, Any], non_negative: dict[str, Any], who: 
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
         if not number or value < 0 or (value == 0 and option in positive):
             kind = "positive" if option in positive else "non-negative"
-            raise ValueError(f"{who}: {option}={value!r} is not allowed; give a {kind} number")
+            raise ConfigError(f"{who}: {option}={value!r} is not allowed; give a {kind} number")

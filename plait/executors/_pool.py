@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from plait.errors import BackendError
+from plait.errors import BackendError, ConfigError
 from plait.executors._base import Backend, Completion, Request, first_error, serve_concurrently
 from plait.executors._constraints import check_request_constraint
 from plait.executors._openai import OpenAIBackend, ServerUnavailable, _check_options
@@ -78,7 +78,7 @@ class EndpointPool(Backend):
                  load_factor: float = 1.25, **options: Any):
         self.urls = check_urls(urls)
         if routing not in ROUTINGS:
-            raise ValueError(f"EndpointPool: routing={routing!r} is not one of {', '.join(map(repr, ROUTINGS))}")
+            raise ConfigError(f"EndpointPool: routing={routing!r} is not one of {', '.join(map(repr, ROUTINGS))}")
         attempt_timeout = timeout / 2 if attempt_timeout is None else attempt_timeout
         _check_options(positive={"timeout": timeout, "attempt_timeout": attempt_timeout,
                                  "probe_after": probe_after, "max_probe_after": max_probe_after,

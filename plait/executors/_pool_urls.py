@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from plait.errors import ConfigError
+
 __all__ = ["check_urls"]
 
 
 def check_urls(urls: Sequence[str] | str) -> list[str]:
-    """The pool's server URLs, each checked; ValueError naming every malformed, empty or duplicated entry."""
+    """The pool's server URLs, each checked; ConfigError naming every malformed, empty or duplicated entry."""
     given = urls.split(",") if isinstance(urls, str) else list(urls)
     shown = ",".join(map(str, given)) if len(given) < 20 else f"{len(given)} URLs"
     if not given or given == [""]:
-        raise ValueError("EndpointPool needs at least one server URL, e.g. 'http://host1:8000,http://host2:8000'")
+        raise ConfigError("EndpointPool needs at least one server URL, e.g. 'http://host1:8000,http://host2:8000'")
     problems: list[str] = []
     seen: dict[tuple[str, str, int, str], str] = {}  # (scheme, host, port, path) -> the URL as given
     for i, url in enumerate(given, 1):
@@ -38,5 +40,5 @@ def check_urls(urls: Sequence[str] | str) -> list[str]:
             continue
         seen[server] = url
     if problems:
-        raise ValueError("EndpointPool: " + "; ".join(problems))
+        raise ConfigError("EndpointPool: " + "; ".join(problems))
     return list(seen.values())

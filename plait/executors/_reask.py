@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from plait.errors import ConfigError
 from plait.executors._base import Completion, Message, Request
 
 __all__ = ["Reply", "ask_until_usable", "reask_request"]
@@ -50,7 +51,7 @@ async def ask_until_usable(ctx: Any, request: Request, judge: Judge, *, rounds: 
     spent: the caller decides what failing means.
     """
     if rounds < 1:
-        raise ValueError(f"ask_until_usable needs rounds >= 1, got {rounds}")
+        raise ConfigError(f"ask_until_usable needs rounds >= 1, got {rounds}")
     call = 0
     while True:
         call += 1

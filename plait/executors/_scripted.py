@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import anyio
 
-from plait.errors import BackendError, ScriptExhaustedError
+from plait.errors import BackendError, ConfigError, ScriptExhaustedError
 from plait.executors._base import Backend, Completion, Request, Sample, serve_concurrently
 from plait.executors._tokenize import Tokenizer, as_tokenizer, word_spans
 
@@ -147,6 +147,11 @@ class FunctionBackend(Backend):
             if isinstance(reply, Sample):
                 samples.append(reply)
             elif isinstance(reply, str):
+                if request.params.logprobs is not None:  # made-up logprobs would silently skew a weighted vote
+                    raise BackendError(
+                        f"{type(self).__name__} was asked for logprobs={request.params.logprobs}, but its scripted "
+                        f"reply {reply[:40]!r} is plain text, which has none; script a Sample(text=..., "
+                        "cumulative_logprob=..., logprobs=...) instead")
                 samples.append(self._sample(request, reply))
             else:
                 raise BackendError(
@@ -231,7 +236,7 @@ class ScriptedBackend(FunctionBackend):
         elif isinstance(script, Sequence) and not isinstance(script, str):
             handler = self._from_list(list(script))
         else:
-            raise TypeError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
+            raise ConfigError(f"ScriptedBackend script must be a list, dict or callable, got {type(script).__name__}")
         super().__init__(handler, latency=latency, token_latency=token_latency, prefix_cache=prefix_cache, model=model,
                          tokenizer=tokenizer)
 
@@ -241,8 +246,8 @@ class ScriptedBackend(FunctionBackend):
         def next_reply(request: Request) -> Reply:
             if not self.remaining:
                 raise ScriptExhaustedError(
-                    f"ScriptedBackend has no reply left for request {request.tag or ''!s} "
-                    f"(prompt starts {request.prompt_text()[:60]!r}); add more replies to the script"
+                    f"ScriptedBackend has no reply left for the request{f' {request.tag!r}' if request.tag else ''} "
+                    f"whose prompt starts {request.prompt_text()[:60]!r}; add more replies to the script"
                 )
             return self.remaining.pop(0)
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from plait.errors import ModelError
+from plait.errors import ConfigError, ModelError
 
 __all__ = ["Tokenizer", "word_spans", "hf_tokenizer", "as_tokenizer"]
 
@@ -65,6 +65,6 @@ def as_tokenizer(tokenizer: Tokenizer | str | Path | None) -> Tokenizer:
     if isinstance(tokenizer, (str, Path)):
         return hf_tokenizer(tokenizer)
     if not callable(tokenizer):
-        raise TypeError(f"tokenizer must be a function text -> spans, a path or a model name, "
-                        f"got {type(tokenizer).__name__}")
+        raise ConfigError(f"tokenizer must be a function text -> spans, a path or a model name, "
+                          f"got {type(tokenizer).__name__}")
     return tokenizer

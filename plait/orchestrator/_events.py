@@ -104,6 +104,7 @@ class NodeFailed(Event):
     node: str
     error: str
     attempt: int = 1
+    error_type: str | None = None  # the exception's class name, e.g. "NodeTimeoutError"
 
 
 @_event

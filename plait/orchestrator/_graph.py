@@ -150,8 +150,18 @@ class Graph:
 
     # -- wiring --------------------------------------------------------------
     def _ref(self, ref: NodeRef) -> NodeRef:
-        if isinstance(ref, (Node, Graph)) or (callable(ref) and not isinstance(ref, str)):
-            return self.add(ref) if not isinstance(ref, Node) or ref.name not in self._nodes else ref
+        """A wiring argument as a node: a Node or Graph object is added; a plain function must be a node already."""
+        if isinstance(ref, Node):
+            return self.add(ref) if ref.name not in self._nodes else ref
+        if isinstance(ref, Graph):
+            return self.add(ref)
+        if callable(ref):
+            known = self._by_callable.get(id(ref))
+            if known is None:
+                name = getattr(ref, "__name__", repr(ref))
+                raise GraphError(f"graph {self.name!r}: function {name!r} is not a node of this graph; declare it "
+                                 f"with @graph.node or add it with graph.add({name}) before wiring it")
+            return known
         return ref
 
     def _wire(self, edge: _Edge) -> Graph:
@@ -219,9 +229,11 @@ class Graph:
         """A bounded loop: ``src`` routes back to ``back_to`` (at most ``max_iterations`` times) or on to ``exit``.
 
         ``src`` returns ``Route(back_to, value)`` to go round again or
-        ``Route(exit, value)`` to leave. When the limit is hit, ``on_limit``
-        decides: ``"raise"`` (:class:`~plait.errors.LoopLimitError`) or ``"exit"``
-        (the value goes to ``exit``).
+        ``Route(exit, value)`` to leave. ``max_iterations`` counts loop-backs,
+        not body runs: with ``max_iterations=3`` the body runs at most 4 times
+        (the first run, then 3 more). When ``src`` routes back once more,
+        ``on_limit`` decides: ``"raise"`` (:class:`~plait.errors.LoopLimitError`)
+        or ``"exit"`` (the value goes to ``exit``).
         """
         if not isinstance(max_iterations, int) or max_iterations < 1:
             raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: max_iterations must be an int >= 1")
@@ -294,16 +306,25 @@ class Graph:
 
     # -- running ---------------------------------------------------------------
     async def run(self, input: Any = None, **options: Any) -> RunResult:
-        """Run the graph and return its :class:`~plait.RunResult`. See :class:`~plait.Run` for options."""
+        """Run the graph and return its :class:`~plait.RunResult`. See :class:`~plait.Run` for options.
+
+        A coroutine: ``await graph.run(...)``; from a script or a notebook call :meth:`run_sync`.
+        """
         from plait.orchestrator._runtime import Run
 
-        return await Run(self, input, **options).result()
+        return await Run(self, input, **Run.check_options(options)).result()
+
+    def run_sync(self, input: Any = None, **options: Any) -> RunResult:
+        """:meth:`run` for synchronous code: a script, or a notebook cell (whose loop is already running)."""
+        from plait.orchestrator._sync import call_sync
+
+        return call_sync(self.run, input, **options)
 
     def stream(self, input: Any = None, **options: Any) -> Run:
         """A :class:`~plait.Run` to iterate for events: ``async for event in graph.stream(...)``."""
         from plait.orchestrator._runtime import Run
 
-        return Run(self, input, **options)
+        return Run(self, input, **Run.check_options(options))
 
     def __repr__(self) -> str:
         return f"<Graph {self.name!r}: {len(self._nodes)} nodes, {len(self._edges)} edges>"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from plait.errors import ConfigError
 from plait.orchestrator._types import type_name
 
 if TYPE_CHECKING:
@@ -47,18 +48,18 @@ def check_answers(resume: Any, checkpoint: Any, run_id: str | None, nodes: Colle
     if resume is None:
         return {}
     if not isinstance(resume, dict) or not all(isinstance(k, str) for k in resume):
-        raise ValueError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
+        raise ConfigError(f"resume= must be a dict from interrupt id (str) to answer, got {type(resume).__name__}")
     if checkpoint is None or run_id is None:
-        raise ValueError("resume= needs checkpoint= and run_id= of the interrupted run "
-                         "(its answers are recorded there)")
+        raise ConfigError("resume= needs checkpoint= and run_id= of the interrupted run "
+                          "(its answers are recorded there)")
     for interrupt_id in resume:
         activation, _, position = interrupt_id.rpartition("#")
         node = activation.split("/", 1)[0].split("[", 1)[0]
         k, _, i = position.partition(".")
         if node not in nodes or not (k.isdigit() and i.isdigit()):
-            raise ValueError(f"resume= answers interrupt {interrupt_id[:120]!r}, which no node of this graph can "
-                             "ask (an id is 'NODE#ACTIVATION.INDEX'); copy the ids from the interrupted run's "
-                             "result.interrupts (or `plait run`'s output)")
+            raise ConfigError(f"resume= answers interrupt {interrupt_id[:120]!r}, which no node of this graph can "
+                              "ask (an id is 'NODE#ACTIVATION.INDEX'); copy the ids from the interrupted run's "
+                              "result.interrupts (or `plait run`'s output)")
     return dict(resume)
 
 
@@ -68,7 +69,7 @@ async def interrupt(ctx: RunContext, question: Any, returns: Any = Any) -> Any:
     journal = state.journal
     if journal.run_id is None:
         raise RuntimeError(f"node {ctx.node!r} called ctx.interrupt(), which needs a checkpoint to stop and resume "
-                           "the run; pass checkpoint=... to run() (or --checkpoint DB to plait run)")
+                           "the run; pass checkpoint= to the run")
     index = ctx._interrupts
     ctx._interrupts += 1
     interrupt_id = f"{ctx.node}#{ctx._activation}.{index}"

@@ -24,6 +24,8 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from plait.errors import ConfigError
+
 if TYPE_CHECKING:
     from plait.executors._base import Backend
     from plait.orchestrator._graph import Graph, _CompiledGraph
@@ -118,7 +120,7 @@ def open_journal(graph: Graph, plan: _CompiledGraph, checkpoint: Any, run_id: st
     if checkpoint is None and run_id is None and not replay:
         return NO_JOURNAL
     if checkpoint is None:
-        raise ValueError("run_id= and replay= need checkpoint= (a Checkpointer, an SQLite file or a postgresql:// URL)")
+        raise ConfigError("run_id= and replay= need checkpoint= (a Checkpointer, an SQLite file or a postgresql:// URL)")
     if not _opener:
         raise RuntimeError("checkpoint= needs plait.durable; `import plait` registers it")
     return _opener[0](graph, plan, checkpoint, run_id=run_id, replay=replay, cache=cache)

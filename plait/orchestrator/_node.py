@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import TypeAdapter
 
 from plait._retry import RetryPolicy
-from plait.errors import GraphError
+from plait.errors import ConfigError, GraphError
 from plait.orchestrator._threads import run_in_thread
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ OnError = Literal["raise", "skip"]
 
 class _Missing:
     def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:  # unpickled as the one MISSING (graphs are pickled to send them to Ray workers)
         return "MISSING"
 
 

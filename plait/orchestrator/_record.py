@@ -46,10 +46,17 @@ class NodeRecord:
     finished: float | None = None  # seconds since run start, last activation
     busy: float = 0.0  # seconds spent running, summed over activations
     tokens: TokenUsage = dataclasses.field(default_factory=TokenUsage)
-    error: str | None = None
+    error: str | None = None  # "TypeName: message" of the last failure
+    error_type: str | None = None  # the failure's exception class name, e.g. "NodeTimeoutError"
     routes: list[str] = dataclasses.field(default_factory=list)
     restored: int = 0  # activations taken from a checkpoint instead of run
     abandoned_threads: int = 0  # worker threads left running by attempts that timed out or were cancelled
+
+    def note_error(self, exc: BaseException) -> str:
+        """Record ``exc`` as this node's failure (as JSON-safe text) and return the error text."""
+        self.error_type = type(exc).__name__
+        self.error = f"{self.error_type}: {exc}"
+        return self.error
 
     @property
     def retries(self) -> int:

@@ -11,6 +11,8 @@ other. Loops reset the inputs of their body each time the back edge is taken.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import itertools
 import math
 import os
@@ -29,6 +31,7 @@ from plait._retry import retry
 from plait.errors import (
     BudgetExceededError,
     CheckpointError,
+    ConfigError,
     DeadlineExceededError,
     InputValidationError,
     LoopLimitError,
@@ -236,7 +239,8 @@ class _Execution:
                     chosen = exits[0]
                 else:
                     raise _Stop(LoopLimitError(self.prefix + chosen.src, self.prefix + chosen.dst,
-                                               chosen.max_iterations))
+                                               chosen.max_iterations,
+                                               exit=self.prefix + exits[0].dst if exits else None))
             else:
                 self.loop_counts[chosen.id] = count
                 self.state.emit(LoopIteration, source=self.prefix + name, target=self.prefix + chosen.dst,
@@ -403,12 +407,13 @@ class _Execution:
                 return _Paused(f"node {full!r} waits for the answer to an interrupt")
             except _STOPPING as exc:
                 record.status = "failed"
-                record.error = f"{type(exc).__name__}: {exc}"
-                state.emit(NodeFailed, node=full, error=record.error, attempt=number)
+                state.emit(NodeFailed, node=full, error=record.note_error(exc), error_type=record.error_type,
+                           attempt=number)
                 raise _Stop(exc) from exc
             except Exception as exc:
                 record.busy += time.perf_counter() - t0
-                state.emit(NodeFailed, node=full, error=f"{type(exc).__name__}: {exc}", attempt=number)
+                state.emit(NodeFailed, node=full, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__,
+                           attempt=number)
                 raise
             succeeded, duration = number, time.perf_counter() - t0
             return value
@@ -435,7 +440,7 @@ class _Execution:
             journal.commit(key, node, value, ctx.tokens, duration, succeeded)
         except CheckpointError as exc:
             record.status = "failed"
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.note_error(exc)
             raise _Stop(NodeFailedError(full, exc)) from None
         state.emit(NodeFinished, node=full, duration=duration,
                    output=value.value if isinstance(value, Route) else value, route=route)
@@ -485,7 +490,7 @@ class _Execution:
             raise RuntimeError("unreachable")  # pragma: no cover
 
     def _failed(self, node: Node, full: str, record: NodeRecord, exc: BaseException) -> Any:
-        record.error = f"{type(exc).__name__}: {exc}"
+        record.note_error(exc)
         if node.fallback is not MISSING:
             record.status = "ok"
             return node.fallback
@@ -534,6 +539,8 @@ def bind_inputs(graph: Graph, plan: _CompiledGraph, value: Any) -> dict[str, Any
         given = dict(value)
     elif len(params) == 1 and not (isinstance(value, Mapping) and not _fits(next(iter(params.values())), value)):
         given = {next(iter(params)): value}
+    elif isinstance(value, Mapping) and not value:
+        given = {}  # like None: the required inputs are reported missing below
     elif isinstance(value, Mapping):
         unknown = sorted(str(k) for k in value if k not in params)
         raise InputValidationError(f"graph {graph.name!r} has no input(s) {', '.join(unknown)}; "
@@ -579,6 +586,11 @@ async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) ->
     return output
 
 
+@functools.cache
+def _run_options() -> list[str]:
+    return [p for p in inspect.signature(Run.__init__).parameters if p not in ("self", "graph", "input")]
+
+
 class Run:
     """One run of a graph. ``await run.result()``, or iterate for events.
 
@@ -617,11 +629,11 @@ class Run:
                  progress: bool = False, keep_events: bool = True, checkpoint: Any = None,
                  run_id: str | None = None, replay: bool = False, cache: bool = True, resume: Any = None):
         if max_concurrency is not None and max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if deadline is not None and deadline <= 0:
-            raise ValueError(f"deadline must be > 0 seconds, got {deadline}")
+            raise ConfigError(f"deadline must be > 0 seconds, got {deadline}")
         if token_budget is not None and token_budget < 0:
-            raise ValueError(f"token_budget must be >= 0, got {token_budget}")
+            raise ConfigError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
         self.answers = check_answers(resume, checkpoint, run_id, self.plan.nodes)
@@ -644,6 +656,19 @@ class Run:
         self._cancel_requested = False
         self._tg_cm: anyio.abc.TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[Event] | None = None
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> dict[str, Any]:
+        """Refuse an option Run does not take with a one-line ConfigError (``seed=`` says where seeds go)."""
+        known = _run_options()
+        for name in options:
+            if name == "seed":
+                raise ConfigError("a run takes no seed=: a seed belongs to each request, as SamplingParams(seed=7) "
+                                  "on the node or request; for fresh samples from a checkpoint change that seed, "
+                                  "or run with cache=False")
+            if name not in known:
+                raise ConfigError(f"unknown run option {name!r}; the options are: {', '.join(known)}")
+        return options
 
     def cancel(self) -> None:
         """Stop the run; it raises RunCancelledError with the partial results."""

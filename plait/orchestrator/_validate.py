@@ -96,10 +96,11 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
         reachable = set(starts)
         for s in starts:
             reachable |= nx.descendants(digraph, s)
-        for n in nodes:
-            if n not in reachable:
-                problems.append(f"node {n!r} is unreachable from the start node(s) {', '.join(map(repr, starts))}")
-        entries = [n for n in entries if n in reachable]
+        if starts:  # with no known start node, the unknown-node problem above says all there is to say
+            for n in nodes:
+                if n not in reachable:
+                    problems.append(f"node {n!r} is unreachable from the start node(s) {', '.join(map(repr, starts))}")
+            entries = [n for n in entries if n in reachable]
 
     inputs: dict[str, dict[str, Param]] = {}
     input_params: dict[str, Param] = {}
@@ -137,7 +138,7 @@ def _edge_param(param: str | None, src: str, dst: Node, graph: Graph, problems: 
                         "add a parameter to receive the value or remove the edge")
     else:
         problems.append(f"edge {src!r} -> {dst.name!r}: {dst.name!r} has several inputs ({', '.join(params)}); "
-                        f"say which one receives {src!r}'s output with param=...")
+                        f"say which one receives the output of {src!r} with param=...")
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from plait.errors import VoteError
+from plait.errors import ConfigError, VoteError
 from plait.orchestrator._context import RunContext
 
 __all__ = ["Candidate", "Decision", "Aggregator", "Majority", "LogprobWeighted", "BestOfN", "EarlyStop", "Quorum"]
@@ -71,7 +71,7 @@ class Aggregator:
 
     def __init__(self, *, normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
         if quorum < 1:
-            raise ValueError(f"quorum must be >= 1, got {quorum}")
+            raise ConfigError(f"quorum must be >= 1, got {quorum}")
         self.normalize = normalize
         self.quorum = quorum
 
@@ -143,7 +143,9 @@ Scorer = Callable[..., Any]
 
 
 class BestOfN(Aggregator):
-    """The single best-scoring sample. ``scorer(value, text)`` returns a float (sync or async).
+    """The single best-scoring sample. ``scorer(answer, raw_text)`` returns a float (sync or async).
+
+    ``answer`` is the sample's parsed value, ``raw_text`` the model's text; higher scores win.
 
     ``scorer`` may also be an :class:`~plait.planners.LLMJudge` (or anything
     with ``async score(ctx, candidate, inputs) -> float``). Ties go to the
@@ -209,13 +211,13 @@ class EarlyStop(Majority):
                  normalize: Callable[[Any], Hashable] | None = None, quorum: int = 1):
         super().__init__(normalize=normalize, quorum=quorum)
         if wave < 1:
-            raise ValueError(f"wave must be >= 1, got {wave}")
+            raise ConfigError(f"wave must be >= 1, got {wave}")
         if confidence is not None and not 0 < confidence <= 1:
-            raise ValueError(f"confidence must be within (0, 1], got {confidence}")
+            raise ConfigError(f"confidence must be within (0, 1], got {confidence}")
         if margin is not None and margin < 1:
-            raise ValueError(f"margin must be >= 1 vote, got {margin}")
+            raise ConfigError(f"margin must be >= 1 vote, got {margin}")
         if failure_margin is not None and failure_margin < 1:
-            raise ValueError(f"failure_margin must be >= 1 sample, got {failure_margin}")
+            raise ConfigError(f"failure_margin must be >= 1 sample, got {failure_margin}")
         self.wave = wave
         self.confidence = confidence
         self.margin = margin
@@ -260,9 +262,16 @@ class EarlyStop(Majority):
 
 
 class Quorum(Aggregator):
-    """Require ``required`` successful samples, then let ``inner`` (default: majority) decide."""
+    """Require ``required`` successful samples, then let ``inner`` (default: majority) decide.
+
+    Only samples that parsed count: failed ones do not, nor ones cut off at
+    ``max_tokens`` (unless the fan-out keeps them, ``keep_truncated=True``).
+    Below the quorum the fan-out raises :class:`~plait.VoteError`.
+    """
 
     def __init__(self, required: int, inner: Aggregator | None = None):
+        if required < 1:
+            raise ConfigError(f"Quorum needs at least 1 successful sample, got required={required}")
         inner = inner or Majority()
         super().__init__(normalize=inner.normalize, quorum=max(required, inner.quorum))
         self.inner = inner

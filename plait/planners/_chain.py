@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait._deprecation import renamed_keyword
+from plait.errors import ConfigError
 from plait.executors._base import Backend, Request, SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node, Param, Signature
@@ -55,12 +56,12 @@ class ChainStep(Node):
         self.defaults = dict(defaults or {})
         self.sampling = renamed_keyword("ChainStep", policy, "params", "sampling", sampling) or SamplingParams()
         if max_reasks < 0:
-            raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
+            raise ConfigError(f"max_reasks must be >= 0, got {max_reasks}")
         self.max_reasks = max_reasks
         unknown = sorted(set(self.inputs) - set(self.template.variables))
         if unknown:
-            raise ValueError(f"ChainStep inputs {unknown} are not placeholders of the template "
-                             f"(placeholders: {self.template.variables})")
+            raise ConfigError(f"ChainStep inputs {unknown} are not placeholders of the template "
+                              f"(placeholders: {self.template.variables})")
         super().__init__(name, **policy)
 
     def signature(self) -> Signature:

@@ -22,7 +22,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from plait._deprecation import renamed_keyword
-from plait.errors import BudgetExceededError, VoteError
+from plait.errors import BudgetExceededError, ConfigError, VoteError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import VoteTallied
@@ -98,15 +98,15 @@ class FanOut(Node):
                  sampling: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
                  name: str | None = None, **policy: Any):
         if k < 1:
-            raise ValueError(f"FanOut needs k >= 1 samples, got {k}")
+            raise ConfigError(f"FanOut needs k >= 1 samples, got {k}")
         self.step = step.graph if isinstance(step, GraphNode) else step
         if not isinstance(self.step, (Node, Graph)):
-            raise TypeError(f"FanOut step must be a ChainStep, Node or Graph, got {type(step).__name__}")
+            raise ConfigError(f"FanOut step must be a ChainStep, Node or Graph, got {type(step).__name__}")
         self.k = k
         self.runs_nodes = isinstance(self.step, Graph)  # subgraph samples need the run's concurrency slots
         self.aggregate = aggregate or Majority()
         if self.aggregate.quorum > k:
-            raise ValueError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
+            raise ConfigError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
         self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated

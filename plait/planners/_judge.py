@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plait._deprecation import refuse_unknown, renamed_keyword
+from plait.errors import ConfigError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.planners._aggregators import Candidate
@@ -38,7 +39,9 @@ class LLMJudge:
                                   sampling=sampling or SamplingParams(max_tokens=8), max_reasks=max_reasks, name="judge")
         self.to_score = to_score
         if "candidate" not in self.step.template.variables:
-            raise ValueError("an LLMJudge template must contain the {candidate} placeholder")
+            found = ", ".join("{%s}" % v for v in self.step.template.variables) or "none"
+            raise ConfigError(f"an LLMJudge template needs a {{candidate}} placeholder where the sample's text goes "
+                              f"(its placeholders: {found})")
 
     async def score(self, ctx: RunContext, candidate: Candidate, inputs: dict[str, Any]) -> float:
         values = {k: v for k, v in inputs.items() if k in self.step.template.variables}

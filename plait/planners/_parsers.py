@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from plait._json import clip, find_json, problem_lines
-from plait.errors import ParseError
+from plait.errors import ConfigError, ParseError
 from plait.executors._base import Choice, Constraint, JsonSchema, Regex
 
 __all__ = ["Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser"]
@@ -82,7 +82,7 @@ class RegexParser(Parser[str]):
         try:
             self.regex = re.compile(pattern, flags)
         except re.error as exc:
-            raise ValueError(f"RegexParser: invalid pattern {pattern!r}: {exc}") from None
+            raise ConfigError(f"RegexParser: invalid pattern {pattern!r}: {exc}") from None
         self.pattern = pattern
         self.group = group if group is not None else (1 if self.regex.groups else 0)
         self.last = last
@@ -113,7 +113,7 @@ class NumberParser(Parser[float]):
 
     def __init__(self, kind: type[int] | type[float] = float, *, last: bool = True, constrain: bool = True):
         if kind not in (int, float):
-            raise ValueError(f"NumberParser kind must be int or float, got {kind!r}")
+            raise ConfigError(f"NumberParser kind must be int or float, got {kind!r}")
         super().__init__(constrain=constrain)
         self.kind, self.last = kind, last
         self.output_type = kind
@@ -142,7 +142,7 @@ class ChoiceParser(Parser[str]):
 
     def __init__(self, options: list[str] | tuple[str, ...], *, constrain: bool = True):
         if not options:
-            raise ValueError("ChoiceParser needs at least one option")
+            raise ConfigError("ChoiceParser needs at least one option")
         super().__init__(constrain=constrain)
         self.options = list(options)
 
@@ -171,7 +171,7 @@ class ModelParser(Parser[M]):
 
     def __init__(self, model: type[M], *, constrain: bool = True):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise ValueError(f"ModelParser needs a pydantic BaseModel subclass, got {model!r}")
+            raise ConfigError(f"ModelParser needs a pydantic BaseModel subclass, got {model!r}")
         super().__init__(constrain=constrain)
         self.model = model
         self.output_type = model

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from plait._deprecation import refuse_unknown, renamed_keyword
-from plait.errors import ParseError, PlanError
+from plait.errors import ConfigError, ParseError, PlanError
 from plait.executors._base import Completion, JsonSchema, Request, SamplingParams
 from plait.executors._reask import ask_until_usable
 from plait.executors._tools import ToolRegistry
@@ -42,11 +42,11 @@ class Planner:
         refuse_unknown("Planner", renamed)
         sampling = sampling or SamplingParams(max_tokens=1024)
         if fmt not in ("json", "text"):
-            raise ValueError(f"plan format must be 'json' or 'text', got {fmt!r}")
+            raise ConfigError(f"plan format must be 'json' or 'text', got {fmt!r}")
         if max_repairs < 0:
-            raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+            raise ConfigError(f"max_repairs must be >= 0, got {max_repairs}")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an int >= 1 (the longest plan allowed), got {max_steps!r}")
+            raise ConfigError(f"max_steps must be an int >= 1 (the longest plan allowed), got {max_steps!r}")
         self.tools, self.fmt, self.max_repairs, self.examples = tools, fmt, max_repairs, examples
         self.max_steps = max_steps
         if fmt == "json":

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait._deprecation import renamed_keyword
+from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
@@ -66,7 +67,7 @@ class ReAct(Node):
         sampling = renamed_keyword("ReAct", policy, "params", "sampling", sampling)
         super().__init__(name, **policy)
         if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+            raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         self.tools = ToolRegistry.of(tools)
         self.sampling = sampling or SamplingParams(max_tokens=256, stop=("Observation:",))
         self.max_steps, self.examples, self.input = max_steps, examples, input

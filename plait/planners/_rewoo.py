@@ -21,6 +21,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait._deprecation import renamed_keyword
+from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
@@ -96,7 +97,7 @@ class PlanAndExecute(Node):
         llm_sampling = renamed_keyword("PlanAndExecute", policy, "llm_params", "llm_sampling", llm_sampling)
         super().__init__(name, **policy)
         if max_replans < 0:
-            raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+            raise ConfigError(f"max_replans must be >= 0, got {max_replans}")
         self.stream = stream
         self.tools = ToolRegistry.of(tools)
         self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, sampling=planner_sampling,

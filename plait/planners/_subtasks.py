@@ -30,7 +30,7 @@ from typing import Any, Literal
 import anyio
 
 from plait._deprecation import renamed_keyword
-from plait.errors import ParseError, SubtaskBudgetError
+from plait.errors import ConfigError, ParseError, SubtaskBudgetError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._reask import ask_until_usable
 from plait.executors._scripted import count_tokens
@@ -83,11 +83,11 @@ class SubtaskTree(Node):
                  system: str | None = None, max_reasks: int = 1, count_tokens: Callable[[str], int] | None = None,
                  answer_only: bool = False, prune: bool = True, name: str | None = None, **policy: Any):
         if max_depth < 0 or max_breadth < 1:
-            raise ValueError(f"need max_depth >= 0 and max_breadth >= 1, got {max_depth} and {max_breadth}")
+            raise ConfigError(f"need max_depth >= 0 and max_breadth >= 1, got {max_depth} and {max_breadth}")
         if subtree_budget is not None and subtree_budget < 1:
-            raise ValueError(f"subtree_budget must be >= 1 token, got {subtree_budget}")
+            raise ConfigError(f"subtree_budget must be >= 1 token, got {subtree_budget}")
         if on_budget not in ("raise", "conclude"):
-            raise ValueError(f"on_budget must be 'raise' or 'conclude', got {on_budget!r}")
+            raise ConfigError(f"on_budget must be 'raise' or 'conclude', got {on_budget!r}")
         self.max_depth, self.max_breadth = max_depth, max_breadth
         self.subtree_budget, self.on_budget = subtree_budget, on_budget
         sampling = renamed_keyword("SubtaskTree", policy, "params", "sampling", sampling)
@@ -203,7 +203,7 @@ class _TreeSolver:
         try:
             return await self.solve(child, base, hidden, budget)
         except SubtaskBudgetError as exc:
-            if self.node.on_budget != "conclude" or getattr(exc, "owner", None) is not budget:
+            if self.node.on_budget != "conclude" or exc.owner is not budget:
                 raise
             for task in child.walk():
                 if task.status == "running":

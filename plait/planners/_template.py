@@ -6,6 +6,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from plait.errors import ConfigError
 from plait.executors._base import Message
 
 __all__ = ["Template", "TemplateSource"]
@@ -30,7 +31,7 @@ class Template:
             self.text = None
             self.messages = tuple(_message(m) for m in source)
             if not self.messages:
-                raise ValueError("a chat template needs at least one message")
+                raise ConfigError("a chat template needs at least one message")
             parts = [m.content for m in self.messages]
         self.variables: list[str] = []
         for part in parts:
@@ -39,7 +40,7 @@ class Template:
                     continue
                 name = field.split(".", 1)[0].split("[", 1)[0]
                 if not name.isidentifier():
-                    raise ValueError(f"template placeholder {{{field}}} must be a name like {{question}}")
+                    raise ConfigError(f"template placeholder {{{field}}} must be a name like {{question}}")
                 if name not in self.variables:
                     self.variables.append(name)
 
@@ -61,4 +62,4 @@ def _message(item: Any) -> Message:
         return Message(role=item[0], content=item[1])
     if isinstance(item, Mapping):
         return Message(**item)
-    raise ValueError(f"a chat template message must be a Message, (role, content) or dict, got {item!r}")
+    raise ConfigError(f"a chat template message must be a Message, (role, content) or dict, got {item!r}")

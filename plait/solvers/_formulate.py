@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from plait._json import find_json, problem_lines
+from plait.errors import ConfigError
 from plait.executors import Completion, JsonSchema, Message, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator import FormulationChecked, Node, RunContext
@@ -90,7 +91,7 @@ class Formulate(Node):
     ):
         super().__init__(name or "formulate", **policy)
         if max_rounds < 1:
-            raise ValueError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
+            raise ConfigError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
         self.max_rounds = max_rounds
         self.expect_unique = expect_unique
         self.time_limit = time_limit

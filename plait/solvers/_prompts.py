@@ -37,10 +37,10 @@ constraint solver: state it faithfully, answer the question asked, and keep it s
 
 
 class FewShot(BaseModel):
-    """One worked example: a puzzle and its CSP model (as a JSON-able dict)."""
+    """One worked example: a puzzle and its CSP model (a :class:`CSP`, or a dict that validates as one)."""
 
     problem: str
-    model: dict
+    model: CSP
 
 
 FEW_SHOT: list[FewShot] = [
@@ -49,14 +49,14 @@ FEW_SHOT: list[FewShot] = [
             "Ann, Bob and Cid live in houses 1, 2 and 3 (one each). Ann does not live in house 1. "
             "Bob lives directly left of Cid. Who lives where?"
         ),
-        model={
+        model=CSP.model_validate({
             "variables": [{"name": n, "domain": {"min": 1, "max": 3}} for n in ("Ann", "Bob", "Cid")],
             "constraints": [
                 {"kind": "all_different", "variables": ["Ann", "Bob", "Cid"]},
                 "Ann != 1",
                 {"kind": "compare", "left": "Bob + 1", "op": "==", "right": "Cid"},
             ],
-        },
+        }),
     ),
     FewShot(
         problem=(
@@ -64,7 +64,7 @@ FEW_SHOT: list[FewShot] = [
             "the demo ends by 17, and if the review is in the morning (before 12) the demo is after it. "
             "Pack them as early as possible: the review starts at 9 and the demo right after it."
         ),
-        model={
+        model=CSP.model_validate({
             "variables": [{"name": "Review", "domain": {"min": 9, "max": 16}},
                           {"name": "Demo", "domain": {"min": 9, "max": 16}}],
             "constraints": [
@@ -74,7 +74,7 @@ FEW_SHOT: list[FewShot] = [
                 "Review == 9",
                 "Demo == Review + 1",
             ],
-        },
+        }),
     ),
 ]
 
@@ -84,7 +84,7 @@ def formulate_messages(problem: str, examples: list[FewShot]) -> list[Message]:
     messages = [Message(role="system", content=FORMULATE_SYSTEM)]
     for ex in examples:
         messages.append(Message(role="user", content=ex.problem))
-        canonical = CSP.model_validate(ex.model).model_dump(mode="json", by_alias=True, exclude_none=True)
+        canonical = ex.model.model_dump(mode="json", by_alias=True, exclude_none=True)
         messages.append(Message(role="assistant", content=json.dumps(canonical)))
     messages.append(Message(role="user", content=problem))
     return messages

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from plait._json import find_json, load_json
+from plait.errors import ConfigError
 from plait.executors import JsonSchema, Message, Request, SamplingParams
 from plait.orchestrator import Node, ProposalSettled, RunContext
 from plait.solvers._bridge import CSPResult, in_worker, solve_async
@@ -71,7 +72,7 @@ class ProposeAndRetract(Node):
         proposable = self.propose or [v.name for v in csp.variables]
         unknown = [p for p in proposable if p not in csp.kinds]
         if unknown:
-            raise ValueError(f"{self.name}: propose names undeclared variable(s) {', '.join(unknown)}")
+            raise ConfigError(f"{self.name}: propose names undeclared variable(s) {', '.join(unknown)}")
         kept: dict[str, Any] = {}
         pending, retractions = list(proposable), []
         messages = [Message(role="system", content=PROPOSE_SYSTEM), Message(role="user", content=_brief(csp, problem))]

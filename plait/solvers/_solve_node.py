@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from plait.errors import ConfigError
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, solve_async
 from plait.solvers._model import CSP
@@ -35,7 +36,7 @@ class SolveCSP(Node):
     ):
         super().__init__(name or "solve_csp", **policy)
         if mode not in ("one", "all"):
-            raise ValueError(f"SolveCSP mode must be 'one' or 'all', got {mode!r}")
+            raise ConfigError(f"SolveCSP mode must be 'one' or 'all', got {mode!r}")
         self.mode = mode
         self.max_solutions = max_solutions
         self.time_limit = time_limit

@@ -3,7 +3,10 @@
 ``PIPELINE_EFFECTS=DIR``: each node, as it completes, appends ``NODE PID`` to
 ``DIR/X`` (X: the input), so a test counts how often each node ran and where.
 ``PIPELINE_HANG_AFTER=N``: this process's N-th ``refine`` writes ``DIR/hanging``
-and never returns (a worker to kill while it provably holds an input).
+and ``DIR/hanging.PID`` and never returns (a worker to kill while it provably
+holds an input);
+with ``PIPELINE_HANG_ONE=1`` only the first process to get there hangs (Ray
+workers share one environment).
 ``PIPELINE_STALL_AFTER=N``: this process's N-th ``refine`` does its work, writes
 ``DIR/stalled``, then freezes the whole process (a blocking sleep on the event
 loop: no lease renewal runs) until ``DIR/resume`` exists, and returns.
@@ -21,6 +24,7 @@ graph = Graph("pipeline")
 LATENCY = float(os.environ.get("PIPELINE_LATENCY", "0.02"))
 EFFECTS = os.environ.get("PIPELINE_EFFECTS")
 HANG_AFTER = int(os.environ.get("PIPELINE_HANG_AFTER", "0"))
+HANG_ONE = os.environ.get("PIPELINE_HANG_ONE") == "1"
 STALL_AFTER = int(os.environ.get("PIPELINE_STALL_AFTER", "0"))
 _refines = 0
 
@@ -34,6 +38,23 @@ def _effect(node: str, x: int) -> None:
             os.close(fd)
 
 
+def _first_to_hang() -> bool:
+    if not HANG_ONE:
+        return True
+    try:
+        os.close(os.open(Path(EFFECTS) / "hang.claim", os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _marker(name: str, text: str) -> None:
+    """Write ``DIR/name`` whole at once (a test polling for it never reads it half written)."""
+    tmp = Path(EFFECTS) / f".{name}.{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, Path(EFFECTS) / name)
+
+
 @graph.node
 async def draft(x: int, ctx: RunContext) -> str:
     completion = await ctx.generate(Request(prompt=f"draft for {x}", params=SamplingParams(max_tokens=8)))
@@ -45,15 +66,16 @@ async def draft(x: int, ctx: RunContext) -> str:
 async def refine(draft: str, x: int) -> str:
     global _refines
     _refines += 1
-    if _refines == HANG_AFTER:
-        (Path(EFFECTS) / "hanging").write_text(f"{x} {os.getpid()} {time.time()}")
+    if _refines == HANG_AFTER and _first_to_hang():
+        _marker("hanging", f"{x} {os.getpid()} {time.time()}")
+        _marker(f"hanging.{os.getpid()}", f"{x} {os.getpid()} {time.time()}")  # one per hanging process
         await anyio.sleep_forever()
     await anyio.sleep(LATENCY)
     if x % 50 == 49:
         raise ValueError(f"input {x} is poisoned")
     _effect("refine", x)
     if _refines == STALL_AFTER:
-        (Path(EFFECTS) / "stalled").write_text(f"{x} {os.getpid()}")
+        _marker("stalled", f"{x} {os.getpid()}")
         while not (Path(EFFECTS) / "resume").exists():
             time.sleep(0.01)  # blocks the event loop: the process is frozen, as far as its leases know
     return draft.upper()

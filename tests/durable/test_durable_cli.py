@@ -61,19 +61,19 @@ def test_resume_a_failed_run_by_id(capsys, module, tmp_path):
     run_id = err.split("run id ")[1].split()[0]
     module.with_name("broken").unlink()
     code, out, err = _run(capsys, "run", f"{module}:graph", "--checkpoint", db, "--run-id", run_id)
-    assert code == 0 and out.strip() == "ANSWER TO HI!"
+    assert code == 0 and json.loads(out) == "ANSWER TO HI!"
     assert _ran(module) == ["ask", "shout", "shout"]  # ask was restored, not run again
 
 
 def test_replay_needs_no_model(capsys, module, tmp_path):
     db = tmp_path / "runs.db"
     code, out, _ = _run(capsys, "run", f"{module}:graph", "--input", '"yo"', "--checkpoint", db, "--run-id", "r1")
-    assert code == 0 and out.strip() == "ANSWER TO YO!"
+    assert code == 0 and json.loads(out) == "ANSWER TO YO!"
     module.write_text(MODULE.replace('return ScriptedBackend(lambda request: "answer to " + request.prompt_text())',
                                      'raise RuntimeError("no model here")'))
     code, out, err = _run(capsys, "run", f"{module}:graph", "--checkpoint", db, "--run-id", "r1", "--replay")
     assert code == 0, err
-    assert out.strip() == "ANSWER TO YO!" and _ran(module) == ["ask", "shout", "ask", "shout"]
+    assert json.loads(out) == "ANSWER TO YO!" and _ran(module) == ["ask", "shout", "ask", "shout"]
 
 
 def test_batch_to_stdout(capsys, module, tmp_path):

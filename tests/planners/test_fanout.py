@@ -101,7 +101,7 @@ def test_logprob_weighted_vote_prefers_confident_samples_and_asks_for_logprobs()
 
 
 def test_logprob_weighted_vote_without_logprobs_fails_clearly():
-    with pytest.raises(NodeFailedError, match="no cumulative_logprob"):
+    with pytest.raises(NodeFailedError, match=r"was asked for logprobs=0, but its scripted reply '4' is plain text"):
         vote(FanOut(solve_step(), k=2, aggregate=LogprobWeighted()), ScriptedBackend(["4", "4"]))
 
 
