@@ -183,15 +183,18 @@ def checked_run(row: tuple | list, where: str) -> StoredRun:
 # -- node groups: one JSON document per commit --------------------------------------------------------
 
 def _pack(value: Payload) -> Any:
-    return value if isinstance(value, str) else {"b64": base64.b64encode(value).decode("ascii")}
+    return value if isinstance(value, str) else {"b64": value}  # to_json writes the bytes as (URL-safe) base64
+
+
+_FROM_URLSAFE = str.maketrans("-_", "+/")
 
 
 def _unpack(value: Any, where: str) -> Payload:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str):
-        try:
-            return base64.b64decode(value["b64"], validate=True)
+        try:  # URL-safe base64; groups written before 2026-12 used the standard alphabet, which this reads too
+            return base64.b64decode(value["b64"].translate(_FROM_URLSAFE), validate=True)
         except ValueError:
             pass
     raise _malformed(where, f"a node payload of type {type(value).__name__}")
@@ -200,7 +203,8 @@ def _unpack(value: Any, where: str) -> Payload:
 def encode_group(nodes: list[StoredNode]) -> str:
     """Several node completions as one JSON text (one row per commit, however many nodes it holds)."""
     return to_json([[n.key, _pack(n.inputs_hash), _pack(n.outcome), n.prompt_tokens, n.completion_tokens,
-                     n.cached_tokens, n.requests, n.duration, n.attempts] for n in nodes]).decode()
+                     n.cached_tokens, n.requests, n.duration, n.attempts] for n in nodes],
+                   bytes_mode="base64").decode()
 
 
 _INTS = (3, 4, 5, 6, 8)
