@@ -8,7 +8,7 @@
 """
 
 from plait.solvers._bridge import CSPResult, solve, solve_async
-from plait.solvers._formulate import Explain, Formulate, Formulation
+from plait.solvers._formulate import Explain, Formulate, Formulation, FormulationRound
 from plait.solvers._expr import Expr, parse_expr
 from plait.solvers._model import CSP, AllDifferent, AnyOf, Compare, Expression, Implies, IntRange, Sum, Table, Variable
 from plait.solvers._prompts import FEW_SHOT, FewShot
@@ -19,5 +19,5 @@ from plait.solvers._solve_node import SolveCSP
 __all__ = [
     "CSP", "Variable", "IntRange", "AllDifferent", "Compare", "Expression", "Sum", "Table", "Implies", "AnyOf",
     "Expr", "parse_expr", "CSPResult", "solve", "solve_async", "SolveCSP",
-    "Formulate", "Formulation", "Explain", "FewShot", "FEW_SHOT", "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
+    "Formulate", "Formulation", "FormulationRound", "Explain", "FewShot", "FEW_SHOT", "ProposeAndRetract", "Proposal", "Retraction", "Conflict", "find_conflict",
 ]
