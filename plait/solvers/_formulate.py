@@ -31,7 +31,7 @@ from plait.orchestrator import Node, RunContext
 from plait.planners._aggregators import Aggregator, EarlyStop
 from plait.solvers._bridge import CSPResult
 from plait.solvers._formulate_check import (
-    MAX_REPLY_CHARS, FormulationRound, answer_hint, answer_spec, fingerprint)
+    MAX_REPLY_CHARS, FormulationRound, answer_hint, answer_spec, example_print)
 from plait.solvers._formulate_vote import run_chains
 from plait.solvers._model import CSP
 from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
@@ -120,8 +120,7 @@ class Formulate(Node):
         self.expect_unique = expect_unique
         self.time_limit = time_limit
         self.examples = FEW_SHOT if examples is None else examples
-        self.example_prints = [(fingerprint(ex.model), frozenset(v.name for v in ex.model.variables))
-                               for ex in self.examples]
+        self.example_prints = [example_print(ex.model) for ex in self.examples]
         self.k = k
         self.answer = answer_spec(answer)
         self.aggregate = aggregate or EarlyStop(wave=k)

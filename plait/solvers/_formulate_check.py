@@ -29,13 +29,16 @@ from plait.solvers._core import conflicting_constraints
 from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP, Variable
 
-__all__ = ["FormulationRound", "RoundStatus", "AnswerSpec", "answer_spec", "answer_hint", "judge_csp", "fingerprint"]
+__all__ = ["FormulationRound", "RoundStatus", "AnswerSpec", "answer_spec", "answer_hint", "judge_csp", "fingerprint",
+           "example_print"]
 
 MAX_REPLY_CHARS = 1_000_000
 """Longest reply that is parsed at all (a 2,048-token formulation is about 10,000 characters)."""
 LISTED = 20
 """Most invalid or conflicting constraints listed in one finding."""
 
+ExamplePrint = tuple[str, frozenset[str], frozenset[str]]
+"""A worked example's variables, constraints and names, as :func:`example_print` writes them."""
 RoundStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout", "repeat"]
 AnswerSpec = dict[str, Variable | None]
 """Required answer variables: name to the declared variable whose domain bounds it (None: any domain)."""
@@ -105,7 +108,7 @@ def fingerprint(csp: CSP) -> str:
 
 
 def judge_csp(csp: CSP, *, base: dict[str, Any], answer: AnswerSpec, expect_unique: bool,
-              examples: list[tuple[str, frozenset[str]]], problem: str, deadline: Deadline) -> FormulationRound:
+              examples: list[ExamplePrint], problem: str, deadline: Deadline) -> FormulationRound:
     """Judge a parsed model: a worked example's copy, the answer variables, the constraints, then the solver."""
     copied = _copied_example(csp, examples, problem)
     if copied:
@@ -174,16 +177,28 @@ def _invalid(csp: CSP, problems: list[str]) -> str:
             "or use a declared name.")
 
 
-def _copied_example(csp: CSP, examples: list[tuple[str, frozenset[str]]], problem: str) -> str:
-    """Which worked example ``csp`` copies: the same model, or the same variable names none of which the puzzle
-    mentions. Empty when it copies none."""
-    names = frozenset(v.name for v in csp.variables)
+def example_print(csp: CSP) -> ExamplePrint:
+    """What :func:`judge_csp` compares a model with to tell a copy of this worked example."""
+    return _variables_print(csp), frozenset(_constraint_prints(csp)), frozenset(v.name for v in csp.variables)
+
+
+def _variables_print(csp: CSP) -> str:
+    return json.dumps([v.model_dump(mode="json") for v in csp.variables], sort_keys=True)
+
+
+def _constraint_prints(csp: CSP) -> list[str]:
+    return [json.dumps(c.model_dump(mode="json", by_alias=True), sort_keys=True) for c in csp.constraints]
+
+
+def _copied_example(csp: CSP, examples: list[ExamplePrint], problem: str) -> str:
+    """Which worked example ``csp`` copies: its variables, and constraints all taken from it, when the puzzle
+    names none of those variables. Empty when it copies none."""
     words = set(re.findall(r"[a-z_][a-z0-9_]*", problem.lower()))
-    mine = fingerprint(csp)
-    for print_, example_names in examples:
-        if mine == print_:
-            return "the same model"
-        if names == example_names and not {n.lower() for n in names} & words:
+    if {v.name.lower() for v in csp.variables} & words:
+        return ""
+    variables = _variables_print(csp)
+    for example_variables, example_constraints, names in examples:
+        if variables == example_variables and set(_constraint_prints(csp)) <= example_constraints:
             return f"variables {', '.join(sorted(names))}"
     return ""
 

@@ -201,14 +201,19 @@ def test_a_copy_of_a_worked_example_is_repaired_not_solved():
     from plait.solvers import FEW_SHOT
 
     copy = format_model(FEW_SHOT[0].model)
-    renamed = FEW_SHOT[0].model.model_dump(by_alias=True)
-    renamed["constraints"] = renamed["constraints"][:2]  # same names, another model: still not this puzzle's
-    formulation, _, _ = formulate([copy, json.dumps(renamed), json.dumps(CRYPT_UNDER)], problem=CRYPT,
-                                  max_rounds=3)
+    part = FEW_SHOT[0].model.model_dump(by_alias=True)
+    part["constraints"] = part["constraints"][:2]  # a part of the example is no model of this puzzle either
+    formulation, _, _ = formulate([copy, json.dumps(part), json.dumps(CRYPT_UNDER)], problem=CRYPT)
     first, second, third = formulation.rounds
-    assert first.copied and first.status == "invalid" and "the same model" in first.finding
-    assert second.copied and "variables Ann, Bob, Cid" in second.finding
+    assert first.copied and first.status == "invalid" and "worked example's model (variables Ann, Bob, Cid)" \
+        in first.finding
+    assert second.copied and second.status == "invalid" and second.result is None  # never solved
     assert third.status == "ambiguous" and third.restored == []  # a copy is never the model a repair edits
+
+
+def test_the_example_names_with_constraints_of_its_own_are_not_a_copy():
+    formulation, _, _ = formulate([json.dumps(UNSAT)], problem="seats", max_rounds=1)
+    assert formulation.status == "unsat" and not formulation.rounds[0].copied
 
 
 def test_the_puzzle_naming_the_example_names_is_not_a_copy():
