@@ -15,6 +15,7 @@ repair change something (measured: 42 of 69 greedy re-asks repeated the previous
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ class Chain:
         self.node, self.problem, self.first, self.sample, self.tally = node, problem, first, sample, tally
         self.rounds: list[FormulationRound] = []
         self.request: Request | None = None  # the request that drew the latest reply
-        self._texts: dict[str, int] = {}  # reply text -> the round that first wrote it
+        self._texts: dict[str, int] = {}  # digest of a reply's text -> the round that first wrote it
         self._prints: dict[str, int] = {}  # model fingerprint -> the round that first wrote it
         self._raw = ""  # the latest reply, shown back only when it did not parse
 
@@ -85,10 +86,11 @@ class Chain:
         base = {"sample": self.sample, "round": number, "temperature": request.params.temperature,
                 "completion_tokens": sample.completion_tokens}
         text = sample.text.strip()
-        if text in self._texts:
-            found = self._repeat(self._texts[text], base)
+        digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        if digest in self._texts:
+            found = self._repeat(self._texts[digest], base)
         else:
-            self._texts[text] = number
+            self._texts[digest] = number
             cut_at = (sample.completion_tokens or request.params.max_tokens) if sample.finish_reason == "length" \
                 else None
             found = await in_worker(lambda stop: self._judge(text, cut_at, base, Deadline(self.node.time_limit, stop)))
