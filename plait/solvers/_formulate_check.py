@@ -27,7 +27,7 @@ from plait.solvers._bridge import CSPResult, search
 from plait.solvers._compile import compile_checks
 from plait.solvers._core import conflicting_constraints
 from plait.solvers._deadline import Deadline, Stopped
-from plait.solvers._model import CSP, Variable
+from plait.solvers._model import CSP, IntRange, Variable
 
 __all__ = ["FormulationRound", "RoundStatus", "AnswerSpec", "answer_spec", "answer_hint", "judge_csp", "fingerprint",
            "example_print"]
@@ -226,7 +226,8 @@ def _hold_answer(csp: CSP, answer: AnswerSpec) -> tuple[CSP, list[str], str | No
             empty.append(f"{var.name} must take values in {_domain_text(required)} (declared {_domain_text(var)})")
             continue
         contiguous = var.kind == "int" and kept == list(range(kept[0], kept[-1] + 1))
-        variables[i] = Variable(name=var.name, domain={"min": kept[0], "max": kept[-1]} if contiguous else kept)
+        domain = IntRange(min=kept[0], max=kept[-1]) if contiguous else kept
+        variables[i] = Variable(name=var.name, domain=domain)
         narrowed.append(var.name)
     if empty:
         return csp, [], "Wrong answer domains: " + "; ".join(empty) + "."

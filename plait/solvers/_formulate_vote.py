@@ -68,16 +68,24 @@ async def run_chains(node: Formulate, ctx: RunContext, problem: str, first: list
                 stopped = end(chain) or stopped
         if stopped:
             break
+        failures: list[Exception] = []
         async with anyio.create_task_group() as group:
             async def repair(chain: Chain) -> None:
                 nonlocal stopped
-                await chain.repair(ctx)
+                try:
+                    await chain.repair(ctx)
+                except Exception as exc:  # a spent budget, a failing backend: the node fails with it, ungrouped
+                    failures.append(exc)
+                    group.cancel_scope.cancel()
+                    return
                 if not stopped and end(chain):
                     stopped = True
                     group.cancel_scope.cancel()
 
             for chain in pending:
                 group.start_soon(repair, chain)
+        if failures:
+            raise failures[0]
         if stopped:
             break
     return await _decide(node, ctx, chains, ended, tally, stopped)

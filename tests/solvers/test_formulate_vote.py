@@ -160,3 +160,51 @@ def test_bad_answer_specs_are_refused_naming_the_culprit(answer, culprit):
 def test_bad_vote_options_are_refused(options, message):
     with pytest.raises(ConfigError, match=message):
         Formulate(**options)
+
+
+# -- the guards hold in a vote ----------------------------------------------------------------------------------
+
+SHIFT = json.dumps({"variables": [{"name": "A", "domain": {"min": 0, "max": 99999}},
+                                  {"name": "B", "domain": {"min": 0, "max": 99999}}],
+                    "constraints": ["A == B + 100000"]})  # every assignment fails: the solver runs to its limit
+
+
+@pytest.mark.timeout(60)
+def test_a_node_timeout_stops_a_vote_mid_judging_and_leaves_no_solver_running():
+    import threading
+
+    from plait.errors import NodeFailedError, NodeTimeoutError
+    from plait.solvers._bridge import WORKER_NAME
+
+    g = Graph("slow_vote")
+    g.add(Formulate(k=3, time_limit=60, timeout=0.5))
+    with pytest.raises(NodeFailedError) as info:
+        anyio.run(lambda: g.run({"problem": "attack"}, backend=FunctionBackend(lambda request: SHIFT)))
+    assert isinstance(info.value.cause, NodeTimeoutError)
+    assert [t.name for t in threading.enumerate() if t.name == WORKER_NAME and t.is_alive()] == []
+
+
+def test_a_token_budget_stops_the_repairs_of_a_vote_before_they_are_sent():
+    from plait.errors import BudgetExceededError
+    from plait.executors import Request
+    from plait.solvers import FEW_SHOT
+    from plait.solvers._prompts import formulate_messages
+
+    backend = FunctionBackend(lambda request: [INVALID] * request.params.n)
+    first = backend.count_prompt_tokens(Request(prompt=tuple(formulate_messages(PUZZLE, FEW_SHOT))))
+    budget = first + 3 * 300 + 10  # the n=3 request fits; no repair does
+    g = Graph("budget_vote")
+    g.add(Formulate(k=3, sampling=SamplingParams(max_tokens=300)))
+    with pytest.raises(BudgetExceededError):
+        anyio.run(lambda: g.run({"problem": PUZZLE}, backend=backend, token_budget=budget))
+    assert [r.params.n for r in backend.requests] == [3]  # the first repair did not fit: never sent
+
+
+def test_rounds_per_formulation_are_bounded_whatever_the_model_writes():
+    backend = FunctionBackend(lambda request: [INVALID] * request.params.n)
+    g = Graph("bounded_vote")
+    g.add(Formulate(k=3, max_rounds=2))
+    formulation = anyio.run(lambda: g.run({"problem": PUZZLE}, backend=backend)).output
+    assert [r.params.n for r in backend.requests] == [3, 1, 1, 1]  # k first replies, then one repair each
+    assert formulation.status == "invalid" and len(formulation.rounds) == 6
+    assert sorted((r.sample, r.round) for r in formulation.rounds) == [(s, n) for s in range(3) for n in (1, 2)]
