@@ -170,7 +170,7 @@ def _invalid(csp: CSP, problems: list[str]) -> str:
         if name.lower() in declared:
             hints.append(f"{name} (you declared {declared[name.lower()]})")
         elif name.lower() in texts:
-            hints.append(f"{name} (a text value: write it in quotes, '{texts[name.lower()]}')")
+            hints.append(f"{name} (a text value: write it in quotes, {json.dumps(texts[name.lower()])})")
         else:
             hints.append(name)
     return (f"{finding}\nUndeclared names: {', '.join(hints)}. Declare each one as a variable with its domain, "
