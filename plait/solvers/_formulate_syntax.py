@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from plait._json import find_json, problem_lines
 from plait.errors import ConfigError, FormulationError
 from plait.executors import Constraint, Grammar, JsonSchema
+from plait.solvers._formulate_check import LISTED, undeclared_hint, unknown_names
 from plait.solvers._language import format_formulation, parse_formulation
 from plait.solvers._language_examples import FormulationExample
 from plait.solvers._language_grammar import FORMULATION_GRAMMAR
@@ -88,13 +89,38 @@ class _Language(Syntax):
         try:
             return parse_formulation(body)
         except FormulationError as exc:
-            raise Unreadable(f"Your model could not be read: {exc}") from None
+            raise Unreadable(f"Your model could not be read: {exc}{_all_undeclared(body, exc)}") from None
 
     def example(self, example: FewShot | FormulationExample) -> tuple[str, CSP, str]:
         if isinstance(example, FewShot):
             return super().example(example)
         return example.problem, parse_formulation(example.formulation), example.formulation  # comments kept
 
+
+def _all_undeclared(text: str, error: FormulationError) -> str:
+    """After an error naming an undeclared name, every undeclared name (the parser stops at the first): the
+    text is read again with each failing line left out, at most ``LISTED`` times, for texts up to
+    ``_RELISTED`` characters; the lines that read give the declared names the hint matches against. Empty when
+    the error names no undeclared name."""
+    unknown = unknown_names(str(error))
+    if not unknown or len(text) > _RELISTED:
+        return ""
+    lines, variables = text.split("\n"), []
+    for _ in range(LISTED):
+        if not 1 <= error.line <= len(lines):
+            break
+        lines[error.line - 1] = ""
+        try:
+            variables = parse_formulation("\n".join(lines)).variables
+            break
+        except FormulationError as exc:
+            error = exc
+            unknown += [n for n in unknown_names(str(exc)) if n not in unknown]
+    return "\n" + undeclared_hint(unknown, variables)
+
+
+_RELISTED = 20_000
+"""Longest text whose undeclared names are all listed (a 1,024-token formulation is about 4,000 characters)."""
 
 _SYNTAXES: dict[str, Syntax] = {"language": _Language(), "json": Syntax()}
 

@@ -86,3 +86,21 @@ def test_fewshot_examples_are_written_in_the_language():
 def test_the_solver_time_limit_holds_on_a_two_line_model():
     formulation, _ = formulate(["A B in 0..99999\nA == B+100000"], max_rounds=1, time_limit=1)
     assert formulation.status == "timeout" and "within 1s" in formulation.feedback[0]
+
+
+def test_every_undeclared_name_is_listed_though_the_parser_stops_at_the_first():
+    wrong = 'Brown Red in 1..2\nPet in {"cat","dog"}\nbrown < Red\nPet == dog\nZed == 1'
+    right = 'Brown Red in 1..2\nPet in {"cat","dog"}\nBrown < Red\nPet == "dog"'
+    formulation, backend = formulate([wrong, right], problem="Houses 1..2. The Brown house is left of the red one.")
+    finding = formulation.rounds[0].finding
+    assert finding.startswith("Your model could not be read: line 3, column 1: constraint 'brown < Red' uses "
+                              "unknown variable 'brown'")
+    assert finding.endswith('\nUndeclared names: brown (you declared Brown), dog (a text value: write it in quotes, '
+                            '"dog"), Zed. Declare each one as a variable with its domain, or use a declared name.')
+    assert backend.requests[1].prompt[-2].content == wrong  # shown as written: the line numbers point into it
+    assert formulation.status == "solved" and formulation.solution == {"Brown": 1, "Red": 2, "Pet": "dog"}
+
+
+def test_a_reply_that_names_no_undeclared_variable_gets_no_list():
+    formulation, _ = formulate([f"{SEATS}\nAnn <", GOOD])
+    assert "Undeclared" not in formulation.rounds[0].finding and formulation.status == "solved"
