@@ -184,7 +184,7 @@ def _call(line: Line) -> CSPConstraint | DistinctExprs:
             raise Fail("compare(...) holds one comparison of two expressions, e.g. 'compare(A + 1 == B)'",
                        toks[0].start + 1)
         k = ops[0]
-        return Compare(left=line.slot(2, k), op=toks[k].text, right=line.slot(k + 1, close))
+        return Compare.model_validate({"left": line.slot(2, k), "op": toks[k].text, "right": line.slot(k + 1, close)})
     if keyword == "any":
         return AnyOf(conditions=[line.slot(i, j) for i, j in parts])
     if len(parts) < 2:
@@ -218,8 +218,8 @@ def _sum(line: Line) -> Sum | None:
         return None
     weights = [w for w, _ in terms]  # type: ignore[misc]
     names = [n for _, n in terms]  # type: ignore[misc]
-    return Sum(variables=names, weights=None if all(w is None for w in weights) else [w or 1 for w in weights],
-               op=rest[0].text, value=value)
+    return Sum.model_validate({"variables": names, "op": rest[0].text, "value": value,
+                               "weights": None if all(w is None for w in weights) else [w or 1 for w in weights]})
 
 
 def _term(toks: list[Token]) -> tuple[int | None, str] | None:
@@ -316,7 +316,7 @@ class _Values:
             raise Fail("write text values in double quotes", self.column())
         try:
             value = json.loads(token.text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise Fail(f"the text value {token.text[:30]} is not valid: {exc.msg}", self.column()) from None
         self.at += 1
         return value
