@@ -43,7 +43,8 @@ from pydantic import ValidationError
 from plait.errors import ConstraintSyntaxError, FormulationError
 from plait.solvers._compile import Scope, compile_constraint
 from plait.solvers._expr import parse_expr
-from plait.solvers._language_lex import Declaration, DistinctExprs, Fail, Line, lex, read_statement
+from plait.solvers._language_lex import Fail, Line, lex
+from plait.solvers._language_read import Declaration, DistinctExprs, read_statement
 from plait.solvers._limits import MAX_CONSTRAINTS, MAX_TOTAL_SIZE, MAX_TOTAL_VALUES, MAX_VARIABLES
 from plait.solvers._model import (
     CSP, AllDifferent, AnyOf, Compare, CSPConstraint, Expression, Implies, Sum, Table, Variable, _constraint_size)

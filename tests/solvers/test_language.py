@@ -125,6 +125,7 @@ def test_worked_examples_solve_to_the_known_answers():
     ("A in 1..3\nalldifferent(A) == 1", 2, 17, "must be the whole statement"),
     ("A in 1..3\nalldifferent(A, A == 1)", 2, 17, "takes variables or arithmetic expressions"),
     ("A in 1..3\ncompare(A)", 2, 1, "compare(...) holds one comparison"),
+    ("A B in 1..3\nalldifferent(A, B]", 2, 18, "expected ')' here, to close the '(' at column 13"),
     ("A in 1..3\nany()", 2, 1, "at least 1 item"),
     ("A in 1..3\n{\"kind\": \"bogus\"}", 2, 1, "as JSON, and this one is not valid"),
     ("A in 1..3\n" + "(" * 500 + "A" + ")" * 500 + " == 1", 2, 1, "constraint"),

@@ -127,3 +127,60 @@ def test_sampled_strings_parse_or_fail_only_on_what_a_grammar_cannot_know(compil
             assert SEMANTIC.search(str(exc)), f"{exc}\n--- sampled text:\n{text}"
             outcomes["semantic"] += 1
     assert outcomes["semantic"] > 0  # the walk reached errors (the list above is exercised)
+
+
+def test_the_csp_json_schema_compiles_without_the_oneof_warning(capfd):
+    import json
+
+    from plait.executors import JsonSchema
+    from plait.solvers import CSP
+
+    overlapping = {"oneOf": [{"type": "integer"}, {"type": "integer", "minimum": 0}]}
+    xgr.Grammar.from_json_schema(json.dumps(overlapping))
+    assert "falling back to anyOf" in capfd.readouterr().err  # the warning is seen where it is printed
+    schema = JsonSchema.of(CSP).schema_
+    xgr.Grammar.from_json_schema(json.dumps(schema))
+    assert "oneOf" not in json.dumps(schema) and "falling back" not in capfd.readouterr().err
+    assert CSP.model_validate({"variables": [{"name": "A", "domain": [1]}],
+                               "constraints": [{"kind": "sum", "variables": ["A"], "value": 1}]}).constraints[0].kind == "sum"
+
+
+# -- on the real engine -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_engine():
+    """The in-process engine on the tiny random model (its own module-scoped engine: random replies are the point)."""
+    from plait.executors import VLLMBackend, pull_model
+
+    pull_model("tiny-random")
+    keeper = VLLMBackend("tiny-random", max_model_len=1024)
+    anyio.run(keeper.start)
+    yield lambda: VLLMBackend("tiny-random", max_model_len=1024)
+    anyio.run(keeper.aclose)
+
+
+@pytest.mark.vllm
+def test_replies_decoded_under_the_grammar_on_vllm_parse(tiny_engine, compiled):
+    from plait.executors import Message
+
+    example = FORMULATION_EXAMPLES[2]
+    prompt = (Message(role="user", content=example.problem), Message(role="assistant", content=example.formulation),
+              Message(role="user", content=FORMULATION_EXAMPLES[0].problem))
+    params = SamplingParams(temperature=1.0, max_tokens=200, n=24, seed=7,
+                            constraint=Grammar(grammar=FORMULATION_GRAMMAR))
+
+    async def main():
+        async with tiny_engine() as backend:
+            return await backend.generate([Request(prompt=prompt, params=params)])
+
+    (completion,) = anyio.run(main)
+    finished = [s.text for s in completion.samples if s.finish_reason == "stop"]
+    for sample in completion.samples:
+        matcher = xgr.GrammarMatcher(compiled)
+        assert matcher.accept_string(sample.text), sample.text  # vLLM held the reply to the grammar
+    for text in finished:
+        assert accepts(compiled, text)
+        try:
+            parse_formulation(text)
+        except FormulationError as exc:
+            assert SEMANTIC.search(str(exc)), f"{exc}\n--- reply:\n{text}"
+    print(f"{len(finished)} of {len(completion.samples)} replies ended within max_tokens")
