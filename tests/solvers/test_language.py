@@ -68,7 +68,7 @@ def test_random_csps_round_trip(csp):
 @pytest.mark.parametrize("constraint", [
     Expression(expression="(A ==\n B)"),  # a newline inside the text
     Expression(expression="sum(A, B) == 3"),  # reads as a Sum statement
-    Expression(expression="A == 1 # not a comment"[:6] + "  "),  # trailing spaces
+    Expression(expression="A == 1  "),  # trailing spaces
     Compare(left="A < B", op="==", right="B"),  # a comparison inside one side
     AnyOf(conditions=["A == 1", "(B == 2)"]),
     Table(variables=["A"], rows=[]),
@@ -162,7 +162,7 @@ def test_limits_hold_on_hostile_texts():
         "A in 0..1\nA == " + "+".join(["A"] * 2000): "limit is",
         "A in 0..1\n" + "A ** 8 * " * 20 + "A == 1": "MAX_BITS",
         "A in 0..1\n" + "[" * 100_000 + " == 1": "constraint",
-        "A in 0..1\n{" + '"a":' * 0 + "[" * 100_000 + "}": "not valid",
+        "A in 0..1\n{" + "[" * 100_000 + "}": "not valid",  # JSON nested past the recursion limit
     }
     for text, says in cases.items():
         with pytest.raises(FormulationError, match=says):
