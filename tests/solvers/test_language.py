@@ -1,13 +1,14 @@
 """The formulation language: every statement form, round trips with the CSP model, errors with positions."""
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from plait.errors import ConstraintSyntaxError, FormulationError
 from plait.solvers import (
-    CSP, FORMULATION_EXAMPLES, AllDifferent, AnyOf, Compare, Expression, Implies, IntRange, Sum, Table, Variable,
+    CSP, FORMULATION_EXAMPLES, FORMULATION_SYNTAX, AllDifferent, AnyOf, Compare, Expression, Implies, IntRange, Sum, Table, Variable,
     format_formulation, parse_formulation, solve)
 from tests.solvers.language_csps import csps
 
@@ -102,6 +103,18 @@ def test_worked_examples_solve_to_the_known_answers():
     assert [queens[f"Q{i}"] for i in range(1, 9)] == [1, 5, 8, 6, 3, 7, 2, 4]
     assert zebra["fish"] == zebra["alice"] == 3
     assert [futoshiki[f"{r}{c}"] for r in "ABCD" for c in "1234"] == [2, 1, 4, 3, 4, 3, 2, 1, 1, 4, 3, 2, 3, 2, 1, 4]
+
+
+def test_every_statement_the_syntax_note_quotes_parses():
+    quoted = re.findall(r"`([^`]+)`", FORMULATION_SYNTAX)
+    statements = [q for q in quoted if q != "#"]
+    assert len(statements) == 14
+    declarations = 'S E N D A B C Q1 Q2 Q3 in 0..9\nColor in {"red","green"}\n'
+    for statement in statements:
+        if " in " in statement and not statement.startswith("("):
+            parse_formulation(statement)
+        else:
+            parse_formulation(declarations + statement)
 
 
 # -- errors: line, column, the statement, what to do ----------------------------------------------------------
