@@ -27,11 +27,12 @@ _MAX_DIGITS = 15  # longer numbers are refused before int() reads them (MAX_VALU
 
 
 class Fail(Exception):
-    """A problem in one line: ``column`` counts from 1."""
+    """A problem in one line: ``column`` counts from 1. ``fatal``: a size limit, reading stops there."""
 
-    def __init__(self, message: str, column: int):
+    def __init__(self, message: str, column: int, fatal: bool = False):
         super().__init__(message)
         self.column = column
+        self.fatal = fatal
 
 
 @dataclasses.dataclass(frozen=True)

@@ -155,6 +155,29 @@ def test_errors_name_the_line_the_column_and_the_fix(text, line, column, says):
     assert isinstance(error, ConstraintSyntaxError)
 
 
+def test_every_problem_is_listed_at_once_for_one_repair():
+    text = "A B in 1..3\nA + brown == 2\nC in 4..1\nalldifferent(A, B, white)\nA -> \nalldifferent(A+1, gray, B)"
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation(text)
+    assert [p.split(":")[0] for p in caught.value.problems] == ["line 3, column 6", "line 5, column 3"]
+    text = "A B in 1..3\nA + brown == 2\nalldifferent(A, B, white)\nalldifferent(A+1, gray, B)\nA == Color"
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation(text)
+    error = caught.value
+    assert [p.split(": ")[0] for p in error.problems] == [
+        "line 2, column 5", "line 3, column 20", "line 4, column 19", "line 5, column 6"]
+    assert str(error) == "\n".join(error.problems) and (error.line, error.column) == (2, 5)
+
+
+def test_listing_stops_at_max_listed():
+    from plait.solvers._language import MAX_LISTED
+
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation("\n".join(f"V{i} in 5..1" for i in range(1000)))
+    assert len(caught.value.problems) == MAX_LISTED
+    assert str(caught.value).endswith(f"(the first {MAX_LISTED} problems; fix them and check the rest)")
+
+
 def test_the_error_quotes_the_statement():
     with pytest.raises(FormulationError, match=r"\(in: alldifferent\(A, B, brown\)\)$"):
         parse_formulation("A B in 1..3\n\nalldifferent(A, B, brown)   # comment")
