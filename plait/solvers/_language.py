@@ -30,8 +30,10 @@ spends a token on each). Statements, and the
 :func:`parse_formulation` never evaluates text: lines are tokenized by one
 regular expression, expressions go through the safe expression compiler, and
 every limit of :mod:`plait.solvers._limits` holds (checked as lines are read,
-so a hostile text stops at the first line over a limit). Every problem raises
-:class:`~plait.errors.FormulationError` naming the line, the column and what to write instead.
+so a hostile text stops at the first line over a limit). Problems raise one
+:class:`~plait.errors.FormulationError` listing each (up to :data:`MAX_LISTED`)
+with its line, its column and what to write instead, so a repair round can fix
+them all at once.
 """
 
 from __future__ import annotations
@@ -43,15 +45,18 @@ from pydantic import ValidationError
 from plait.errors import ConstraintSyntaxError, FormulationError
 from plait.solvers._compile import Scope, compile_constraint
 from plait.solvers._expr import parse_expr
-from plait.solvers._language_lex import Declaration, DistinctExprs, Fail, Line, lex, read_statement
+from plait.solvers._language_lex import Fail, Line, lex
+from plait.solvers._language_read import Declaration, DistinctExprs, read_statement
 from plait.solvers._limits import MAX_CONSTRAINTS, MAX_TOTAL_SIZE, MAX_TOTAL_VALUES, MAX_VARIABLES
 from plait.solvers._model import (
     CSP, AllDifferent, AnyOf, Compare, CSPConstraint, Expression, Implies, Sum, Table, Variable, _constraint_size)
 
-__all__ = ["parse_formulation", "format_formulation", "MAX_FORMULATION_CHARS"]
+__all__ = ["parse_formulation", "format_formulation", "MAX_FORMULATION_CHARS", "MAX_LISTED"]
 
 MAX_FORMULATION_CHARS = 2_000_000
 """Longest text :func:`parse_formulation` reads (a CSP at every limit of ``_limits`` prints shorter)."""
+MAX_LISTED = 20
+"""Most problems one :class:`~plait.errors.FormulationError` lists (reading stops there)."""
 
 
 def parse_formulation(text: str) -> CSP:
@@ -86,12 +91,22 @@ class _Builder:
         self.distinct: list[tuple[Line, DistinctExprs]] = []
         self.size = 0
         self.last: Line | None = None
+        self.problems: list[tuple[int, int, str]] = []  # line, column, the problem with the statement quoted
 
-    def fail(self, number: int, statement: str, column: int, message: str) -> FormulationError:
+    def note(self, number: int, statement: str, column: int, message: str) -> None:
+        """Record a problem; past ``MAX_LISTED`` of them, or at a size limit, stop reading."""
         shown = statement.strip()
         shown = shown if len(shown) <= 120 else shown[:117] + "..."
-        return FormulationError(f"line {number}, column {column}: {message} (in: {shown})",
-                                self.text[:100_000], number, column)
+        self.problems.append((number, column, f"line {number}, column {column}: {message} (in: {shown})"))
+        if len(self.problems) >= MAX_LISTED:
+            raise self.error(more=True)
+
+    def error(self, more: bool = False) -> FormulationError:
+        self.problems.sort(key=lambda problem: problem[:2])
+        number, column, _ = self.problems[0]
+        problems = [text for _, _, text in self.problems]
+        tail = f"\n(the first {len(problems)} problems; fix them and check the rest)" if more else ""
+        return FormulationError("\n".join(problems) + tail, self.text[:100_000], number, column, problems)
 
     def read(self, number: int, raw: str) -> None:
         try:
@@ -110,12 +125,14 @@ class _Builder:
             else:
                 self.add(line, [statement])
         except Fail as exc:
-            raise self.fail(number, raw, exc.column, str(exc)) from None
+            self.note(number, raw, exc.column, str(exc))
+            if exc.fatal:
+                raise self.error() from None
 
     def room(self, count: int) -> None:
         if len(self.constraints) + count > MAX_CONSTRAINTS:
             raise Fail(f"this makes {len(self.constraints) + count} constraints; the limit MAX_CONSTRAINTS is "
-                       f"{MAX_CONSTRAINTS}", 1)
+                       f"{MAX_CONSTRAINTS}", 1, fatal=True)
 
     def declare(self, line: Line, declaration: Declaration) -> None:
         for name, column in declaration.names:
@@ -123,7 +140,8 @@ class _Builder:
                 raise Fail(f"variable {name!r} is already declared on line {self.declared[name]}; declare each "
                            "variable once (restrict it with a constraint instead)", column)
             if len(self.variables) == MAX_VARIABLES:
-                raise Fail(f"more than {MAX_VARIABLES} variables; the limit MAX_VARIABLES is {MAX_VARIABLES}", column)
+                raise Fail(f"more than {MAX_VARIABLES} variables; the limit MAX_VARIABLES is {MAX_VARIABLES}", column,
+                           fatal=True)
             try:  # one domain is at most MAX_DOMAIN values, checked before they are read
                 variable = Variable.model_validate({"name": name, "domain": declaration.domain})
             except ValidationError as exc:
@@ -131,7 +149,7 @@ class _Builder:
             self.values += declaration.size
             if self.values > MAX_TOTAL_VALUES:
                 raise Fail(f"the domains so far hold {self.values} values; the limit MAX_TOTAL_VALUES is "
-                           f"{MAX_TOTAL_VALUES}: use smaller ranges", column)
+                           f"{MAX_TOTAL_VALUES}: use smaller ranges", column, fatal=True)
             self.variables.append(variable)
             self.declared[name] = line.number
 
@@ -140,35 +158,41 @@ class _Builder:
         self.size += sum(_constraint_size(c) for c in constraints)
         if self.size > MAX_TOTAL_SIZE:
             raise Fail(f"the constraints so far hold {self.size} characters and list entries; the limit "
-                       f"MAX_TOTAL_SIZE is {MAX_TOTAL_SIZE}", 1)
+                       f"MAX_TOTAL_SIZE is {MAX_TOTAL_SIZE}", 1, fatal=True)
         self.constraints += constraints
         self.origins += [(line, line.tokens[0].start + 1)] * len(constraints)
 
     def finish(self) -> CSP:
+        """The CSP, once every constraint compiles against the declared variables (all problems listed)."""
+        if self.problems:  # checking names after a failed declaration would only add noise
+            raise self.error()
         if not self.variables:
             raise FormulationError("line 1, column 1: no variables are declared; start with a declaration such "
                                    "as 'A B C in 1..9'", self.text[:100_000], 1, 1)
-        try:
-            csp = CSP(variables=self.variables, constraints=self.constraints)
-        except ValidationError as exc:  # checked line by line above; kept as a backstop
-            assert self.last is not None
-            raise self.fail(self.last.number, self.last.text, 1, exc.errors()[0]["msg"]) from None
+        csp = CSP(variables=self.variables, constraints=self.constraints)  # every limit was checked line by line
         kinds = csp.kinds
+        reported: set[int] = set()  # ids of lines with a problem: an alldifferent's other pairs would repeat it
         for line, statement in self.distinct:
             for text, column in statement.args:
                 try:
-                    numeric = not parse_expr(text, kinds, boolean=False).is_boolean
+                    if parse_expr(text, kinds, boolean=False).is_boolean:
+                        self.note(line.number, line.text, column, "alldifferent(...) takes variables or arithmetic "
+                                  f"expressions, not the condition {text!r}")
+                        reported.add(id(line))
                 except ConstraintSyntaxError as exc:
-                    raise self.fail(line.number, line.text, self.column(line, column, str(exc)), str(exc)) from None
-                if not numeric:
-                    raise self.fail(line.number, line.text, column, f"alldifferent(...) takes variables or "
-                                    f"arithmetic expressions, not the condition {text!r}")
+                    self.note(line.number, line.text, self.column(line, column, str(exc)), str(exc))
+                    reported.add(id(line))
         scope = Scope(csp)
         for index, (line, column) in enumerate(self.origins):
+            if id(line) in reported:
+                continue
             try:
                 compile_constraint(csp, index, scope)
             except ConstraintSyntaxError as exc:
-                raise self.fail(line.number, line.text, self.column(line, column, str(exc)), str(exc)) from None
+                self.note(line.number, line.text, self.column(line, column, str(exc)), str(exc))
+                reported.add(id(line))
+        if self.problems:
+            raise self.error()
         return csp
 
     def column(self, line: Line, column: int, message: str) -> int:

@@ -1,4 +1,4 @@
-"""Worked examples of the formulation language, for prompts: a puzzle and the text a model should write.
+"""The formulation language for prompts: its rules in a few lines, and worked examples (a puzzle and its model).
 
 One per puzzle family the benchmarks use (cryptarithm, N-queens, zebra-style
 assignment, futoshiki grid), each with a unique solution (tests/solvers
@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-__all__ = ["FormulationExample", "FORMULATION_EXAMPLES"]
+__all__ = ["FormulationExample", "FORMULATION_EXAMPLES", "FORMULATION_SYNTAX"]
+
+FORMULATION_SYNTAX = """\
+Write the model in the formulation language, one statement per line:
+- variables with a range or a set of values: `S E N D in 0..9`, `Color in {"red","green"}`
+- all different: `alldifferent(S,E,N,D)`; over expressions: `alldifferent(Q1+1,Q2+2,Q3+3)`
+- sums: `sum(A,B,C) == 10`; weighted: `sum(2*A,3*B) <= 12`
+- allowed or forbidden combinations: `(A,B) in {(1,2),(2,3)}`, `(A,B) not in {(1,1)}`
+- if-then: `A == 1 -> B != 2`; at least one of: `any(A == 1,B == 2)`
+- any other condition: `A+B == C`, `abs(A-B) == 1`, `A != 0 and B > A`, `Color == "red"`
+Conditions use only declared names, integers, + - * // % **, abs min max sum, comparisons, and/or/not.
+`#` starts a comment. Declare every variable you use, each once."""
+"""The language's rules for a system prompt (every statement quoted in it parses; tests/solvers check)."""
 
 
 class FormulationExample(BaseModel):

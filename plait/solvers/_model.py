@@ -211,12 +211,26 @@ CSPConstraint = Annotated[
     Union[AllDifferent, Compare, Expression, Sum, Table, Implies, AnyOf], Field(discriminator="kind")]
 
 
+def _disjoint_any_of(schema: dict[str, Any]) -> None:
+    """Structured output: the constraint union as ``anyOf``, not pydantic's discriminated ``oneOf``.
+
+    Each branch requires its own ``kind`` constant, so the branches are disjoint and ``anyOf`` means the same;
+    xgrammar cannot prove that and warned "oneOf ... falling back to anyOf" on every compile.
+    """
+    items = schema["properties"]["constraints"]["items"]
+    if "oneOf" in items:
+        items["anyOf"] = items.pop("oneOf")
+        items.pop("discriminator", None)
+
+
 class CSP(_Strict):
     """A finite-domain constraint satisfaction problem.
 
     Build it in code or from JSON; call :meth:`validate_constraints` (done by
     the solver) to check every constraint against the declared variables.
     """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_disjoint_any_of)
 
     variables: list[Variable] = Field(min_length=1)
     constraints: list[CSPConstraint] = []

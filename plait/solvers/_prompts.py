@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from plait.executors import Message
+from plait.solvers._language_examples import FORMULATION_SYNTAX
 from plait.solvers._model import CSP
 
 __all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "LANGUAGE_SYSTEM", "formulate_messages", "repair_messages",
@@ -33,18 +34,11 @@ Reply with one JSON object: {"variables": [...], "constraints": [...]}.
 - Encode every fact of the puzzle, so that exactly one solution remains when the puzzle says so.
 """
 
-LANGUAGE_SYSTEM = """\
-You translate puzzles into finite-domain constraint models for a solver, in a compact language.
-Write one statement per line:
-- declare variables with a range or a set of values: A B C in 1..9 / Color in {"red","blue"};
-- alldifferent(A,B,C), also over expressions: alldifferent(Q1+1,Q2+2,Q3+3);
-- sum(A,2*B,C) <= 10; (A,B) in {(1,2),(2,3)} or (A,B) not in {...};
-- A < 12 -> D > A (if-then); any(A == 1,B == 2) (at least one holds);
-- any other line is a condition over variable names and integers: + - * // % abs() min() max(), comparisons,
-  and/or/not; text values in double quotes ("red") only with == and !=;
-- # starts a comment.
-Declare every name you use. Encode every fact of the puzzle, so that exactly one solution remains when the
-puzzle says so. Write no spaces you do not need.
+LANGUAGE_SYSTEM = f"""\
+You translate puzzles into finite-domain constraint models for a solver.
+{FORMULATION_SYNTAX}
+Encode every fact of the puzzle, so that exactly one solution remains when the puzzle says so. Write no spaces
+you do not need.
 """
 
 EXPLAIN_SYSTEM = """\

@@ -1,13 +1,14 @@
 """The formulation language: every statement form, round trips with the CSP model, errors with positions."""
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from plait.errors import ConstraintSyntaxError, FormulationError
 from plait.solvers import (
-    CSP, FORMULATION_EXAMPLES, AllDifferent, AnyOf, Compare, Expression, Implies, IntRange, Sum, Table, Variable,
+    CSP, FORMULATION_EXAMPLES, FORMULATION_SYNTAX, AllDifferent, AnyOf, Compare, Expression, Implies, IntRange, Sum, Table, Variable,
     format_formulation, parse_formulation, solve)
 from tests.solvers.language_csps import csps
 
@@ -68,7 +69,7 @@ def test_random_csps_round_trip(csp):
 @pytest.mark.parametrize("constraint", [
     Expression(expression="(A ==\n B)"),  # a newline inside the text
     Expression(expression="sum(A, B) == 3"),  # reads as a Sum statement
-    Expression(expression="A == 1 # not a comment"[:6] + "  "),  # trailing spaces
+    Expression(expression="A == 1  "),  # trailing spaces
     Compare(left="A < B", op="==", right="B"),  # a comparison inside one side
     AnyOf(conditions=["A == 1", "(B == 2)"]),
     Table(variables=["A"], rows=[]),
@@ -104,6 +105,18 @@ def test_worked_examples_solve_to_the_known_answers():
     assert [futoshiki[f"{r}{c}"] for r in "ABCD" for c in "1234"] == [2, 1, 4, 3, 4, 3, 2, 1, 1, 4, 3, 2, 3, 2, 1, 4]
 
 
+def test_every_statement_the_syntax_note_quotes_parses():
+    quoted = re.findall(r"`([^`]+)`", FORMULATION_SYNTAX)
+    statements = [q for q in quoted if q != "#"]
+    assert len(statements) == 14
+    declarations = 'S E N D A B C Q1 Q2 Q3 in 0..9\nColor in {"red","green"}\n'
+    for statement in statements:
+        if " in " in statement and not statement.startswith("("):
+            parse_formulation(statement)
+        else:
+            parse_formulation(declarations + statement)
+
+
 # -- errors: line, column, the statement, what to do ----------------------------------------------------------
 @pytest.mark.parametrize("text, line, column, says", [
     ("A B in 1..3\nA + Q == 2", 2, 5, "unknown variable 'Q'; declare it"),
@@ -125,6 +138,7 @@ def test_worked_examples_solve_to_the_known_answers():
     ("A in 1..3\nalldifferent(A) == 1", 2, 17, "must be the whole statement"),
     ("A in 1..3\nalldifferent(A, A == 1)", 2, 17, "takes variables or arithmetic expressions"),
     ("A in 1..3\ncompare(A)", 2, 1, "compare(...) holds one comparison"),
+    ("A B in 1..3\nalldifferent(A, B]", 2, 18, "expected ')' here, to close the '(' at column 13"),
     ("A in 1..3\nany()", 2, 1, "at least 1 item"),
     ("A in 1..3\n{\"kind\": \"bogus\"}", 2, 1, "as JSON, and this one is not valid"),
     ("A in 1..3\n" + "(" * 500 + "A" + ")" * 500 + " == 1", 2, 1, "constraint"),
@@ -139,6 +153,29 @@ def test_errors_name_the_line_the_column_and_the_fix(text, line, column, says):
     assert says in str(error)
     assert str(error).startswith(f"line {line}, column {column}: ")
     assert isinstance(error, ConstraintSyntaxError)
+
+
+def test_every_problem_is_listed_at_once_for_one_repair():
+    text = "A B in 1..3\nA + brown == 2\nC in 4..1\nalldifferent(A, B, white)\nA -> \nalldifferent(A+1, gray, B)"
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation(text)
+    assert [p.split(":")[0] for p in caught.value.problems] == ["line 3, column 6", "line 5, column 3"]
+    text = "A B in 1..3\nA + brown == 2\nalldifferent(A, B, white)\nalldifferent(A+1, gray, B)\nA == Color"
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation(text)
+    error = caught.value
+    assert [p.split(": ")[0] for p in error.problems] == [
+        "line 2, column 5", "line 3, column 20", "line 4, column 19", "line 5, column 6"]
+    assert str(error) == "\n".join(error.problems) and (error.line, error.column) == (2, 5)
+
+
+def test_listing_stops_at_max_listed():
+    from plait.solvers._language import MAX_LISTED
+
+    with pytest.raises(FormulationError) as caught:
+        parse_formulation("\n".join(f"V{i} in 5..1" for i in range(1000)))
+    assert len(caught.value.problems) == MAX_LISTED
+    assert str(caught.value).endswith(f"(the first {MAX_LISTED} problems; fix them and check the rest)")
 
 
 def test_the_error_quotes_the_statement():
@@ -161,7 +198,7 @@ def test_limits_hold_on_hostile_texts():
         "A in 0..1\nA == " + "+".join(["A"] * 2000): "limit is",
         "A in 0..1\n" + "A ** 8 * " * 20 + "A == 1": "MAX_BITS",
         "A in 0..1\n" + "[" * 100_000 + " == 1": "constraint",
-        "A in 0..1\n{" + '"a":' * 0 + "[" * 100_000 + "}": "not valid",
+        "A in 0..1\n{" + "[" * 100_000 + "}": "not valid",  # JSON nested past the recursion limit
     }
     for text, says in cases.items():
         with pytest.raises(FormulationError, match=says):
