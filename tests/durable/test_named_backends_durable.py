@@ -100,3 +100,13 @@ async def test_a_crafted_list_of_backends_is_a_checkpoint_error(column):
     with pytest.raises(CheckpointError, match="run 'r' in the checkpoint has an unreadable list of backends") as info:
         await graph().run(None, checkpoint=store, run_id="r", replay=True)
     assert "\n" not in str(info.value)
+
+
+async def test_ray_workers_refuse_named_backends(tmp_path):
+    pytest.importorskip("ray")
+    from plait import run_batch
+    from plait.durable import RayExecutor
+
+    with pytest.raises(ConfigError, match=r"named backends \(backends=\) run in this process"):
+        await run_batch(graph(), ["q"], backends={"small": echo("S"), "large": echo("L")},
+                        checkpoint=str(tmp_path / "c.db"), executor=RayExecutor(workers=1))
