@@ -142,7 +142,7 @@ async def test_formulate_takes_model():
     csp = json.dumps({"variables": variables, "constraints": ["a < b"]})
     large = ScriptedBackend([csp])
     g = Graph("csp")
-    g.add(Formulate(model="large"))
+    g.add(Formulate(model="large", syntax="json"))
     result = await g.run({"problem": "a is less than b"}, backend=ScriptedBackend([]), backends={"large": large})
     assert result.output.solution == {"a": 1, "b": 2}
     assert len(large.requests) == 1
