@@ -124,7 +124,7 @@ class Formulate(Node):
         self.examples = examples
         worked = [self.syntax.example(ex) for ex in examples]  # (puzzle, CSP, text as this syntax writes it)
         self.example_turns = [(puzzle, text) for puzzle, _, text in worked]
-        self.example_prints = [example_print(csp) for _, csp, _ in worked]
+        self.example_prints = [example_print(csp, puzzle) for puzzle, csp, _ in worked]
         self.k = k
         self.answer = answer_spec(answer)
         self.aggregate = aggregate or EarlyStop(wave=k)

@@ -37,8 +37,8 @@ MAX_REPLY_CHARS = 1_000_000
 LISTED = 20
 """Most invalid or conflicting constraints listed in one finding."""
 
-ExamplePrint = tuple[str, frozenset[str], frozenset[str]]
-"""A worked example's variables, constraints and names, as :func:`example_print` writes them."""
+ExamplePrint = tuple[str, frozenset[str], frozenset[str], str]
+"""A worked example's variables, constraints, names and puzzle, as :func:`example_print` writes them."""
 RoundStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout", "repeat"]
 AnswerSpec = dict[str, Variable | None]
 """Required answer variables: name to the declared variable whose domain bounds it (None: any domain)."""
@@ -188,9 +188,10 @@ def undeclared_hint(unknown: list[str], variables: list[Variable]) -> str:
             "declared name.")
 
 
-def example_print(csp: CSP) -> ExamplePrint:
-    """What :func:`judge_csp` compares a model with to tell a copy of this worked example."""
-    return _variables_print(csp), frozenset(_constraint_prints(csp)), frozenset(v.name for v in csp.variables)
+def example_print(csp: CSP, problem: str) -> ExamplePrint:
+    """What :func:`judge_csp` compares a model with to tell a copy of this worked example (of ``problem``)."""
+    return (_variables_print(csp), frozenset(_constraint_prints(csp)), frozenset(v.name for v in csp.variables),
+            problem.strip())
 
 
 def _variables_print(csp: CSP) -> str:
@@ -203,13 +204,13 @@ def _constraint_prints(csp: CSP) -> list[str]:
 
 def _copied_example(csp: CSP, examples: list[ExamplePrint], problem: str) -> str:
     """Which worked example ``csp`` copies: its variables, and constraints all taken from it, when the puzzle
-    names none of those variables. Empty when it copies none."""
+    names none of those variables and is not the example's own. Empty when it copies none."""
     words = set(re.findall(r"[a-z_][a-z0-9_]*", problem.lower()))
     if {v.name.lower() for v in csp.variables} & words:
         return ""
     variables = _variables_print(csp)
-    for example_variables, example_constraints, names in examples:
-        if variables == example_variables and set(_constraint_prints(csp)) <= example_constraints:
+    for example_variables, example_constraints, names, example_problem in examples:
+        if example_problem != problem.strip() and variables == example_variables and set(_constraint_prints(csp)) <= example_constraints:
             return f"variables {', '.join(sorted(names))}"
     return ""
 

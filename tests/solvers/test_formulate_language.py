@@ -75,6 +75,13 @@ def test_a_copy_of_a_language_worked_example_is_repaired():
     assert formulation.status == "solved"
 
 
+def test_the_puzzle_of_a_worked_example_itself_may_be_answered_with_its_model():
+    example = FORMULATION_EXAMPLES[0]
+    formulation, _ = formulate([example.formulation], problem=example.problem)
+    assert formulation.status == "solved" and not formulation.rounds[0].copied
+    assert formulation.solution["M"] == 1
+
+
 def test_fewshot_examples_are_written_in_the_language():
     example = FewShot(problem="x and y in 1..2, x < y", model={"variables": [{"name": "x", "domain": [1, 2]},
                                                                              {"name": "y", "domain": [1, 2]}],
