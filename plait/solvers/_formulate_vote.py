@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from plait.executors import Request
+from plait.executors import Message, Request
 from plait.orchestrator import RunContext, VoteTallied
 from plait.planners._aggregators import Candidate
 from plait.solvers._formulate_repair import Chain, Tally
@@ -40,7 +40,8 @@ class Outcome:
         self.below_quorum = below_quorum
 
 
-async def run_chains(node: Formulate, ctx: RunContext, problem: str, first: list) -> Outcome:
+async def run_chains(node: Formulate, ctx: RunContext, problem: str, first: list[Message]) -> Outcome:
+    """Draw, judge, repair and (k > 1) vote the k formulations of ``problem``; ``first`` is the first prompt."""
     tally = Tally()
     chains = [Chain(node, problem, first, i, tally) for i in range(node.k)]
     if node.k == 1:
