@@ -4,6 +4,8 @@ import json
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from plait import ConfigError, FunctionBackend, Graph, ScriptedBackend
 from plait.executors import Completion, Sample, SamplingParams
@@ -206,3 +208,26 @@ def test_rounds_per_formulation_are_bounded_whatever_the_model_writes():
     assert [r.params.n for r in backend.requests] == [3, 1, 1, 1]  # k first replies, then one repair each
     assert formulation.status == "invalid" and len(formulation.rounds) == 6
     assert sorted((r.sample, r.round) for r in formulation.rounds) == [(s, n) for s in range(3) for n in (1, 2)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(replies=st.lists(st.one_of(
+    st.text(max_size=200),
+    st.sampled_from([GOOD, WRONG, INVALID, SEATS, "A B in 0..99999\nA == B+100000", "{", "x in 1..1\nx == 1"]),
+    st.builds(lambda line, n: "\n".join([line] * n), st.sampled_from(["A in 1..9", "A != 1", "# loop"]),
+              st.integers(1, 300))), min_size=1, max_size=6))
+def test_whatever_the_model_writes_a_vote_ends_within_its_rounds(replies):
+    """A hostile model: any text, repeats, loops, unsatisfiable or slow models; the vote always ends with a
+    Formulation, at most k * max_rounds rounds, every one judged or re-sampled."""
+    calls = iter(range(10_000))
+
+    def handler(request):
+        return [replies[next(calls) % len(replies)] for _ in range(request.params.n)]
+
+    g = Graph("hostile_vote")
+    g.add(Formulate(k=2, max_rounds=2, time_limit=0.5, answer=["Ann"]))
+    formulation = anyio.run(lambda: g.run({"problem": PUZZLE}, backend=FunctionBackend(handler))).output
+    assert formulation.status in ("solved", "invalid", "unsat", "ambiguous", "timeout")
+    assert 2 <= len(formulation.rounds) <= 4
+    assert all(r.status == "repeat" or r.finding is not None or r.status == "solved" for r in formulation.rounds)
+    assert (formulation.answer is not None) == (formulation.status == "solved")
