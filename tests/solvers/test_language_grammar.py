@@ -195,7 +195,7 @@ def test_replies_decoded_under_the_grammar_on_vllm_parse(tiny_engine, compiled):
     for text in finished:
         assert accepts(compiled, text)
         try:
-            parse_formulation(text)
+            parse_formulation(with_declarations(text))
         except FormulationError as exc:
             assert SEMANTIC.search(str(exc)), f"{exc}\n--- reply:\n{text}"
     print(f"{len(finished)} of {len(completion.samples)} replies ended within max_tokens")
