@@ -27,6 +27,7 @@ __all__ = [
     "NodeCancelled",
     "TokensUsed",
     "LoopIteration",
+    "LoopStopped",
     "ThreadAbandoned",
     "Custom",
     "VoteTallied",
@@ -146,6 +147,19 @@ class LoopIteration(Event):
     source: str
     target: str
     iteration: int
+
+
+@_event
+class LoopStopped(Event):
+    """A loop ended: ``source`` closes it back to ``target``, after ``iterations`` loop-backs. ``reason``:
+    ``"fixed_point"`` (its halt rule found a pass that changed nothing), ``"exit"`` (``source`` routed to the
+    exit) or ``"limit"`` (``max_iterations`` spent: the value went to the exit, or LoopLimitError)."""
+
+    kind: ClassVar[str] = "loop_stopped"
+    source: str
+    target: str
+    iterations: int
+    reason: str
 
 
 @_event

@@ -41,7 +41,7 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
         param = _edge_param(raw.param, src, nodes[dst], graph, problems)
         if param is not None:
             edges.append(Edge(len(edges), src, dst, param, raw.kind, raw.key, raw.back,
-                              raw.max_iterations, raw.on_limit))
+                              raw.max_iterations, raw.on_limit, raw.halt))
 
     digraph = nx.DiGraph(name=graph.name)
     for name, node in nodes.items():
