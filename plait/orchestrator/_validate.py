@@ -114,7 +114,7 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
                 input_params[p] = spec
 
     output = resolve(graph._output, "output()") if graph._output is not None else None
-    sinks = [n for n in nodes if not out_edges[n]]
+    sinks = [n for n in nodes if all(e.back for e in out_edges[n])]  # a loop without exit ends on its source
     if problems:
         raise GraphValidationError(graph.name, problems)
     return _CompiledGraph(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,
