@@ -9,6 +9,7 @@ from plait.planners._aggregators import (
 from plait.planners._chain import ChainStep
 from plait.planners._fanout import FanOut, VoteResult
 from plait.planners._judge import LLMJudge
+from plait.planners._refine import Draft, Refine, RefineResult
 from plait.planners._parsers import ChoiceParser, ModelParser, NumberParser, Parser, RegexParser, TextParser
 from plait.planners._subtask_model import SubtaskSpec, TaskRecord, TaskReply, TreeResult, TreeStats
 from plait.planners._subtask_script import tree_call_key, tree_script
@@ -34,6 +35,8 @@ __all__ = [
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanResult", "plan_and_execute_graph",
     "ReAct", "ReActResult", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
     "plan_json_schema",
+    # -- width and depth (issue 17) --
+    "Refine", "RefineResult", "Draft",
 ]
 
 # renamed (every node's result type is a ...Result); the old names warn for one release
