@@ -315,8 +315,8 @@ class _Execution:
             self.state.emit(NodeSkipped, node=full, reason=kwargs.reason)
             self._propagate(name, kwargs, ready)
         else:
-            for back in self.plan.halting_into.get(name, ()):  # a loop's pass starts here: keep what it started from
-                self.loop_starts[back.id] = kwargs.get(back.param, _NOTHING)
+            for loop in self.plan.halting_into.get(name, ()):  # a loop's pass starts here: keep what it started from
+                self.loop_starts[loop.id] = kwargs.get(loop.param, _NOTHING)
             ready.append((name, kwargs))
 
     def _kwargs(self, name: str, back: tuple[str, Any] | None) -> dict[str, Any] | _Skip:

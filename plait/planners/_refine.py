@@ -114,7 +114,7 @@ class Refine(GraphNode):
 
     def _graph(self, name: str, max_iterations: int, rule: dict[str, Any]) -> Graph:
         step = self.step
-        draft_type, critiqued_type = Draft[step.output_type], Critiqued[step.output_type]  # type: ignore[valid-type]
+        draft_type, critiqued_type = _typed(Draft, step.output_type), _typed(Critiqued, step.output_type)
         inputs = dict(step.params)
         g = Graph(name)
 
@@ -194,6 +194,11 @@ class _Stage(Node):
 
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         return await self._fn(ctx, dict(kwargs))
+
+
+def _typed(model: Any, value_type: Any) -> Any:
+    """``model[value_type]``: the generic model for the step's output type (so a checkpoint loads it back typed)."""
+    return model[value_type]
 
 
 def _rule(until: str | None, halt: Callable[[Any, Any], bool] | None, normalize: Callable[[Any], Any] | None,
