@@ -193,7 +193,9 @@ class VoteTallied(Event):
     failed one; ``truncated`` of the failed were cut off at ``max_tokens``;
     ``cancelled`` were started and then dropped by an early stop. ``wave`` is
     the aggregator's wave size (None: all k at once), so ``len(answers) < k``
-    with ``stopped_early`` shows where the vote was settled.
+    with ``stopped_early`` shows where the vote was settled. ``variants``
+    (None without prompt variants): per variant, its label, samples,
+    succeeded, answer counts (``distribution``) and ``agreement`` with the winner.
     """
 
     kind: ClassVar[str] = "vote_tallied"
@@ -212,6 +214,7 @@ class VoteTallied(Event):
     stopped_early: bool
     errors: list[str]
     tokens: int
+    variants: list[dict[str, Any]] | None = None
 
 
 @_event
