@@ -85,7 +85,8 @@ class Refine(GraphNode):
       when ``f(previous_answer, answer)`` is true; ``until=None`` runs all ``max_iterations`` rounds;
     * ``critique``, ``revise``: prompt templates appended to the step's prompt; ``{draft}`` is the latest
       answer's text, ``{critique}`` the critique (revise only), other placeholders the step's inputs;
-    * ``sampling``: sampling options of the critique and revise calls (default: the step's);
+    * ``sampling``: sampling options of the critique and revise calls (default: the step's, and its
+      ``budget`` per call when it has one);
     * ``answer_only``: output the answer (the step's output type) instead of the :class:`RefineResult`.
 
     The inputs are the step's inputs. Its record holds the inner nodes as ``<name>/draft``,
@@ -104,11 +105,13 @@ class Refine(GraphNode):
                               f"got {max_iterations!r}")
         self.step, self.max_iterations, self.answer_only = step, max_iterations, answer_only
         name = name or f"refine_{step.name}"
-        sampling = sampling or step.sampling
+        like_step: dict[str, Any] = {"inputs": step.inputs, "defaults": step.defaults, "sampling": sampling}
+        if sampling is None:  # the step's own sampling options, and its token budget per call when it has one
+            like_step.update(sampling=step.sampling, budget=step.budget)
         self.critique = ChainStep(_extend(step.template, critique, "critique", {"draft"}), TextParser(),
-                                  inputs=step.inputs, defaults=step.defaults, sampling=sampling, name="critique")
-        self.revise = ChainStep(_extend(step.template, revise, "revise", {"critique"}), step.parser,
-                                inputs=step.inputs, defaults=step.defaults, sampling=sampling, name="revise")
+                                  name="critique", **like_step)
+        self.revise = ChainStep(_extend(step.template, revise, "revise", {"critique"}), step.parser, name="revise",
+                                **like_step)
         super().__init__(self._graph(name, max_iterations, _rule(until, halt, normalize, similarity)), name=name,
                          **policy)
 

@@ -141,3 +141,13 @@ async def test_a_recorded_refine_replays_without_a_backend(tmp_path):
     replayed = await g.run(checkpoint=path, run_id="r", replay=True)
     assert replayed.output == recorded.output and replayed.output.stopped == "fixed_point"
     assert replayed.nodes["refine/revise"].loop_stops == ["fixed_point"] and len(backend.requests) == 5
+
+
+async def test_a_step_budget_bounds_each_critique_and_revision_too():
+    step = ChainStep("Q: {question}\nA:", NumberParser(int, constrain=False), budget=120, name="solve")
+    g = Graph("budgeted")
+    g.add(Refine(step, name="refine"))
+    backend = ScriptedBackend(["41", "wrong", "42", "ok", "42"])
+    assert (await g.run({"question": "6 * 7?"}, backend=backend)).output.answer == 42
+    assert len(backend.requests) == 5
+    assert all(r.params.max_tokens is not None and 0 < r.params.max_tokens < 120 for r in backend.requests)
