@@ -176,3 +176,16 @@ def test_no_sequence_of_replies_takes_the_node_over_its_budget(budget, max_token
     for stage, request in zip(sent, backend.requests):  # each request's worst case fitted what was left
         assert backend.count_prompt_tokens(request) + request.params.max_tokens * request.params.n <= budget - spent
         spent += stage.tokens
+
+
+def test_the_deep_path_replays_without_a_backend(tmp_path):
+    g = Graph("g")
+    g.add(Adaptive(solve(), budget=200))
+    replies = iter(["4", "5", "6", "5", "4", "6", "so 5"])
+    backend = ScriptedBackend(lambda r: [next(replies) for _ in range(r.params.n)])
+    path = tmp_path / "runs.db"
+    recorded = anyio.run(lambda: g.run({"question": "2+2"}, backend=backend, checkpoint=path, run_id="r"))
+    replayed = anyio.run(lambda: g.run(checkpoint=path, run_id="r", replay=True))
+    assert recorded.output.path == replayed.output.path == "deepen"
+    assert replayed.output.winner == recorded.output.winner == 5
+    assert replayed.output.stages == recorded.output.stages
