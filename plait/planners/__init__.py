@@ -17,6 +17,7 @@ from plait.planners._subtasks import SubtaskTree
 from plait.planners._template import Template
 
 # -- width controls: staggered fan-outs, adaptive width-then-depth, token budgets (issue 17) --
+from plait.planners._adaptive import Adaptive, AdaptiveResult, AdaptiveStage
 from plait.planners._variants import VariantTally, rotations
 
 # -- plan-then-execute (ReWOO / LLMCompiler) and the ReAct baseline (issue 5) --
@@ -35,7 +36,7 @@ __all__ = [
     "EarlyStop", "Quorum", "LLMJudge",
     "SubtaskTree", "TreeResult", "TreeStats", "TaskRecord", "TaskReply", "SubtaskSpec", "tree_script", "tree_call_key",
     # -- width controls (issue 17) --
-    "VariantTally", "rotations",
+    "VariantTally", "rotations", "Adaptive", "AdaptiveResult", "AdaptiveStage",
     # -- plan-then-execute and ReAct (issue 5) --
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanResult", "plan_and_execute_graph",
     "ReAct", "ReActResult", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",

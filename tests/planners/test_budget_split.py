@@ -166,3 +166,20 @@ def test_a_fanout_never_sends_more_than_its_budget_can_pay(budget, k, wave, vari
     else:
         assert result.output.tokens <= budget
     assert worst_case(backend) <= budget
+
+
+@pytest.mark.parametrize("node", [
+    lambda: solve(budget=40),
+    lambda: FanOut(solve(), k=3, budget=100, aggregate=EarlyStop(wave=2)),
+    lambda: FanOut(solve(sampling=SamplingParams(max_tokens=12)), budget=100),
+], ids=["chain", "fanout-k", "fanout-max-tokens"])
+def test_budgeted_nodes_replay_without_a_backend(node, tmp_path):
+    # The split depends on prompt token counts: the checkpoint records them, so a replay sizes requests the same.
+    g = Graph("g")
+    g.add(node())
+    backend = ScriptedBackend(lambda r: ["so 4"] * r.params.n)
+    path = tmp_path / "runs.db"
+    recorded = anyio.run(lambda: g.run({"question": "2+2"}, backend=backend, checkpoint=path, run_id="r"))
+    replayed = anyio.run(lambda: g.run(checkpoint=path, run_id="r", replay=True))
+    assert replayed.status == recorded.status == "ok"
+    assert replayed.tokens.total == recorded.tokens.total > 0
