@@ -13,8 +13,8 @@ default 1,4,8) every arm may generate at most m*C tokens per question:
 * ``vote@m``: majority vote of m sampled chains of C tokens (one n-request);
 * ``staggered@m``: the same vote with its samples spread over 4 prompt
   variants (``FanOut(variants=...)``: one n-request per variant, shared prefix);
-* ``adaptive@m``: the adaptive width-then-depth node under budget m, when this
-  plait has one (``AdaptiveVote``; the arm is left out otherwise);
+* ``adaptive@m``: ``Adaptive`` (wave, widen, then deepen) under budget m: m*C
+  generated tokens plus its at most 3 prompts (its budget counts prompts);
 * ``refine_fixed_point`` / ``refine_3``: ``Refine`` of one chain with critique
   and revise calls of C tokens each, halting at a fixed point (at most 3
   rounds) vs exactly 3 rounds (not tied to a budget: its tokens are reported).
@@ -92,7 +92,7 @@ def step(family: str, max_tokens: int, temperature: float = 0.0, staggered: bool
                      sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens))
 
 
-def arms(family: str, budgets: list[int], c: int, seed: int) -> dict[str, Graph]:
+def arms(family: str, budgets: list[int], c: int, seed: int, prompt: int) -> dict[str, Graph]:
     """Every arm of one family as a graph with one node; input: question."""
     out: dict[str, Graph] = {}
 
@@ -107,7 +107,7 @@ def arms(family: str, budgets: list[int], c: int, seed: int) -> dict[str, Graph]
             graph(f"vote@{m}x", FanOut(step(family, c), k=m, aggregate=Majority(), sampling=sampled, name="vote"))
             graph(f"staggered@{m}x", FanOut(step(family, c, staggered=True), k=m, aggregate=Majority(),
                                             sampling=sampled, variants=VARIANTS, name="vote"))
-            adaptive = _adaptive(family, m, c, seed)
+            adaptive = _adaptive(family, m, c, seed, prompt)
             if adaptive is not None:
                 graph(f"adaptive@{m}x", adaptive)
     graph("refine_fixed_point", Refine(step(family, c), max_iterations=3, name="refine"))
@@ -115,13 +115,18 @@ def arms(family: str, budgets: list[int], c: int, seed: int) -> dict[str, Graph]
     return out
 
 
-def _adaptive(family: str, m: int, c: int, seed: int) -> Any:
-    """The adaptive width-then-depth node under budget m (None when this plait has none)."""
+def _adaptive(family: str, m: int, c: int, seed: int, prompt: int) -> Any:
+    """The adaptive width-then-depth node under budget m (None when this plait has none).
+
+    Its budget counts prompts too: m*C generated tokens plus its (at most 3) prompts of up to ``prompt`` tokens.
+    """
     try:
-        from plait.planners import AdaptiveVote  # type: ignore[attr-defined]
+        from plait.planners import Adaptive
     except ImportError:
         return None
-    return AdaptiveVote(step(family, c, temperature=0.7), max_tokens_budget=m * c, seed=seed, name="vote")
+    wave, width = (2, 3) if m <= 4 else (3, m - 2)
+    return Adaptive(step(family, c), budget=m * c + 3 * prompt, wave=wave, max_width=width,
+                    sampling=SamplingParams(temperature=0.7, max_tokens=c, seed=seed), name="vote")
 
 
 def answer_of(output: Any) -> Any:
@@ -227,7 +232,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     async with backend:
         async with anyio.create_task_group() as tg:
             for family in entries:
-                for name, graph in arms(family, budgets, args.chain_tokens, args.seed).items():
+                prompt = max(backend.count_prompt_tokens(step(family, 1).request({"question": e["question"]}))
+                             for e in entries[family])
+                for name, graph in arms(family, budgets, args.chain_tokens, args.seed, prompt).items():
                     tg.start_soon(family_arm, family, name, graph)
     report["details"]["seconds"] = round(time.perf_counter() - t0, 1)
     return report
