@@ -155,6 +155,7 @@ async def test_a_fixed_point_loop_without_exit_ends_on_its_last_value():
     g.loop(halve, back_to=halve, param="n", until="fixed_point", max_iterations=20)
     result = await g.run(100)
     assert result.output == 0 and result.nodes["halve"].outputs == [50, 25, 12, 6, 3, 1, 0, 0]
+    assert "loop ≤20 until fixed point" in g.to_mermaid()
 
 
 async def test_a_nested_loop_gets_its_whole_bound_each_time_it_is_entered():
