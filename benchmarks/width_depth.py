@@ -22,8 +22,9 @@ default 1,4,8) every arm may generate at most m*C tokens per question:
 Reported per family and arm: accuracy with its Wilson 95% interval, generated
 tokens, n. ``--json PATH`` writes ``{"model": s, "families": {FAMILY: {ARM:
 {"accuracy": f, "tokens": n, "n": n, "ci95": [lo, hi], "prompt_tokens": n}}}}``
-(tokens: generated tokens summed over the n questions), rewritten as each arm
-finishes so a run cut short keeps what it measured.
+(tokens: generated tokens summed over the n questions). Questions run in order,
+each across every family and arm, and the JSON is rewritten as each finishes: a
+run cut short keeps comparable figures on fewer questions (each arm's n says how many).
 
     python benchmarks/width_depth.py --model qwen2.5-coder-1.5b --json out.json          # the issue's sizes
     flock /tmp/vllm.lock timeout 900 python benchmarks/width_depth.py --model qwen2.5-coder-0.5b --n 6 --budgets 1,4
@@ -147,39 +148,40 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)
 
 
-async def run_arm(graph: Graph, entries: list[dict], dataset: Any, backend: Any,
-                  limiter: anyio.CapacityLimiter) -> dict[str, Any]:
-    correct, tokens, prompt, failed, extra = 0, 0, 0, 0, []
+class Tally:
+    """One arm's running figures on one family (questions finish in any order; the JSON is rewritten as they do)."""
 
-    async def one(entry: dict) -> None:
-        nonlocal correct, tokens, prompt, failed
-        async with limiter:
-            try:
-                result = await graph.run({"question": entry["question"]}, backend=backend)
-            except Exception as exc:  # no parsable answer: wrong, its tokens still count
-                failed += 1
-                partial = getattr(exc, "partial", None)
-                if partial is not None:
-                    tokens += partial.tokens.completion_tokens
-                    prompt += partial.tokens.prompt_tokens
-                return
-        answer = answer_of(result.output)
-        correct += answer is not None and dataset.score_answer(str(answer), entry) >= 1.0
-        tokens += result.tokens.completion_tokens
-        prompt += result.tokens.prompt_tokens
-        if isinstance(result.output, RefineResult):
-            extra.append((result.output.rounds, result.output.stopped))
+    def __init__(self) -> None:
+        self.correct = self.tokens = self.prompt = self.failed = self.n = 0
+        self.refine: list[tuple[int, str]] = []
 
-    async with anyio.create_task_group() as tg:
-        for entry in entries:
-            tg.start_soon(one, entry)
-    n = len(entries)
-    row = {"accuracy": round(correct / n, 4), "tokens": tokens, "n": n, "ci95": list(wilson(correct, n)),
-           "prompt_tokens": prompt, "failed": failed}
-    if extra:
-        row["rounds"] = sum(r for r, _ in extra) / len(extra)
-        row["stopped_at_fixed_point"] = sum(s == "fixed_point" for _, s in extra)
-    return row
+    def row(self) -> dict[str, Any]:
+        row = {"accuracy": round(self.correct / self.n, 4) if self.n else 0.0, "tokens": self.tokens, "n": self.n,
+               "ci95": list(wilson(self.correct, self.n)), "prompt_tokens": self.prompt, "failed": self.failed}
+        if self.refine:
+            row["rounds"] = round(sum(r for r, _ in self.refine) / len(self.refine), 2)
+            row["stopped_at_fixed_point"] = sum(s == "fixed_point" for _, s in self.refine)
+        return row
+
+
+async def run_one(graph: Graph, entry: dict, dataset: Any, backend: Any, tally: Tally) -> None:
+    try:
+        result = await graph.run({"question": entry["question"]}, backend=backend)
+    except Exception as exc:  # no parsable answer: wrong, its tokens still count
+        tally.failed += 1
+        tally.n += 1
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            tally.tokens += partial.tokens.completion_tokens
+            tally.prompt += partial.tokens.prompt_tokens
+        return
+    answer = answer_of(result.output)
+    tally.correct += answer is not None and dataset.score_answer(str(answer), entry) >= 1.0
+    tally.tokens += result.tokens.completion_tokens
+    tally.prompt += result.tokens.prompt_tokens
+    tally.n += 1
+    if isinstance(result.output, RefineResult):
+        tally.refine.append((result.output.rounds, result.output.stopped))
 
 
 def simulated_backend(entries: list[dict], seed: int) -> FunctionBackend:
@@ -219,35 +221,55 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                           "budgets": budgets, "generated_tokens_per_unit": args.chain_tokens}}
     limiter = anyio.CapacityLimiter(args.concurrency)
     t0 = time.perf_counter()
+    tallies: dict[tuple[str, str], Tally] = {}
 
-    async def family_arm(family: str, name: str, graph: Graph) -> None:
-        row = await run_arm(graph, entries[family], data[family], backend, limiter)
-        report["families"].setdefault(family, {})[name] = row
-        print(f"{family:<21} {name:<19} acc {row['accuracy']:.3f} {row['ci95']} tokens {row['tokens']} "
-              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-        if args.json:  # rewritten as each arm finishes: a run cut short keeps what it measured
+    def write() -> None:
+        for (family, name), tally in tallies.items():
+            if tally.n:
+                report["families"].setdefault(family, {})[name] = tally.row()
+        report["details"]["seconds"] = round(time.perf_counter() - t0, 1)
+        if args.json:  # rewritten as questions finish: a run cut short keeps what it measured
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(report, f, indent=2)
 
+    async def job(family: str, name: str, graph: Graph, entry: dict) -> None:
+        async with limiter:
+            await run_one(graph, entry, data[family], backend, tallies[family, name])
+        write()
+        tally = tallies[family, name]
+        if tally.n == len(entries[family]):
+            row = tally.row()
+            print(f"{family:<21} {name:<19} acc {row['accuracy']:.3f} {row['ci95']} tokens {row['tokens']} "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
     async with backend:
-        async with anyio.create_task_group() as tg:
-            for family in entries:
-                prompt = max(backend.count_prompt_tokens(step(family, 1).request({"question": e["question"]}))
-                             for e in entries[family])
-                for name, graph in arms(family, budgets, args.chain_tokens, args.seed, prompt).items():
-                    tg.start_soon(family_arm, family, name, graph)
-    report["details"]["seconds"] = round(time.perf_counter() - t0, 1)
+        graphs: dict[str, dict[str, Graph]] = {}
+        for family in entries:
+            prompt = max(backend.count_prompt_tokens(step(family, 1).request({"question": e["question"]}))
+                         for e in entries[family])
+            graphs[family] = arms(family, budgets, args.chain_tokens, args.seed, prompt)
+            for name in graphs[family]:
+                tallies[family, name] = Tally()
+        with anyio.move_on_after(args.max_seconds) as scope:  # questions in flight then are not counted
+            async with anyio.create_task_group() as tg:  # question by question over every family and arm
+                for i in range(args.n):
+                    for family, family_arms in graphs.items():
+                        for name, graph in family_arms.items():
+                            tg.start_soon(job, family, name, graph, entries[family][i])
+        report["details"]["cut_at_max_seconds"] = scope.cancelled_caught
+    write()
     return report
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"model {report['model']}, n={report['details']['n']} per family (seed {report['details']['seed']}), "
-             f"one chain = {report['details']['chain_tokens']} generated tokens",
-             "| family | arm | accuracy | 95% CI | generated tokens / question |", "|---|---|---|---|---|"]
+    cut = " (cut at --max-seconds)" if report["details"].get("cut_at_max_seconds") else ""
+    lines = [f"model {report['model']}, up to {report['details']['n']} questions per family{cut} "
+             f"(seed {report['details']['seed']}), one chain = {report['details']['chain_tokens']} generated tokens",
+             "| family | arm | n | accuracy | 95% CI | generated tokens / question |", "|---|---|---|---|---|---|"]
     for family, rows in report["families"].items():
         for name in sorted(rows, key=_arm_order):
             row = rows[name]
-            lines.append(f"| {family} ({FAMILIES.get(family, '?')}) | {name} | {row['accuracy']:.2f} | "
+            lines.append(f"| {family} ({FAMILIES.get(family, '?')}) | {name} | {row['n']} | {row['accuracy']:.2f} | "
                          f"{row['ci95'][0]:.2f}-{row['ci95'][1]:.2f} | {row['tokens'] / max(row['n'], 1):.0f} |")
     return "\n".join(lines)
 
@@ -268,6 +290,8 @@ def main() -> None:
     parser.add_argument("--chain-tokens", type=int, default=256, help="generated tokens of one chain (C)")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated reasoning-gym families")
     parser.add_argument("--concurrency", type=int, default=32, help="graph runs in flight at once")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop after this long (engine start excluded); the questions finished by then count")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args()
     if args.seed < 100:

@@ -34,7 +34,7 @@ def test_simulated_run_writes_every_family_and_arm(tmp_path):
             assert row["n"] == 3 and 0 <= row["accuracy"] <= 1 and row["tokens"] > 0
             assert row["ci95"][0] <= row["accuracy"] <= row["ci95"][1]
         assert arms["refine_3"]["rounds"] == 3  # a fixed count runs every round
-    assert "| family | arm | accuracy | 95% CI |" in done.stdout
+    assert "| family | arm | n | accuracy | 95% CI |" in done.stdout
 
 
 @pytest.mark.parametrize("family, reply, answer", [
