@@ -147,10 +147,11 @@ class Refine(GraphNode):
                   _Stage("final", {"draft": Param("draft", draft_type)}, draft_type, final)]
         g.edge(stages[0], stages[1], param="draft")
         g.edge(stages[1], stages[2], param="critiqued")
-        g.edge(stages[2], stages[3], param="draft")
-        if max_iterations > 1:  # a loop counts loop-backs: rounds - 1
-            g.loop(stages[2], back_to=stages[1], param="draft", exit=stages[3], exit_param="draft", max_iterations=max_iterations - 1,
-                   on_limit="exit", **rule)
+        if max_iterations == 1:
+            g.edge(stages[2], stages[3], param="draft")
+        else:  # a loop counts loop-backs: rounds - 1
+            g.loop(stages[2], back_to=stages[1], param="draft", exit=stages[3], exit_param="draft",
+                   max_iterations=max_iterations - 1, on_limit="exit", **rule)
         g.output(stages[3])
         return g
 
@@ -237,7 +238,8 @@ def _extend(base: Template, tail: TemplateSource, role: str, needs: set[str]) ->
     extra = Template(tail)
     missing = sorted(needs - set(extra.variables))
     if missing:
-        raise ConfigError(f"Refine's {role} template needs the placeholder(s) {', '.join('{' + m + '}' for m in missing)}")
+        wanted = ", ".join("{" + m + "}" for m in missing)
+        raise ConfigError(f"Refine's {role} template needs the placeholder(s) {wanted}")
     allowed = set(base.variables) | {"draft", "critique"}
     unknown = [v for v in extra.variables if v not in allowed]
     if unknown:
