@@ -154,6 +154,7 @@ class Tally:
     def __init__(self) -> None:
         self.correct = self.tokens = self.prompt = self.failed = self.n = 0
         self.refine: list[tuple[int, str]] = []
+        self.misses: list[dict[str, str]] = []  # the first wrong answers, to tell a wrong answer from a misread one
 
     def row(self) -> dict[str, Any]:
         row = {"accuracy": round(self.correct / self.n, 4) if self.n else 0.0, "tokens": self.tokens, "n": self.n,
@@ -161,6 +162,7 @@ class Tally:
         if self.refine:
             row["rounds"] = round(sum(r for r, _ in self.refine) / len(self.refine), 2)
             row["stopped_at_fixed_point"] = sum(s == "fixed_point" for _, s in self.refine)
+        row["first_misses"] = self.misses
         return row
 
 
@@ -170,18 +172,27 @@ async def run_one(graph: Graph, entry: dict, dataset: Any, backend: Any, tally: 
     except Exception as exc:  # no parsable answer: wrong, its tokens still count
         tally.failed += 1
         tally.n += 1
+        _miss(tally, entry, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
         partial = getattr(exc, "partial", None)
         if partial is not None:
             tally.tokens += partial.tokens.completion_tokens
             tally.prompt += partial.tokens.prompt_tokens
         return
     answer = answer_of(result.output)
-    tally.correct += answer is not None and dataset.score_answer(str(answer), entry) >= 1.0
+    right = answer is not None and dataset.score_answer(str(answer), entry) >= 1.0
+    tally.correct += right
+    if not right:
+        _miss(tally, entry, str(answer))
     tally.tokens += result.tokens.completion_tokens
     tally.prompt += result.tokens.prompt_tokens
     tally.n += 1
     if isinstance(result.output, RefineResult):
         tally.refine.append((result.output.rounds, result.output.stopped))
+
+
+def _miss(tally: Tally, entry: dict, got: str) -> None:
+    if len(tally.misses) < 2:
+        tally.misses.append({"expected": str(entry["answer"])[:80], "got": got[:200]})
 
 
 def simulated_backend(entries: list[dict], seed: int) -> FunctionBackend:
