@@ -89,6 +89,8 @@ class Refine(GraphNode):
       ``budget`` per call when it has one);
     * ``answer_only``: output the answer (the step's output type) instead of the :class:`RefineResult`.
 
+    Every call goes to the step's ``model`` when it names one (else to this node's).
+
     The inputs are the step's inputs. Its record holds the inner nodes as ``<name>/draft``,
     ``<name>/critique``, ``<name>/revise`` and ``<name>/final``.
     """
@@ -122,17 +124,18 @@ class Refine(GraphNode):
         g = Graph(name)
 
         async def draft(ctx: RunContext, kw: dict[str, Any]) -> Any:
-            asked = await step.ask(ctx, kw)
+            asked = await step.ask(ctx.using(step.model), kw)
             return draft_type(value=asked.value, text=asked.raw)
 
         async def critique(ctx: RunContext, kw: dict[str, Any]) -> Any:
             current = kw.pop("draft")
-            text = (await self.critique.ask(ctx, {**kw, "draft": current.text})).value
+            text = (await self.critique.ask(ctx.using(step.model), {**kw, "draft": current.text})).value
             return critiqued_type(draft=current, critique=text)
 
         async def revise(ctx: RunContext, kw: dict[str, Any]) -> Any:
             given = kw.pop("critiqued")
-            asked = await self.revise.ask(ctx, {**kw, "draft": given.draft.text, "critique": given.critique})
+            asked = await self.revise.ask(ctx.using(step.model),
+                                          {**kw, "draft": given.draft.text, "critique": given.critique})
             return draft_type(value=asked.value, text=asked.raw)
 
         async def final(ctx: RunContext, kw: dict[str, Any]) -> Any:
@@ -154,6 +157,9 @@ class Refine(GraphNode):
                    max_iterations=max_iterations - 1, on_limit="exit", **rule)
         g.output(stages[3])
         return g
+
+    def models_used(self) -> set[str]:
+        return super().models_used() | self.step.models_used()
 
     def signature(self) -> Signature:
         return Signature(dict(self.graph.input_params),

@@ -151,3 +151,14 @@ async def test_a_step_budget_bounds_each_critique_and_revision_too():
     assert (await g.run({"question": "6 * 7?"}, backend=backend)).output.answer == 42
     assert len(backend.requests) == 5
     assert all(r.params.max_tokens is not None and 0 < r.params.max_tokens < 120 for r in backend.requests)
+
+
+async def test_every_call_goes_to_the_steps_named_backend():
+    step = ChainStep("Q: {question}\nA:", NumberParser(int, constrain=False), model="big", name="solve")
+    g = Graph("named")
+    g.add(Refine(step, name="refine"))
+    big = ScriptedBackend(["41", "wrong", "42", "ok", "42"])
+    result = await g.run({"question": "6 * 7?"}, backends={"big": big})
+    assert result.output.answer == 42 and len(big.requests) == 5
+    with pytest.raises(ConfigError, match="asks for model 'big'"):
+        await g.run({"question": "6 * 7?"}, backend=ScriptedBackend(["42"]))
