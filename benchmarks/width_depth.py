@@ -59,6 +59,10 @@ VARIANTS = ["Work it out step by step.",
             "Solve it, then check the answer another way before you give it."]
 
 
+_KIN = (r"\b(?:(?:great-)*grand)?(?:father|mother|son|daughter|parent|child|uncle|aunt|nephew|niece)(?:-in-law)?\b"
+        r"|\b(?:husband|wife|spouse|brother|sister|sibling|cousin)(?:-in-law)?\b")
+
+
 class FinalAnswer(Parser[str]):
     """The text after the last 'Answer:' (else the reply's last line), normalized so equal answers vote together."""
 
@@ -81,10 +85,13 @@ class FinalAnswer(Parser[str]):
             if not moves:
                 raise self._fail("no moves in the answer", text)
             return " ".join(moves)
+        kin = re.findall(_KIN, tail)  # "Daniel is Logan's son": the relation, not the first name
+        if kin:
+            return kin[-1]
         words = re.findall(r"[a-z-]+", tail)
         if not words:
             raise self._fail("no word in the answer", text)
-        return words[0] if self.family == "family_relationships" else " ".join(words)
+        return words[-1]
 
 
 def step(family: str, max_tokens: int, temperature: float = 0.0, staggered: bool = False) -> ChainStep:

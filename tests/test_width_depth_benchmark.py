@@ -42,6 +42,8 @@ def test_simulated_run_writes_every_family_and_arm(tmp_path):
     ("basic_arithmetic", "so the total is -1,234", "-1234"),
     ("shortest_path", "Go around the wall.\nAnswer: Right, up, up.", "right up up"),
     ("family_relationships", "Daniel is Logan's child.\n**Answer: Son**", "son"),
+    ("family_relationships", "Answer: Daniel is Logan's son.", "son"),   # the measured run misread this as daniel
+    ("family_relationships", "Answer: She is his mother-in-law", "mother-in-law"),
     ("maze", "Answer: 9 steps", "9"),
 ])
 def test_final_answers_are_extracted_and_normalized(family, reply, answer):
