@@ -6,6 +6,7 @@ from plait.orchestrator._events import (
     Event,
     FormulationChecked,
     LoopIteration,
+    LoopStopped,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -30,6 +31,6 @@ __all__ = [
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "RetryPolicy", "Route", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
-    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
+    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "LoopStopped", "ThreadAbandoned",
     "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
 ]
