@@ -2,10 +2,12 @@
 
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
+    CascadeEscalated,
     Custom,
     Event,
     FormulationChecked,
     LoopIteration,
+    ModelRouted,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -32,4 +34,5 @@ __all__ = [
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
     "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
     "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
+    "CascadeEscalated", "ModelRouted",
 ]

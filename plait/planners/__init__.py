@@ -24,6 +24,12 @@ from plait.planners._planner import Planner
 from plait.planners._react import ReAct, ReActResult, ReActStep
 from plait.planners._rewoo import PlanAndExecute, PlanResult, plan_and_execute_graph
 
+# -- several models: a router and cascades (issue 18) --
+from plait.planners._acceptance import Acceptance, agreement, consistent, parses, predicate
+from plait.planners._cascade import Cascade, CascadeResult, TierAttempt
+from plait.planners._route_model import ChooseRoute, RouteModel
+from plait.planners._route_table import RouteTable
+
 __all__ = [
     "ChainStep", "Template",
     "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
@@ -34,6 +40,9 @@ __all__ = [
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanResult", "plan_and_execute_graph",
     "ReAct", "ReActResult", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
     "plan_json_schema",
+    # -- several models (issue 18) --
+    "RouteModel", "ChooseRoute", "RouteTable", "Cascade", "CascadeResult", "TierAttempt", "Acceptance", "agreement",
+    "predicate", "consistent", "parses",
 ]
 
 # renamed (every node's result type is a ...Result); the old names warn for one release
