@@ -110,10 +110,9 @@ class Cascade(Node):
         self._params, self._output = shared_signature(owner, {t.label: t for t in self.tiers})
         super().__init__(name or "cascade", **policy)
 
-    @property
-    def models(self) -> list[str]:
-        """The model names this cascade sends work to (model tiers), cheapest first."""
-        return [t.model for t in self.tiers if t.model is not None]
+    def models_used(self) -> set[str]:
+        """The backend names the tiers ask for (checked when the run starts), and the cascade's own."""
+        return super().models_used().union(*(t.models_used() for t in self.tiers))
 
     def signature(self) -> Signature:
         return Signature(dict(self._params), Any if self.value_only else CascadeResult, "ctx")

@@ -31,7 +31,7 @@ from plait.orchestrator._node import Node, Signature
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import ChoiceParser
 from plait.planners._route_table import RouteTable, _call_with
-from plait.planners._targets import OnModel, check_model, run_target, shared_signature, targets_from
+from plait.planners._targets import OnModel, run_target, shared_signature, targets_from
 from plait.planners._template import Template, TemplateSource
 
 __all__ = ["RouteModel", "ChooseRoute"]
@@ -101,12 +101,10 @@ class RouteModel(Node):
         self.runs_nodes = any(isinstance(t.runs, Graph) or t.runs.runs_nodes for t in self.routes.values())
         super().__init__(name or "route", **policy)
 
-    @property
-    def models(self) -> list[str]:
-        """The model names this router may send work to (model routes and the chooser's model)."""
-        names = [t.model for t in self.routes.values() if t.model is not None]
+    def models_used(self) -> set[str]:
+        """The backend names this router may send work to: its routes', its chooser's and its own."""
         chooser = self.classifier.model if isinstance(self.classifier, ChooseRoute) else None
-        return names + ([chooser] if chooser and chooser not in names else [])
+        return super().models_used().union(*(t.models_used() for t in self.routes.values()), {chooser} - {None})
 
     def signature(self) -> Signature:
         return Signature(dict(self._params), self._output, "ctx")
@@ -131,10 +129,7 @@ class RouteModel(Node):
 
     async def _ask_model(self, ctx: RunContext, inputs: dict[str, Any]) -> tuple[str, str, str | None]:
         assert self._chooser is not None and isinstance(self.classifier, ChooseRoute)
-        model = self.classifier.model
-        if model is not None:
-            check_model(ctx, f"node {ctx.node!r}", model)
-        child = OnModel(ctx, f"{ctx.node}[choose]", model)
+        child = OnModel(ctx, f"{ctx.node}[choose]", self.classifier.model)
         values = {k: v for k, v in inputs.items() if k in self._chooser.params}
         try:
             return (await self._chooser.ask(child, values)).value, "model", None

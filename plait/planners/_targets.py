@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from plait.errors import ConfigError
-from plait.executors._base import Completion, Request
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph, GraphNode
+from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Param
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._runtime import run_subgraph
@@ -28,25 +28,13 @@ __all__ = ["Target", "OnModel", "targets_from", "shared_signature", "run_target"
 
 
 class OnModel(_Tally):
-    """A run context whose requests go to ``model`` (None: the parent's choice) and whose tokens are summed."""
+    """A run context for one target: its requests go to ``model`` (None: the parent's model), its tokens summed."""
 
-    __slots__ = ("bound_model",)
+    __slots__ = ()
 
     def __init__(self, parent: RunContext, node: str, model: str | None = None):
         super().__init__(parent, node)
-        self.bound_model = model
-
-    async def generate(self, request: Request | list[Request], *, model: str | None = None) -> Any:  # type: ignore[override]
-        chosen = model or self.bound_model
-        if chosen is None:
-            return await super().generate(request)
-        return await super().generate(request, model=chosen)  # type: ignore[call-arg]
-
-    async def generate_stream(self, request: Request, on_text: Any, *, model: str | None = None) -> Completion:  # type: ignore[override]
-        chosen = model or self.bound_model
-        if chosen is None:
-            return await super().generate_stream(request, on_text)
-        return await super().generate_stream(request, on_text, model=chosen)  # type: ignore[call-arg]
+        self.model = model or parent.model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +52,14 @@ class Target:
     @property
     def output_type(self) -> Any:
         return self.runs.output_type
+
+    def models_used(self) -> set[str]:
+        """The backend names this target asks for: its model, or those its node or subgraph names."""
+        if isinstance(self.runs, Graph):
+            inner = {model for _, model in model_users(self.runs._compile())}
+        else:
+            inner = self.runs.models_used() - ({self.runs.model} if self.model else set())  # the target's wins
+        return inner | ({self.model} if self.model else set())
 
 
 def targets_from(owner: str, items: Mapping[str, Any], step: Node | Graph | None) -> dict[str, Target]:
@@ -105,22 +101,12 @@ def shared_signature(owner: str, targets: Mapping[str, Target]) -> tuple[dict[st
     return params, first.output_type if len(outputs) == 1 else Any
 
 
-def check_model(ctx: RunContext, owner: str, model: str) -> None:
-    """Raise ConfigError when the run has no backend named ``model``."""
-    known = getattr(ctx, "models", None)
-    if known is not None and model not in known:
-        raise ConfigError(f"{owner}: model {model!r} is not a backend of this run (backends: {sorted(known)}); "
-                          f"pass backends={{{model!r}: ...}} to run()")
-
-
 async def run_target(ctx: RunContext, target: Target, inputs: Mapping[str, Any], slot: str) -> tuple[Any, TokenUsage]:
     """Run ``target`` on ``inputs`` as activation ``ctx.node[slot]``; its output and the tokens it spent.
 
     The tokens are known also when the target fails: they are attached to the exception as ``tier_tokens``.
     """
-    if target.model is not None:
-        check_model(ctx, f"node {ctx.node!r}", target.model)
-    child = OnModel(ctx, f"{ctx.node}[{slot}]", target.model)
+    child = OnModel(ctx, f"{ctx.node}[{slot}]", target.model or getattr(target.runs, "model", None))
     try:
         if isinstance(target.runs, Graph):
             try:
