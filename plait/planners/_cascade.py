@@ -97,7 +97,7 @@ class Cascade(Node):
         if isinstance(tiers, (str, Node, Graph)) or not isinstance(tiers, Sequence) or len(tiers) < 2:
             raise ConfigError(f"{owner} needs a list of at least two tiers (model names, nodes or graphs), "
                               f"cheapest first; got {tiers!r}")
-        labels = [t if isinstance(t, str) else getattr(t, "name", "") for t in tiers]
+        labels = [t.name if isinstance(t, (Node, Graph)) else str(t) for t in tiers]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"{owner}: tier names must differ, got {labels}; give the nodes distinct names")
         if on_exhausted not in ("last", "raise"):
