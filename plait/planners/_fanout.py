@@ -67,17 +67,22 @@ class VoteResult(BaseModel):
 
 
 class _Tally(RunContext):
-    """A run context that also sums the tokens spent through it."""
+    """A run context that also sums the tokens spent through it, and through the tallies made from it
+    (a vote inside a cascade tier counts in the tier's sum as well as in its own)."""
 
-    __slots__ = ("usage",)
+    __slots__ = ("usage", "_outer")
 
     def __init__(self, parent: RunContext, node: str | None = None):
         super().__init__(parent._state, node or parent.node, parent.iteration)
         self.usage = TokenUsage()
+        self._outer = parent if isinstance(parent, _Tally) else None
 
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
         super().report_tokens(prompt, completion, cached, model)
-        self.usage.add(prompt, completion, cached)
+        tally: _Tally | None = self
+        while tally is not None:
+            tally.usage.add(prompt, completion, cached)
+            tally = tally._outer
 
 
 class FanOut(Node):
@@ -245,13 +250,10 @@ class FanOut(Node):
                 finally:
                     self._count_subgraph(ctx, prefix + "/", result)
             else:
-                child = _Tally(ctx, f"{ctx.node}[{index}]")
+                child = _Tally(ctx, f"{ctx.node}[{index}]")  # its tokens count in ctx's tally too
                 try:
                     candidate.value = await self.step.invoke(child, dict(inputs))
                 finally:
-                    result.prompt_tokens += child.usage.prompt_tokens
-                    result.completion_tokens += child.usage.completion_tokens
-                    result.requests += child.usage.requests
                     candidate.completion_tokens = child.usage.completion_tokens
         except BudgetExceededError:
             raise
