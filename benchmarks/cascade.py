@@ -167,7 +167,7 @@ def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, d
         report = anyio.run(run_arm, single(model, args.max_tokens), batch, backends, args.concurrency)
         figures[model] = {k: report[k] for k in ("accuracy", "tokens", "wall_s")}
         rows += [({"question": item.question}, model, s >= 1.0) for item, s in zip(batch, report["scores"])]
-    table = RouteTable.learn(rows, kind=kind, cost={"small": 1, "large": 3})
+    table = RouteTable.learn(rows, kind=kind, cost={"small": 1, "large": 3}, tolerance=args.tolerance)
     figures["choices"] = dict(table.choices)
     figures["fallback"] = table.fallback
     return table, figures
@@ -184,7 +184,7 @@ def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
         print(f"{arm}: {arms[arm]}", file=sys.stderr)
     return {"arms": arms, "router_calibration": calibration,
             "setup": {"n": args.n, "seed": args.seed, "calibrate": args.calibrate, "k": args.k,
-                      "threshold": args.threshold, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
+                      "threshold": args.threshold, "tolerance": args.tolerance, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
                       "models": MODELS if not args.simulate else "simulated", "tasks": list(TASKS)}}
 
 
@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=100, help="reasoning-gym seed (>= 100)")
     parser.add_argument("--k", type=int, default=5, help="samples of the small model's vote")
     parser.add_argument("--threshold", type=float, default=0.6, help="agreement that accepts the small vote")
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="accuracy the router's table lets the small model give up against the large one")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=16, help="items in flight at once")
     parser.add_argument("--simulate", action="store_true", help="seeded stand-in models instead of vLLM")
