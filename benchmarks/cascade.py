@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -174,18 +175,24 @@ def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, d
 
 
 def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
+    """Every arm in turn; the figures so far are written to ``--json`` after each (a cut-off run keeps them)."""
     batch = items(args.n, args.seed)
-    table, calibration = learn_table(args, backends)
-    arms: dict[str, dict[str, Any]] = {}
+    figures: dict[str, Any] = {"arms": {}, "setup": setup(args)}
+    table, figures["router_calibration"] = learn_table(args, backends)
     for arm, graph in (("small", single("small", args.max_tokens)), ("large", single("large", args.max_tokens)),
                        ("cascade", cascade(args)), ("router", router(table, args.max_tokens))):
-        arms[arm] = anyio.run(run_arm, graph, batch, backends, args.concurrency)
-        arms[arm].pop("scores")
-        print(f"{arm}: {arms[arm]}", file=sys.stderr)
-    return {"arms": arms, "router_calibration": calibration,
-            "setup": {"n": args.n, "seed": args.seed, "calibrate": args.calibrate, "k": args.k,
-                      "threshold": args.threshold, "tolerance": args.tolerance, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
-                      "models": MODELS if not args.simulate else "simulated", "tasks": list(TASKS)}}
+        figures["arms"][arm] = anyio.run(run_arm, graph, batch, backends, args.concurrency)
+        figures["arms"][arm].pop("scores")
+        print(f"{arm}: {figures['arms'][arm]}", file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n": args.n, "seed": args.seed, "calibrate": args.calibrate, "k": args.k, "threshold": args.threshold,
+            "tolerance": args.tolerance, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
+            "models": MODELS if not args.simulate else "simulated", "tasks": list(TASKS)}
 
 
 @contextlib.contextmanager
@@ -256,14 +263,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.n < 2 or args.calibrate < 2 or args.seed < 100:
         parser.error("--n and --calibrate need at least 2 items (one per task), --seed at least 100")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops us: the servers are stopped too
     if args.simulate:
         figures = measure(args, simulated(args))
     else:
         with served_models() as backends:
             figures = measure(args, backends)
     print(table(figures))
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":
