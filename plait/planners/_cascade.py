@@ -29,7 +29,7 @@ from plait.orchestrator._events import CascadeEscalated
 from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Signature
 from plait.planners._acceptance import Acceptance, as_acceptance
-from plait.planners._targets import Target, run_target, shared_signature, targets_from
+from plait.planners._targets import Target, run_target, shared_signature, target_context, targets_from
 
 __all__ = ["Cascade", "CascadeResult", "TierAttempt"]
 
@@ -128,13 +128,16 @@ class Cascade(Node):
         for index, tier in enumerate(self.tiers):
             attempt = TierAttempt(tier=tier.label, model=tier.model)
             result.attempts.append(attempt)
+            child = target_context(ctx, tier, tier.label)
+            reason: str | None
             try:
-                output, usage = await run_target(ctx, tier, inputs, tier.label)
+                output = await run_target(child, tier, inputs)
             except _ESCALATING as exc:
-                usage, reason, answer = exc.tier_tokens, f"{type(exc).__name__}: {_first_line(exc)}", _NONE  # type: ignore[attr-defined]
+                reason, answer = f"{type(exc).__name__}: {_first_line(exc)}", _NONE
             else:
                 reason = self.accept.check(output)
                 answer = self._answer(output)
+            usage = child.usage
             attempt.prompt_tokens, attempt.completion_tokens = usage.prompt_tokens, usage.completion_tokens
             attempt.requests = usage.requests
             if answer is not _NONE:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from plait.errors import ConfigError, ParseError
 from plait.executors._base import SamplingParams
@@ -31,7 +31,7 @@ from plait.orchestrator._node import Node, Signature
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import ChoiceParser
 from plait.planners._route_table import RouteTable, _call_with
-from plait.planners._targets import OnModel, run_target, shared_signature, targets_from
+from plait.planners._targets import OnModel, run_target, shared_signature, target_context, targets_from
 from plait.planners._template import Template, TemplateSource
 
 __all__ = ["RouteModel", "ChooseRoute"]
@@ -104,7 +104,8 @@ class RouteModel(Node):
     def models_used(self) -> set[str]:
         """The backend names this router may send work to: its routes', its chooser's and its own."""
         chooser = self.classifier.model if isinstance(self.classifier, ChooseRoute) else None
-        return super().models_used().union(*(t.models_used() for t in self.routes.values()), {chooser} - {None})
+        own = super().models_used() | ({chooser} if chooser else set())
+        return own.union(*(t.models_used() for t in self.routes.values()))
 
     def signature(self) -> Signature:
         return Signature(dict(self._params), self._output, "ctx")
@@ -112,8 +113,8 @@ class RouteModel(Node):
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
         route, by, reason = await self.choose(ctx, kwargs)
         ctx.emit(ModelRouted, route=route, by=by, reason=reason)
-        output, _ = await run_target(ctx, self.routes[route], kwargs, route)
-        return output
+        target = self.routes[route]
+        return await run_target(target_context(ctx, target, route), target, kwargs)
 
     async def choose(self, ctx: RunContext, inputs: dict[str, Any]) -> tuple[str, str, str | None]:
         """The route for ``inputs``, who chose it (``function``, ``model``, ``table``) and why, when worth saying."""
@@ -122,7 +123,7 @@ class RouteModel(Node):
         if isinstance(self.classifier, RouteTable):
             route, reason = self.classifier.choose(inputs)
             return self._known(route, "table", reason)
-        route = _call_with(self.classifier, inputs)
+        route = _call_with(cast(Callable[..., Any], self.classifier), inputs)
         if inspect.isawaitable(route):
             route = await route
         return self._known(route, "function", None)

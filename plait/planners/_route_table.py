@@ -59,6 +59,11 @@ class RouteTable:
                 raise ConfigError(f"RouteTable.learn: result {number} used route {route!r}, which has no cost; "
                                   f"give cost={{{route!r}: ...}} (costs given for {sorted(cost)})")
             key = _call_with(kind, inputs)
+            try:
+                hash(key)
+            except TypeError:
+                raise ConfigError(f"RouteTable.learn: kind returned {type(key).__name__} for result {number}; "
+                                  "return a str (or another hashable value)") from None
             for tally in (counts.setdefault(key, {}).setdefault(route, [0, 0]), overall.setdefault(route, [0, 0])):
                 tally[0] += bool(correct)
                 tally[1] += 1

@@ -19,11 +19,10 @@ from plait.errors import ConfigError
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._node import Node, Param
-from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._fanout import _Tally
 
-__all__ = ["Target", "OnModel", "targets_from", "shared_signature", "run_target"]
+__all__ = ["Target", "OnModel", "targets_from", "shared_signature", "target_context", "run_target"]
 
 
 class OnModel(_Tally):
@@ -102,22 +101,20 @@ def shared_signature(owner: str, targets: Mapping[str, Target]) -> tuple[dict[st
     return params, first.output_type if len(outputs) == 1 else Any
 
 
-async def run_target(ctx: RunContext, target: Target, inputs: Mapping[str, Any], slot: str) -> tuple[Any, TokenUsage]:
-    """Run ``target`` on ``inputs`` as activation ``ctx.node[slot]``; its output and the tokens it spent.
+def target_context(ctx: RunContext, target: Target, slot: str) -> OnModel:
+    """The context ``target`` runs under: activation ``ctx.node[slot]`` on the target's model; its ``usage``
+    sums what the target spends (also when it fails)."""
+    return OnModel(ctx, f"{ctx.node}[{slot}]", target.model or getattr(target.runs, "model", None))
 
-    The tokens are known also when the target fails: they are attached to the exception as ``tier_tokens``.
-    """
-    child = OnModel(ctx, f"{ctx.node}[{slot}]", target.model or getattr(target.runs, "model", None))
-    try:
-        if isinstance(target.runs, Graph):
-            try:
-                return await run_subgraph(target.runs, dict(inputs), child), child.usage
-            finally:
-                _add_subgraph_tokens(child, child.node + "/")
-        return await target.runs.invoke(child, dict(inputs)), child.usage
-    except Exception as exc:
-        exc.tier_tokens = child.usage  # type: ignore[attr-defined]
-        raise
+
+async def run_target(child: OnModel, target: Target, inputs: Mapping[str, Any]) -> Any:
+    """Run ``target`` on ``inputs`` under ``child`` (see :func:`target_context`) and return its output."""
+    if isinstance(target.runs, Graph):
+        try:
+            return await run_subgraph(target.runs, dict(inputs), child)
+        finally:
+            _add_subgraph_tokens(child, child.node + "/")
+    return await target.runs.invoke(child, dict(inputs))
 
 
 def _add_subgraph_tokens(child: OnModel, prefix: str) -> None:
