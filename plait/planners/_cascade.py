@@ -146,7 +146,7 @@ class Cascade(Node):
                 attempt.accepted = True
                 result.value, result.answered_by, result.tier, result.accepted = answer, tier.label, index, True
                 return result
-            attempt.reason = reason
+            attempt.reason = reason = _clip(reason)  # it may quote model output: bounded
             if index + 1 < len(self.tiers):
                 ctx.emit(CascadeEscalated, from_tier=tier.label, to_tier=self.tiers[index + 1].label,
                          reason=reason, tokens=attempt.tokens)
@@ -159,18 +159,22 @@ class Cascade(Node):
             return _NONE
 
     def _exhausted(self, result: CascadeResult, last_answer: tuple[int, Any] | None) -> CascadeResult:
-        if last_answer is None or self.on_exhausted == "raise":
-            tried = "; ".join(f"{a.tier}: {a.reason}" for a in result.attempts)
+        tried = "; ".join(f"{a.tier}: {a.reason}" for a in result.attempts)
+        if last_answer is None:
+            raise CascadeError(f"cascade {self.name!r}: no tier gave an answer ({tried})", result)
+        if self.on_exhausted == "raise":
             raise CascadeError(f"cascade {self.name!r}: no tier's answer was accepted ({tried}); loosen the "
-                               f"acceptance test, add a stronger tier, or pass on_exhausted='last'"
-                               if self.on_exhausted == "raise" and last_answer is not None else
-                               f"cascade {self.name!r}: no tier gave an answer ({tried})", result)
+                               "acceptance test, add a stronger tier, or pass on_exhausted='last'", result)
         index, answer = last_answer
         result.value, result.answered_by, result.tier = answer, self.tiers[index].label, index
         return result
 
 
 _NONE: Any = object()  # "this tier gave no answer"
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _first_line(exc: BaseException) -> str:

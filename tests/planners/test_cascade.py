@@ -199,3 +199,14 @@ def test_an_unknown_model_is_refused_before_anything_runs():
     with pytest.raises(ConfigError, match="'cascade'.*'huge'"):
         run(Cascade(["small", "huge"], step=vote(), accept=agreement(0.6)), {"small": small})
     assert small.requests == []
+
+
+def test_a_reason_quoting_hostile_output_is_bounded():
+    huge = "x" * 5000
+    step = ChainStep("{question}", TextParser(), name="echo")
+    small = ScriptedBackend(["a " + huge, "b " + huge, "c " + huge])
+    result = run(Cascade(["small", "large"], step=FanOut(step, k=3), accept=agreement(1.0)),
+                 {"small": small, "large": ScriptedBackend(["ok"] * 3)})
+    reason = result.output.attempts[0].reason
+    assert reason.startswith("vote agreement 0.33") and len(reason) <= 303
+    assert escalations(result)[0].reason == reason
