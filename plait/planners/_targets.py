@@ -18,6 +18,7 @@ from typing import Any
 from plait.errors import ConfigError
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph, GraphNode
+from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Param
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._fanout import _Tally
@@ -54,8 +55,6 @@ class Target:
     def models_used(self) -> set[str]:
         """The backend names this target asks for: its model, or those its node or subgraph names."""
         if isinstance(self.runs, Graph):
-            from plait.orchestrator._models import model_users  # TEMP until h-models is merged
-
             inner = {model for _, model in model_users(self.runs._compile())}
         else:
             inner = self.runs.models_used() - ({self.runs.model} if self.model else set())  # the target's wins
