@@ -50,7 +50,8 @@ from plait.planners import (  # noqa: E402
 
 TASKS = ("gsm_symbolic", "basic_arithmetic")
 MODELS = {"small": "qwen2.5-coder-0.5b", "large": "qwen2.5-coder-1.5b"}
-SYSTEM = "Solve the problem. Reason briefly step by step, then end with 'The answer is N.'"
+SYSTEM = ("Solve the problem. Be brief: at most four short lines of working, plain text, no LaTeX. "
+          "End with 'The answer is N.'")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def cascade(args: argparse.Namespace) -> Graph:
     greedy = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
     g = Graph("cascade")
     g.add(Cascade([FanOut(solver(args.max_tokens), k=args.k, sampling=sampling, name="small_vote", model="small"),
-                   FanOut(solver(args.max_tokens), k=1, sampling=greedy, name="large_answer", model="large")],
+                   FanOut(solver(args.max_tokens), k=1, sampling=greedy, keep_truncated=True, name="large_answer",
+                          model="large")],
                   accept=agreement(args.threshold)))
     return g
 
@@ -160,12 +162,12 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
     return report
 
 
-def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, dict[str, Any]]:
+async def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, dict[str, Any]]:
     """Both models' greedy answers on the calibration items, learned into a RouteTable."""
     batch = items(args.calibrate, args.seed + 1000)
     rows, figures = [], {}
     for model in ("small", "large"):
-        report = anyio.run(run_arm, single(model, args.max_tokens), batch, backends, args.concurrency)
+        report = await run_arm(single(model, args.max_tokens), batch, backends, args.concurrency)
         figures[model] = {k: report[k] for k in ("accuracy", "tokens", "wall_s")}
         rows += [({"question": item.question}, model, s >= 1.0) for item, s in zip(batch, report["scores"])]
     table = RouteTable.learn(rows, kind=kind, cost={"small": 1, "large": 3}, tolerance=args.tolerance)
@@ -174,14 +176,15 @@ def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, d
     return table, figures
 
 
-def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
-    """Every arm in turn; the figures so far are written to ``--json`` after each (a cut-off run keeps them)."""
+async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
+    """Every arm in turn, in one event loop (an HTTP backend's connections belong to the loop that opened them);
+    the figures so far are written to ``--json`` after each arm (a cut-off run keeps them)."""
     batch = items(args.n, args.seed)
     figures: dict[str, Any] = {"arms": {}, "setup": setup(args)}
-    table, figures["router_calibration"] = learn_table(args, backends)
+    table, figures["router_calibration"] = await learn_table(args, backends)
     for arm, graph in (("small", single("small", args.max_tokens)), ("large", single("large", args.max_tokens)),
                        ("cascade", cascade(args)), ("router", router(table, args.max_tokens))):
-        figures["arms"][arm] = anyio.run(run_arm, graph, batch, backends, args.concurrency)
+        figures["arms"][arm] = await run_arm(graph, batch, backends, args.concurrency)
         figures["arms"][arm].pop("scores")
         print(f"{arm}: {figures['arms'][arm]}", file=sys.stderr)
         if args.json:
@@ -257,7 +260,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.6, help="agreement that accepts the small vote")
     parser.add_argument("--tolerance", type=float, default=0.1,
                         help="accuracy the router's table lets the small model give up against the large one")
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=384, help="per answer (qwen's working runs long)")
     parser.add_argument("--concurrency", type=int, default=16, help="items in flight at once")
     parser.add_argument("--simulate", action="store_true", help="seeded stand-in models instead of vLLM")
     args = parser.parse_args()
@@ -265,10 +268,10 @@ def main() -> None:
         parser.error("--n and --calibrate need at least 2 items (one per task), --seed at least 100")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops us: the servers are stopped too
     if args.simulate:
-        figures = measure(args, simulated(args))
+        figures = anyio.run(measure, args, simulated(args))
     else:
         with served_models() as backends:
-            figures = measure(args, backends)
+            figures = anyio.run(measure, args, backends)
     print(table(figures))
 
 
