@@ -210,3 +210,22 @@ def test_a_reason_quoting_hostile_output_is_bounded():
     reason = result.output.attempts[0].reason
     assert reason.startswith("vote agreement 0.33") and len(reason) <= 303
     assert escalations(result)[0].reason == reason
+
+
+def test_a_checkpointed_cascade_replays_with_no_backends(tmp_path):
+    from plait import SQLiteCheckpointer
+
+    def graph():
+        g = Graph("g")
+        g.add(Cascade(["small", "large"], step=vote(), accept=agreement(0.6)))
+        return g
+
+    store = SQLiteCheckpointer(tmp_path / "runs.db")
+    small, large = ScriptedBackend(["1", "2", "3", "4", "5"]), ScriptedBackend(["7"] * 5)
+    first = anyio.run(lambda: graph().run({"question": "q"}, backends={"small": small, "large": large},
+                                          checkpoint=store, run_id="r"))
+    replayed = anyio.run(lambda: graph().run(None, checkpoint=store, run_id="r", replay=True))
+    assert replayed.output == first.output and replayed.output.answered_by == "large"
+    assert {m: u.total for m, u in replayed.tokens_by_model.items()} == {"small": first.output.attempts[0].tokens,
+                                                                         "large": first.output.attempts[1].tokens}
+    assert len(small.requests) == len(large.requests) == 1  # the replay asked neither
