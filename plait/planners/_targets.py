@@ -68,7 +68,8 @@ def targets_from(owner: str, items: Mapping[str, Any], step: Node | Graph | None
     if isinstance(step, GraphNode):
         step = step.graph
     if step is not None and not isinstance(step, (Node, Graph)):
-        raise ConfigError(f"{owner}: step must be a Node (a ChainStep, FanOut...) or a Graph, got {type(step).__name__}")
+        raise ConfigError(f"{owner}: step must be a Node (a ChainStep, FanOut...) or a Graph, "
+                          f"got {type(step).__name__}")
     resolved = {}
     for label, item in items.items():
         if not isinstance(label, str) or not label:
