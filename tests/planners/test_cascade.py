@@ -181,6 +181,7 @@ def test_acceptance_tests_refuse_what_they_cannot_read():
     (dict(tiers=["small", 3]), "must be a model name, a Node or a Graph"),
     (dict(accept="yes"), "accept must be an acceptance test"),
     (dict(on_exhausted="retry"), "on_exhausted"),
+    (dict(step=3), "step must be a Node"),
 ])
 def test_bad_arguments_are_one_line_config_errors(kwargs, message):
     args = dict(tiers=["small", "large"], accept=agreement(0.6), step=vote()) | kwargs
