@@ -30,7 +30,7 @@ class RunContext:
     ``backend=``); ``models`` the names the run offers (see ``_models.py``).
     """
 
-    __slots__ = ("_state", "node", "iteration", "tokens", "model", "_lane", "_activation", "_interrupts")
+    __slots__ = ("_state", "node", "iteration", "tokens", "model", "_lane", "_activation", "_interrupts", "_origin")
 
     def __init__(self, state: _RunState, node: str, iteration: int = 0, activation: int = 0,
                  model: str | None = None):
@@ -42,6 +42,7 @@ class RunContext:
         self._lane: Lane | None = None  # this activation's worker-thread lane (sync nodes)
         self._activation = activation  # the how-manyth activation of this full name in the run (interrupt ids)
         self._interrupts = 0  # interrupts asked so far by this activation
+        self._origin: RunContext | None = None  # the context a using() view was made from (None: not a view)
 
     @property
     def run_id(self) -> str:
@@ -73,6 +74,7 @@ class RunContext:
             self.tokens = TokenUsage()
         view = copy.copy(self)
         view.model = model
+        view._origin = self._origin or self  # interrupts are numbered once per activation, views included
         return view
 
     def _backend(self, model: str | None) -> tuple[Backend, str]:
@@ -192,7 +194,7 @@ class RunContext:
         ``returns`` and recorded, so it is asked once per run. Needs a checkpoint.
         """
         _not_in_worker_thread("interrupt", self.node)
-        return await interrupt(self, question, returns)
+        return await interrupt(self._origin or self, question, returns)
 
     def emit(self, name: str | type[Event], **data: Any) -> None:
         """Emit a :class:`~plait.orchestrator.Custom` event named ``name`` (votes, retractions, plan steps...), or, given

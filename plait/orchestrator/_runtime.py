@@ -631,8 +631,8 @@ class Run:
     """
 
     def __init__(self, graph: Graph, input: Any = None, *, backend: Backend | None = None,
-                 backends: Mapping[str, Backend] | None = None, max_concurrency: int | None = None, deadline: float | None = None,
-                 token_budget: int | None = None, trace: Any = None,
+                 backends: Mapping[str, Backend] | None = None, max_concurrency: int | None = None,
+                 deadline: float | None = None, token_budget: int | None = None, trace: Any = None,
                  on_event: Callable[[Event], None] | list[Callable[[Event], None]] | None = None,
                  progress: bool = False, keep_events: bool = True, checkpoint: Any = None,
                  run_id: str | None = None, replay: bool = False, cache: bool = True, resume: Any = None):

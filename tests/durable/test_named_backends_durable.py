@@ -110,3 +110,21 @@ async def test_ray_workers_refuse_named_backends(tmp_path):
     with pytest.raises(ConfigError, match=r"named backends \(backends=\) run in this process"):
         await run_batch(graph(), ["q"], backends={"small": echo("S"), "large": echo("L")},
                         checkpoint=str(tmp_path / "c.db"), executor=RayExecutor(workers=1))
+
+
+async def test_interrupts_asked_through_a_view_on_another_model_are_numbered_with_the_nodes_own():
+    g = Graph("ask_twice")
+
+    @g.node
+    async def ask(q: str, ctx: RunContext) -> list:
+        first = await ctx.using("large").interrupt(f"first about {q}")
+        second = await ctx.interrupt("second")
+        return [first, second]
+
+    store, backends = MemoryCheckpointer(), {"large": echo("L")}
+    paused = await g.run("q", backends=backends, checkpoint=store, run_id="r")
+    assert [i["id"] for i in paused.interrupts] == ["ask#0.0"]
+    paused = await g.run("q", backends=backends, checkpoint=store, run_id="r", resume={"ask#0.0": "yes"})
+    assert [i["id"] for i in paused.interrupts] == ["ask#0.1"]  # not 0 again (which would reuse the answer)
+    done = await g.run("q", backends=backends, checkpoint=store, run_id="r", resume={"ask#0.1": "no"})
+    assert done.output == ["yes", "no"]
