@@ -50,8 +50,9 @@ from plait.planners import (  # noqa: E402
 
 TASKS = ("gsm_symbolic", "basic_arithmetic")
 MODELS = {"small": "qwen2.5-coder-0.5b", "large": "qwen2.5-coder-1.5b"}
-SYSTEM = ("Solve the problem. Be brief: at most four short lines of working, plain text, no LaTeX. "
-          "End with 'The answer is N.'")
+# benchmarks/voting.py's prompt. A terser one ("Be brief ... End with 'The answer is N.'") made both qwen models
+# skip the working and often write the letter N (measured here: every arm near 10% accuracy).
+SYSTEM = "Solve the problem. Reason briefly step by step, then end with 'The answer is N.'"
 
 
 @dataclass(frozen=True)
