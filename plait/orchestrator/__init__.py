@@ -7,6 +7,7 @@ from plait.orchestrator._events import (
     Event,
     FormulationChecked,
     LoopIteration,
+    LoopStopped,
     ModelRouted,
     NodeCancelled,
     NodeFailed,
@@ -32,7 +33,7 @@ __all__ = [
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "RetryPolicy", "Route", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
-    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
+    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "LoopStopped", "ThreadAbandoned",
     "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
     "CascadeEscalated", "ModelRouted",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "NodeCancelled",
     "TokensUsed",
     "LoopIteration",
+    "LoopStopped",
     "ThreadAbandoned",
     "Custom",
     "VoteTallied",
@@ -152,6 +153,19 @@ class LoopIteration(Event):
 
 
 @_event
+class LoopStopped(Event):
+    """A loop ended: ``source`` closes it back to ``target``, after ``iterations`` loop-backs. ``reason``:
+    ``"fixed_point"`` (its halt rule found a pass that changed nothing), ``"exit"`` (``source`` routed to the
+    exit) or ``"limit"`` (``max_iterations`` spent: the value went to the exit, or LoopLimitError)."""
+
+    kind: ClassVar[str] = "loop_stopped"
+    source: str
+    target: str
+    iterations: int
+    reason: str
+
+
+@_event
 class ThreadAbandoned(Event):
     """A sync node's worker thread runs on after its attempt timed out or was cancelled (threads cannot be
     killed); its result will be dropped. ``running``: abandoned threads still running in the process."""
@@ -182,7 +196,9 @@ class VoteTallied(Event):
     failed one; ``truncated`` of the failed were cut off at ``max_tokens``;
     ``cancelled`` were started and then dropped by an early stop. ``wave`` is
     the aggregator's wave size (None: all k at once), so ``len(answers) < k``
-    with ``stopped_early`` shows where the vote was settled.
+    with ``stopped_early`` shows where the vote was settled. ``variants``
+    (None without prompt variants): per variant, its label, samples,
+    succeeded, answer counts (``distribution``) and ``agreement`` with the winner.
     """
 
     kind: ClassVar[str] = "vote_tallied"
@@ -201,6 +217,7 @@ class VoteTallied(Event):
     stopped_early: bool
     errors: list[str]
     tokens: int
+    variants: list[dict[str, Any]] | None = None
 
 
 @_event

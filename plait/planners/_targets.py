@@ -21,12 +21,12 @@ from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Param
 from plait.orchestrator._runtime import run_subgraph
-from plait.planners._fanout import _Tally
+from plait.planners._budget_split import Spending
 
 __all__ = ["Target", "OnModel", "targets_from", "shared_signature", "target_context", "run_target"]
 
 
-class OnModel(_Tally):
+class OnModel(Spending):
     """A run context for one target: its requests go to ``model`` (None: the parent's model), its tokens summed."""
 
     __slots__ = ()
