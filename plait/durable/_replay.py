@@ -127,8 +127,22 @@ class RecordingBackend(Backend):
         return count
 
     def count_prompt_tokens(self, request: Request) -> int:
-        """The inner backend's count (exact where it tokenizes); on replay the byte bound."""
-        return super().count_prompt_tokens(request) if self.inner is None else self.inner.count_prompt_tokens(request)
+        """The inner backend's count (exact where it tokenizes), recorded: a replay gets the same number.
+
+        Nodes given a token ``budget=`` size their requests by it, so a replay
+        that counted differently would send requests the record does not hold.
+        Unrecorded on replay: the byte bound.
+        """
+        prompt = request.prompt if isinstance(request.prompt, str) else [m.model_dump() for m in request.prompt]
+        key = f"prompt-tokens:{self.identity}:{hashlib.blake2b(canonical(prompt), digest_size=20).hexdigest()}"
+        blob = self.store.get_record(key)
+        if blob is not None:
+            return load_record(blob, _TokenCount, "a recorded prompt token count").tokens
+        if self.inner is None:
+            return super().count_prompt_tokens(request)
+        count = int(self.inner.count_prompt_tokens(request))
+        self.store.put_record(key, _TokenCount(tokens=count).model_dump_json().encode())
+        return count
 
     async def start(self) -> None:
         if self.inner is not None:

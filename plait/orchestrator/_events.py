@@ -27,12 +27,15 @@ __all__ = [
     "NodeCancelled",
     "TokensUsed",
     "LoopIteration",
+    "LoopStopped",
     "ThreadAbandoned",
     "Custom",
     "VoteTallied",
     "SubtaskTreeSolved",
     "FormulationChecked",
     "ProposalSettled",
+    "CascadeEscalated",
+    "ModelRouted",
 ]
 
 
@@ -150,6 +153,19 @@ class LoopIteration(Event):
 
 
 @_event
+class LoopStopped(Event):
+    """A loop ended: ``source`` closes it back to ``target``, after ``iterations`` loop-backs. ``reason``:
+    ``"fixed_point"`` (its halt rule found a pass that changed nothing), ``"exit"`` (``source`` routed to the
+    exit) or ``"limit"`` (``max_iterations`` spent: the value went to the exit, or LoopLimitError)."""
+
+    kind: ClassVar[str] = "loop_stopped"
+    source: str
+    target: str
+    iterations: int
+    reason: str
+
+
+@_event
 class ThreadAbandoned(Event):
     """A sync node's worker thread runs on after its attempt timed out or was cancelled (threads cannot be
     killed); its result will be dropped. ``running``: abandoned threads still running in the process."""
@@ -180,7 +196,9 @@ class VoteTallied(Event):
     failed one; ``truncated`` of the failed were cut off at ``max_tokens``;
     ``cancelled`` were started and then dropped by an early stop. ``wave`` is
     the aggregator's wave size (None: all k at once), so ``len(answers) < k``
-    with ``stopped_early`` shows where the vote was settled.
+    with ``stopped_early`` shows where the vote was settled. ``variants``
+    (None without prompt variants): per variant, its label, samples,
+    succeeded, answer counts (``distribution``) and ``agreement`` with the winner.
     """
 
     kind: ClassVar[str] = "vote_tallied"
@@ -199,6 +217,7 @@ class VoteTallied(Event):
     stopped_early: bool
     errors: list[str]
     tokens: int
+    variants: list[dict[str, Any]] | None = None
 
 
 @_event
@@ -240,3 +259,28 @@ class ProposalSettled(Event):
     from_solver: list[str]
     status: str
     solution: dict[str, Any] | None
+
+
+@_event
+class CascadeEscalated(Event):
+    """A ``Cascade`` passed over tier ``from_tier`` (its answer failed the acceptance test, or it gave none:
+    ``reason``) and tries ``to_tier`` next; ``tokens``: what the escalated tier spent."""
+
+    kind: ClassVar[str] = "cascade_escalated"
+    node: str
+    from_tier: str
+    to_tier: str
+    reason: str
+    tokens: int
+
+
+@_event
+class ModelRouted(Event):
+    """A ``RouteModel`` sent its input to ``route``, as chosen ``by`` its classifier (``"function"``,
+    ``"model"`` or ``"table"``); ``reason`` says why when the default route was taken or a table decided."""
+
+    kind: ClassVar[str] = "model_routed"
+    node: str
+    route: str
+    by: str
+    reason: str | None = None

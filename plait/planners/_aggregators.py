@@ -35,6 +35,7 @@ class Candidate(BaseModel):
     cumulative_logprob: float | None = None
     completion_tokens: int = 0
     score: float | None = None
+    variant: int | None = None  # the prompt variant it was drawn from (FanOut(variants=...))
 
     @property
     def ok(self) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from plait.errors import ParseError
+from plait.errors import ConfigError, ParseError
 from plait.executors._base import Backend, Completion, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator._context import RunContext
+from plait.planners._budget_split import Spending, reply_tokens
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -39,6 +41,28 @@ def constrained(params: SamplingParams, parser: Parser, backend: Backend | None)
     return params if constraint is None else params.model_copy(update={"constraint": constraint})
 
 
+class _Spent(Exception):
+    """A budgeted ask has too few tokens left for another re-ask."""
+
+
+def _fit(ctx: Spending, attempts: list[str]) -> Callable[[Request], Request]:
+    """Before each call: ``max_tokens`` becomes what the budget leaves after the prompt (see :func:`ask`)."""
+    def before(request: Request) -> Request:
+        left = ctx.left
+        if left is None:
+            return request
+        prompt = ctx.backend.count_prompt_tokens(request)
+        if attempts and left - prompt < max(request.params.min_tokens, 1):
+            raise _Spent
+        params = request.params.model_copy(update={"max_tokens": reply_tokens(f"node {ctx.node!r}", left, prompt)})
+        if params.min_tokens > params.max_tokens:
+            raise ConfigError(f"node {ctx.node!r}: its budget leaves {params.max_tokens} tokens for the reply, fewer "
+                              f"than min_tokens={params.min_tokens}; raise budget or lower min_tokens")
+        return request.model_copy(update={"params": params})
+
+    return before
+
+
 def reask(request: Request, raw: str, error: ParseError, parser: Parser, turn: str = "") -> Request:
     """The follow-up request that shows the model its reply, what was wrong with it, and the parser's hint."""
     hint = parser.instructions()
@@ -54,21 +78,38 @@ def parsed(parser: Parser, raw: str) -> tuple[Any, ParseError | None]:
         return None, exc
 
 
-async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: int) -> Asked:
+async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: int,
+              budget: int | None = None) -> Asked:
     """Send ``request`` through ``ctx.generate`` and parse; re-ask up to ``max_reasks`` times.
 
-    Raises :class:`~plait.ParseError` carrying the last raw text (and every
-    attempt's text in ``attempts``) when no reply parses.
+    Given ``budget`` (tokens for every call, prompts included), each call's
+    ``max_tokens`` is what the budget has left after its prompt: the first
+    call gets all of it, and re-asking stops when what is left cannot hold a
+    re-ask's prompt and a reply. Raises :class:`~plait.ParseError` carrying
+    the last raw text (and every attempt's text in ``attempts``) when no reply parses.
     """
     request = request.model_copy(update={"params": constrained(request.params, parser, ctx.backend)})
     attempts: list[str] = []
+    problems: list[ParseError] = []
+    before = None
+    if budget is not None:
+        ctx = Spending(ctx, limit=budget)
+        before = _fit(ctx, attempts)
 
     def judge(request: Request, completion: Completion, call: int) -> tuple[Any, ParseError | None]:
         attempts.append(completion.text)
-        return parsed(parser, completion.text)
+        value, problem = parsed(parser, completion.text)
+        if problem is not None:
+            problems.append(problem)
+        return value, problem
 
-    reply = await ask_until_usable(ctx, request, judge, rounds=max_reasks + 1,
-                                   follow_up=lambda request, raw, error: reask(request, raw, error, parser))
+    try:
+        reply = await ask_until_usable(ctx, request, judge, rounds=max_reasks + 1, before=before,
+                                       follow_up=lambda request, raw, error: reask(request, raw, error, parser))
+    except _Spent:
+        raise ParseError(f"no parsable reply within budget={budget} tokens after {len(attempts)} attempt(s) "
+                         f"(too few tokens left to re-ask): {problems[-1]}", raw=attempts[-1],
+                         attempts=attempts) from None
     if reply.problem is None:
         return Asked(reply.value, reply.raw, reply.completion, reply.calls)
     raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {reply.problem}",

@@ -18,6 +18,7 @@ from plait.executors._base import Backend, Request, SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._asking import Asked, ask, constrained
+from plait.planners._budget_split import check_budget, explicit_max_tokens
 from plait.planners._parsers import Parser, TextParser
 from plait.planners._template import Template, TemplateSource
 
@@ -36,6 +37,8 @@ class ChainStep(Node):
     ``inputs`` maps placeholder names to types (others are ``str``) and may
     give defaults via ``defaults``. ``sampling`` are the sampling options
     (the parser's constraint is added when the backend supports it).
+    ``budget``: tokens for the whole step (prompt, reply and re-asks) instead
+    of ``max_tokens``: the reply may use all the budget its prompt leaves.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class ChainStep(Node):
         defaults: Mapping[str, Any] | None = None,
         sampling: SamplingParams | None = None,
         max_reasks: int = 2,
+        budget: int | None = None,
         name: str | None = None,
         **policy: Any,
     ):
@@ -63,6 +67,10 @@ class ChainStep(Node):
             raise ConfigError(f"ChainStep inputs {unknown} are not placeholders of the template "
                               f"(placeholders: {self.template.variables})")
         super().__init__(name, **policy)
+        self.budget = check_budget(f"ChainStep {self.name!r}", budget)
+        if self.budget is not None and explicit_max_tokens(self.sampling):
+            raise ConfigError(f"ChainStep {self.name!r}: give budget= (tokens for prompt and reply) or sampling "
+                              f"max_tokens={self.sampling.max_tokens}, not both")
 
     def signature(self) -> Signature:
         params = {v: Param(v, self.inputs.get(v, str), self.defaults.get(v, Param(v).default))
@@ -82,4 +90,4 @@ class ChainStep(Node):
 
     async def ask(self, ctx: RunContext, values: Mapping[str, Any]) -> Asked:
         """Run this step inside another node: one call (plus re-asks) through ``ctx.generate``."""
-        return await ask(ctx, self.request(values), self.parser, max_reasks=self.max_reasks)
+        return await ask(ctx, self.request(values), self.parser, max_reasks=self.max_reasks, budget=self.budget)

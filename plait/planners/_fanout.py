@@ -1,21 +1,25 @@
 """FanOut: k samples of one sub-step, aggregated into a vote.
 
 When the sub-step is a :class:`ChainStep` (a single prompt) the samples come
-from ONE request with ``n=k`` (one prefill; per wave when sampling in waves).
-Any other sub-step (a Node, or a Graph run as a subgraph) runs k times
-concurrently. Failed samples (unparsable text, a failing subgraph) are kept
-and counted; the aggregator's quorum decides whether enough succeeded. A
-ChainStep's samples are not re-asked when they do not parse (that would cost
-one more request per sample): they count as failed samples, and so do samples
-cut off at ``max_tokens`` (unfinished reasoning: their last number is not an
-answer) unless ``keep_truncated=True``. With a seed,
-sample i is drawn with ``seed + i`` however the samples are split into waves
-(vLLM's rule inside an n-request), so an early-stopping vote draws exactly
-the first samples of the full vote.
+from ONE request with ``n=k`` (one prefill; per wave when sampling in waves;
+one per prompt variant, see ``_variants.py``). Any other sub-step (a Node, or
+a Graph run as a subgraph) runs k times concurrently. Failed samples
+(unparsable text, a failing subgraph) are kept and counted; the aggregator's
+quorum decides whether enough succeeded. A ChainStep's samples are not
+re-asked when they do not parse (that would cost one more request per
+sample): they count as failed samples, and so do samples cut off at
+``max_tokens`` (unfinished reasoning: their last number is not an answer)
+unless ``keep_truncated=True``. With a seed, sample i is drawn with
+``seed + i`` however the samples are split into waves (vLLM's rule inside an
+n-request), so an early-stopping vote draws exactly the first samples of the
+full vote. Given ``budget=`` tokens, the vote splits it: k samples of what is
+left after their prompts, divided by k, or as many samples of the step's
+``max_tokens`` as fit (``_budget_split.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -29,19 +33,19 @@ from plait.orchestrator._events import VoteTallied
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Signature
-from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._runtime import run_subgraph
-from plait.planners._asking import constrained
 from plait.planners._aggregators import Aggregator, Candidate, Majority
+from plait.planners._budget_split import (
+    Spending, check_budget, explicit_max_tokens, samples_that_fit, tokens_per_sample,
+)
 from plait.planners._chain import ChainStep
+from plait.planners._variants import CUT_OFF, VariantTally, as_variants, check_prefix, draw, variant_tallies
 
 __all__ = ["FanOut", "VoteResult"]
 
-_CUT_OFF = "cut off at max_tokens"  # how a truncated sample's error starts
-
 
 class VoteResult(BaseModel):
-    """The outcome of a fan-out vote."""
+    """The outcome of a fan-out vote (``variants``: how each prompt variant's samples voted, when it had variants)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -59,6 +63,9 @@ class VoteResult(BaseModel):
     stopped_early: bool = False
     errors: list[str] = []
     candidates: list[Candidate] = []
+    variants: list[VariantTally] = []
+    k: int = 0  # samples the vote could draw (k, or what the budget held)
+    max_tokens: int = 0  # tokens each ChainStep sample could generate (0 for Node and Graph steps)
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy cannot see through it
     @property
@@ -67,25 +74,19 @@ class VoteResult(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
-class _Tally(RunContext):
-    """A run context that also sums the tokens spent through it."""
-
-    __slots__ = ("usage",)
-
-    def __init__(self, parent: RunContext, node: str | None = None):
-        super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
-        self.usage = TokenUsage()
-
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
-                      model_name: str | None = None) -> None:
-        super().report_tokens(prompt, completion, cached, model, model_name=model_name)
-        self.usage.add(prompt, completion, cached)
-
-
 class FanOut(Node):
     """k samples of ``step`` aggregated by ``aggregate`` (default :class:`Majority`).
 
     * ``step``: a ChainStep (sampled with one ``n``-request), another Node, or a Graph;
+    * ``k``: samples to draw (default 8);
+    * ``variants``: prompt variants the samples are spread over (sample i uses
+      variant ``i % len(variants)``): strings fill the template's ``{variant}``,
+      dicts set placeholders (for a Node or Graph step: inputs); those
+      placeholders are then not inputs of the vote;
+    * ``budget``: tokens for the whole vote (prompts and samples), instead of k
+      or ``max_tokens``: with ``k`` each sample gets an equal share of what the
+      prompts leave; with the step's ``max_tokens`` the vote draws as many
+      samples as fit (ChainStep steps only);
     * ``sampling``: sampling options for a ChainStep's samples; by default the
       step's own, at temperature 0.7 if the step is greedy (k greedy samples
       would all be the same);
@@ -98,23 +99,34 @@ class FanOut(Node):
     The inputs are the step's inputs. Emits a ``vote`` event with the tally.
     """
 
-    def __init__(self, step: ChainStep | Node | Graph, k: int = 8, aggregate: Aggregator | None = None, *,
+    def __init__(self, step: ChainStep | Node | Graph, k: int | None = None, aggregate: Aggregator | None = None, *,
+                 variants: Sequence[str | Mapping[str, Any]] | None = None, budget: int | None = None,
                  sampling: SamplingParams | None = None, winner_only: bool = False, keep_truncated: bool = False,
                  name: str | None = None, **policy: Any):
-        if k < 1:
-            raise ConfigError(f"FanOut needs k >= 1 samples, got {k}")
         self.step = step.graph if isinstance(step, GraphNode) else step
         if not isinstance(self.step, (Node, Graph)):
             raise ConfigError(f"FanOut step must be a ChainStep, Node or Graph, got {type(step).__name__}")
-        self.k = k
+        name = name or f"vote_{self.step.name}"
+        owner = f"FanOut {name!r}"
+        self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
+        self.budget = check_budget(owner, budget)
+        if self.budget is None:
+            k = 8 if k is None else k
+        else:
+            _check_budget_split(owner, self.step, k, self.sampling)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigError(f"FanOut needs k >= 1 samples, got {k!r}")
+        self.k = k  # None: as many samples as the budget holds
         self.runs_nodes = isinstance(self.step, Graph)  # subgraph samples need the run's concurrency slots
         self.aggregate = aggregate or Majority()
-        if self.aggregate.quorum > k:
+        if k is not None and self.aggregate.quorum > k:
             raise ConfigError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
-        self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
+        self.variants = None if variants is None else as_variants(owner, variants)
+        if self.variants is not None:
+            _check_variant_keys(owner, self.step, self.variants)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated
-        super().__init__(name or f"vote_{self.step.name}", **policy)
+        super().__init__(name, **policy)
 
     def models_used(self) -> set[str]:
         step = self.step
@@ -127,6 +139,8 @@ class FanOut(Node):
             params, output = dict(self.step.input_params), self.step.output_type
         else:
             params, output = dict(self.step.params), self.step.output_type
+        for key in self.variants[0].values if self.variants else ():
+            params.pop(key, None)
         return Signature(params, output if self.winner_only else VoteResult, "ctx")
 
     async def invoke(self, ctx: RunContext, kwargs: dict[str, Any]) -> Any:
@@ -135,17 +149,18 @@ class FanOut(Node):
 
     async def vote(self, ctx: RunContext, inputs: dict[str, Any]) -> VoteResult:
         """Draw the samples, aggregate them, and return the full result (raises VoteError below quorum)."""
-        tally = _Tally(ctx if self.model else ctx.using(getattr(self.step, "model", None)))
+        tally = Spending(ctx if self.model else ctx.using(getattr(self.step, "model", None)), limit=self.budget)
         candidates: list[Candidate] = []
         result = VoteResult()
-        waves = self._waves()
-        for size in waves:
-            if isinstance(self.step, ChainStep):
-                stop = await self._prompt_wave(tally, inputs, size, candidates, result)
+        k, params = self._size(tally, inputs)
+        result.k, result.max_tokens = k, params.max_tokens if params is not None else 0
+        for size in self._waves(k):
+            if params is not None:
+                stop = await self._prompt_wave(tally, inputs, size, candidates, params, k)
             else:
-                stop = await self._task_wave(tally, inputs, size, candidates, result)
+                stop = await self._task_wave(tally, inputs, size, candidates, result, k)
             if stop:
-                result.stopped_early = len(candidates) < self.k
+                result.stopped_early = len(candidates) < k
                 break
         candidates.sort(key=lambda c: c.index)
         result.candidates = candidates
@@ -154,7 +169,9 @@ class FanOut(Node):
         result.failed = result.samples - result.succeeded
         result.errors = [f"sample {c.index}: {c.error}" for c in candidates if not c.ok]
         if result.succeeded < self.aggregate.quorum:
-            self._finish_tokens(result, tally)
+            self._finish(result, tally)
+            if self.variants:
+                result.variants = variant_tallies(candidates, self.variants, self.aggregate, None)
             ctx.emit("vote", winner=None, succeeded=result.succeeded, failed=result.failed)
             self._tallied(ctx, result)
             raise VoteError(f"only {result.succeeded} of {result.samples} samples succeeded; the vote needs "
@@ -163,7 +180,9 @@ class FanOut(Node):
         winner = next(c for c in candidates if c.index == decision.winner_index)
         result.winner, result.distribution, result.agreement = winner.value, decision.distribution, decision.agreement
         result.winner_key = _text(self.aggregate.key(winner.value))
-        self._finish_tokens(result, tally)
+        self._finish(result, tally)
+        if self.variants:
+            result.variants = variant_tallies(candidates, self.variants, self.aggregate, result.winner_key)
         ctx.emit("vote", winner=result.winner_key, distribution=result.distribution, agreement=result.agreement,
                  samples=result.samples, failed=result.failed, stopped_early=result.stopped_early,
                  tokens=result.tokens)
@@ -174,18 +193,57 @@ class FanOut(Node):
         """Emit the :class:`~plait.VoteTallied` event the run viewer draws."""
         samples = result.candidates
         answers = [_text(self.aggregate.key(c.value)) if c.ok else None for c in samples]
-        truncated = sum(1 for c in samples if c.error is not None and c.error.startswith(_CUT_OFF))
-        ctx.emit(VoteTallied, k=self.k, aggregator=type(self.aggregate).__name__, wave=self.aggregate.wave,
+        truncated = sum(1 for c in samples if c.error is not None and c.error.startswith(CUT_OFF))
+        ctx.emit(VoteTallied, k=result.k, aggregator=type(self.aggregate).__name__, wave=self.aggregate.wave,
                  quorum=self.aggregate.quorum, winner=result.winner_key, distribution=result.distribution,
                  agreement=result.agreement, answers=answers, failed=result.failed, truncated=truncated,
                  cancelled=result.cancelled, stopped_early=result.stopped_early, errors=result.errors,
-                 tokens=result.tokens)
+                 tokens=result.tokens, variants=[t.model_dump() for t in result.variants] or None)
 
-    def _waves(self) -> list[int]:
-        size = self.aggregate.wave or self.k
-        return [min(size, self.k - start) for start in range(0, self.k, size)]
+    def _size(self, ctx: Spending, inputs: dict[str, Any]) -> tuple[int, SamplingParams | None]:
+        """k and a ChainStep's sampling options (None for other steps), the budget split between them."""
+        step = self.step
+        if not isinstance(step, ChainStep):
+            assert self.k is not None  # a budget needs a ChainStep step (checked when built)
+            return self.k, None
+        params = self._sampling_for(step)
+        if self.budget is None:
+            assert self.k is not None
+            return self.k, params
+        owner = f"FanOut {self.name!r}"
+        count = len(self.variants) if self.variants else 1
+        prompts = [ctx.backend.count_prompt_tokens(step.request({**inputs, **values}))
+                   for values in ([v.values for v in self.variants] if self.variants else [{}])]
 
-    def _finish_tokens(self, result: VoteResult, tally: _Tally) -> None:
+        def prompts_for(k: int) -> int:
+            total = 0
+            for start, size in self._wave_starts(k):
+                hit = range(count) if size >= count else {i % count for i in range(start, start + size)}
+                total += sum(prompts[v] for v in hit)
+            return total
+
+        if self.k is not None:
+            k, max_tokens = self.k, tokens_per_sample(owner, self.budget, prompts_for(self.k), self.k)
+        else:
+            max_tokens = params.max_tokens
+            k = samples_that_fit(owner, self.budget, prompts_for, max_tokens)
+            if self.aggregate.quorum > k:
+                raise ConfigError(f"{owner}: budget={self.budget} holds {k} sample(s) of max_tokens={max_tokens}, "
+                                  f"fewer than the quorum of {self.aggregate.quorum}; raise budget or lower max_tokens")
+        if params.min_tokens > max_tokens:
+            raise ConfigError(f"{owner}: budget={self.budget} leaves {max_tokens} tokens per sample, fewer than "
+                              f"min_tokens={params.min_tokens}; raise budget or lower k or min_tokens")
+        return k, params.model_copy(update={"max_tokens": max_tokens})
+
+    def _waves(self, k: int) -> list[int]:
+        return [size for _, size in self._wave_starts(k)]
+
+    def _wave_starts(self, k: int) -> list[tuple[int, int]]:
+        size = self.aggregate.wave or k
+        return [(start, min(size, k - start)) for start in range(0, k, size)]
+
+    @staticmethod
+    def _finish(result: VoteResult, tally: Spending) -> None:
         result.prompt_tokens += tally.usage.prompt_tokens
         result.completion_tokens += tally.usage.completion_tokens
         result.requests += tally.usage.requests
@@ -198,33 +256,16 @@ class FanOut(Node):
             params = params.model_copy(update={"logprobs": 0})
         return params
 
-    async def _prompt_wave(self, ctx: _Tally, inputs: dict, size: int, candidates: list[Candidate],
-                           result: VoteResult) -> bool:
-        step = self.step
-        assert isinstance(step, ChainStep)
-        params = self._sampling_for(step).model_copy(update={"n": size})
-        if params.seed is not None and candidates:  # sample i gets seed + i whatever the waves (vLLM's n-request rule)
-            params = params.model_copy(update={"seed": params.seed + len(candidates)})
-        params = constrained(params, step.parser, ctx.backend)
-        request = step.request(inputs).model_copy(update={"params": params})
-        completion = await ctx.generate(request)
-        for sample in completion.samples:
-            candidate = Candidate(index=len(candidates), text=sample.text, completion_tokens=sample.completion_tokens,
-                                  cumulative_logprob=sample.cumulative_logprob)
-            if sample.finish_reason == "length" and not self.keep_truncated:
-                candidate.error = (f"{_CUT_OFF}={params.max_tokens} before it finished; raise max_tokens, "
-                                   "or pass keep_truncated=True to let such samples vote")
-                candidates.append(candidate)
-                continue
-            try:
-                candidate.value = step.parser.parse(sample.text)
-            except Exception as exc:  # a sample that does not parse is a failed sample, not a failed vote
-                candidate.error = f"{type(exc).__name__}: {exc}"
-            candidates.append(candidate)
-        return self.aggregate.should_stop(candidates, self.k - len(candidates))
+    async def _prompt_wave(self, ctx: Spending, inputs: dict, size: int, candidates: list[Candidate],
+                           params: SamplingParams, k: int) -> bool:
+        assert isinstance(self.step, ChainStep)
+        first = len(candidates)
+        candidates += await draw(ctx, self.step, inputs, range(first, first + size), params, self.variants,
+                                 self.keep_truncated)
+        return self.aggregate.should_stop(candidates, k - len(candidates))
 
-    async def _task_wave(self, ctx: _Tally, inputs: dict, size: int, candidates: list[Candidate],
-                         result: VoteResult) -> bool:
+    async def _task_wave(self, ctx: Spending, inputs: dict, size: int, candidates: list[Candidate],
+                         result: VoteResult, k: int) -> bool:
         first = len(candidates) + result.cancelled
         stop = False
 
@@ -234,7 +275,7 @@ class FanOut(Node):
             candidates.append(candidate)
             done = {c.index for c in candidates}
             next_index = min((i for i in range(first, first + size) if i not in done), default=first + size)
-            if not stop and self.aggregate.should_stop(candidates, self.k - len(candidates), next_index):
+            if not stop and self.aggregate.should_stop(candidates, k - len(candidates), next_index):
                 stop = True
                 tg.cancel_scope.cancel()
 
@@ -244,24 +285,24 @@ class FanOut(Node):
         result.cancelled = first + size - len(candidates)
         return stop
 
-    async def _run_sample(self, ctx: _Tally, inputs: dict, index: int, result: VoteResult) -> Candidate:
+    async def _run_sample(self, ctx: Spending, inputs: dict, index: int, result: VoteResult) -> Candidate:
         candidate = Candidate(index=index)
+        if self.variants:  # a Node or Graph step takes the variant's values as inputs
+            candidate.variant = index % len(self.variants)
+            inputs = {**inputs, **self.variants[candidate.variant].values}
         try:
             if isinstance(self.step, Graph):
                 prefix = f"{ctx.node}[{index}]"
-                child = _Tally(ctx, prefix)
+                child = Spending(ctx, prefix)
                 try:
                     candidate.value = await run_subgraph(self.step, dict(inputs), child)
                 finally:
                     self._count_subgraph(ctx, prefix + "/", result)
             else:
-                child = _Tally(ctx, f"{ctx.node}[{index}]")
+                child = Spending(ctx, f"{ctx.node}[{index}]")  # its tokens count in ctx's sum too
                 try:
                     candidate.value = await self.step.invoke(child, dict(inputs))
                 finally:
-                    result.prompt_tokens += child.usage.prompt_tokens
-                    result.completion_tokens += child.usage.completion_tokens
-                    result.requests += child.usage.requests
                     candidate.completion_tokens = child.usage.completion_tokens
         except BudgetExceededError:
             raise
@@ -281,3 +322,31 @@ class FanOut(Node):
 
 def _text(key: Any) -> str:
     return key if isinstance(key, str) else repr(key)
+
+
+def _check_budget_split(owner: str, step: Node | Graph, k: int | None, sampling: SamplingParams | None) -> None:
+    """A budget splits into k samples or into samples of max_tokens: exactly one of the two must be given."""
+    if not isinstance(step, ChainStep):
+        raise ConfigError(f"{owner}: budget= splits tokens between the samples of a ChainStep; {step.name!r} is a "
+                          f"{type(step).__name__}: give its own nodes a budget, or the run a token_budget")
+    if step.budget is not None:
+        raise ConfigError(f"{owner}: its step {step.name!r} has its own budget={step.budget}; give the budget to "
+                          "the FanOut only (it splits it between the samples)")
+    explicit = explicit_max_tokens(sampling or step.sampling)
+    if k is not None and explicit:
+        raise ConfigError(f"{owner}: budget=, k= and max_tokens all given; the budget is split into k samples of "
+                          "budget/k tokens, or into as many samples of max_tokens as fit: drop k or max_tokens")
+    if k is None and not explicit:
+        raise ConfigError(f"{owner}: budget= needs k= (each sample then gets an equal share) or the step's "
+                          "max_tokens (then the vote draws as many samples as fit); give one of them")
+
+
+def _check_variant_keys(owner: str, step: Node | Graph, variants: list) -> None:
+    if isinstance(step, ChainStep):
+        check_prefix(owner, step, variants)
+        return
+    params = step.input_params if isinstance(step, Graph) else step.params
+    unknown = sorted(set(variants[0].values) - set(params))
+    if unknown:
+        raise ConfigError(f"{owner}: variants set {unknown}, which are not inputs of {step.name!r} "
+                          f"(its inputs: {sorted(params)})")

@@ -1,0 +1,131 @@
+"""Token budgets as the unit of a reasoning node: a spending context and the rules that split a budget.
+
+A node given ``budget=`` tokens (prompt and completion, every request it
+makes) runs its calls through :class:`Spending` with that limit: each request
+reserves its worst case (``prompt + max_tokens * n``, as the run's budget
+does, see ``plait/orchestrator/_budget.py``) against the node's budget before
+it is sent, so the node never sends a request that could take it over. The
+split rules say how long a request may be: one chain gets what is left after
+its prompt (:func:`reply_tokens`); k samples share what is left after their
+prompts (:func:`tokens_per_sample`), or as many samples as fit are drawn when
+the length of one is fixed (:func:`samples_that_fit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from plait.errors import ConfigError
+from plait.executors._base import Completion, Request, SamplingParams
+from plait.orchestrator._budget import TokenBudget
+from plait.orchestrator._context import RunContext
+from plait.orchestrator._record import TokenUsage
+
+__all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
+           "samples_that_fit"]
+
+
+class Spending(RunContext):
+    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it.
+
+    Made from another Spending, its tokens count in that one's sum too (a vote's samples in the vote's, a vote
+    inside a cascade tier in the tier's).
+    """
+
+    __slots__ = ("usage", "limit", "_budget", "_outer")
+
+    def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
+        super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
+        self.usage = TokenUsage()
+        self.limit = limit
+        self._budget = TokenBudget(limit, self.usage)
+        self._outer = parent if isinstance(parent, Spending) else None
+
+    @property
+    def left(self) -> int | None:
+        """Tokens of ``limit`` not spent yet, at most what the run's budget has left (None: no limit at all)."""
+        run_left = self.tokens_left
+        if self.limit is None:
+            return run_left
+        mine = max(self.limit - self.usage.total - self._budget.reserved, 0)
+        return mine if run_left is None else min(mine, run_left)
+
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
+                      model_name: str | None = None) -> None:
+        super().report_tokens(prompt, completion, cached, model, model_name=model_name)
+        spending: Spending | None = self
+        while spending is not None:
+            spending.usage.add(prompt, completion, cached)
+            spending = spending._outer
+
+    async def generate(self, request: Any, *, model: str | None = None) -> Any:
+        batch = [request] if isinstance(request, Request) else list(request)
+        need = self._budget.worst_case(batch, self._backend(model)[0]) if self.limit is not None else 0
+        await self._budget.reserve(need, self.node)
+        try:
+            return await super().generate(request, model=model)
+        finally:
+            self._budget.release(need)
+
+    async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
+                              model: str | None = None) -> Completion:
+        need = self._budget.worst_case([request], self._backend(model)[0]) if self.limit is not None else 0
+        await self._budget.reserve(need, self.node)
+        try:
+            return await super().generate_stream(request, on_text, model=model)
+        finally:
+            self._budget.release(need)
+
+
+def check_budget(owner: str, budget: int | None) -> int | None:
+    """``budget`` if it is a positive int (or None), else a ConfigError naming ``owner``."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"{owner}: budget must be a whole number of tokens >= 1, got {budget!r}")
+    return budget
+
+
+def explicit_max_tokens(params: SamplingParams | None) -> bool:
+    """Whether ``params`` sets ``max_tokens`` itself (rather than taking the default of 256)."""
+    return params is not None and "max_tokens" in params.model_fields_set
+
+
+def reply_tokens(owner: str, left: int, prompt: int) -> int:
+    """``max_tokens`` of one chain given ``left`` tokens: what remains after its ``prompt`` (at least 1)."""
+    if left - prompt < 1:
+        raise ConfigError(f"{owner}: the budget left ({left} tokens) cannot hold the prompt ({prompt} tokens) and a "
+                          f"reply; raise budget to at least {prompt + 1} more tokens, or shorten the prompt")
+    return left - prompt
+
+
+def tokens_per_sample(owner: str, budget: int, prompts: int, k: int) -> int:
+    """``max_tokens`` of each of ``k`` samples whose requests' prompts cost ``prompts`` tokens in all."""
+    per = (budget - prompts) // k
+    if per < 1:
+        raise ConfigError(f"{owner}: budget={budget} cannot hold {k} samples: their prompts alone cost {prompts} "
+                          f"tokens; raise budget to at least {prompts + k}, or lower k")
+    return per
+
+
+def samples_that_fit(owner: str, budget: int, prompts_for: Callable[[int], int], max_tokens: int) -> int:
+    """The most samples of ``max_tokens`` each that fit ``budget`` with their prompts (``prompts_for(k)``).
+
+    The cost of k samples grows with k (more samples never need fewer
+    requests), so a binary search finds the largest k that fits.
+    """
+    def cost(k: int) -> int:
+        return prompts_for(k) + k * max_tokens
+
+    if cost(1) > budget:
+        raise ConfigError(f"{owner}: budget={budget} cannot hold one sample of max_tokens={max_tokens} with its "
+                          f"prompt ({cost(1)} tokens); raise budget or lower max_tokens")
+    low, high = 1, max(budget // max_tokens, 1)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if cost(mid) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
