@@ -118,6 +118,9 @@ class FanOut(Node):
         self.aggregate = aggregate or Majority()
         if k is not None and self.aggregate.quorum > k:
             raise ConfigError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
+        if self.budget is not None and _judged_by_model(self.aggregate):
+            raise ConfigError(f"{owner}: budget= is split between the samples and leaves nothing for the judge's "
+                              "model calls; score with a function, or bound the run with token_budget= instead")
         self.variants = None if variants is None else as_variants(owner, variants)
         if self.variants is not None:
             _check_variant_keys(owner, self.step, self.variants)
@@ -333,6 +336,15 @@ def _check_budget_split(owner: str, step: Node | Graph, k: int | None, sampling:
     if k is None and not explicit:
         raise ConfigError(f"{owner}: budget= needs k= (each sample then gets an equal share) or the step's "
                           "max_tokens (then the vote draws as many samples as fit); give one of them")
+
+
+def _judged_by_model(aggregate: Aggregator | None) -> bool:
+    """Whether the aggregator (or the one a Quorum wraps) scores samples with model calls (an LLMJudge)."""
+    while aggregate is not None:
+        if hasattr(getattr(aggregate, "scorer", None), "score"):
+            return True
+        aggregate = getattr(aggregate, "inner", None)
+    return False
 
 
 def _check_variant_keys(owner: str, step: Node | Graph, variants: list) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from plait import ConfigError, Graph, NodeFailedError, ParseError, SamplingParams, ScriptedBackend
 from plait.errors import VoteError
 from plait.orchestrator import FunctionNode
-from plait.planners import ChainStep, EarlyStop, FanOut, NumberParser, TextParser
+from plait.planners import BestOfN, ChainStep, EarlyStop, FanOut, LLMJudge, NumberParser, Quorum, TextParser
 from plait.planners._budget_split import samples_that_fit, tokens_per_sample
 
 PROMPT = "Q: {question}\nA:"  # "Q: 2+2\nA:" is 7 tokens for the scripted backends (words and punctuation)
@@ -115,6 +115,11 @@ def test_fanout_budget_errors_name_the_fix():
 
     with pytest.raises(ConfigError, match="'attempt' is a FunctionNode: give its own nodes a budget"):
         FanOut(FunctionNode(attempt, name="attempt"), k=2, budget=500)
+    with pytest.raises(ConfigError, match="leaves nothing for the judge's model calls"):
+        FanOut(solve(), k=2, budget=500, aggregate=BestOfN(LLMJudge("Rate {candidate}")))
+    with pytest.raises(ConfigError, match="leaves nothing for the judge's model calls"):
+        FanOut(solve(), k=2, budget=500, aggregate=Quorum(2, BestOfN(LLMJudge("Rate {candidate}"))))
+    FanOut(solve(), k=2, budget=500, aggregate=BestOfN(lambda answer, text: -len(text)))  # a plain scorer is fine
 
 
 def test_a_fanout_budget_too_small_for_the_prompts_sends_nothing():
@@ -127,7 +132,6 @@ def test_a_fanout_budget_too_small_for_the_prompts_sends_nothing():
 
 
 def test_a_quorum_the_budget_cannot_hold_is_refused_before_sending():
-    from plait.planners import Quorum
     backend = ScriptedBackend(["4"] * 4)
     with pytest.raises(NodeFailedError, match="holds 2 sample.* fewer than the quorum of 3"):
         run(FanOut(solve(sampling=SamplingParams(max_tokens=30)), aggregate=Quorum(3), budget=70), backend)
