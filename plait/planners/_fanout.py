@@ -107,6 +107,10 @@ class FanOut(Node):
         owner = f"FanOut {name!r}"
         self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.budget = check_budget(owner, budget)
+        if isinstance(self.step, ChainStep) and self.step.budget is not None:
+            raise ConfigError(f"{owner}: its step {self.step.name!r} has its own budget={self.step.budget}, which "
+                              "its samples would not see (the vote sends the step's prompt itself); give the "
+                              "budget to the FanOut, which splits it between the samples")
         if self.budget is None:
             k = 8 if k is None else k
         else:
@@ -326,9 +330,6 @@ def _check_budget_split(owner: str, step: Node | Graph, k: int | None, sampling:
     if not isinstance(step, ChainStep):
         raise ConfigError(f"{owner}: budget= splits tokens between the samples of a ChainStep; {step.name!r} is a "
                           f"{type(step).__name__}: give its own nodes a budget, or the run a token_budget")
-    if step.budget is not None:
-        raise ConfigError(f"{owner}: its step {step.name!r} has its own budget={step.budget}; give the budget to "
-                          "the FanOut only (it splits it between the samples)")
     explicit = explicit_max_tokens(sampling or step.sampling)
     if k is not None and explicit:
         raise ConfigError(f"{owner}: budget=, k= and max_tokens all given; the budget is split into k samples of "

@@ -107,8 +107,9 @@ def test_fanout_budget_errors_name_the_fix():
         FanOut(solve(sampling=SamplingParams(max_tokens=30)), k=4, budget=500)
     with pytest.raises(ConfigError, match=r"budget= needs k= .* or the step's max_tokens"):
         FanOut(solve(), budget=500)
-    with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50"):
-        FanOut(solve(budget=50), k=2, budget=500)
+    for fan_budget in (500, None):  # a step's own budget would be ignored by the vote, which sends its prompt
+        with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50, which its samples would not"):
+            FanOut(solve(budget=50), k=2, budget=fan_budget)
 
     async def attempt(question: str) -> int:
         return 4
