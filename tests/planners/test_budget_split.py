@@ -11,7 +11,7 @@ from plait import ConfigError, Graph, NodeFailedError, ParseError, SamplingParam
 from plait.errors import VoteError
 from plait.orchestrator import FunctionNode
 from plait.planners import BestOfN, ChainStep, EarlyStop, FanOut, LLMJudge, NumberParser, Quorum, TextParser
-from plait.planners._budget_split import samples_that_fit, tokens_per_sample
+from plait.planners._budget_split import samples_that_fit, split_vote, tokens_per_sample
 
 PROMPT = "Q: {question}\nA:"  # "Q: 2+2\nA:" is 7 tokens for the scripted backends (words and punctuation)
 
@@ -151,6 +151,10 @@ def test_split_rules():
     assert samples_that_fit("x", 100, lambda k: 10, 30) == 3
     assert samples_that_fit("x", 100, lambda k: 10 * k, 20) == 3  # a prompt per sample: 3 x (10 + 20) = 90
     assert samples_that_fit("x", 10**9, lambda k: 10, 1) == 10**9 - 10
+    # 3 variants' prompts, waves of 2: waves draw variants {0, 1}, {2, 0}, {1, 2}, {0}...
+    assert split_vote("x", 200, [10, 12, 14], 2, k=None, max_tokens=20) == (6, 20)  # 72 + 6 x 20 = 192
+    assert split_vote("x", 200, [10, 12, 14], 2, k=3, max_tokens=256) == (3, (200 - 22 - 14) // 3)
+    assert split_vote("x", 200, [10, 12, 14], None, k=3, max_tokens=256) == (3, (200 - 36) // 3)
 
 
 @settings(max_examples=150, deadline=None)
