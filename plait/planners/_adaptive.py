@@ -15,7 +15,7 @@ it; the record lists the stages taken with the tokens each spent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -32,12 +32,13 @@ from plait.planners._variants import draw
 __all__ = ["Adaptive", "AdaptiveResult", "AdaptiveStage"]
 
 Path = Literal["agree", "widen", "deepen"]
+Stage = Literal["wave", "widen", "deepen"]
 
 
 class AdaptiveStage(BaseModel):
     """One stage: ``wave``, ``widen`` or ``deepen``; the vote after it (cumulative) and the tokens it spent."""
 
-    stage: Literal["wave", "widen", "deepen"]
+    stage: Stage
     samples: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -174,11 +175,12 @@ class Adaptive(Node):
                               f"shares after 3 prompts of {prompt} tokens; raise budget or lower max_width")
         return params.model_copy(update={"max_tokens": max(share, params.min_tokens)})
 
-    def _draw(self, ctx: Spending, inputs: dict, first: int, count: int, params: SamplingParams):
+    def _draw(self, ctx: Spending, inputs: dict, first: int, count: int,
+              params: SamplingParams) -> Awaitable[list[Candidate]]:
         return draw(ctx, self.step, inputs, range(first, first + count), params, keep_truncated=self.keep_truncated)
 
-    async def _stage(self, ctx: Spending, result: AdaptiveResult, name: Any, candidates: list[Candidate],
-                     drawing: Any) -> AdaptiveStage:
+    async def _stage(self, ctx: Spending, result: AdaptiveResult, name: Stage, candidates: list[Candidate],
+                     drawing: Awaitable[list[Candidate]]) -> AdaptiveStage:
         before = (ctx.usage.prompt_tokens, ctx.usage.completion_tokens)
         new = await drawing
         candidates += new
