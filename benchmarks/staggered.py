@@ -13,7 +13,7 @@ answer every question with k samples:
   instructions is shared.
 
 Reported per arm: prompt tokens, those served from vLLM's prefix cache (the
-cache is emptied before each arm), wall time, accuracy of the majority answer,
+cache is emptied before each arm) and those prefilled (the rest), wall time, accuracy of the majority answer,
 and distinct answers per question (what staggering is for). Questions are sent
 ``--concurrency`` at a time so the engine fills its batch.
 
@@ -33,10 +33,10 @@ from typing import Any
 
 import anyio
 
-from plait import Graph, Request, SamplingParams, ScriptedBackend
+from plait import Graph, NodeFailedError, Request, SamplingParams, ScriptedBackend, TokenUsage
 from plait.planners import ChainStep, FanOut, NumberParser
 
-INSTRUCTIONS = "Read the price list, then answer the question with one number.\n\n"
+INSTRUCTIONS = "Read the price list, then answer the question with just the number, nothing else.\n\n"
 ARMS = ("identical", "staggered", "variant_first")
 HINTS = ["Find both prices first, then add them.", "Add as you go, line by line.",
          "Write the two prices on one line, then their sum."]
@@ -64,7 +64,8 @@ async def run_arm(arm: str, backend: Any, problems: list, k: int, params: Sampli
     graph = Graph(arm)
     if arm != "variant_first":  # FanOut refuses that layout: its requests are built by hand below
         step = ChainStep(template(arm), NumberParser(int, constrain=False), name="solve", sampling=params)
-        graph.add(FanOut(step, k=k, variants=HINTS if arm == "staggered" else None, name="vote"))
+        graph.add(FanOut(step, k=k, variants=HINTS if arm == "staggered" else None, keep_truncated=True,
+                         name="vote"))
     stats: Counter = Counter()
     limiter = anyio.Semaphore(concurrency)
 
@@ -79,9 +80,12 @@ async def run_arm(arm: str, backend: Any, problems: list, k: int, params: Sampli
                 prompt = sum(c.prompt_tokens for c in completions)
                 cached = sum(c.cached_tokens for c in completions)
             else:
-                result = await graph.run({"document": document, "question": question}, backend=backend)
-                answers = [c.value for c in result.output.candidates]
-                prompt, cached = result.tokens.prompt_tokens, result.tokens.cached_tokens
+                try:
+                    result = await graph.run({"document": document, "question": question}, backend=backend)
+                    answers, usage = [c.value for c in result.output.candidates], result.tokens
+                except NodeFailedError as error:  # no sample gave a number: a wrong answer, its tokens still count
+                    answers, usage = [], error.partial.tokens if error.partial else TokenUsage()
+                prompt, cached = usage.prompt_tokens, usage.cached_tokens
             votes = Counter(a for a in answers if a is not None)
             winner = votes.most_common(1)[0][0] if votes else None
             stats.update(prompt=prompt, cached=cached, correct=int(winner == answer), distinct=len(votes),
@@ -93,6 +97,7 @@ async def run_arm(arm: str, backend: Any, problems: list, k: int, params: Sampli
             tg.start_soon(one, document, question, answer)
     n = stats["questions"]
     return {"questions": n, "prompt_tokens": stats["prompt"], "cached_tokens": stats["cached"],
+            "prefilled_tokens": stats["prompt"] - stats["cached"],
             "cache_hit_rate": round(stats["cached"] / stats["prompt"], 3) if stats["prompt"] else 0.0,
             "wall_s": round(time.perf_counter() - start, 2), "accuracy": round(stats["correct"] / n, 3),
             "distinct_answers": round(stats["distinct"] / n, 2)}
@@ -147,9 +152,11 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     out = anyio.run(main_async, args)
-    print(f"{'arm':<14} {'prompt tok':>10} {'cached':>8} {'hit':>6} {'wall s':>7} {'acc':>6} {'distinct':>9}")
+    print(f"{'arm':<14} {'prompt tok':>10} {'cached':>8} {'prefilled':>9} {'hit':>6} {'wall s':>7} {'acc':>6} "
+          f"{'distinct':>9}")
     for arm, r in out["arms"].items():
-        print(f"{arm:<14} {r['prompt_tokens']:>10} {r['cached_tokens']:>8} {r['cache_hit_rate']:>6.2f} "
+        print(f"{arm:<14} {r['prompt_tokens']:>10} {r['cached_tokens']:>8} {r['prefilled_tokens']:>9} "
+              f"{r['cache_hit_rate']:>6.2f} "
               f"{r['wall_s']:>7.2f} {r['accuracy']:>6.2f} {r['distinct_answers']:>9.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
