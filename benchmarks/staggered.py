@@ -17,6 +17,12 @@ cache is emptied before each arm) and those prefilled (the rest), wall time, acc
 and distinct answers per question (what staggering is for). Questions are sent
 ``--concurrency`` at a time so the engine fills its batch.
 
+vLLM serves an ``n``-request as n child requests that hit one another's
+cached prefix, and reports those hits as cached tokens: with k > 3 every arm
+shows a high hit rate, and wall time is the figure that tells the layouts
+apart. With ``--k 3`` (one sample per hint, ``n=1`` requests) the staggered
+arm's cached tokens are the hits across variants alone.
+
     flock /tmp/vllm.lock timeout 900 python benchmarks/staggered.py --model qwen2.5-coder-0.5b --n 8 --json out.json
     python benchmarks/staggered.py --simulate   # the mechanics, on a scripted stand-in
 """
