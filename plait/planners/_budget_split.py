@@ -32,7 +32,7 @@ class Spending(RunContext):
     __slots__ = ("usage", "limit", "_budget")
 
     def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
-        super().__init__(parent._state, node or parent.node, parent.iteration)
+        super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
         self.usage = TokenUsage()
         self.limit = limit
         self._budget = TokenBudget(limit, self.usage)
@@ -46,26 +46,34 @@ class Spending(RunContext):
         mine = max(self.limit - self.usage.total - self._budget.reserved, 0)
         return mine if run_left is None else min(mine, run_left)
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
-        super().report_tokens(prompt, completion, cached, model)
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
+                      model_name: str | None = None) -> None:
+        super().report_tokens(prompt, completion, cached, model, model_name=model_name)
         self.usage.add(prompt, completion, cached)
 
-    async def generate(self, request: Any) -> Any:
+    async def generate(self, request: Any, *, model: str | None = None) -> Any:
         batch = [request] if isinstance(request, Request) else list(request)
-        need = self._budget.worst_case(batch, self._state.backend) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
+        need = await self._hold(batch, model)
         try:
-            return await super().generate(request)
+            return await super().generate(request, model=model)
         finally:
             self._budget.release(need)
 
-    async def generate_stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
-        need = self._budget.worst_case([request], self._state.backend) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
+    async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
+                              model: str | None = None) -> Completion:
+        need = await self._hold([request], model)
         try:
-            return await super().generate_stream(request, on_text)
+            return await super().generate_stream(request, on_text, model=model)
         finally:
             self._budget.release(need)
+
+    async def _hold(self, batch: list[Request], model: str | None) -> int:
+        """Reserve ``batch``'s worst case, counted by the backend that will serve it, against ``limit``."""
+        if self.limit is None:
+            return 0
+        need = self._budget.worst_case(batch, self._backend(model)[0])
+        await self._budget.reserve(need, self.node)
+        return need
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:

@@ -31,6 +31,7 @@ from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import VoteTallied
 from plait.orchestrator._graph import Graph, GraphNode
+from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Signature
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._aggregators import Aggregator, Candidate, Majority
@@ -89,7 +90,9 @@ class FanOut(Node):
       would all be the same);
     * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
     * ``keep_truncated``: let a ChainStep sample cut off at ``max_tokens`` vote
-      (by default it counts as a failed sample).
+      (by default it counts as a failed sample);
+    * ``model``: the backend the samples come from; by default the step's
+      ``model``, else the one this node runs under. An :class:`LLMJudge` may name its own.
 
     The inputs are the step's inputs. Emits a ``vote`` event with the tally.
     """
@@ -130,6 +133,12 @@ class FanOut(Node):
         self.keep_truncated = keep_truncated
         super().__init__(name, **policy)
 
+    def models_used(self) -> set[str]:
+        step = self.step
+        inner = {m for _, m in model_users(step._compile())} if isinstance(step, Graph) else step.models_used()
+        judge = getattr(getattr(self.aggregate, "scorer", None), "models_used", None)
+        return super().models_used() | inner | (judge() if callable(judge) else set())
+
     def signature(self) -> Signature:
         if isinstance(self.step, Graph):
             params, output = dict(self.step.input_params), self.step.output_type
@@ -145,7 +154,7 @@ class FanOut(Node):
 
     async def vote(self, ctx: RunContext, inputs: dict[str, Any]) -> VoteResult:
         """Draw the samples, aggregate them, and return the full result (raises VoteError below quorum)."""
-        tally = Spending(ctx, limit=self.budget)
+        tally = Spending(ctx if self.model else ctx.using(getattr(self.step, "model", None)), limit=self.budget)
         candidates: list[Candidate] = []
         result = VoteResult()
         k, params = self._size(tally, inputs)

@@ -158,7 +158,8 @@ def test_split_rules():
 
 
 @settings(max_examples=150, deadline=None)
-@given(budget=st.integers(20, 600), k=st.one_of(st.none(), st.integers(1, 12)), wave=st.one_of(st.none(), st.integers(1, 4)),
+@given(budget=st.integers(20, 600), k=st.one_of(st.none(), st.integers(1, 12)),
+       wave=st.one_of(st.none(), st.integers(1, 4)),
        variants=st.integers(0, 3), max_tokens=st.integers(1, 80), words=st.integers(0, 120))
 def test_a_fanout_never_sends_more_than_its_budget_can_pay(budget, k, wave, variants, max_tokens, words):
     template = "Q: {question}\n{variant}\nA:" if variants else PROMPT
@@ -192,3 +193,15 @@ def test_budgeted_nodes_replay_without_a_backend(node, tmp_path):
     replayed = anyio.run(lambda: g.run(checkpoint=path, run_id="r", replay=True))
     assert replayed.status == recorded.status == "ok"
     assert replayed.tokens.total == recorded.tokens.total > 0
+
+
+def test_a_budgeted_vote_sizes_and_sends_with_its_steps_model():
+    # The default backend counts prompts by bytes (an upper bound); the step's named backend counts words. The
+    # split must use the backend that serves the requests, and the tokens count under its name.
+    small = ScriptedBackend(["4"] * 4)
+    step = ChainStep(PROMPT, NumberParser(int, constrain=False), name="solve", model="small")
+    g = Graph("g")
+    g.add(FanOut(step, k=4, budget=407))
+    result = anyio.run(lambda: g.run({"question": "2+2"}, backends={"small": small}))
+    assert small.requests[0].params.max_tokens == (407 - 7) // 4
+    assert result.output.winner == 4 and result.output.tokens <= 407

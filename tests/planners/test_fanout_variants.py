@@ -97,7 +97,8 @@ def test_dict_variants_set_several_placeholders_which_stop_being_inputs():
     assert list(fan.signature().params) == ["question"]
     backend = ScriptedBackend(["4", "4"])
     result, _ = run(fan, backend)
-    assert [r.prompt for r in backend.requests] == ["Q: 2+2\n2+2=4\nStyle: terse\nA:", "Q: 2+2\n1+1=2\nStyle: careful\nA:"]
+    assert [r.prompt for r in backend.requests] == ["Q: 2+2\n2+2=4\nStyle: terse\nA:",
+                                                    "Q: 2+2\n1+1=2\nStyle: careful\nA:"]
     assert [t.label for t in result.variants] == ["2+2=4 terse", "1+1=2 careful"]
 
 
