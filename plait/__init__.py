@@ -66,7 +66,7 @@ from plait.orchestrator import (
     RunResult,
     TokenUsage,
 )
-from plait.planners import ChainStep, FanOut, PlanAndExecute, ReAct, SubtaskTree
+from plait.planners import ChainStep, FanOut, PlanAndExecute, ReAct, Refine, SubtaskTree
 from plait.solvers import CSP, Explain, Formulate, ProposeAndRetract, solve, SolveCSP
 
 from plait.viewer import write_view
@@ -85,7 +85,7 @@ __all__ = [
     # durable runs (plait.durable)
     "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
     # reasoning nodes (plait.planners)
-    "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
+    "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct", "Refine",
     # constraint solving (plait.solvers)
     "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
     # the run viewer: one HTML page per run (plait.viewer)

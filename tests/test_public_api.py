@@ -15,7 +15,7 @@ TOP_LEVEL = {
     "Backend", "Request", "Message", "SamplingParams", "Completion", "JsonSchema", "ScriptedBackend",
     "FunctionBackend", "VLLMBackend", "OpenAIBackend", "backend_for", "tool",
     "run_batch", "run_batch_sync", "Checkpointer", "SQLiteCheckpointer", "MemoryCheckpointer", "PostgresCheckpointer",
-    "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct",
+    "ChainStep", "FanOut", "SubtaskTree", "PlanAndExecute", "ReAct", "Refine",
     "CSP", "SolveCSP", "Formulate", "Explain", "ProposeAndRetract", "solve",
     "write_view",
     "PlaitError", "GraphValidationError", "InputValidationError", "RunError", "NodeFailedError", "NodeTimeoutError",

@@ -2,10 +2,13 @@
 
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
+    CascadeEscalated,
     Custom,
     Event,
     FormulationChecked,
     LoopIteration,
+    LoopStopped,
+    ModelRouted,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -30,6 +33,7 @@ __all__ = [
     "Graph", "GraphNode", "Node", "FunctionNode", "Param", "Signature", "RetryPolicy", "Route", "RunContext", "Run",
     "RunResult", "NodeRecord", "TokenUsage", "JsonlTrace", "RichProgress", "read_trace",
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
-    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "ThreadAbandoned",
+    "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "LoopStopped", "ThreadAbandoned",
     "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
+    "CascadeEscalated", "ModelRouted",
 ]

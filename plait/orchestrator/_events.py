@@ -27,12 +27,15 @@ __all__ = [
     "NodeCancelled",
     "TokensUsed",
     "LoopIteration",
+    "LoopStopped",
     "ThreadAbandoned",
     "Custom",
     "VoteTallied",
     "SubtaskTreeSolved",
     "FormulationChecked",
     "ProposalSettled",
+    "CascadeEscalated",
+    "ModelRouted",
 ]
 
 
@@ -150,6 +153,19 @@ class LoopIteration(Event):
 
 
 @_event
+class LoopStopped(Event):
+    """A loop ended: ``source`` closes it back to ``target``, after ``iterations`` loop-backs. ``reason``:
+    ``"fixed_point"`` (its halt rule found a pass that changed nothing), ``"exit"`` (``source`` routed to the
+    exit) or ``"limit"`` (``max_iterations`` spent: the value went to the exit, or LoopLimitError)."""
+
+    kind: ClassVar[str] = "loop_stopped"
+    source: str
+    target: str
+    iterations: int
+    reason: str
+
+
+@_event
 class ThreadAbandoned(Event):
     """A sync node's worker thread runs on after its attempt timed out or was cancelled (threads cannot be
     killed); its result will be dropped. ``running``: abandoned threads still running in the process."""
@@ -243,3 +259,28 @@ class ProposalSettled(Event):
     from_solver: list[str]
     status: str
     solution: dict[str, Any] | None
+
+
+@_event
+class CascadeEscalated(Event):
+    """A ``Cascade`` passed over tier ``from_tier`` (its answer failed the acceptance test, or it gave none:
+    ``reason``) and tries ``to_tier`` next; ``tokens``: what the escalated tier spent."""
+
+    kind: ClassVar[str] = "cascade_escalated"
+    node: str
+    from_tier: str
+    to_tier: str
+    reason: str
+    tokens: int
+
+
+@_event
+class ModelRouted(Event):
+    """A ``RouteModel`` sent its input to ``route``, as chosen ``by`` its classifier (``"function"``,
+    ``"model"`` or ``"table"``); ``reason`` says why when the default route was taken or a table decided."""
+
+    kind: ClassVar[str] = "model_routed"
+    node: str
+    route: str
+    by: str
+    reason: str | None = None

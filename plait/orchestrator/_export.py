@@ -20,7 +20,7 @@ def _label(plan: _CompiledGraph, e) -> str:
     if e.kind == "route":
         parts.append(f"{e.key}" if e.key is not None else "route")
     if e.back:
-        parts.append(f"loop ≤{e.max_iterations}")
+        parts.append(f"loop ≤{e.max_iterations}" + (" until fixed point" if e.halt is not None else ""))
     if len(plan.nodes[e.dst].params) > 1:
         parts.append(e.param)
     return " ".join(parts)

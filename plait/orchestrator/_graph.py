@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 
 from plait.errors import GraphError, GraphValidationError
+from plait.orchestrator._halting import HaltRule, halting_rule
 from plait.orchestrator._node import FunctionNode, Node, Param, Signature
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class _Edge:
     back: bool = False  # closes a loop
     max_iterations: int = 0
     on_limit: Literal["raise", "exit"] = "raise"
+    halt: HaltRule | None = None  # a back edge's fixed-point rule (see _halting.py)
 
 
 @dataclasses.dataclass(eq=False)
@@ -54,6 +56,7 @@ class Edge:
     back: bool
     max_iterations: int
     on_limit: str
+    halt: HaltRule | None = None
 
 
 @dataclasses.dataclass
@@ -76,6 +79,13 @@ class _CompiledGraph:
     sinks: list[str]
     digraph: nx.DiGraph
     shape: dict | None = None  # graph_shape(), cached
+    halting_into: dict[str, list[Edge]] = dataclasses.field(init=False)  # back_to -> its loops with a halt rule
+
+    def __post_init__(self) -> None:
+        self.halting_into = {}
+        for e in self.edges:
+            if e.back and e.halt is not None:
+                self.halting_into.setdefault(e.dst, []).append(e)
 
 
 class Graph:
@@ -225,6 +235,10 @@ class Graph:
         param: str | None = None,
         exit_param: str | None = None,
         by: Callable[[Any], Any] | None = None,
+        until: Literal["fixed_point"] | None = None,
+        normalize: Callable[[Any], Any] | None = None,
+        similarity: float | None = None,
+        halt: Callable[[Any, Any], bool] | None = None,
     ) -> Graph:
         """A bounded loop: ``src`` routes back to ``back_to`` (at most ``max_iterations`` times) or on to ``exit``.
 
@@ -234,13 +248,26 @@ class Graph:
         (the first run, then 3 more). When ``src`` routes back once more,
         ``on_limit`` decides: ``"raise"`` (:class:`~plait.errors.LoopLimitError`)
         or ``"exit"`` (the value goes to ``exit``).
+
+        ``until="fixed_point"`` also leaves (to ``exit``, or nowhere when there is
+        none) as soon as a pass changes nothing: ``src``'s value equals the value
+        the pass started from (what ``back_to`` received on ``param``: the previous
+        pass's value, or on the first pass the forward edge's, if one feeds
+        ``param``), after ``normalize`` when given, or, with ``similarity=x``, their
+        texts' token Jaccard is at least ``x``. ``halt=f`` is a rule of your own:
+        ``f(previous, current) -> True`` leaves. With a rule, ``src`` may return a
+        plain value (meaning: go round again unless settled). Why the loop stopped
+        (``"fixed_point"``, ``"exit"`` or ``"limit"``) is in ``src``'s record
+        (``loop_stops``) and in a :class:`~plait.orchestrator.LoopStopped` event.
         """
+        where = f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}"
         if not isinstance(max_iterations, int) or max_iterations < 1:
-            raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: max_iterations must be an int >= 1")
+            raise GraphError(f"{where}: max_iterations must be an int >= 1")
         if on_limit == "exit" and exit is None:
-            raise GraphError(f"loop {_name_of(src)!r} -> {_name_of(back_to)!r}: on_limit='exit' needs an exit node")
+            raise GraphError(f"{where}: on_limit='exit' needs an exit node")
+        rule = halting_rule(where, until, halt, normalize, similarity)
         self._wire(_Edge(src, back_to, param, kind="route", key="continue" if by else None, back=True,
-                         max_iterations=max_iterations, on_limit=on_limit))
+                         max_iterations=max_iterations, on_limit=on_limit, halt=rule))
         if exit is not None:
             self._wire(_Edge(src, exit, exit_param, kind="route", key="exit" if by else None))
         self._route_by[_name_of(self._ref(src))] = by

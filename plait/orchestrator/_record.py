@@ -50,6 +50,7 @@ class NodeRecord:
     error: str | None = None  # "TypeName: message" of the last failure
     error_type: str | None = None  # the failure's exception class name, e.g. "NodeTimeoutError"
     routes: list[str] = dataclasses.field(default_factory=list)
+    loop_stops: list[str] = dataclasses.field(default_factory=list)  # why each loop it closes ended (LoopStopped)
     restored: int = 0  # activations taken from a checkpoint instead of run
     abandoned_threads: int = 0  # worker threads left running by attempts that timed out or were cancelled
 

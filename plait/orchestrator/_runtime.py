@@ -46,6 +46,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
     Event,
     LoopIteration,
+    LoopStopped,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -75,6 +76,9 @@ class _Skip:
 
 class _Paused(_Skip):
     """The outcome of a node stopped by ctx.interrupt(): its dependants are skipped, the run ends "interrupted"."""
+
+
+_NOTHING = object()  # a loop pass that started without a value on the loop's param: nothing to compare with
 
 
 class _Stop(Exception):
@@ -147,6 +151,7 @@ class _Execution:
         self.model = model  # the model of nodes that name none (a subgraph's: its node's)
         self.values: dict[str, dict[int, Any]] = {n: {} for n in plan.nodes}
         self.loop_counts: dict[int, int] = {}
+        self.loop_starts: dict[int, Any] = {}  # back edge with a halt rule -> the value its current pass started from
         self.fatal: RunError | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         for name in plan.nodes:
@@ -220,10 +225,13 @@ class _Execution:
     def _take_route(self, name: str, outcome: Any, value: Any, ready: list) -> None:
         routes = [e for e in self.plan.out_edges[name] if e.kind == "route"]
         by = self.plan.route_by.get(name)
+        halting = next((e for e in routes if e.halt is not None), None)
         if isinstance(outcome, Route):
             target = outcome.to.name if isinstance(outcome.to, Node) else outcome.to
         elif by is not None:
             target = by(value)
+        elif halting is not None:  # a plain value: go round again unless the pass settled
+            target = halting.dst
         else:
             raise _Stop(NodeFailedError(self.prefix + name, TypeError(
                 f"routing node returned {type(outcome).__name__}, not Route(target, value); "
@@ -234,28 +242,55 @@ class _Execution:
             raise _Stop(NodeFailedError(self.prefix + name, ValueError(
                 f"routed to {target!r}, which is not one of its declared targets "
                 f"{sorted({e.dst for e in routes} | {e.key for e in routes if e.key is not None}, key=str)}")))
-        self.state.records[self.prefix + name].routes.append(chosen.dst)
+        taken = self.state.records[self.prefix + name].routes  # the routes taken, in order
+        exits = [e for e in routes if not e.back]
         if chosen.back:
-            count = self.loop_counts.get(chosen.id, 0) + 1
-            if count > chosen.max_iterations:
-                exits = [e for e in routes if not e.back]
+            if chosen.halt is not None and self._settled(name, chosen, value):
+                self._stopped(name, chosen, "fixed_point")
+                chosen = exits[0] if exits else None
+            elif (count := self.loop_counts.get(chosen.id, 0) + 1) > chosen.max_iterations:
+                self._stopped(name, chosen, "limit")
                 if chosen.on_limit == "exit" and exits:
                     chosen = exits[0]
                 else:
+                    taken.append(chosen.dst)
                     raise _Stop(LoopLimitError(self.prefix + chosen.src, self.prefix + chosen.dst,
                                                chosen.max_iterations,
                                                exit=self.prefix + exits[0].dst if exits else None))
             else:
+                taken.append(chosen.dst)
                 self.loop_counts[chosen.id] = count
                 self.state.emit(LoopIteration, source=self.prefix + name, target=self.prefix + chosen.dst,
                                 iteration=count)
                 self._reset_body(chosen)
                 self._make_ready(chosen.dst, (chosen.param, value), ready)
                 return
-        for e in routes:
-            if not e.back:
-                self._deliver(e, value if e is chosen else _Skip(f"route from {name!r} went to {chosen.dst!r}"),
-                              ready)
+        else:
+            for back in (e for e in routes if e.back):
+                self._stopped(name, back, "exit")
+        if chosen is not None:
+            taken.append(chosen.dst)
+        for e in exits:
+            self._deliver(e, value if e is chosen else _Skip(f"route from {name!r} went to "
+                                                             f"{chosen.dst if chosen else 'no exit'!r}"), ready)
+
+    def _settled(self, name: str, back: Edge, value: Any) -> bool:
+        """Whether this pass of a loop with a halt rule changed nothing (its value against the pass's start)."""
+        previous = self.loop_starts.get(back.id, _NOTHING)
+        if previous is _NOTHING:
+            return False
+        assert back.halt is not None, "only loops with a halt rule are checked"
+        try:
+            return bool(back.halt(previous, value))
+        except Exception as exc:
+            raise _Stop(NodeFailedError(self.prefix + name, exc)) from exc
+
+    def _stopped(self, name: str, back: Edge, reason: str) -> None:
+        """Record why the loop closed by ``back`` ended; its count starts again if the loop is entered again."""
+        self.state.records[self.prefix + name].loop_stops.append(reason)
+        self.state.emit(LoopStopped, source=self.prefix + name, target=self.prefix + back.dst,
+                        iterations=self.loop_counts.pop(back.id, 0), reason=reason)
+        self.loop_starts.pop(back.id, None)
 
     def _reset_body(self, back: Edge) -> None:
         body = self.plan.loop_body[back.id]
@@ -284,6 +319,8 @@ class _Execution:
             self.state.emit(NodeSkipped, node=full, reason=kwargs.reason)
             self._propagate(name, kwargs, ready)
         else:
+            for loop in self.plan.halting_into.get(name, ()):  # a loop's pass starts here: keep what it started from
+                self.loop_starts[loop.id] = kwargs.get(loop.param, _NOTHING)
             ready.append((name, kwargs))
 
     def _kwargs(self, name: str, back: tuple[str, Any] | None) -> dict[str, Any] | _Skip:

@@ -41,7 +41,7 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
         param = _edge_param(raw.param, src, nodes[dst], graph, problems)
         if param is not None:
             edges.append(Edge(len(edges), src, dst, param, raw.kind, raw.key, raw.back,
-                              raw.max_iterations, raw.on_limit))
+                              raw.max_iterations, raw.on_limit, raw.halt))
 
     digraph = nx.DiGraph(name=graph.name)
     for name, node in nodes.items():
@@ -114,7 +114,7 @@ def compile_graph(graph: Graph) -> _CompiledGraph:
                 input_params[p] = spec
 
     output = resolve(graph._output, "output()") if graph._output is not None else None
-    sinks = [n for n in nodes if not out_edges[n]]
+    sinks = [n for n in nodes if all(e.back for e in out_edges[n])]  # a loop without exit ends on its source
     if problems:
         raise GraphValidationError(graph.name, problems)
     return _CompiledGraph(graph.name, dict(nodes), edges, fwd_in, out_edges, dict(graph._route_by), routed, mapped,

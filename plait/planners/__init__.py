@@ -9,6 +9,7 @@ from plait.planners._aggregators import (
 from plait.planners._chain import ChainStep
 from plait.planners._fanout import FanOut, VoteResult
 from plait.planners._judge import LLMJudge
+from plait.planners._refine import Draft, Refine, RefineResult
 from plait.planners._parsers import ChoiceParser, ModelParser, NumberParser, Parser, RegexParser, TextParser
 from plait.planners._subtask_model import SubtaskSpec, TaskRecord, TaskReply, TreeResult, TreeStats
 from plait.planners._subtask_script import tree_call_key, tree_script
@@ -28,6 +29,12 @@ from plait.planners._planner import Planner
 from plait.planners._react import ReAct, ReActResult, ReActStep
 from plait.planners._rewoo import PlanAndExecute, PlanResult, plan_and_execute_graph
 
+# -- several models: a router and cascades (issue 18) --
+from plait.planners._acceptance import Acceptance, agreement, consistent, parses, predicate
+from plait.planners._cascade import Cascade, CascadeResult, TierAttempt
+from plait.planners._route_model import ChooseRoute, RouteModel
+from plait.planners._route_table import RouteTable
+
 __all__ = [
     "ChainStep", "Template",
     "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
@@ -40,6 +47,11 @@ __all__ = [
     "Plan", "PlanStep", "Ref", "LLM_TOOL", "Planner", "PlanAndExecute", "PlanResult", "plan_and_execute_graph",
     "ReAct", "ReActResult", "ReActStep", "execute_plan", "parse_json_plan", "parse_text_plan", "plan_problems",
     "plan_json_schema",
+    # -- width and depth (issue 17) --
+    "Refine", "RefineResult", "Draft",
+    # -- several models (issue 18) --
+    "RouteModel", "ChooseRoute", "RouteTable", "Cascade", "CascadeResult", "TierAttempt", "Acceptance", "agreement",
+    "predicate", "consistent", "parses",
 ]
 
 # renamed (every node's result type is a ...Result); the old names warn for one release

@@ -27,15 +27,20 @@ __all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "t
 
 
 class Spending(RunContext):
-    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it."""
+    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it.
 
-    __slots__ = ("usage", "limit", "_budget")
+    Made from another Spending, its tokens count in that one's sum too (a vote's samples in the vote's, a vote
+    inside a cascade tier in the tier's).
+    """
+
+    __slots__ = ("usage", "limit", "_budget", "_outer")
 
     def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
         super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
         self.usage = TokenUsage()
         self.limit = limit
         self._budget = TokenBudget(limit, self.usage)
+        self._outer = parent if isinstance(parent, Spending) else None
 
     @property
     def left(self) -> int | None:
@@ -49,11 +54,15 @@ class Spending(RunContext):
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
                       model_name: str | None = None) -> None:
         super().report_tokens(prompt, completion, cached, model, model_name=model_name)
-        self.usage.add(prompt, completion, cached)
+        spending: Spending | None = self
+        while spending is not None:
+            spending.usage.add(prompt, completion, cached)
+            spending = spending._outer
 
     async def generate(self, request: Any, *, model: str | None = None) -> Any:
         batch = [request] if isinstance(request, Request) else list(request)
-        need = await self._hold(batch, model)
+        need = self._budget.worst_case(batch, self._backend(model)[0]) if self.limit is not None else 0
+        await self._budget.reserve(need, self.node)
         try:
             return await super().generate(request, model=model)
         finally:
@@ -61,19 +70,13 @@ class Spending(RunContext):
 
     async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
                               model: str | None = None) -> Completion:
-        need = await self._hold([request], model)
+        need = self._budget.worst_case([request], self._backend(model)[0]) if self.limit is not None else 0
+        await self._budget.reserve(need, self.node)
         try:
             return await super().generate_stream(request, on_text, model=model)
         finally:
             self._budget.release(need)
 
-    async def _hold(self, batch: list[Request], model: str | None) -> int:
-        """Reserve ``batch``'s worst case, counted by the backend that will serve it, against ``limit``."""
-        if self.limit is None:
-            return 0
-        need = self._budget.worst_case(batch, self._backend(model)[0])
-        await self._budget.reserve(need, self.node)
-        return need
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:

@@ -285,13 +285,10 @@ class FanOut(Node):
                 finally:
                     self._count_subgraph(ctx, prefix + "/", result)
             else:
-                child = Spending(ctx, f"{ctx.node}[{index}]")
+                child = Spending(ctx, f"{ctx.node}[{index}]")  # its tokens count in ctx's sum too
                 try:
                     candidate.value = await self.step.invoke(child, dict(inputs))
                 finally:
-                    result.prompt_tokens += child.usage.prompt_tokens
-                    result.completion_tokens += child.usage.completion_tokens
-                    result.requests += child.usage.requests
                     candidate.completion_tokens = child.usage.completion_tokens
         except BudgetExceededError:
             raise
