@@ -23,7 +23,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
 __all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
-           "samples_that_fit"]
+           "samples_that_fit", "split_vote"]
 
 
 class Spending(RunContext):
@@ -78,6 +78,7 @@ class Spending(RunContext):
             self._budget.release(need)
 
 
+
 def check_budget(owner: str, budget: int | None) -> int | None:
     """``budget`` if it is a positive int (or None), else a ConfigError naming ``owner``."""
     if budget is None:
@@ -129,3 +130,31 @@ def samples_that_fit(owner: str, budget: int, prompts_for: Callable[[int], int],
         else:
             high = mid - 1
     return low
+
+
+def split_vote(owner: str, budget: int, prompts: list[int], wave: int | None, *, k: int | None, max_tokens: int,
+               quorum: int = 1) -> tuple[int, int]:
+    """``(k, max_tokens)`` of a vote within ``budget``: k given, each sample's share; else as many as fit.
+
+    ``prompts``: the prompt tokens of each variant's request (one entry without
+    variants); sample i uses variant ``i % len(prompts)``, and every wave of
+    ``wave`` samples (None: one wave) pays the prompt of each variant it draws.
+    """
+    count = len(prompts)
+
+    def prompts_for(samples: int) -> int:
+        size = wave or samples
+        total = 0
+        for start in range(0, samples, size):
+            drawn = min(size, samples - start)
+            hit = range(count) if drawn >= count else {i % count for i in range(start, start + drawn)}
+            total += sum(prompts[v] for v in hit)
+        return total
+
+    if k is not None:
+        return k, tokens_per_sample(owner, budget, prompts_for(k), k)
+    k = samples_that_fit(owner, budget, prompts_for, max_tokens)
+    if quorum > k:
+        raise ConfigError(f"{owner}: budget={budget} holds {k} sample(s) of max_tokens={max_tokens}, fewer than "
+                          f"the quorum of {quorum}; raise budget or lower max_tokens")
+    return k, max_tokens
