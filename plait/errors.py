@@ -28,6 +28,7 @@ catches them all. Messages say what went wrong and what to do about it.
     │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
     ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
     ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
+    ├── CascadeError                no tier of a cascade gave an accepted answer; carries ``.result``
     ├── SubtaskBudgetError          a subtask tree's subtree spent its token budget
     ├── CheckpointError             a checkpoint file is unreadable, corrupt, or not a plait checkpoint
     │   └── CheckpointMismatchError a checkpointed run belongs to another graph or another input
@@ -63,6 +64,7 @@ __all__ = [
     "PlanError",
     "ToolError",
     "VoteError",
+    "CascadeError",
     "SubtaskBudgetError",
     "CheckpointError",
     "CheckpointMismatchError",
@@ -254,6 +256,17 @@ class ToolError(PlaitError):
 
 class VoteError(PlaitError):
     """A vote could not pick a winner. ``result`` (a VoteResult) keeps every sample drawn and why each failed."""
+
+    def __init__(self, message: str, result: Any = None):
+        super().__init__(message)
+        self.result = result
+
+
+class CascadeError(PlaitError):
+    """No tier of a Cascade gave an answer (or none was accepted, with ``on_exhausted="raise"``).
+
+    ``result`` (a CascadeResult) lists every tier tried, why it was escalated and its tokens.
+    """
 
     def __init__(self, message: str, result: Any = None):
         super().__init__(message)

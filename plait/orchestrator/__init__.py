@@ -2,11 +2,13 @@
 
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import (
+    CascadeEscalated,
     Custom,
     Event,
     FormulationChecked,
     LoopIteration,
     LoopStopped,
+    ModelRouted,
     NodeCancelled,
     NodeFailed,
     NodeFinished,
@@ -33,4 +35,5 @@ __all__ = [
     "Event", "RunStarted", "RunFinished", "NodeStarted", "NodeFinished", "NodeFailed", "NodeRetried",
     "NodeSkipped", "NodeCancelled", "TokensUsed", "LoopIteration", "LoopStopped", "ThreadAbandoned",
     "Custom", "VoteTallied", "SubtaskTreeSolved", "FormulationChecked", "ProposalSettled",
+    "CascadeEscalated", "ModelRouted",
 ]

@@ -34,6 +34,8 @@ __all__ = [
     "SubtaskTreeSolved",
     "FormulationChecked",
     "ProposalSettled",
+    "CascadeEscalated",
+    "ModelRouted",
 ]
 
 
@@ -260,3 +262,28 @@ class ProposalSettled(Event):
     from_solver: list[str]
     status: str
     solution: dict[str, Any] | None
+
+
+@_event
+class CascadeEscalated(Event):
+    """A ``Cascade`` passed over tier ``from_tier`` (its answer failed the acceptance test, or it gave none:
+    ``reason``) and tries ``to_tier`` next; ``tokens``: what the escalated tier spent."""
+
+    kind: ClassVar[str] = "cascade_escalated"
+    node: str
+    from_tier: str
+    to_tier: str
+    reason: str
+    tokens: int
+
+
+@_event
+class ModelRouted(Event):
+    """A ``RouteModel`` sent its input to ``route``, as chosen ``by`` its classifier (``"function"``,
+    ``"model"`` or ``"table"``); ``reason`` says why when the default route was taken or a table decided."""
+
+    kind: ClassVar[str] = "model_routed"
+    node: str
+    route: str
+    by: str
+    reason: str | None = None

@@ -29,6 +29,12 @@ from plait.planners._planner import Planner
 from plait.planners._react import ReAct, ReActResult, ReActStep
 from plait.planners._rewoo import PlanAndExecute, PlanResult, plan_and_execute_graph
 
+# -- several models: a router and cascades (issue 18) --
+from plait.planners._acceptance import Acceptance, agreement, consistent, parses, predicate
+from plait.planners._cascade import Cascade, CascadeResult, TierAttempt
+from plait.planners._route_model import ChooseRoute, RouteModel
+from plait.planners._route_table import RouteTable
+
 __all__ = [
     "ChainStep", "Template",
     "Parser", "TextParser", "RegexParser", "NumberParser", "ChoiceParser", "ModelParser",
@@ -43,6 +49,9 @@ __all__ = [
     "plan_json_schema",
     # -- width and depth (issue 17) --
     "Refine", "RefineResult", "Draft",
+    # -- several models (issue 18) --
+    "RouteModel", "ChooseRoute", "RouteTable", "Cascade", "CascadeResult", "TierAttempt", "Acceptance", "agreement",
+    "predicate", "consistent", "parses",
 ]
 
 # renamed (every node's result type is a ...Result); the old names warn for one release

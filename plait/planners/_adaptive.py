@@ -15,7 +15,7 @@ it; the record lists the stages taken with the tokens each spent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -32,12 +32,13 @@ from plait.planners._variants import draw
 __all__ = ["Adaptive", "AdaptiveResult", "AdaptiveStage"]
 
 Path = Literal["agree", "widen", "deepen"]
+Stage = Literal["wave", "widen", "deepen"]
 
 
 class AdaptiveStage(BaseModel):
     """One stage: ``wave``, ``widen`` or ``deepen``; the vote after it (cumulative) and the tokens it spent."""
 
-    stage: Literal["wave", "widen", "deepen"]
+    stage: Stage
     samples: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -87,7 +88,9 @@ class Adaptive(Node):
       the budget into ``max_width + 1`` shares (the last: room to deepen);
     * ``normalize``: groups equivalent answers (as in ``Majority``);
       ``sampling``: the samples' options (default: the step's, at
-      temperature 0.7 when it is greedy); ``winner_only``: output the answer.
+      temperature 0.7 when it is greedy); ``winner_only``: output the answer;
+    * ``model``: the backend of every stage; by default the step's ``model``
+      (a ``deepen`` step with its own ``model`` asks that one), else the node's.
     """
 
     def __init__(self, step: ChainStep, *, budget: int, wave: int = 3, max_width: int | None = None,
@@ -127,6 +130,10 @@ class Adaptive(Node):
         self.sampling, self.winner_only = sampling, winner_only
         super().__init__(name, **policy)
 
+    def models_used(self) -> set[str]:
+        deep = self.deepen.models_used() if self.deepen is not None else set()
+        return super().models_used() | self.step.models_used() | deep
+
     def signature(self) -> Signature:
         return Signature(dict(self.step.params), self.step.output_type if self.winner_only else AdaptiveResult, "ctx")
 
@@ -136,7 +143,7 @@ class Adaptive(Node):
 
     async def decide(self, ctx: RunContext, inputs: dict[str, Any]) -> AdaptiveResult:
         """Run the stages and return the full record (raises VoteError when no stage produced an answer)."""
-        spend = Spending(ctx, limit=self.budget)
+        spend = Spending(ctx if self.model else ctx.using(self.step.model), limit=self.budget)
         params = self._sample_params(spend, inputs)
         result = AdaptiveResult(budget=self.budget, max_tokens=params.max_tokens)
         prompt = spend.backend.count_prompt_tokens(self.step.request(inputs))
@@ -174,11 +181,12 @@ class Adaptive(Node):
                               f"shares after 3 prompts of {prompt} tokens; raise budget or lower max_width")
         return params.model_copy(update={"max_tokens": max(share, params.min_tokens)})
 
-    def _draw(self, ctx: Spending, inputs: dict, first: int, count: int, params: SamplingParams):
+    def _draw(self, ctx: Spending, inputs: dict, first: int, count: int,
+              params: SamplingParams) -> Awaitable[list[Candidate]]:
         return draw(ctx, self.step, inputs, range(first, first + count), params, keep_truncated=self.keep_truncated)
 
-    async def _stage(self, ctx: Spending, result: AdaptiveResult, name: Any, candidates: list[Candidate],
-                     drawing: Any) -> AdaptiveStage:
+    async def _stage(self, ctx: Spending, result: AdaptiveResult, name: Stage, candidates: list[Candidate],
+                     drawing: Awaitable[list[Candidate]]) -> AdaptiveStage:
         before = (ctx.usage.prompt_tokens, ctx.usage.completion_tokens)
         new = await drawing
         candidates += new
@@ -191,6 +199,8 @@ class Adaptive(Node):
 
     async def _deepen(self, ctx: Spending, inputs: dict, candidates: list[Candidate], result: AdaptiveResult) -> None:
         step = self.deepen or self.step
+        if self.deepen is not None:  # a view of the same Spending: same usage, same budget
+            ctx = ctx.using(step.model)  # type: ignore[assignment]
         values = dict(inputs)
         if "candidates" in step.template.variables:
             values["candidates"] = self._leading(candidates, result.max_tokens)

@@ -23,19 +23,24 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
 __all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
-           "samples_that_fit"]
+           "samples_that_fit", "split_vote"]
 
 
 class Spending(RunContext):
-    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it."""
+    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it.
 
-    __slots__ = ("usage", "limit", "_budget")
+    Made from another Spending, its tokens count in that one's sum too (a vote's samples in the vote's, a vote
+    inside a cascade tier in the tier's).
+    """
+
+    __slots__ = ("usage", "limit", "_budget", "_outer")
 
     def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
         super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
         self.usage = TokenUsage()
         self.limit = limit
         self._budget = TokenBudget(limit, self.usage)
+        self._outer = parent if isinstance(parent, Spending) else None
 
     @property
     def left(self) -> int | None:
@@ -49,7 +54,10 @@ class Spending(RunContext):
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
                       model_name: str | None = None) -> None:
         super().report_tokens(prompt, completion, cached, model, model_name=model_name)
-        self.usage.add(prompt, completion, cached)
+        spending: Spending | None = self
+        while spending is not None:
+            spending.usage.add(prompt, completion, cached)
+            spending = spending._outer
 
     async def generate(self, request: Any, *, model: str | None = None) -> Any:
         batch = [request] if isinstance(request, Request) else list(request)
@@ -68,6 +76,7 @@ class Spending(RunContext):
             return await super().generate_stream(request, on_text, model=model)
         finally:
             self._budget.release(need)
+
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:
@@ -121,3 +130,31 @@ def samples_that_fit(owner: str, budget: int, prompts_for: Callable[[int], int],
         else:
             high = mid - 1
     return low
+
+
+def split_vote(owner: str, budget: int, prompts: list[int], wave: int | None, *, k: int | None, max_tokens: int,
+               quorum: int = 1) -> tuple[int, int]:
+    """``(k, max_tokens)`` of a vote within ``budget``: k given, each sample's share; else as many as fit.
+
+    ``prompts``: the prompt tokens of each variant's request (one entry without
+    variants); sample i uses variant ``i % len(prompts)``, and every wave of
+    ``wave`` samples (None: one wave) pays the prompt of each variant it draws.
+    """
+    count = len(prompts)
+
+    def prompts_for(samples: int) -> int:
+        size = wave or samples
+        total = 0
+        for start in range(0, samples, size):
+            drawn = min(size, samples - start)
+            hit = range(count) if drawn >= count else {i % count for i in range(start, start + drawn)}
+            total += sum(prompts[v] for v in hit)
+        return total
+
+    if k is not None:
+        return k, tokens_per_sample(owner, budget, prompts_for(k), k)
+    k = samples_that_fit(owner, budget, prompts_for, max_tokens)
+    if quorum > k:
+        raise ConfigError(f"{owner}: budget={budget} holds {k} sample(s) of max_tokens={max_tokens}, fewer than "
+                          f"the quorum of {quorum}; raise budget or lower max_tokens")
+    return k, max_tokens

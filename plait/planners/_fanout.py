@@ -35,11 +35,9 @@ from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Signature
 from plait.orchestrator._runtime import run_subgraph
 from plait.planners._aggregators import Aggregator, Candidate, Majority
-from plait.planners._budget_split import (
-    Spending, check_budget, explicit_max_tokens, samples_that_fit, tokens_per_sample,
-)
+from plait.planners._budget_split import Spending, check_budget, explicit_max_tokens, split_vote
 from plait.planners._chain import ChainStep
-from plait.planners._variants import CUT_OFF, VariantTally, as_variants, check_prefix, draw, variant_tallies
+from plait.planners._variants import CUT_OFF, VariantTally, as_variants, check_variant_keys, draw, variant_tallies
 
 __all__ = ["FanOut", "VoteResult"]
 
@@ -110,6 +108,10 @@ class FanOut(Node):
         owner = f"FanOut {name!r}"
         self.sampling = renamed_keyword("FanOut", policy, "params", "sampling", sampling)
         self.budget = check_budget(owner, budget)
+        if isinstance(self.step, ChainStep) and self.step.budget is not None:
+            raise ConfigError(f"{owner}: its step {self.step.name!r} has its own budget={self.step.budget}, which "
+                              "its samples would not see (the vote sends the step's prompt itself); give the "
+                              "budget to the FanOut, which splits it between the samples")
         if self.budget is None:
             k = 8 if k is None else k
         else:
@@ -121,9 +123,12 @@ class FanOut(Node):
         self.aggregate = aggregate or Majority()
         if k is not None and self.aggregate.quorum > k:
             raise ConfigError(f"quorum {self.aggregate.quorum} can never be met with k={k} samples")
+        if self.budget is not None and _judged_by_model(self.aggregate):
+            raise ConfigError(f"{owner}: budget= is split between the samples and leaves nothing for the judge's "
+                              "model calls; score with a function, or bound the run with token_budget= instead")
         self.variants = None if variants is None else as_variants(owner, variants)
         if self.variants is not None:
-            _check_variant_keys(owner, self.step, self.variants)
+            check_variant_keys(owner, self.step, self.variants)
         self.winner_only = winner_only
         self.keep_truncated = keep_truncated
         super().__init__(name, **policy)
@@ -210,37 +215,18 @@ class FanOut(Node):
         if self.budget is None:
             assert self.k is not None
             return self.k, params
-        owner = f"FanOut {self.name!r}"
-        count = len(self.variants) if self.variants else 1
         prompts = [ctx.backend.count_prompt_tokens(step.request({**inputs, **values}))
                    for values in ([v.values for v in self.variants] if self.variants else [{}])]
-
-        def prompts_for(k: int) -> int:
-            total = 0
-            for start, size in self._wave_starts(k):
-                hit = range(count) if size >= count else {i % count for i in range(start, start + size)}
-                total += sum(prompts[v] for v in hit)
-            return total
-
-        if self.k is not None:
-            k, max_tokens = self.k, tokens_per_sample(owner, self.budget, prompts_for(self.k), self.k)
-        else:
-            max_tokens = params.max_tokens
-            k = samples_that_fit(owner, self.budget, prompts_for, max_tokens)
-            if self.aggregate.quorum > k:
-                raise ConfigError(f"{owner}: budget={self.budget} holds {k} sample(s) of max_tokens={max_tokens}, "
-                                  f"fewer than the quorum of {self.aggregate.quorum}; raise budget or lower max_tokens")
+        k, max_tokens = split_vote(f"FanOut {self.name!r}", self.budget, prompts, self.aggregate.wave, k=self.k,
+                                   max_tokens=params.max_tokens, quorum=self.aggregate.quorum)
         if params.min_tokens > max_tokens:
-            raise ConfigError(f"{owner}: budget={self.budget} leaves {max_tokens} tokens per sample, fewer than "
-                              f"min_tokens={params.min_tokens}; raise budget or lower k or min_tokens")
+            raise ConfigError(f"FanOut {self.name!r}: budget={self.budget} leaves {max_tokens} tokens per sample, "
+                              f"fewer than min_tokens={params.min_tokens}; raise budget or lower k or min_tokens")
         return k, params.model_copy(update={"max_tokens": max_tokens})
 
     def _waves(self, k: int) -> list[int]:
-        return [size for _, size in self._wave_starts(k)]
-
-    def _wave_starts(self, k: int) -> list[tuple[int, int]]:
         size = self.aggregate.wave or k
-        return [(start, min(size, k - start)) for start in range(0, k, size)]
+        return [min(size, k - start) for start in range(0, k, size)]
 
     @staticmethod
     def _finish(result: VoteResult, tally: Spending) -> None:
@@ -299,13 +285,10 @@ class FanOut(Node):
                 finally:
                     self._count_subgraph(ctx, prefix + "/", result)
             else:
-                child = Spending(ctx, f"{ctx.node}[{index}]")
+                child = Spending(ctx, f"{ctx.node}[{index}]")  # its tokens count in ctx's sum too
                 try:
                     candidate.value = await self.step.invoke(child, dict(inputs))
                 finally:
-                    result.prompt_tokens += child.usage.prompt_tokens
-                    result.completion_tokens += child.usage.completion_tokens
-                    result.requests += child.usage.requests
                     candidate.completion_tokens = child.usage.completion_tokens
         except BudgetExceededError:
             raise
@@ -332,9 +315,6 @@ def _check_budget_split(owner: str, step: Node | Graph, k: int | None, sampling:
     if not isinstance(step, ChainStep):
         raise ConfigError(f"{owner}: budget= splits tokens between the samples of a ChainStep; {step.name!r} is a "
                           f"{type(step).__name__}: give its own nodes a budget, or the run a token_budget")
-    if step.budget is not None:
-        raise ConfigError(f"{owner}: its step {step.name!r} has its own budget={step.budget}; give the budget to "
-                          "the FanOut only (it splits it between the samples)")
     explicit = explicit_max_tokens(sampling or step.sampling)
     if k is not None and explicit:
         raise ConfigError(f"{owner}: budget=, k= and max_tokens all given; the budget is split into k samples of "
@@ -344,12 +324,10 @@ def _check_budget_split(owner: str, step: Node | Graph, k: int | None, sampling:
                           "max_tokens (then the vote draws as many samples as fit); give one of them")
 
 
-def _check_variant_keys(owner: str, step: Node | Graph, variants: list) -> None:
-    if isinstance(step, ChainStep):
-        check_prefix(owner, step, variants)
-        return
-    params = step.input_params if isinstance(step, Graph) else step.params
-    unknown = sorted(set(variants[0].values) - set(params))
-    if unknown:
-        raise ConfigError(f"{owner}: variants set {unknown}, which are not inputs of {step.name!r} "
-                          f"(its inputs: {sorted(params)})")
+def _judged_by_model(aggregate: Aggregator | None) -> bool:
+    """Whether the aggregator (or the one a Quorum wraps) scores samples with model calls (an LLMJudge)."""
+    while aggregate is not None:
+        if hasattr(getattr(aggregate, "scorer", None), "score"):
+            return True
+        aggregate = getattr(aggregate, "inner", None)
+    return False

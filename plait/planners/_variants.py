@@ -21,11 +21,14 @@ from pydantic import BaseModel
 from plait.errors import ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.orchestrator._context import RunContext
+from plait.orchestrator._graph import Graph
+from plait.orchestrator._node import Node
 from plait.planners._aggregators import Aggregator, Candidate
 from plait.planners._asking import constrained
 from plait.planners._chain import ChainStep
 
-__all__ = ["Variant", "VariantTally", "as_variants", "spread", "rotations", "draw", "variant_tallies", "CUT_OFF"]
+__all__ = ["Variant", "VariantTally", "as_variants", "check_variant_keys", "spread", "rotations", "draw",
+           "variant_tallies", "CUT_OFF"]
 
 CUT_OFF = "cut off at max_tokens"  # how a truncated sample's error starts
 
@@ -68,6 +71,18 @@ def as_variants(owner: str, variants: Sequence[str | Mapping[str, Any]]) -> list
         label = " ".join(str(v) for v in values.values()).split()
         out.append(Variant(values=values, label=" ".join(label)[:60]))
     return out
+
+
+def check_variant_keys(owner: str, step: Node | Graph, variants: list[Variant]) -> None:
+    """The placeholders variants set must be the step's inputs (a ChainStep's: after its common ones)."""
+    if isinstance(step, ChainStep):
+        check_prefix(owner, step, variants)
+        return
+    params = step.input_params if isinstance(step, Graph) else step.params
+    unknown = sorted(set(variants[0].values) - set(params))
+    if unknown:
+        raise ConfigError(f"{owner}: variants set {unknown}, which are not inputs of {step.name!r} "
+                          f"(its inputs: {sorted(params)})")
 
 
 def check_prefix(owner: str, step: ChainStep, variants: list[Variant]) -> None:

@@ -15,6 +15,10 @@ Lengths are bounded so a looping model stops early: names of at most
 :data:`MAX_DIGITS` digits with no leading zero, text values of at most
 :data:`MAX_TEXT_VALUE` plain characters, and at most 100 items in a list,
 50 terms in a sum, 1,000 lines.
+
+Compiling it against Qwen2.5's 151,000-token vocabulary took 7 to 10 s on a
+loaded 2-core machine (about half for the keyword-free name rules); xgrammar
+caches a compiled grammar, so an engine pays that once.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each card shows the answers' weights as SVG bars (the winner's marked), the
 winner and agreement, samples drawn out of k, failed and truncated samples,
 and a strip of the samples in the order they were drawn, ending where an
-early stop settled the vote (the samples never drawn are drawn hollow).
+early stop settled the vote (the samples never drawn are drawn hollow), and,
+for a vote over prompt variants, each variant's samples and agreement with the winner.
 """
 
 from __future__ import annotations
@@ -59,8 +60,23 @@ def _card(event: dict[str, Any]) -> str:
     return (f"<div class='plait-vote' data-node='{esc(node)}'>"
             f"<h4>{esc(node)} <small>{esc(as_str(event.get('aggregator')))}</small></h4>"
             f"<p>{verdict} &middot; {' &middot; '.join(facts)}</p>"
-            f"{_bars(as_dict(event.get('distribution')), winner)}{_strip(answers, winner, k, stopped)}{error_list}"
+            f"{_bars(as_dict(event.get('distribution')), winner)}{_strip(answers, winner, k, stopped)}"
+            f"{_variants(as_list(event.get('variants')))}{error_list}"
             "</div>")
+
+
+def _variants(variants: list[Any]) -> str:
+    """One row per prompt variant: its label, samples drawn and succeeded, and its agreement with the winner."""
+    rows = []
+    for item in variants[:MAX_ITEMS]:
+        v = as_dict(item)
+        rows.append(f"<tr class='plait-vote-variant'><td>{esc(as_str(v.get('label')), 80)}</td>"
+                    f"<td>{as_int(v.get('succeeded'))} / {as_int(v.get('samples'))}</td>"
+                    f"<td>{as_float(v.get('agreement')):.0%}</td></tr>")
+    if not rows:
+        return ""
+    return ("<table class='plait-vote-variants'><tr><th>variant</th><th>succeeded / samples</th>"
+            f"<th>agree with winner</th></tr>{''.join(rows)}</table>{more(len(variants), len(rows), 'variants')}")
 
 
 def _bars(distribution: dict[str, Any], winner: str | None) -> str:

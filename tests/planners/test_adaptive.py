@@ -189,3 +189,19 @@ def test_the_deep_path_replays_without_a_backend(tmp_path):
     assert recorded.output.path == replayed.output.path == "deepen"
     assert replayed.output.winner == recorded.output.winner == 5
     assert replayed.output.stages == recorded.output.stages
+
+
+def test_stages_go_to_the_steps_model_and_a_refine_pass_to_its_own():
+    small = ScriptedBackend(["4", "5", "6", "5", "4", "6"])
+    large = ScriptedBackend(["so 5"])
+    step = ChainStep(PROMPT, NumberParser(int, constrain=False), name="solve", model="small",
+                     sampling=SamplingParams(max_tokens=10))
+    refine = ChainStep("Q: {question}\n{candidates}\nA:", NumberParser(int, constrain=False), name="refine",
+                       model="large")
+    g = Graph("g")
+    node = g.add(Adaptive(step, budget=300, deepen=refine))
+    assert node.models_used() == {"small", "large"}
+    result = anyio.run(lambda: g.run({"question": "2+2"}, backends={"small": small, "large": large}))
+    assert [r.params.n for r in small.requests] == [3, 3] and len(large.requests) == 1
+    assert result.output.winner == 5 and result.output.tokens <= 300
+    assert set(result.tokens_by_model) == {"small", "large"}

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from plait import ConfigError, Graph, NodeFailedError, ParseError, SamplingParams, ScriptedBackend
 from plait.errors import VoteError
 from plait.orchestrator import FunctionNode
-from plait.planners import ChainStep, EarlyStop, FanOut, NumberParser, TextParser
-from plait.planners._budget_split import samples_that_fit, tokens_per_sample
+from plait.planners import BestOfN, ChainStep, EarlyStop, FanOut, LLMJudge, NumberParser, Quorum, TextParser
+from plait.planners._budget_split import samples_that_fit, split_vote, tokens_per_sample
 
 PROMPT = "Q: {question}\nA:"  # "Q: 2+2\nA:" is 7 tokens for the scripted backends (words and punctuation)
 
@@ -107,14 +107,20 @@ def test_fanout_budget_errors_name_the_fix():
         FanOut(solve(sampling=SamplingParams(max_tokens=30)), k=4, budget=500)
     with pytest.raises(ConfigError, match=r"budget= needs k= .* or the step's max_tokens"):
         FanOut(solve(), budget=500)
-    with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50"):
-        FanOut(solve(budget=50), k=2, budget=500)
+    for fan_budget in (500, None):  # a step's own budget would be ignored by the vote, which sends its prompt
+        with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50, which its samples would not"):
+            FanOut(solve(budget=50), k=2, budget=fan_budget)
 
     async def attempt(question: str) -> int:
         return 4
 
     with pytest.raises(ConfigError, match="'attempt' is a FunctionNode: give its own nodes a budget"):
         FanOut(FunctionNode(attempt, name="attempt"), k=2, budget=500)
+    with pytest.raises(ConfigError, match="leaves nothing for the judge's model calls"):
+        FanOut(solve(), k=2, budget=500, aggregate=BestOfN(LLMJudge("Rate {candidate}")))
+    with pytest.raises(ConfigError, match="leaves nothing for the judge's model calls"):
+        FanOut(solve(), k=2, budget=500, aggregate=Quorum(2, BestOfN(LLMJudge("Rate {candidate}"))))
+    FanOut(solve(), k=2, budget=500, aggregate=BestOfN(lambda answer, text: -len(text)))  # a plain scorer is fine
 
 
 def test_a_fanout_budget_too_small_for_the_prompts_sends_nothing():
@@ -127,7 +133,6 @@ def test_a_fanout_budget_too_small_for_the_prompts_sends_nothing():
 
 
 def test_a_quorum_the_budget_cannot_hold_is_refused_before_sending():
-    from plait.planners import Quorum
     backend = ScriptedBackend(["4"] * 4)
     with pytest.raises(NodeFailedError, match="holds 2 sample.* fewer than the quorum of 3"):
         run(FanOut(solve(sampling=SamplingParams(max_tokens=30)), aggregate=Quorum(3), budget=70), backend)
@@ -146,10 +151,15 @@ def test_split_rules():
     assert samples_that_fit("x", 100, lambda k: 10, 30) == 3
     assert samples_that_fit("x", 100, lambda k: 10 * k, 20) == 3  # a prompt per sample: 3 x (10 + 20) = 90
     assert samples_that_fit("x", 10**9, lambda k: 10, 1) == 10**9 - 10
+    # 3 variants' prompts, waves of 2: waves draw variants {0, 1}, {2, 0}, {1, 2}, {0}...
+    assert split_vote("x", 200, [10, 12, 14], 2, k=None, max_tokens=20) == (6, 20)  # 72 + 6 x 20 = 192
+    assert split_vote("x", 200, [10, 12, 14], 2, k=3, max_tokens=256) == (3, (200 - 22 - 14) // 3)
+    assert split_vote("x", 200, [10, 12, 14], None, k=3, max_tokens=256) == (3, (200 - 36) // 3)
 
 
 @settings(max_examples=150, deadline=None)
-@given(budget=st.integers(20, 600), k=st.one_of(st.none(), st.integers(1, 12)), wave=st.one_of(st.none(), st.integers(1, 4)),
+@given(budget=st.integers(20, 600), k=st.one_of(st.none(), st.integers(1, 12)),
+       wave=st.one_of(st.none(), st.integers(1, 4)),
        variants=st.integers(0, 3), max_tokens=st.integers(1, 80), words=st.integers(0, 120))
 def test_a_fanout_never_sends_more_than_its_budget_can_pay(budget, k, wave, variants, max_tokens, words):
     template = "Q: {question}\n{variant}\nA:" if variants else PROMPT
@@ -183,3 +193,15 @@ def test_budgeted_nodes_replay_without_a_backend(node, tmp_path):
     replayed = anyio.run(lambda: g.run(checkpoint=path, run_id="r", replay=True))
     assert replayed.status == recorded.status == "ok"
     assert replayed.tokens.total == recorded.tokens.total > 0
+
+
+def test_a_budgeted_vote_sizes_and_sends_with_its_steps_model():
+    # The default backend counts prompts by bytes (an upper bound); the step's named backend counts words. The
+    # split must use the backend that serves the requests, and the tokens count under its name.
+    small = ScriptedBackend(["4"] * 4)
+    step = ChainStep(PROMPT, NumberParser(int, constrain=False), name="solve", model="small")
+    g = Graph("g")
+    g.add(FanOut(step, k=4, budget=407))
+    result = anyio.run(lambda: g.run({"question": "2+2"}, backends={"small": small}))
+    assert small.requests[0].params.max_tokens == (407 - 7) // 4
+    assert result.output.winner == 4 and result.output.tokens <= 407

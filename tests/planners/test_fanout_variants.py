@@ -8,6 +8,7 @@ from plait import ConfigError, Graph, SamplingParams, ScriptedBackend
 from plait.executors import Completion, Sample
 from plait.orchestrator import FunctionNode, VoteTallied
 from plait.planners import ChainStep, EarlyStop, FanOut, NumberParser, VoteResult, rotations
+from plait.viewer._reasoning_votes import votes_panel
 
 HINTS = ["Work forwards.", "Work backwards.", "Draw a table."]
 
@@ -96,7 +97,8 @@ def test_dict_variants_set_several_placeholders_which_stop_being_inputs():
     assert list(fan.signature().params) == ["question"]
     backend = ScriptedBackend(["4", "4"])
     result, _ = run(fan, backend)
-    assert [r.prompt for r in backend.requests] == ["Q: 2+2\n2+2=4\nStyle: terse\nA:", "Q: 2+2\n1+1=2\nStyle: careful\nA:"]
+    assert [r.prompt for r in backend.requests] == ["Q: 2+2\n2+2=4\nStyle: terse\nA:",
+                                                    "Q: 2+2\n1+1=2\nStyle: careful\nA:"]
     assert [t.label for t in result.variants] == ["2+2=4 terse", "1+1=2 careful"]
 
 
@@ -154,3 +156,16 @@ def test_node_step_variants_must_be_its_inputs():
 
     with pytest.raises(ConfigError, match=r"variants set \['hint'\], which are not inputs of 'attempt'"):
         FanOut(FunctionNode(attempt, name="attempt"), k=2, variants=[{"hint": "x"}])
+
+
+def test_the_run_viewer_shows_agreement_per_variant():
+    backend = by_hint({HINTS[0]: ["4"], HINTS[1]: ["4", "5", "4"], HINTS[2]: ["5"]})
+    _, events = run(FanOut(step(), k=9, variants=HINTS), backend)
+    [tallied] = [e.to_dict() for e in events if isinstance(e, VoteTallied)]
+    page = votes_panel([tallied])
+    assert page.count("<tr class='plait-vote-variant'>") == 3
+    assert "<td>Work backwards.</td><td>3 / 3</td><td>67%</td>" in page
+    hostile = votes_panel([{**tallied, "variants": [{"label": "<script>x</script>", "agreement": "all", "samples": -1},
+                                                     "not a dict", None]}])
+    assert "<script>" not in hostile and hostile.count("plait-vote-variant'") == 3
+    assert "plait-vote-variants" not in votes_panel([{**tallied, "variants": "garbage"}])

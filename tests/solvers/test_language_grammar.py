@@ -33,7 +33,7 @@ SEMANTIC = re.compile("|".join([
     r"is already declared", r"is empty; write the smaller",
     r"more than \d+ values", r"domain values must be distinct", r"row .* has \d+ values for \d+ variables",
     r"more than once", r"comparing text with a number", r"text values in", r"sums need integer domains",
-    r"MAX_BITS", r"syntax nodes", r"nesting deeper",
+    r"the limit MAX_\w+", r"characters long; the limit is", r"syntax nodes", r"nesting deeper",  # size limits
 ]))
 
 
