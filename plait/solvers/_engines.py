@@ -16,7 +16,7 @@ with plait's meaning, python-constraint answers instead and ``note`` says why.
 from __future__ import annotations
 
 import ast
-import importlib.util
+import importlib
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -45,9 +45,10 @@ def installed(engine: str) -> bool:
     if module is None:
         return True
     try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
+        importlib.import_module(module)
+    except ImportError:
         return False
+    return True
 
 
 def check_engine(engine: str) -> None:
