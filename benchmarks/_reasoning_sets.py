@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from plait import Choice, Regex
+from plait.executors import Choice, Regex
 
 __all__ = ["ADAPTERS", "Adapter"]
 
