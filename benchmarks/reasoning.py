@@ -136,20 +136,23 @@ async def run_arm(graph: Graph, items: list[dict], backend: Any, concurrency: in
             "tokens": tokens, "wall_s": time.perf_counter() - started}
 
 
-async def measure(backend: Any, items: list[dict], arms: list[str], args: argparse.Namespace) -> dict[str, Any]:
+async def measure(backend: Any, items: list[dict], arms: list[str], args: argparse.Namespace,
+                  figures: dict[str, Any]) -> None:
+    """Run ``arms`` one after the other into ``figures`` (written to ``--json`` after each arm: a run cut short
+    by its time limit keeps the arms it finished)."""
     graphs = {"alone": chain_graph(items, 1, args.cot_tokens), "vote": chain_graph(items, 5, args.cot_tokens),
               "formulate": formulate_graph(items, 1, args.formulate_tokens),
               "formal_vote": formulate_graph(items, args.formal_k, args.formulate_tokens)}
-    results: dict[str, Any] = {}
-    skipped = []
     async with backend:
         for arm in arms:
             graph = graphs[arm]
             if graph is None:
-                skipped.append(arm)
+                figures["skipped"].append(arm)
                 continue
-            results[arm] = await run_arm(graph, items, backend, args.concurrency)
-    return {"arms": results, "skipped": skipped}
+            figures["arms"][arm] = await run_arm(graph, items, backend, args.concurrency)
+            if args.json:
+                with open(args.json, "w", encoding="utf-8") as f:
+                    json.dump(figures, f, indent=2)
 
 
 def print_table(figures: dict[str, Any]) -> None:
@@ -183,12 +186,10 @@ def main() -> None:
     from plait.executors import backend_for
 
     items = load(args.n, args.seed)
-    figures = {"model": args.model, "n": args.n, "seed": args.seed,
-               **anyio.run(measure, backend_for(args.model), items, arms, args)}
+    figures: dict[str, Any] = {"model": args.model, "n": args.n, "seed": args.seed, "cot_tokens": args.cot_tokens,
+                               "formulate_tokens": args.formulate_tokens, "arms": {}, "skipped": []}
+    anyio.run(measure, backend_for(args.model), items, arms, args, figures)
     print_table(figures)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ from ortools.sat.python import cp_model as cp
 from plait.solvers._bridge import CSPResult, result_for, stop_reason
 from plait.solvers._compile import Check
 from plait.solvers._deadline import Deadline, Stopped
+from plait.solvers._engines import Unsupported
 from plait.solvers._model import CSP
-from plait.solvers._ortools_model import Translator, Unsupported
+from plait.solvers._ortools_model import Translator
 
-__all__ = ["Unsupported", "search"]
+__all__ = ["search"]
 
 
 class _Collector(cp.CpSolverSolutionCallback):
@@ -51,7 +52,7 @@ def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["
     started = time.perf_counter() if started is None else started
     limit = 1 if mode == "one" else max(1, max_solutions)
     try:
-        t = Translator(csp)
+        t = Translator(csp, deadline)
         for name, value in (fixed or {}).items():
             if name not in t.vars:
                 return result_for(csp, "invalid", [], started, engine="ortools",

@@ -1,10 +1,11 @@
 """The solver portfolio: which engine searches a CSP, and why its answer can be trusted.
 
 python-constraint2 (always installed) is the default. OR-Tools CP-SAT
-(``pip install 'plait[ortools]'``) is optional: a clause-learning solver
-that is much faster on large problems and on arithmetic (products, weighted
-sums, wide domains), where backtracking with forward checking enumerates.
-``engine="auto"`` picks CP-SAT for those when it is installed.
+(``pip install 'plait[ortools]'``) and z3 (``pip install 'plait[z3]'``) are
+optional: a clause-learning CP solver and an SMT solver, much faster on large
+problems and on arithmetic (products, weighted sums, wide domains), where
+backtracking with forward checking enumerates. ``engine="auto"`` picks CP-SAT
+for those when it is installed, else z3 for arithmetic-heavy ones.
 
 Every engine gets the same deadline and answers with the same
 :class:`~plait.solvers.CSPResult` statuses. A solution any engine returns is
@@ -27,17 +28,22 @@ from plait.solvers._compile import Check
 from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP, AnyOf, Compare, Expression, Implies, IntRange, Sum
 
-__all__ = ["Engine", "ENGINES", "check_engine", "choose", "search_with"]
+__all__ = ["Engine", "ENGINES", "Unsupported", "check_engine", "choose", "search_with"]
 
-Engine = Literal["python-constraint", "ortools", "auto"]
-ENGINES = ("python-constraint", "ortools", "auto")
-_MODULES = {"ortools": "ortools.sat.python.cp_model"}
+Engine = Literal["python-constraint", "ortools", "z3", "auto"]
+ENGINES = ("python-constraint", "ortools", "z3", "auto")
+_MODULES = {"ortools": "ortools.sat.python.cp_model", "z3": "z3"}
+_PACKAGES = {"ortools": "OR-Tools", "z3": "z3-solver"}
 LARGE_VARIABLES = 40
 """``auto``: a CSP with at least this many variables counts as large."""
 LARGE_DOMAIN = 200
 """``auto``: a domain of at least this many values counts as wide (enumerating it is slow)."""
 ARITHMETIC = 3
 """``auto``: this many products, divisions, powers or weighted sums make a CSP arithmetic-heavy."""
+
+
+class Unsupported(Exception):
+    """A constraint an engine cannot state with plait's meaning (or a problem it gave up on); the message says which."""
 
 
 def installed(engine: str) -> bool:
@@ -56,18 +62,21 @@ def check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"unknown solver engine {engine!r}; use one of: {', '.join(ENGINES)}")
     if not installed(engine):
-        raise ConfigError(f"solver engine {engine!r} needs OR-Tools, which is not installed: "
+        raise ConfigError(f"solver engine {engine!r} needs {_PACKAGES[engine]}, which is not installed: "
                           f"pip install 'plait[{engine}]'")
 
 
 def choose(csp: CSP, engine: str) -> str:
     """The engine that searches ``csp``: ``engine`` itself, or for ``auto`` CP-SAT on a large or
-    arithmetic-heavy problem when it is installed, else python-constraint."""
+    arithmetic-heavy problem when it is installed (else z3 on an arithmetic-heavy one), else python-constraint."""
     check_engine(engine)
     if engine != "auto":
         return engine
-    if installed("ortools") and (_large(csp) or _arithmetic(csp) >= ARITHMETIC):
+    arithmetic = _arithmetic(csp) >= ARITHMETIC
+    if installed("ortools") and (arithmetic or _large(csp)):
         return "ortools"
+    if installed("z3") and arithmetic:
+        return "z3"
     return "python-constraint"
 
 
@@ -114,14 +123,16 @@ def search_with(engine: str, csp: CSP, checks: list[Check], deadline: Deadline, 
     options: dict[str, Any] = {"mode": mode, "max_solutions": max_solutions, "fixed": fixed, "started": started}
     if name == "python-constraint":
         return search(csp, checks, deadline, **options)
-    from plait.solvers import _engine_ortools
-
+    if name == "z3":
+        from plait.solvers import _engine_z3 as module
+    else:
+        from plait.solvers import _engine_ortools as module  # type: ignore[no-redef]
     started = time.perf_counter() if started is None else started
     options["started"] = started
     try:
-        result = _engine_ortools.search(csp, checks, deadline, **options)
+        result = module.search(csp, checks, deadline, **options)
         problem = _recheck(result, checks, deadline)
-    except _engine_ortools.Unsupported as exc:
+    except Unsupported as exc:
         problem = f"{name} cannot express {exc}"
     except Stopped:  # the deadline passed while re-checking: nothing unchecked is returned
         return result_for(csp, "timeout", [], started, timed_out=True, engine=name, error=stop_reason(deadline))

@@ -7,11 +7,11 @@ max`` CP-SAT's equalities, comparisons linear constraints, ``and or not`` and
 truth values of numbers fully reified literals (so every helper variable is a
 function of the CSP's variables and enumeration never repeats an assignment).
 Text values are integer codes shared by all variables. What CP-SAT cannot
-express with Python's meaning raises :class:`Unsupported` and the caller falls
-back to python-constraint: ``//`` and ``%`` unless both sides are provably
-non-negative and the divisor never zero (Python floors, CP-SAT truncates; a
-zero divisor makes plait's condition false), a number used as the value of
-``or``/``and``, and intermediate values beyond ``2**53``.
+express with the meaning plait's evaluator gives it raises :class:`Unsupported`
+and the caller falls back to python-constraint: ``//`` and ``%`` unless both
+sides are provably non-negative and the divisor never zero (Python floors,
+CP-SAT truncates; a zero divisor makes plait's condition false), and
+intermediate values beyond ``2**53``.
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ from typing import Any
 
 from ortools.sat.python import cp_model as cp
 
+from plait.solvers._deadline import Deadline
+from plait.solvers._engines import Unsupported
 from plait.solvers._model import CSP, AllDifferent, AnyOf, Compare, Implies, IntRange, Sum, Table
 
-__all__ = ["Unsupported", "Translator"]
+__all__ = ["Translator"]
 
 _BOUND = 2**53
 """Largest magnitude of any value handed to CP-SAT (its arithmetic is 64-bit and checks for overflow)."""
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
-
-
-class Unsupported(Exception):
-    """A constraint CP-SAT cannot state with plait's meaning; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +50,7 @@ def _compare(a: Any, op: str, b: Any) -> Any:
 class Translator:
     """Builds ``self.m`` from a CSP's variables and, one by one (:meth:`add`), its constraints."""
 
-    def __init__(self, csp: CSP):
+    def __init__(self, csp: CSP, deadline: Deadline):
         self.m = cp.CpModel()
         self.codes: dict[str, int] = {}
         for var in csp.variables:  # text values get codes first, in declaration order
@@ -63,6 +61,7 @@ class Translator:
         self.vars: dict[str, Any] = {}
         self.bounds: dict[str, tuple[int, int]] = {}
         for var in csp.variables:
+            deadline.check()
             if isinstance(var.domain, IntRange):
                 lo, hi = var.domain.min, var.domain.max
                 self.vars[var.name] = self.m.new_int_var(lo, hi, var.name)
@@ -180,8 +179,6 @@ class Translator:
             return self.binop(node)
         if isinstance(node, ast.Call):
             return self.call(node)
-        if isinstance(node, ast.BoolOp) and not all(_is_condition(v) for v in node.values):
-            raise Unsupported(f"{ast.unparse(node)!r} uses the value of 'and'/'or' as a number")
         return _Num(self.lit(node), 0, 1)  # a condition used as a number: 1 or 0
 
     def binop(self, node: ast.BinOp) -> _Num:
@@ -250,12 +247,6 @@ class Translator:
 
 def _constant(x: _Num) -> bool:
     return isinstance(x.expr, int)
-
-
-def _is_condition(node: ast.expr) -> bool:
-    if isinstance(node, ast.BoolOp):
-        return all(_is_condition(v) for v in node.values)
-    return isinstance(node, ast.Compare) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not))
 
 
 def _tree(text: str) -> ast.expr:

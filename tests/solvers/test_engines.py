@@ -16,6 +16,7 @@ from plait.solvers._compile import compile_all
 from plait.solvers._deadline import Deadline
 
 pytest.importorskip("ortools")
+pytest.importorskip("z3")
 
 LETTERS = "SENDMORY"
 SEND_MORE = CSP(
@@ -65,9 +66,13 @@ def test_unknown_pinned_variable_is_invalid_on_both_engines():
         assert result.status == "invalid" and "Dan" in result.error
 
 
+def key(solutions):
+    return sorted(map(str, solutions))
+
+
 def test_what_cpsat_cannot_express_falls_back_and_says_so():
     csp = CSP(variables=[{"name": "A", "domain": [-3, 4]}, {"name": "B", "domain": [0, 2]}],
-              constraints=["A // 2 == -2 or B % 2 == 1", "(A or B) == 4"])
+              constraints=["A // 2 == -2 or B % 2 == 1", "(A or B) + B >= 1"])
     result = solve(csp, mode="all", engine="ortools")
     assert result.engine == "python-constraint"
     assert result.note.startswith("ortools cannot express") and "python-constraint searched instead" in result.note
@@ -102,28 +107,42 @@ def test_recheck_names_the_broken_constraint():
         "ortools returned {'Ann': 2, 'Bob': 1, 'Cid': 3}, which breaks constraint #2"
 
 
-def test_time_limit_holds_inside_cpsat():
-    """10**10 assignments cannot be enumerated in 0.5 s: CP-SAT stops at its limit with what it found."""
-    free = CSP(variables=[{"name": f"X{i}", "domain": {"min": 0, "max": 9}} for i in range(10)])
+FREE = CSP(variables=[{"name": f"X{i}", "domain": {"min": 0, "max": 9}} for i in range(10)])
+
+
+@pytest.mark.parametrize("engine", ["ortools", "z3"])
+def test_time_limit_holds_inside_the_engine(engine):
+    """10**10 assignments cannot be enumerated in 0.5 s: the engine stops at its limit with what it found."""
     started = time.monotonic()
-    result = solve(free, mode="all", max_solutions=10**9, timeout=0.5, engine="ortools")
+    result = solve(FREE, mode="all", max_solutions=10**9, timeout=0.5, engine=engine)
     assert time.monotonic() - started < 10  # ended, not hung
-    assert result.engine == "ortools" and result.status == "sat" and result.timed_out and not result.exhaustive
+    assert result.engine == engine and result.status == "sat" and result.timed_out and not result.exhaustive
     assert result.error == "search stopped after 0.5s (its time limit)"
 
 
-def test_cancelling_the_caller_stops_cpsat():
-    free = CSP(variables=[{"name": f"X{i}", "domain": {"min": 0, "max": 9}} for i in range(10)])
-
+@pytest.mark.parametrize("engine", ["ortools", "z3"])
+def test_cancelling_the_caller_stops_the_engine(engine):
     async def main():
         with anyio.move_on_after(0.5):
-            await solve_async(free, mode="all", max_solutions=10**9, timeout=None, engine="ortools")
+            await solve_async(FREE, mode="all", max_solutions=10**9, timeout=None, engine=engine)
 
     started = time.monotonic()
     anyio.run(main)
     assert time.monotonic() - started < 10
-    alive = [t.name for t in threading.enumerate() if t.name in (WORKER_NAME, "plait-cpsat-stop")]
+    alive = [t.name for t in threading.enumerate() if t.name in (WORKER_NAME, "plait-cpsat-stop", "plait-z3-stop")]
     assert alive == []
+
+
+def test_z3_states_python_division_and_short_circuits_without_falling_back():
+    csp = CSP(variables=[{"name": "A", "domain": [-7, -3, 0, 5]}, {"name": "B", "domain": [-2, 0, 3]},
+                         {"name": "C", "domain": ["x", "y"]}],
+              constraints=["B == 0 or A // B == -2 or A % B == 1", "(A or B) != 0", 'C == "x" or (B < A) + 1 == 2'])
+    result = solve(csp, mode="all", engine="z3")
+    assert (result.engine, result.note, result.exhaustive) == ("z3", None, True)
+    expected = solve(csp, mode="all")
+    assert key(result.solutions) == key(expected.solutions) and expected.count == 4
+    money = solve(SEND_MORE, mode="all", engine="z3")
+    assert money.solutions == solve(SEND_MORE, mode="all", engine="ortools").solutions and money.engine == "z3"
 
 
 def test_bad_engines_are_one_line_errors(monkeypatch):
@@ -134,7 +153,11 @@ def test_bad_engines_are_one_line_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "ortools.sat.python.cp_model", None)  # as if OR-Tools were not installed
     with pytest.raises(ConfigError, match=r"needs OR-Tools, which is not installed: pip install 'plait\[ortools\]'"):
         solve(SEATING, engine="ortools")
-    assert solve(SEND_MORE, engine="auto").engine == "python-constraint"  # auto never needs it
+    assert solve(SEND_MORE, engine="auto").engine == "z3"  # auto takes z3 for arithmetic when CP-SAT is missing
+    monkeypatch.setitem(sys.modules, "z3", None)
+    with pytest.raises(ConfigError, match=r"needs z3-solver, which is not installed: pip install 'plait\[z3\]'"):
+        SolveCSP(engine="z3")
+    assert solve(SEND_MORE, engine="auto").engine == "python-constraint"  # auto never needs either
 
 
 def test_solve_node_reports_the_engine():

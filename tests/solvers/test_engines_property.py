@@ -1,10 +1,13 @@
-"""Property: on random small CSPs, CP-SAT and python-constraint agree on status and on the exact solution set.
+"""Property: on random small CSPs, CP-SAT, z3 and python-constraint agree on status and on the exact solution set.
 
 The CSPs mix integer and text variables and every constraint kind, with
 arithmetic (``+ - * // % abs min max``, conditions used as numbers), chained
 comparisons and ``and``/``or``/``not``. Hypothesis runs derandomized, so the
 same examples run every time. Both engines are also checked against brute
 force: the assignments that satisfy every constraint by plait's evaluator.
+z3 states all of the language (Python's floor division, short-circuit
+``and``/``or``), so it never falls back; CP-SAT falls back on divisions it
+cannot state and says so.
 """
 
 import itertools
@@ -16,6 +19,8 @@ from hypothesis import strategies as st
 from plait.solvers import CSP, solve
 
 pytest.importorskip("ortools")
+pytest.importorskip("z3")
+ENGINES = ["ortools", "z3"]
 
 INTS = ["A", "B", "C"]
 COLORS = ["red", "blue", "green"]
@@ -69,8 +74,9 @@ def csps(draw):
             constraints.append({"kind": "any_of", "conditions": draw(st.lists(conditions, min_size=1, max_size=3))})
         else:
             weights = draw(st.none() | st.lists(st.integers(-3, 3), min_size=len(picked), max_size=len(picked)))
-            constraints.append({"kind": "sum", "variables": picked, "weights": weights,
-                                "op": draw(st.sampled_from(["==", "!=", "<=", ">="])), "value": draw(st.integers(-3, 8))})
+            op = draw(st.sampled_from(["==", "!=", "<=", ">="]))
+            constraints.append({"kind": "sum", "variables": picked, "weights": weights, "op": op,
+                                "value": draw(st.integers(-3, 8))})
     return CSP(variables=variables, constraints=constraints)
 
 
@@ -92,14 +98,17 @@ def key(solutions: list[dict]) -> list[str]:
 @given(csps())
 def test_engines_agree_on_status_and_solutions(csp):
     default = solve(csp, mode="all", max_solutions=10_000)
-    cpsat = solve(csp, mode="all", max_solutions=10_000, engine="ortools")
-    assert default.status == cpsat.status
-    assert cpsat.exhaustive and default.exhaustive
-    assert key(cpsat.solutions) == key(default.solutions) == key(brute_force(csp))
-    if cpsat.engine != "ortools":  # it fell back, and says why
-        assert cpsat.engine == "python-constraint" and cpsat.note.startswith("ortools cannot express")
-    else:
-        assert cpsat.note is None
+    expected = key(brute_force(csp))
+    assert default.exhaustive and key(default.solutions) == expected
+    for engine in ENGINES:
+        other = solve(csp, mode="all", max_solutions=10_000, engine=engine)
+        assert (other.status, other.exhaustive) == (default.status, True), engine
+        assert key(other.solutions) == expected, engine
+        if other.engine != engine:  # it fell back, and says why
+            assert engine == "ortools" and other.engine == "python-constraint"
+            assert other.note.startswith("ortools cannot express")
+        else:
+            assert other.note is None
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -107,7 +116,8 @@ def test_engines_agree_on_status_and_solutions(csp):
 def test_engines_agree_on_uniqueness(csp):
     """What Formulate asks: at most two solutions, to tell a unique answer from an under-constrained model."""
     default = solve(csp, mode="all", max_solutions=2)
-    cpsat = solve(csp, mode="all", max_solutions=2, engine="ortools")
-    assert (default.status, default.count) == (cpsat.status, cpsat.count)
-    everything = key(brute_force(csp))
-    assert set(key(cpsat.solutions)) <= set(everything)
+    everything = set(key(brute_force(csp)))
+    for engine in ENGINES:
+        other = solve(csp, mode="all", max_solutions=2, engine=engine)
+        assert (other.status, other.count) == (default.status, default.count), engine
+        assert set(key(other.solutions)) <= everything
