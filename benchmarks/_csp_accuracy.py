@@ -130,8 +130,8 @@ async def accuracy(backend: Any, count: int = 20, concurrency: int = 8) -> dict[
             f = (await solver.run({"problem": p["text"]}, backend=backend)).output
         b = {k: f.solution[k] for k in p["answer"]} if f.solution and set(p["answer"]) <= set(f.solution) else None
         rows[i] = {"alone_ok": a == p["answer"], "solver_ok": f.status == "solved" and b == p["answer"],
-                   "solver_rounds": f.rounds, "solver_status": f.status}
-        print(f"puzzle {i}: alone {'ok' if rows[i]['alone_ok'] else 'wrong'}, solver {f.status} in {f.rounds} "
+                   "solver_rounds": len(f.rounds), "solver_status": f.status}
+        print(f"puzzle {i}: alone {'ok' if rows[i]['alone_ok'] else 'wrong'}, solver {f.status} in {len(f.rounds)} "
               f"round(s), {'ok' if rows[i]['solver_ok'] else 'wrong'}", file=sys.stderr, flush=True)
 
     async with anyio.create_task_group() as tg:

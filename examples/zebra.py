@@ -60,7 +60,7 @@ explain = graph.add(Explain())
 @graph.node
 def answer(formulate: Formulation, explain: str) -> dict:
     """The explanation with the checked solution and how many rounds of repair it took."""
-    return {"status": formulate.status, "rounds": formulate.rounds, "answer": explain,
+    return {"status": formulate.status, "rounds": len(formulate.rounds), "answer": explain,
             "solution": formulate.solution}
 
 

@@ -24,6 +24,7 @@ catches them all. Messages say what went wrong and what to do about it.
     │   └── ReplayMissError         a replayed run asked for a response that was never recorded
     ├── ParseError                  model output could not be parsed into the expected type
     │   ├── ConstraintSyntaxError   constraint text outside the safe constraint language (plait.solvers)
+    │   │   └── FormulationError    a formulation in the compact language is wrong; carries ``.line``, ``.column``
     │   └── PlanError               a plan stayed invalid after its repair rounds; carries ``.plan``, ``.problems``
     ├── ToolError                   a tool was declared or registered wrongly (bad hints, duplicate or unknown name)
     ├── VoteError                   a fan-out vote could not pick a winner (quorum not met, all samples failed)
@@ -58,6 +59,7 @@ __all__ = [
     "ModelError",
     "ParseError",
     "ConstraintSyntaxError",
+    "FormulationError",
     "PlanError",
     "ToolError",
     "VoteError",
@@ -214,6 +216,19 @@ class ConstraintSyntaxError(ParseError):
 
     The message names the construct that is not allowed; ``raw`` holds the text.
     """
+
+
+class FormulationError(ConstraintSyntaxError):
+    """A formulation in the compact language (:func:`plait.solvers.parse_formulation`) cannot become a CSP.
+
+    ``line`` and ``column`` (both from 1) locate the culprit; the message starts with them, quotes the
+    statement and says what to write instead. ``raw`` holds the whole text.
+    """
+
+    def __init__(self, message: str, raw: str = "", line: int = 0, column: int = 0):
+        super().__init__(message, raw)
+        self.line = line
+        self.column = column
 
 
 class PlanError(ParseError):

@@ -214,7 +214,9 @@ class SubtaskTreeSolved(Event):
 @_event
 class FormulationChecked(Event):
     """One round of ``Formulate``: the model's CSP (None when it did not parse), the solver's verdict
-    (``status``), its finding sent back to the model (None when accepted), and up to two solutions."""
+    (``status``; ``repeat`` when the reply repeated an earlier one and was re-sampled), its finding sent back to
+    the model (None when accepted), and up to two solutions. ``sample`` is which of the k formulations of a
+    ``Formulate(k=...)`` vote the round belongs to (0 without a vote)."""
 
     kind: ClassVar[str] = "formulation_checked"
     node: str
@@ -224,6 +226,7 @@ class FormulationChecked(Event):
     csp: dict[str, Any] | None
     solutions: list[dict[str, Any]]
     count: int
+    sample: int = 0
 
 
 @_event

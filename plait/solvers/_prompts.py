@@ -2,6 +2,10 @@
 
 The examples are worked translations; :class:`Formulate` sends them as chat
 turns before the user's puzzle. Pass your own ``examples`` to specialise.
+A repair prompt is the first prompt plus, at most, one model (the model's
+latest, formatted from the parsed CSP, never a cut-off reply) and one
+finding: its length does not grow with the rounds, and every round shares
+the first prompt as a cached prefix.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pydantic import BaseModel
 from plait.executors import Message
 from plait.solvers._model import CSP
 
-__all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "formulate_messages", "EXPLAIN_SYSTEM"]
+__all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "formulate_messages", "repair_messages", "format_model",
+           "EXPLAIN_SYSTEM"]
 
 FORMULATE_SYSTEM = """\
 You translate puzzles into finite-domain constraint satisfaction problems (CSP) for a solver.
@@ -79,12 +84,32 @@ FEW_SHOT: list[FewShot] = [
 ]
 
 
-def formulate_messages(problem: str, examples: list[FewShot]) -> list[Message]:
-    """System prompt, the worked examples as chat turns, then the puzzle."""
+REPAIR_TAIL = ("Reply with the whole corrected model. Edit the model above: keep every variable and constraint "
+               "that is right and change only what the finding points at.")
+"""Ends every repair message: an edit of the shown model, not a new one."""
+
+
+def format_model(csp: CSP) -> str:
+    """A CSP as the model is asked to write it (the few-shot turns and repair prompts use this form)."""
+    return json.dumps(csp.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def formulate_messages(problem: str, examples: list[FewShot], answer_hint: str = "") -> list[Message]:
+    """System prompt, the worked examples as chat turns, then the puzzle (and which variables must answer it)."""
     messages = [Message(role="system", content=FORMULATE_SYSTEM)]
     for ex in examples:
         messages.append(Message(role="user", content=ex.problem))
-        canonical = ex.model.model_dump(mode="json", by_alias=True, exclude_none=True)
-        messages.append(Message(role="assistant", content=json.dumps(canonical)))
-    messages.append(Message(role="user", content=problem))
+        messages.append(Message(role="assistant", content=format_model(ex.model)))
+    messages.append(Message(role="user", content=f"{problem}\n\n{answer_hint}" if answer_hint else problem))
     return messages
+
+
+def repair_messages(first: list[Message], shown: str | None, feedback: str) -> list[Message]:
+    """The first prompt, the model's latest model ``shown`` (None: there is none to show) and the ``feedback``.
+
+    Without a model to show, the feedback is added to the puzzle's turn (two user turns in a row confuse
+    chat templates)."""
+    if shown is None:
+        last = first[-1]
+        return [*first[:-1], Message(role="user", content=f"{last.content}\n\n{feedback}")]
+    return [*first, Message(role="assistant", content=shown), Message(role="user", content=f"{feedback}\n{REPAIR_TAIL}")]
