@@ -104,7 +104,9 @@ def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
             extra["answer"] = adapter.names(entry)
         node = Formulate(sampling=SamplingParams(max_tokens=tokens), **extra)
         formulation = await node.run(f"{entry['question']}\n{adapter.hint(entry)}", ctx)
-        return adapter.answer(entry, formulation.solution if formulation.status == "solved" else None) or ""
+        if formulation.status != "solved":
+            return ""
+        return adapter.answer(entry, getattr(formulation, "answer", None) or formulation.solution) or ""
 
     return g
 

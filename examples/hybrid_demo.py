@@ -3,8 +3,9 @@
 * model alone: the model thinks step by step, then writes its final answer under a
   regex constraint (``Ada=N, Ben=N, ...``);
 * plait hybrid: ``Formulate`` has the model write the puzzle as a CSP (one worked
-  example of the same kind shown), the solver solves it, errors go back to the
-  model for repair; the answer is the checked solution.
+  example of the same kind shown, the four people required as answer variables),
+  the solver solves it, errors go back to the model for repair; the answer is the
+  checked solution.
 
 A side-by-side table follows: answer, correct, generated tokens, seconds. Without
 ``--model`` a scripted stand-in model answers (the test suite runs it that way);
@@ -58,13 +59,13 @@ async def think_then_answer(puzzle: str, ctx: RunContext) -> dict[str, int]:
     return {name: int(seat) for name, seat in re.findall(r"(\w+)=(\d)", answer.text)}
 
 
-formulate = hybrid.add(Formulate(examples=[*FEW_SHOT, EXAMPLE], sampling=SamplingParams(max_tokens=1024)))
+formulate = hybrid.add(Formulate(examples=[*FEW_SHOT, EXAMPLE], answer=PEOPLE,
+                                 sampling=SamplingParams(max_tokens=1024)))
 
 
 @hybrid.node
 def answer(formulate: Any) -> dict[str, int]:
-    solution = formulate.solution if formulate.status == "solved" else None
-    return {p: solution[p] for p in PEOPLE if p in solution} if solution else {}
+    return dict(formulate.answer) if formulate.status == "solved" and formulate.answer else {}
 
 
 hybrid.edge(formulate, answer)
