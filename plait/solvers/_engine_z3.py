@@ -33,6 +33,9 @@ from plait.solvers._model import CSP, AllDifferent, AnyOf, Compare, Implies, Int
 
 __all__ = ["search"]
 
+MAX_RUNS = 1_000
+"""Most runs of consecutive values a listed domain may have for z3 (each run is one interval term; building a
+disjunction of 100,000 equalities takes seconds): wider listings fall back to python-constraint."""
 _CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
 
@@ -47,14 +50,19 @@ class _Translator:
         self.codes: dict[str, int] = {}
         self.text = {v.name for v in csp.variables if v.kind == "str"}
         self.vars = {v.name: z3.Int(v.name, ctx) for v in csp.variables}
+        self.deadline = deadline
         self.domains = []
         for v in csp.variables:
             deadline.check()
             x = self.vars[v.name]
             if isinstance(v.domain, IntRange):
                 self.domains.append(z3.And(x >= v.domain.min, x <= v.domain.max))
-            else:
-                self.domains.append(z3.Or([x == self.encode(value) for value in v.values]))
+                continue
+            runs = _runs(sorted(self.encode(value) for value in v.values))
+            if len(runs) > MAX_RUNS:
+                raise Unsupported(f"variable {v.name!r}, whose {len(v.values)} listed values make {len(runs)} "
+                                  f"separate runs (z3 gets at most MAX_RUNS = {MAX_RUNS})")
+            self.domains.append(z3.Or([x == lo if lo == hi else z3.And(x >= lo, x <= hi) for lo, hi in runs]))
 
     def code(self, value: str) -> int:
         return self.codes.setdefault(value, len(self.codes))
@@ -69,12 +77,13 @@ class _Translator:
             weights = c.weights or [1] * len(c.variables)
             return _compare(z3.Sum([w * self.vars[n] for w, n in zip(weights, c.variables)]), c.op, c.value)
         if isinstance(c, Table):
-            rows = [row for row in c.rows  # a row with a value of the wrong kind can never match
-                    if all(isinstance(v, str) == (n in self.text) for v, n in zip(row, c.variables))]
-            match = z3.BoolVal(False, self.ctx)
-            if rows:
-                match = z3.Or([z3.And([self.vars[n] == self.encode(v) for n, v in zip(c.variables, row)])
-                               for row in rows])
+            terms = []
+            for i, row in enumerate(c.rows):
+                if i % 500 == 0:
+                    self.deadline.check()
+                if all(isinstance(v, str) == (n in self.text) for v, n in zip(row, c.variables)):  # else never matches
+                    terms.append(z3.And([self.vars[n] == self.encode(v) for n, v in zip(c.variables, row)]))
+            match = z3.Or(terms) if terms else z3.BoolVal(False, self.ctx)
             return z3.Not(match) if c.forbidden else match
         if isinstance(c, Implies):
             return z3.Or(z3.Not(self.holds(c.if_)), self.holds(c.then))
@@ -214,6 +223,17 @@ def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["
         return result_for(csp, "sat" if found else "timeout", found, started, timed_out=True, engine="z3",
                           error=stop_reason(deadline))
     return result_for(csp, "sat", found, started, engine="z3")
+
+
+def _runs(values: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct integers as runs of consecutive values, ``(first, last)``."""
+    runs: list[tuple[int, int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
 
 
 class _interrupted_on:

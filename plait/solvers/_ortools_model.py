@@ -52,6 +52,7 @@ class Translator:
 
     def __init__(self, csp: CSP, deadline: Deadline):
         self.m = cp.CpModel()
+        self.deadline = deadline
         self.codes: dict[str, int] = {}
         for var in csp.variables:  # text values get codes first, in declaration order
             if var.kind == "str":
@@ -97,7 +98,9 @@ class Translator:
 
     def _table(self, c: Table) -> None:
         rows = set()
-        for row in c.rows:  # a row with a value of the wrong kind can never match: leave it out
+        for i, row in enumerate(c.rows):  # a row with a value of the wrong kind can never match: leave it out
+            if i % 1000 == 0:
+                self.deadline.check()
             if all(isinstance(v, str) == (n in self.text) for v, n in zip(row, c.variables)):
                 rows.add(tuple(self.encode(v) for v in row))
         variables = [self.vars[n] for n in c.variables]

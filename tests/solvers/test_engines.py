@@ -167,3 +167,27 @@ def test_solve_node_reports_the_engine():
     assert result.output.engine == "ortools" and result.output.count == 1
     events = [e for e in result.events if getattr(e, "name", None) == "csp_solved"]
     assert events and events[0].data["engine"] == "ortools"
+
+
+@pytest.mark.parametrize("engine", ["ortools", "z3"])
+def test_hostile_sizes_keep_the_time_limit(engine):
+    """Long listed domains and a 200,000-row table: translation checks the clock too, so 1 s stays about 1 s."""
+    listed = CSP(variables=[{"name": f"V{i}", "domain": list(range(0, 200_000, 2))} for i in range(3)],
+                 constraints=["V0 + V1 == V2 + 1"])
+    table = CSP(variables=[{"name": f"V{i}", "domain": {"min": 0, "max": 99_999}} for i in range(2)],
+                constraints=[{"kind": "table", "variables": ["V0", "V1"], "rows": [[i, i + 1] for i in range(200_000)]},
+                             "V0 * V1 == 41"])
+    for csp in (listed, table):
+        started = time.monotonic()
+        result = solve(csp, engine=engine, timeout=1)
+        assert time.monotonic() - started < 10  # ended, not hung
+        assert result.status in ("unsat", "timeout")  # neither has a solution: V0 + V1 is even; 41 is prime
+
+
+def test_z3_refuses_listed_domains_of_many_runs_and_python_constraint_answers():
+    csp = CSP(variables=[{"name": "V", "domain": list(range(0, 4000, 2))}], constraints=["V == 3998"])
+    result = solve(csp, engine="z3")
+    assert result.solution == {"V": 3998} and result.engine == "python-constraint"
+    assert "2000 separate runs" in result.note
+    runs = CSP(variables=[{"name": "V", "domain": [*range(0, 3000), *range(5000, 9000)]}], constraints=["V > 8990"])
+    assert solve(runs, engine="z3", mode="all").count == 9 and solve(runs, engine="z3").engine == "z3"
