@@ -4,11 +4,12 @@ Instances: 9x9 Sudokus (known hard ones plus seeded random ones), N-Queens for
 N = 8, 16, 32 (one solution), the zebra puzzle, and cryptarithms (arithmetic-heavy).
 The plait arms run the example graphs (CSP build -> ``SolveCSP(engine=...)`` ->
 result) end to end, once per engine: ``python-constraint`` (the default),
-``ortools`` (plait translates the same CSP to CP-SAT and re-checks its
-solution) and ``auto`` (the column shows which engine it picked); the direct
+``ortools`` and ``z3`` (plait translates the same CSP to CP-SAT or z3 and
+re-checks the solution) and ``auto`` (the column shows which engine it picked); the direct
 CP-SAT arm builds the variables and constraints by hand with ``cp_model``
 (single worker by default, as plait's engines). Every solution of every arm is
-checked against the puzzle's rules. Figures are medians over ``--rounds`` runs, in seconds.
+checked against the puzzle's rules (an engine that misses one, e.g. at its ``--time-limit``, is named
+in the status column). Figures are medians over ``--rounds`` runs, in seconds.
 
     python benchmarks/csp.py [--json out.json] [--rounds 5] [--cpsat-workers 1]
 
@@ -87,16 +88,16 @@ def zebra_ok(values: dict[str, int]) -> bool:
 # -- the plait arm ------------------------------------------------------------------
 
 
-ENGINES = ("python-constraint", "ortools", "auto")
+ENGINES = ("python-constraint", "ortools", "z3", "auto")
 
 
-def solve_graph(build: Callable[[Any], CSP], engine: str = "python-constraint") -> Graph:
+def solve_graph(build: Callable[[Any], CSP], engine: str = "python-constraint", time_limit: float = 30) -> Graph:
     g = Graph("bench")
 
     def model(spec: Any) -> CSP:
         return build(spec)
 
-    g.chain(g.add(model), g.add(SolveCSP(time_limit=300, engine=engine)))
+    g.chain(g.add(model), g.add(SolveCSP(time_limit=time_limit, engine=engine)))
     return g
 
 
@@ -213,42 +214,47 @@ def cryptarithm_ok(puzzle: str, values: dict[str, int]) -> bool:
             and sum(number(w) for w in words[:-1]) == number(words[-1]))
 
 
-def measure(rounds: int, workers: int, only: str | None = None) -> dict[str, dict[str, Any]]:
+def measure(rounds: int, workers: int, only: str | None = None, time_limit: float = 30) -> dict[str, dict[str, Any]]:
     results = {}
     for name, (kind, spec, build, check) in instances().items():
         if only and only not in name:
             continue
         wall: dict[str, list[float]] = {e: [] for e in ENGINES}
-        search_t, cpsat_t, ok, picked = [], [], True, ""
-        graphs = {e: solve_graph(build, e) for e in ENGINES}
+        search_t, cpsat_t, failed, picked = [], [], set(), ""
+        graphs = {e: solve_graph(build, e, time_limit) for e in ENGINES}
         for _ in range(rounds):
             for engine, graph in graphs.items():
                 elapsed, search, solution, used = run_plait(graph, spec)
                 wall[engine].append(elapsed)
-                ok &= solution is not None and check(solution)
+                if solution is None or not check(solution):
+                    failed.add(engine)
                 if engine == "python-constraint":
                     search_t.append(search)
                 if engine == "auto":
                     picked = used
             elapsed, solution = run_cpsat(kind, spec, workers)
             cpsat_t.append(elapsed)
-            ok &= solution is not None and check(solution)
+            if solution is None or not check(solution):
+                failed.add("cpsat")
         results[name] = {"plait_s": statistics.median(wall["python-constraint"]),
                          "plait_search_s": statistics.median(search_t),
                          "plait_ortools_s": statistics.median(wall["ortools"]),
+                         "plait_z3_s": statistics.median(wall["z3"]),
                          "plait_auto_s": statistics.median(wall["auto"]), "auto_engine": picked,
-                         "cpsat_s": statistics.median(cpsat_t), "status": "solved" if ok else "FAILED"}
+                         "cpsat_s": statistics.median(cpsat_t),
+                         "status": f"FAILED: {', '.join(sorted(failed))}" if failed else "solved"}
     return results
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    print("plait_s: SolveCSP on python-constraint (search_s: its search alone); plait_ortools_s: SolveCSP on CP-SAT;\n"
-          "plait_auto_s: engine='auto' (auto: the engine it picked; * = fell back); cpsat_s: hand-built CP-SAT")
-    print(f"{'instance':<26} {'plait_s':>9} {'search_s':>9} {'ortools_s':>9} {'auto_s':>9} {'auto':>17} "
+    print("plait_s: SolveCSP on python-constraint (search_s: its search alone); ortools_s, z3_s: SolveCSP on CP-SAT,\n"
+          "on z3; auto_s: engine='auto' (auto: the engine it picked; * = fell back); cpsat_s: hand-built CP-SAT")
+    print(f"{'instance':<26} {'plait_s':>9} {'search_s':>9} {'ortools_s':>9} {'z3_s':>9} {'auto_s':>9} {'auto':>17} "
           f"{'cpsat_s':>9}  status")
     for name, r in results.items():
         print(f"{name:<26} {r['plait_s']:>9.4f} {r['plait_search_s']:>9.4f} {r['plait_ortools_s']:>9.4f} "
-              f"{r['plait_auto_s']:>9.4f} {r['auto_engine']:>17} {r['cpsat_s']:>9.4f}  {r['status']}")
+              f"{r['plait_z3_s']:>9.4f} {r['plait_auto_s']:>9.4f} {r['auto_engine']:>17} {r['cpsat_s']:>9.4f}  "
+              f"{r['status']}")
 
 
 def main() -> None:
@@ -259,6 +265,7 @@ def main() -> None:
     parser.add_argument("--model", help="accuracy arm on natural-language puzzles (needs the vLLM backend)")
     parser.add_argument("--puzzles", type=int, default=20, help="natural-language puzzles for the --model arm")
     parser.add_argument("--only", help="run only the instances whose name contains this text")
+    parser.add_argument("--time-limit", type=float, default=30, help="SolveCSP time_limit per solve (default 30 s)")
     args = parser.parse_args()
     factory = None
     if args.model:
@@ -267,7 +274,7 @@ def main() -> None:
         factory = getattr(executors, "backend_for", None)
         if factory is None:
             parser.error("--model needs the vLLM backend (plait.executors.backend_for), which this install lacks")
-    results = measure(args.rounds, args.cpsat_workers, args.only)
+    results = measure(args.rounds, args.cpsat_workers, args.only, args.time_limit)
     print_table(results)
     figures: dict[str, Any] = {"instances": results, "rounds": args.rounds, "cpsat_workers": args.cpsat_workers}
     if factory is not None:
