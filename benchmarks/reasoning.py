@@ -17,7 +17,8 @@ The answer mapping (which variables a formulation must declare, how a solution
 becomes the scorer's string) is in ``benchmarks/_reasoning_sets.py``. An arm
 needing a ``Formulate`` option this install lacks (``k``, ``answer``) is
 reported as skipped. Reported per arm: score (0..1, overall and per set),
-generated tokens, wall time.
+generated tokens, wall time; the formulation arms also count how their
+formulations ended (``formulations``: solved, invalid, unsat, ...).
 
     python benchmarks/reasoning.py --model qwen2.5-coder-0.5b --n 2 --json out.json
 """
@@ -96,7 +97,7 @@ def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
     g = Graph("formulate" if k == 1 else "formal_vote")
 
     @g.node
-    async def answer(index: int, ctx: RunContext) -> str:
+    async def answer(index: int, ctx: RunContext) -> dict[str, str]:
         item = items[index]
         adapter, entry = ADAPTERS[item["set"]], item["entry"]
         extra: dict[str, Any] = {"k": k} if "k" in options else {}
@@ -104,15 +105,17 @@ def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
             extra["answer"] = adapter.names(entry)
         node = Formulate(sampling=SamplingParams(max_tokens=tokens), **extra)
         formulation = await node.run(f"{entry['question']}\n{adapter.hint(entry)}", ctx)
-        if formulation.status != "solved":
-            return ""
-        return adapter.answer(entry, getattr(formulation, "answer", None) or formulation.solution) or ""
+        found = getattr(formulation, "answer", None) or formulation.solution
+        text = adapter.answer(entry, found) if formulation.status == "solved" else None
+        return {"answer": text or "", "status": formulation.status if text or formulation.status != "solved"
+                else "solved without the answer"}
 
     return g
 
 
 async def run_arm(graph: Graph, items: list[dict], backend: Any, concurrency: int) -> dict[str, Any]:
     scores: list[float] = [0.0] * len(items)
+    statuses: collections.Counter[str] = collections.Counter()
     tokens = 0
     limit = anyio.Semaphore(concurrency)
 
@@ -122,7 +125,11 @@ async def run_arm(graph: Graph, items: list[dict], backend: Any, concurrency: in
             result = await graph.run({"index": i}, backend=backend)
         tokens += result.tokens.completion_tokens
         item = items[i]
-        answer = result.output if result.status == "ok" and isinstance(result.output, str) else ""
+        output = result.output if result.status == "ok" else {"answer": "", "status": f"run {result.status}"}
+        if isinstance(output, dict):  # a formulation arm: its answer and how the formulation ended
+            statuses[output["status"]] += 1
+            output = output["answer"]
+        answer = output if isinstance(output, str) else ""
         scores[i] = float(item["dataset"].score_answer(answer, item["entry"]))
         print(f"{graph.name} {item['set']} #{i}: score {scores[i]:.2f} answer {answer[:60]!r}", file=sys.stderr,
               flush=True)
@@ -134,8 +141,9 @@ async def run_arm(graph: Graph, items: list[dict], backend: Any, concurrency: in
     by_set: dict[str, list[float]] = collections.defaultdict(list)
     for item, score in zip(items, scores):
         by_set[item["set"]].append(score)
-    return {"score": sum(scores) / len(scores), "by_set": {s: sum(v) / len(v) for s, v in by_set.items()},
-            "tokens": tokens, "wall_s": time.perf_counter() - started}
+    figures = {"score": sum(scores) / len(scores), "by_set": {s: sum(v) / len(v) for s, v in by_set.items()},
+               "tokens": tokens, "wall_s": time.perf_counter() - started}
+    return {**figures, "formulations": dict(statuses)} if statuses else figures
 
 
 async def measure(backend: Any, items: list[dict], arms: list[str], args: argparse.Namespace,

@@ -106,3 +106,5 @@ def test_every_arm_runs_and_scores_a_right_model(tmp_path):
         assert row["score"] == 1.0 and set(row["by_set"].values()) == {1.0}, arm
         assert row["tokens"] > 0 and row["wall_s"] >= 0
     assert written["arms"]["vote"]["tokens"] > written["arms"]["alone"]["tokens"]
+    for arm in ("formulate", "formal_vote"):
+        assert written["arms"][arm]["formulations"] == {"solved": len(items)}
