@@ -202,7 +202,7 @@ def formulate_timeout() -> tuple[bool, str]:
     """The same CSP as a model's 153-byte-style reply to Formulate(time_limit=1): it must end near the limit."""
     text = json.dumps(OFFSET_CSP, separators=(",", ":"))
     graph = Graph("guard_formulate")
-    graph.add(Formulate(time_limit=1.0, max_rounds=1))
+    graph.add(Formulate(time_limit=1.0, max_rounds=1, syntax="json"))
     start = time.perf_counter()
     outcome = _run(graph, {"problem": "attack"}, backend=FunctionBackend(lambda request: text))
     elapsed = time.perf_counter() - start
@@ -360,7 +360,7 @@ def looping_json() -> tuple[bool, str]:
         """Do nothing."""
         return x
 
-    nodes = {"formulate": (Formulate(max_rounds=1), {"problem": "attack"}),
+    nodes = {"formulate": (Formulate(max_rounds=1, syntax="json"), {"problem": "attack"}),
              "subtasks": (SubtaskTree(max_depth=1, max_reasks=0), {"task": "attack"}),
              "plan": (PlanAndExecute([noop], max_replans=0, max_repairs=0), {"task": "attack"})}
     cut: list[str] = []

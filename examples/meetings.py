@@ -15,7 +15,7 @@ import json
 import anyio
 
 from plait import CSP, Formulate, Graph, ProposeAndRetract, ScriptedBackend
-from plait.solvers import Formulation, Proposal
+from plait.solvers import Formulation, Proposal, format_formulation
 
 REQUEST = """\
 Schedule four one-hour meetings tomorrow; each starts on the hour, between 9:00 and 16:00.
@@ -71,7 +71,7 @@ graph.chain(propose, schedule)
 def make_backend() -> ScriptedBackend:
     """A scripted model: formulates correctly, then proposes a schedule that puts Cid in two places at 11:00."""
     return ScriptedBackend([
-        json.dumps(meetings_model()),
+        format_formulation(CSP.model_validate(meetings_model())),  # the formulation language, as the model writes it
         json.dumps({"Planning": 10, "Design": 11, "Hiring": 14, "Retro": 11}),
         json.dumps({"Design": 12, "Retro": 11}),
     ])

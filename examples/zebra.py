@@ -1,6 +1,7 @@
 """The zebra puzzle from natural language: the model formulates a CSP, the solver solves it, repair closes gaps.
 
-``Formulate`` asks the model for the CSP (JSON schema constrained), solves it and,
+``Formulate`` asks the model for the CSP (in the compact formulation language, decoded
+under its grammar), solves it and,
 when the model's formulation leaves several solutions, tells the model it is
 under-constrained and shows two of them; ``Explain`` turns the checked solution
 into prose. ``make_backend()`` is a scripted stand-in model whose first
@@ -9,12 +10,10 @@ formulation forgets a clue, so the repair loop runs. Run it:
     plait run examples/zebra.py:graph --input '{"problem": "<the puzzle text, e.g. zebra.PUZZLE>"}'
 """
 
-import json
-
 import anyio
 
-from plait import Explain, Formulate, Graph, ScriptedBackend
-from plait.solvers import Formulation
+from plait import CSP, Explain, Formulate, Graph, ScriptedBackend
+from plait.solvers import Formulation, format_formulation
 
 PUZZLE = """\
 There are five houses in a row, numbered 1 to 5 from left to right. Each has a different colour
@@ -44,7 +43,7 @@ CLUES = [
 
 
 def zebra_model(clues: list[str] = CLUES) -> dict:
-    """The CSP as the model writes it: a house number 1..5 per attribute value."""
+    """The CSP: a house number 1..5 per attribute value."""
     return {
         "variables": [{"name": n, "domain": {"min": 1, "max": 5}} for group in GROUPS.values() for n in group],
         "constraints": [{"kind": "all_different", "variables": g} for g in GROUPS.values()]
@@ -72,8 +71,8 @@ def make_backend() -> ScriptedBackend:
     """A scripted model: forgets the Chesterfield/fox clue first, then fixes it when told."""
     forgetful = [c for c in CLUES if "Chesterfield" not in c]
     return ScriptedBackend([
-        json.dumps(zebra_model(forgetful)),
-        json.dumps(zebra_model()),
+        format_formulation(CSP.model_validate(zebra_model(forgetful))),  # as the model writes it
+        format_formulation(CSP.model_validate(zebra_model())),
         "The Norwegian drinks water, and the Japanese owns the zebra.",
     ])
 

@@ -1,7 +1,7 @@
 """LLM to CSP with repair (Logic-LM style) and a formalization vote, and turning a solution back into prose.
 
-:class:`Formulate` asks the model for a :class:`CSP` as JSON (the request
-carries the model's JSON schema as a structured-output constraint), solves it,
+:class:`Formulate` asks the model for a :class:`CSP`, in the compact formulation
+language under its grammar or as JSON under its schema (:mod:`plait.solvers._formulate_syntax`), solves it,
 and on failure re-asks with the precise finding, for at most ``max_rounds``
 replies per formulation (:mod:`plait.solvers._formulate_check` says what is
 found, :mod:`plait.solvers._formulate_repair` how a repair is asked).
@@ -26,26 +26,19 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from plait.errors import ConfigError
-from plait.executors import JsonSchema, Message, Request, SamplingParams
+from plait.executors import Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.planners._aggregators import Aggregator, EarlyStop
 from plait.solvers._bridge import CSPResult
 from plait.solvers._formulate_check import (
     MAX_REPLY_CHARS, FormulationRound, answer_hint, answer_spec, example_print)
+from plait.solvers._formulate_syntax import SyntaxName, syntax_named
 from plait.solvers._formulate_vote import run_chains
+from plait.solvers._language_examples import FORMULATION_EXAMPLES, FormulationExample
 from plait.solvers._model import CSP
 from plait.solvers._prompts import EXPLAIN_SYSTEM, FEW_SHOT, FewShot, formulate_messages
 
 __all__ = ["Formulation", "FormulationRound", "Formulate", "Explain", "MAX_REPLY_CHARS"]
-
-MAX_STRING = 240
-"""Longest string (a name, an expression) a constrained formulation may write."""
-TOKENS_PER_ITEM = 40
-"""A list (variables, constraints, domain values, table rows) in a constrained formulation holds at most
-``max_tokens // TOKENS_PER_ITEM`` entries (51 at the default 2,048): a variable or constraint object costs 20
-to 35 tokens (35: a variable with 10-digit bounds), so a model repeating one is stopped by the schema before
-``max_tokens`` is. Integers are bounded by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote
-``"value": 27000...0`` to the token limit)."""
 
 FormulationStatus = Literal["solved", "invalid", "unsat", "ambiguous", "timeout"]
 
@@ -90,7 +83,12 @@ class Formulate(Node):
     * ``expect_unique``: the puzzle has one answer, so a second solution means the model left a fact out;
     * ``max_rounds``: replies judged per formulation (a repeat re-sampled at ``resample_temperature`` counts);
     * ``time_limit``: the solver's work on each reply (a round ends ``timeout`` when it passes);
-    * ``sampling``: the base :class:`SamplingParams` (the JSON-schema constraint is added to it).
+    * ``syntax``: how the model writes its model: ``"language"``, the compact formulation language decoded
+      under its grammar (default; worked examples :data:`~plait.solvers.FORMULATION_EXAMPLES`), or
+      ``"json"``, the :class:`CSP` as JSON under its bounded schema (examples :data:`~plait.solvers.FEW_SHOT`);
+      ``examples`` takes :class:`FewShot` (written in either syntax) and :class:`FormulationExample` items;
+    * ``sampling``: the base :class:`SamplingParams` (default ``max_tokens`` 1,024 for the language, 2,048 for
+      JSON); the syntax's constraint is added to it.
     """
 
     def __init__(
@@ -100,8 +98,9 @@ class Formulate(Node):
         max_rounds: int = 3,
         expect_unique: bool = True,
         time_limit: float = 10.0,
-        examples: list[FewShot] | None = None,
+        examples: list[FewShot | FormulationExample] | None = None,
         sampling: SamplingParams | None = None,
+        syntax: SyntaxName = "language",
         k: int = 1,
         answer: list[str] | dict[str, Any] | None = None,
         aggregate: Aggregator | None = None,
@@ -119,21 +118,25 @@ class Formulate(Node):
         self.max_rounds = max_rounds
         self.expect_unique = expect_unique
         self.time_limit = time_limit
-        self.examples = FEW_SHOT if examples is None else examples
-        self.example_prints = [example_print(ex.model) for ex in self.examples]
+        self.syntax = syntax_named(syntax)
+        if examples is None:
+            examples = list(FORMULATION_EXAMPLES) if syntax == "language" else list(FEW_SHOT)
+        self.examples = examples
+        worked = [self.syntax.example(ex) for ex in examples]  # (puzzle, CSP, text as this syntax writes it)
+        self.example_turns = [(puzzle, text) for puzzle, _, text in worked]
+        self.example_prints = [example_print(csp) for _, csp, _ in worked]
         self.k = k
         self.answer = answer_spec(answer)
         self.aggregate = aggregate or EarlyStop(wave=k)
         if self.aggregate.quorum > k:
             raise ConfigError(f"Formulate aggregate quorum {self.aggregate.quorum} can never be met with k={k}")
         self.resample_temperature = resample_temperature
-        base = sampling or SamplingParams(max_tokens=2048)
-        max_items = max(8, base.max_tokens // TOKENS_PER_ITEM)
-        constraint = JsonSchema.of(CSP, max_string=MAX_STRING, max_items=max_items)  # nothing can grow without end
+        base = sampling or SamplingParams(max_tokens=1024 if syntax == "language" else 2048)
+        constraint = self.syntax.constraint(base.max_tokens)  # bounded: nothing can grow without end
         self.sampling = base.model_copy(update={"constraint": constraint})
 
     async def run(self, problem: str, ctx: RunContext) -> Formulation:
-        first = formulate_messages(problem, self.examples, answer_hint(self.answer))
+        first = formulate_messages(problem, self.example_turns, answer_hint(self.answer), self.syntax.system)
         outcome = await run_chains(self, ctx, problem, first)
         chain, verdict = outcome.chain, outcome.chain.verdict
         status = verdict.status if verdict is not None and verdict.status != "repeat" else "invalid"

@@ -30,7 +30,7 @@ from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP, IntRange, Variable
 
 __all__ = ["FormulationRound", "RoundStatus", "AnswerSpec", "answer_spec", "answer_hint", "judge_csp", "fingerprint",
-           "example_print"]
+           "example_print", "unknown_names", "undeclared_hint"]
 
 MAX_REPLY_CHARS = 1_000_000
 """Longest reply that is parsed at all (a 2,048-token formulation is about 10,000 characters)."""
@@ -159,22 +159,33 @@ def _invalid(csp: CSP, problems: list[str]) -> str:
     finding = f"These constraints are invalid:\n{_listed(problems)}"
     unknown: list[str] = []
     for problem in problems:
-        for part in problem.split("unknown variable")[1:]:
-            unknown += [n for n in re.findall(r"'([A-Za-z_]\w{0,63})'", part.split(";")[0]) if n not in unknown]
-    if not unknown:
-        return finding
-    declared = {v.name.lower(): v.name for v in csp.variables}
-    texts = {str(x).lower(): x for v in csp.variables if v.kind == "str" for x in v.values[:1000]}
+        unknown += [n for n in unknown_names(problem) if n not in unknown]
+    return f"{finding}\n{undeclared_hint(unknown, csp.variables)}" if unknown else finding
+
+
+def unknown_names(message: str) -> list[str]:
+    """The undeclared names an error message of the constraint compiler names."""
+    found: list[str] = []
+    for part in message.split("unknown variable")[1:]:
+        found += [n for n in re.findall(r"'([A-Za-z_]\w{0,63})'", part.split(";")[0]) if n not in found]
+    return found
+
+
+def undeclared_hint(unknown: list[str], variables: list[Variable]) -> str:
+    """One line listing undeclared names, each with the declared name or text value meant when one matches but
+    for case (``brown`` for ``Brown``, ``dog`` for the text value ``"dog"``)."""
+    declared = {v.name.lower(): v.name for v in variables}
+    texts = {str(x).lower(): x for v in variables if v.kind == "str" for x in v.values[:1000]}
     hints = []
     for name in unknown[:LISTED]:
         if name.lower() in declared:
             hints.append(f"{name} (you declared {declared[name.lower()]})")
         elif name.lower() in texts:
-            hints.append(f"{name} (a text value: write it in quotes, '{texts[name.lower()]}')")
+            hints.append(f"{name} (a text value: write it in quotes, {json.dumps(texts[name.lower()])})")
         else:
             hints.append(name)
-    return (f"{finding}\nUndeclared names: {', '.join(hints)}. Declare each one as a variable with its domain, "
-            "or use a declared name.")
+    return (f"Undeclared names: {', '.join(hints)}. Declare each one as a variable with its domain, or use a "
+            "declared name.")
 
 
 def example_print(csp: CSP) -> ExamplePrint:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from plait._json import find_json, problem_lines
 from plait.errors import ConstraintSyntaxError
 from plait.executors import Message, Request, Sample
 from plait.executors._reask import ask_until_usable
@@ -30,8 +29,9 @@ from plait.solvers._bridge import in_worker
 from plait.solvers._compile import Scope, compile_constraint
 from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._formulate_check import MAX_REPLY_CHARS, AnswerSpec, FormulationRound, fingerprint, judge_csp
+from plait.solvers._formulate_syntax import Unreadable
 from plait.solvers._model import CSP
-from plait.solvers._prompts import format_model, repair_messages
+from plait.solvers._prompts import repair_messages
 
 if TYPE_CHECKING:
     from plait.solvers._formulate import Formulate
@@ -128,7 +128,7 @@ class Chain:
         shown = self._shown()
         if last.truncated and shown is not None and shown.finding:
             feedback += f"\nThe model above is your latest complete one. {shown.finding}"
-        text = format_model(shown.csp) if shown is not None and shown.csp is not None else None
+        text = self.node.syntax.format(shown.csp) if shown is not None and shown.csp is not None else None
         if last.csp is None and not last.truncated and self._raw and len(self._raw) <= MAX_SHOWN_RAW:
             text = self._raw  # the error's position points into it
         prompt = tuple(repair_messages(self.first, text, feedback))
@@ -153,10 +153,9 @@ class Chain:
             return FormulationRound(status="invalid", **base, finding=(
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model."))
         try:
-            csp = CSP.model_validate_json(find_json(text, "{") or text)
-        except ValidationError as exc:
-            lines = "; ".join(problem_lines(exc, "model"))
-            return FormulationRound(status="invalid", **base, finding=f"Your JSON does not fit the CSP schema: {lines}.")
+            csp = self.node.syntax.parse(text)
+        except Unreadable as exc:
+            return FormulationRound(status="invalid", **base, finding=str(exc))
         shown = self._shown()
         csp, restored = restore_dropped(shown.csp if shown else None, csp, self.node.answer, deadline)
         print_ = fingerprint(csp)

@@ -21,7 +21,6 @@ from plait.executors import Request
 from plait.orchestrator import RunContext, VoteTallied
 from plait.planners._aggregators import Candidate
 from plait.solvers._formulate_repair import Chain, Tally
-from plait.solvers._prompts import format_model
 
 if TYPE_CHECKING:
     from plait.solvers._formulate import Formulate
@@ -108,7 +107,7 @@ async def _first_replies(node: Formulate, ctx: RunContext, wave: list[Chain], ta
 def _candidate(chain: Chain) -> Candidate:
     answer = chain.answer()
     verdict = chain.verdict
-    text = format_model(verdict.csp) if verdict is not None and verdict.csp is not None else ""
+    text = chain.node.syntax.format(verdict.csp) if verdict is not None and verdict.csp is not None else ""
     if answer is not None:
         return Candidate(index=chain.sample, value=json.dumps(answer, sort_keys=True), text=text)
     why = f"{verdict.status}: {(verdict.finding or '')[:200]}" if verdict is not None else "no reply"

@@ -10,14 +10,12 @@ the first prompt as a cached prefix.
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel
 
 from plait.executors import Message
 from plait.solvers._model import CSP
 
-__all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "formulate_messages", "repair_messages", "format_model",
+__all__ = ["FewShot", "FEW_SHOT", "FORMULATE_SYSTEM", "LANGUAGE_SYSTEM", "formulate_messages", "repair_messages",
            "EXPLAIN_SYSTEM"]
 
 FORMULATE_SYSTEM = """\
@@ -33,6 +31,20 @@ Reply with one JSON object: {"variables": [...], "constraints": [...]}.
 - Expressions use only variable names, integers, + - * // % abs() min() max() sum(), comparisons,
   and/or/not; text values only with == and !=. Nothing else is allowed.
 - Encode every fact of the puzzle, so that exactly one solution remains when the puzzle says so.
+"""
+
+LANGUAGE_SYSTEM = """\
+You translate puzzles into finite-domain constraint models for a solver, in a compact language.
+Write one statement per line:
+- declare variables with a range or a set of values: A B C in 1..9 / Color in {"red","blue"};
+- alldifferent(A,B,C), also over expressions: alldifferent(Q1+1,Q2+2,Q3+3);
+- sum(A,2*B,C) <= 10; (A,B) in {(1,2),(2,3)} or (A,B) not in {...};
+- A < 12 -> D > A (if-then); any(A == 1,B == 2) (at least one holds);
+- any other line is a condition over variable names and integers: + - * // % abs() min() max(), comparisons,
+  and/or/not; text values in double quotes ("red") only with == and !=;
+- # starts a comment.
+Declare every name you use. Encode every fact of the puzzle, so that exactly one solution remains when the
+puzzle says so. Write no spaces you do not need.
 """
 
 EXPLAIN_SYSTEM = """\
@@ -89,17 +101,14 @@ REPAIR_TAIL = ("Reply with the whole corrected model. Edit the model above: keep
 """Ends every repair message: an edit of the shown model, not a new one."""
 
 
-def format_model(csp: CSP) -> str:
-    """A CSP as the model is asked to write it (the few-shot turns and repair prompts use this form)."""
-    return json.dumps(csp.model_dump(mode="json", by_alias=True, exclude_none=True))
-
-
-def formulate_messages(problem: str, examples: list[FewShot], answer_hint: str = "") -> list[Message]:
-    """System prompt, the worked examples as chat turns, then the puzzle (and which variables must answer it)."""
-    messages = [Message(role="system", content=FORMULATE_SYSTEM)]
-    for ex in examples:
-        messages.append(Message(role="user", content=ex.problem))
-        messages.append(Message(role="assistant", content=format_model(ex.model)))
+def formulate_messages(problem: str, examples: list[tuple[str, str]], answer_hint: str = "",
+                       system: str = FORMULATE_SYSTEM) -> list[Message]:
+    """System prompt, the worked examples (puzzle, model as text) as chat turns, then the puzzle (and which
+    variables must answer it)."""
+    messages = [Message(role="system", content=system)]
+    for example_problem, model in examples:
+        messages.append(Message(role="user", content=example_problem))
+        messages.append(Message(role="assistant", content=model))
     messages.append(Message(role="user", content=f"{problem}\n\n{answer_hint}" if answer_hint else problem))
     return messages
 

@@ -93,10 +93,9 @@ def subtask_tree():
 
 
 def formulate():
-    problem = {"variables": [{"name": "x", "domain": [1, 2, 3]}, {"name": "y", "domain": [1, 2, 3]}],
-               "constraints": ["x + y == 5", "x < y"]}
+    problem = "x y in {1,2,3}\nx + y == 5\nx < y"  # the formulation language, Formulate's default
     return Formulate(name="formulate"), {"problem": "x + y = 5 and x < y, both in 1..3"}, \
-        ScriptedBackend([json.dumps(problem)])
+        ScriptedBackend([problem])
 
 
 def propose_and_retract():

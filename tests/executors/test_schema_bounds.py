@@ -114,7 +114,7 @@ SCHEMAS = {
     "plan": lambda: plan_json_schema(ToolRegistry([search, total, locate])),
     "subtask answer": lambda: ReplyParser(allow_split=False, max_breadth=3).constraint().schema_,
     "subtask split": lambda: ReplyParser(allow_split=True, max_breadth=3, max_tokens=200).constraint().schema_,
-    "CSP (Formulate)": lambda: Formulate().sampling.constraint.schema_,
+    "CSP (Formulate)": lambda: Formulate(syntax="json").sampling.constraint.schema_,
     "propose": lambda: propose_schema(big_csp(), ["A", "B", "C"]),
     "JSON parser": lambda: ModelParser(Person).constraint().schema_,
 }
@@ -212,7 +212,7 @@ def test_a_model_looping_in_the_thought_ends_within_max_tokens_with_a_parsable_r
 
 def test_a_model_looping_on_digits_ends_within_max_tokens_with_a_valid_csp(compiler):
     """A reply to the CSP schema ran to 2,048 tokens on one integer (``27000...0``); now it has 10 digits."""
-    schema = Formulate().sampling.constraint.schema_
+    schema = Formulate(syntax="json").sampling.constraint.schema_
     text, ended = looping_model(compiler, schema, lambda t: "0" if t[-1:].isdigit() else "2", 2048)
     assert ended, text[-200:]
     csp = CSP.model_validate_json(text)

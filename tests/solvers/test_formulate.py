@@ -1,4 +1,6 @@
-"""Formulate's repair loop on scripted wrong formulations, and Explain."""
+"""Formulate's repair loop on scripted wrong formulations written as JSON (``syntax="json"``), and Explain.
+
+The same loop in the formulation language (the default) is in test_formulate_language.py."""
 
 import json
 
@@ -7,7 +9,9 @@ import anyio
 from plait import Graph, JsonSchema, ScriptedBackend
 from plait.executors import Sample
 from plait.solvers import CSP, Explain, Formulate
-from plait.solvers._prompts import format_model
+from plait.solvers._formulate_syntax import syntax_named
+
+format_model = syntax_named("json").format
 
 PUZZLE = "Ann, Bob and Cid sit in seats 1-3, one each. Ann is not in seat 1. Bob sits directly left of Cid."
 VARS = [{"name": n, "domain": {"min": 1, "max": 3}} for n in ("Ann", "Bob", "Cid")]
@@ -21,7 +25,7 @@ FIRST_PROMPT = 6  # system, two worked examples (user + assistant each), the puz
 
 def run_graph(replies, **options):
     g = Graph("formulate")
-    g.chain(Formulate(**options), Explain())
+    g.chain(Formulate(syntax="json", **options), Explain())
     backend = ScriptedBackend(replies)
     result = anyio.run(lambda: g.run({"problem": PUZZLE}, backend=backend))
     return result, backend
@@ -29,7 +33,7 @@ def run_graph(replies, **options):
 
 def formulate(replies, problem=PUZZLE, **options):
     g = Graph("formulate")
-    g.add(Formulate(**options))
+    g.add(Formulate(syntax="json", **options))
     backend = ScriptedBackend(replies)
     result = anyio.run(lambda: g.run({"problem": problem}, backend=backend))
     return result.output, backend, result
@@ -192,7 +196,7 @@ def test_undeclared_names_are_listed_with_the_name_or_value_meant():
     right = {"variables": ZEBRA_VARS, "constraints": ["Brown < Red", "Pet == 'dog'"]}
     formulation, _, _ = formulate([json.dumps(wrong), json.dumps(right)], problem=ZEBRA)
     finding = formulation.feedback[0]
-    assert "Undeclared names: brown (you declared Brown), dog (a text value: write it in quotes, 'dog'), Zed." \
+    assert "Undeclared names: brown (you declared Brown), dog (a text value: write it in quotes, \"dog\"), Zed." \
         in finding
     assert formulation.status == "solved" and formulation.solution == {"Brown": 1, "Red": 2, "Pet": "dog"}
 

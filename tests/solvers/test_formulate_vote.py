@@ -12,12 +12,11 @@ from plait.planners import EarlyStop
 from plait.solvers import Formulate
 
 PUZZLE = "Ann, Bob and Cid sit in seats 1-3, one each. Ann is not in seat 1. Bob sits directly left of Cid."
-VARS = [{"name": n, "domain": {"min": 1, "max": 3}} for n in ("Ann", "Bob", "Cid")]
-DIFF = {"kind": "all_different", "variables": ["Ann", "Bob", "Cid"]}
-GOOD = json.dumps({"variables": VARS, "constraints": [DIFF, "Ann != 1", "Bob + 1 == Cid"]})
-GOOD_TOO = json.dumps({"variables": VARS, "constraints": [DIFF, "Ann == 3", "Cid == 2"]})  # another model, same answer
-WRONG = json.dumps({"variables": VARS, "constraints": [DIFF, "Ann == 1", "Bob == 2"]})  # one solution, wrong
-INVALID = json.dumps({"variables": VARS, "constraints": [DIFF, "Bob + 1 == Dan"]})
+SEATS = "Ann Bob Cid in 1..3\nalldifferent(Ann,Bob,Cid)\n"  # formulations in the language, Formulate's default
+GOOD = SEATS + "Ann != 1\nBob+1 == Cid"
+GOOD_TOO = SEATS + "Ann == 3\nCid == 2"  # another model, the same answer
+WRONG = SEATS + "Ann == 1\nBob == 2"  # one solution, the wrong one
+INVALID = SEATS + "Bob+1 == Dan"
 RIGHT = '{"Ann": 3, "Bob": 1, "Cid": 2}'
 
 
@@ -64,11 +63,13 @@ def test_a_tied_vote_goes_to_the_earliest_formulation():
 
 def test_all_invalid_formulations_leave_the_vote_unsolved_with_no_confidence():
     cut = Sample(text=GOOD[:30], finish_reason="length", completion_tokens=2048)
-    formulation, backend, result = formulate([INVALID, "{bad", cut], k=3, max_rounds=1, answer=["Ann"])
+    lacking = "Bob Cid in 1..3\nBob != Cid"  # reads, but lacks the answer variable
+    formulation, backend, result = formulate([lacking, "{bad", cut], k=3, max_rounds=1, answer=["Ann"])
     assert formulation.status == "invalid" and formulation.answer is None
     assert formulation.confidence == 0.0 and formulation.votes == {}
     assert len(backend.requests) == 1 and len(formulation.rounds) == 3
-    assert formulation.csp is not None  # the formulation that got furthest (it parsed) speaks for the result
+    assert formulation.csp is not None  # the formulation that got furthest (it was read) speaks for the result
+    assert formulation.rounds[1].finding.startswith("Your model could not be read: line 1, column 1")
     [vote] = typed(result, VoteTallied)
     assert (vote.winner, vote.failed, vote.truncated) == (None, 3, 1)
     assert vote.answers == [None, None, None] and vote.errors[2].startswith("sample 2: invalid: Your reply was cut")
@@ -78,7 +79,7 @@ def test_unsolved_formulations_are_repaired_until_the_vote_is_settled():
     def script(request):
         if request.params.n == 3:
             return [INVALID, GOOD, WRONG]  # 1 against 1: the repaired first formulation decides
-        assert request.prompt[-2].content.startswith('{"variables"') and "Dan" in request.prompt[-1].content
+        assert request.prompt[-2].content == INVALID and "'Dan'" in request.prompt[-1].content  # the error's line
         return GOOD_TOO
 
     formulation, backend, result = formulate(script, k=3, answer=["Ann", "Bob", "Cid"])
@@ -118,7 +119,7 @@ def test_a_server_sending_fewer_samples_than_asked_leaves_those_formulations_fai
 
 
 def test_a_formulation_lacking_an_answer_variable_is_repaired_not_solved():
-    partial = json.dumps({"variables": VARS[:2], "constraints": ["Ann != 1", "Ann != Bob", "Bob == 1"]})
+    partial = "Ann Bob in 1..3\nAnn != 1\nAnn != Bob\nBob == 1"
     formulation, backend, _ = formulate([partial, GOOD], answer=["Ann", "Cid"])
     assert "Declare these answer variables: Ann, Cid." in backend.requests[0].prompt[-1].content
     lacking, solved = formulation.rounds
@@ -128,13 +129,12 @@ def test_a_formulation_lacking_an_answer_variable_is_repaired_not_solved():
 
 
 def test_answer_domains_cut_a_wider_declared_domain_and_refuse_a_disjoint_one():
-    wide = json.dumps({"variables": [{"name": "Ann", "domain": {"min": 0, "max": 9}}, *VARS[1:]],
-                       "constraints": [DIFF, "Ann != 1", "Bob + 1 == Cid"]})
+    wide = "Ann in 0..9\nBob Cid in 1..3\nalldifferent(Ann,Bob,Cid)\nAnn != 1\nBob+1 == Cid"
     formulation, backend, _ = formulate([wide], answer={"Ann": range(1, 4), "Bob": None}, max_rounds=1)
     assert "Ann (domain 1..3), Bob" in backend.requests[0].prompt[-1].content
     assert formulation.status == "solved" and formulation.rounds[0].narrowed == ["Ann"]  # 0..9 alone: ambiguous
     assert formulation.answer == {"Ann": 3, "Bob": 1}
-    texts = json.dumps({"variables": [{"name": "Ann", "domain": ["x", "y"]}, *VARS[1:]], "constraints": []})
+    texts = 'Ann in {"x","y"}\nBob Cid in 1..3'
     formulation, _, _ = formulate([texts], answer={"Ann": [1, 2, 3]}, max_rounds=1)
     assert formulation.status == "invalid"
     assert formulation.rounds[0].finding == "Wrong answer domains: Ann must take values in 1..3 (declared {x, y})."
@@ -164,9 +164,7 @@ def test_bad_vote_options_are_refused(options, message):
 
 # -- the guards hold in a vote ----------------------------------------------------------------------------------
 
-SHIFT = json.dumps({"variables": [{"name": "A", "domain": {"min": 0, "max": 99999}},
-                                  {"name": "B", "domain": {"min": 0, "max": 99999}}],
-                    "constraints": ["A == B + 100000"]})  # every assignment fails: the solver runs to its limit
+SHIFT = "A B in 0..99999\nA == B+100000"  # every assignment fails: the solver runs to its limit
 
 
 @pytest.mark.timeout(60)
@@ -187,14 +185,14 @@ def test_a_node_timeout_stops_a_vote_mid_judging_and_leaves_no_solver_running():
 def test_a_token_budget_stops_the_repairs_of_a_vote_before_they_are_sent():
     from plait.errors import BudgetExceededError
     from plait.executors import Request
-    from plait.solvers import FEW_SHOT
     from plait.solvers._prompts import formulate_messages
 
     backend = FunctionBackend(lambda request: [INVALID] * request.params.n)
-    first = backend.count_prompt_tokens(Request(prompt=tuple(formulate_messages(PUZZLE, FEW_SHOT))))
-    budget = first + 3 * 300 + 10  # the n=3 request fits; no repair does
+    node = Formulate(k=3, sampling=SamplingParams(max_tokens=300))
+    prompt = formulate_messages(PUZZLE, node.example_turns, system=node.syntax.system)
+    budget = backend.count_prompt_tokens(Request(prompt=tuple(prompt))) + 3 * 300 + 10  # only the n=3 request fits
     g = Graph("budget_vote")
-    g.add(Formulate(k=3, sampling=SamplingParams(max_tokens=300)))
+    g.add(node)
     with pytest.raises(BudgetExceededError):
         anyio.run(lambda: g.run({"problem": PUZZLE}, backend=backend, token_budget=budget))
     assert [r.params.n for r in backend.requests] == [3]  # the first repair did not fit: never sent

@@ -58,7 +58,7 @@ def solve_in_graph(csp, **options):
 
 def formulate(reply: str, **options):
     g = Graph("hostile_formulate")
-    g.add(Formulate(max_rounds=1, sampling=SamplingParams(max_tokens=10**7), **options))
+    g.add(Formulate(max_rounds=1, sampling=SamplingParams(max_tokens=10**7), syntax="json", **options))
     backend = FunctionBackend(lambda request: reply)
     return anyio.run(lambda: g.run({"problem": "a puzzle"}, backend=backend)).output
 

@@ -43,7 +43,7 @@ def test_vote_tallied_counts_truncated_samples_among_the_failed(tmp_path):
 
 def test_formulation_checked_records_each_round_and_the_panel_shows_the_repairs(tmp_path):
     graph = Graph("formulate")
-    graph.add(Formulate(max_rounds=3))
+    graph.add(Formulate(max_rounds=3, syntax="json"))
     backend = ScriptedBackend(["{not json", json.dumps(UNSAT), json.dumps(GOOD)])
     events = run_traced(graph, {"problem": "seats"}, backend, tmp_path / "formulate.jsonl")
     rounds = [e for e in events if e["kind"] == "formulation_checked"]

@@ -1,0 +1,132 @@
+"""How :class:`~plait.solvers.Formulate` asks for a model and reads it: the formulation language, or JSON.
+
+``language`` (the default) is the compact formulation language
+(:mod:`plait.solvers._language`), decoded under its grammar: a cryptarithm
+is about 100 tokens where its JSON CSP ran past 2,048. ``json`` is the
+:class:`CSP` as JSON, decoded under its bounded JSON schema. Each syntax
+gives the system prompt, the structured-output constraint, how a worked
+example and a repair's model are written, and how a reply is read (a
+reply that cannot be read becomes :class:`Unreadable`, its message the
+finding sent back, with the line and column or JSON path of the problem).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import ValidationError
+
+from plait._json import find_json, problem_lines
+from plait.errors import ConfigError, FormulationError
+from plait.executors import Constraint, Grammar, JsonSchema
+from plait.solvers._formulate_check import LISTED, undeclared_hint, unknown_names
+from plait.solvers._language import format_formulation, parse_formulation
+from plait.solvers._language_examples import FormulationExample
+from plait.solvers._language_grammar import FORMULATION_GRAMMAR
+from plait.solvers._model import CSP
+from plait.solvers._prompts import FORMULATE_SYSTEM, LANGUAGE_SYSTEM, FewShot
+
+__all__ = ["Syntax", "SyntaxName", "Unreadable", "syntax_named", "MAX_STRING", "TOKENS_PER_ITEM"]
+
+SyntaxName = Literal["language", "json"]
+MAX_STRING = 240
+"""Longest string (a name, an expression) a JSON formulation may write."""
+TOKENS_PER_ITEM = 40
+"""A list (variables, constraints, domain values, table rows) in a JSON formulation holds at most
+``max_tokens // TOKENS_PER_ITEM`` entries (51 at the default 2,048): a variable or constraint object costs 20
+to 35 tokens (35: a variable with 10-digit bounds), so a model repeating one is stopped by the schema before
+``max_tokens`` is. Integers are bounded by ``plait.executors._schema_bounds.MAX_INTEGER`` (a model wrote
+``"value": 27000...0`` to the token limit)."""
+
+
+class Unreadable(Exception):
+    """A reply that is not a model in the syntax asked for; the message says where and what is wrong."""
+
+
+class Syntax:
+    """The JSON syntax; :class:`_Language` overrides what differs."""
+
+    name: SyntaxName = "json"
+    system = FORMULATE_SYSTEM
+
+    def constraint(self, max_tokens: int) -> Constraint:
+        return JsonSchema.of(CSP, max_string=MAX_STRING, max_items=max(8, max_tokens // TOKENS_PER_ITEM))
+
+    def format(self, csp: CSP) -> str:
+        return json.dumps(csp.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    def parse(self, text: str) -> CSP:
+        try:
+            return CSP.model_validate_json(find_json(text, "{") or text)
+        except ValidationError as exc:
+            raise Unreadable(f"Your JSON does not fit the CSP schema: {'; '.join(problem_lines(exc, 'model'))}.") \
+                from None
+
+    def example(self, example: FewShot | FormulationExample) -> tuple[str, CSP, str]:
+        """A worked example's puzzle, model and text as this syntax writes it."""
+        if isinstance(example, FewShot):
+            return example.problem, example.model, self.format(example.model)
+        csp = parse_formulation(example.formulation)
+        return example.problem, csp, self.format(csp)
+
+
+class _Language(Syntax):
+    name: SyntaxName = "language"
+    system = LANGUAGE_SYSTEM
+
+    def constraint(self, max_tokens: int) -> Constraint:
+        return Grammar(grammar=FORMULATION_GRAMMAR)
+
+    def format(self, csp: CSP) -> str:
+        return format_formulation(csp)
+
+    def parse(self, text: str) -> CSP:
+        body = text.strip()
+        if body.startswith("```"):  # a fenced reply (a backend without grammars)
+            body = body.split("\n", 1)[1] if "\n" in body else ""
+            body = body.rsplit("```", 1)[0]
+        try:
+            return parse_formulation(body)
+        except FormulationError as exc:
+            raise Unreadable(f"Your model could not be read: {exc}{_all_undeclared(body, exc)}") from None
+
+    def example(self, example: FewShot | FormulationExample) -> tuple[str, CSP, str]:
+        if isinstance(example, FewShot):
+            return super().example(example)
+        return example.problem, parse_formulation(example.formulation), example.formulation  # comments kept
+
+
+def _all_undeclared(text: str, error: FormulationError) -> str:
+    """After an error naming an undeclared name, every undeclared name (the parser stops at the first): the
+    text is read again with each failing line left out, at most ``LISTED`` times, for texts up to
+    ``_RELISTED`` characters; the lines that read give the declared names the hint matches against. Empty when
+    the error names no undeclared name."""
+    unknown = unknown_names(str(error))
+    if not unknown or len(text) > _RELISTED:
+        return ""
+    lines, variables = text.split("\n"), []
+    for _ in range(LISTED):
+        if not 1 <= error.line <= len(lines):
+            break
+        lines[error.line - 1] = ""
+        try:
+            variables = parse_formulation("\n".join(lines)).variables
+            break
+        except FormulationError as exc:
+            error = exc
+            unknown += [n for n in unknown_names(str(exc)) if n not in unknown]
+    return "\n" + undeclared_hint(unknown, variables)
+
+
+_RELISTED = 20_000
+"""Longest text whose undeclared names are all listed (a 1,024-token formulation is about 4,000 characters)."""
+
+_SYNTAXES: dict[str, Syntax] = {"language": _Language(), "json": Syntax()}
+
+
+def syntax_named(name: str) -> Syntax:
+    if name not in _SYNTAXES:
+        raise ConfigError(f"Formulate syntax must be 'language' (the compact formulation language) or 'json', "
+                          f"got {name!r}")
+    return _SYNTAXES[name]

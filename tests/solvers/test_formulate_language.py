@@ -1,0 +1,106 @@
+"""Formulate in the formulation language (its default): the grammar and examples sent, replies read, repairs."""
+
+import anyio
+
+from plait import CSP, Graph, ScriptedBackend
+from plait.executors import Grammar, Sample
+from plait.solvers import FORMULATION_EXAMPLES, FORMULATION_GRAMMAR, FewShot, Formulate, format_formulation
+from plait.solvers._prompts import LANGUAGE_SYSTEM
+
+PUZZLE = "Ann, Bob and Cid sit in seats 1-3, one each. Ann is not in seat 1. Bob sits directly left of Cid."
+SEATS = "Ann Bob Cid in 1..3\nalldifferent(Ann,Bob,Cid)"
+GOOD = f"{SEATS}\nAnn != 1\nBob+1 == Cid"
+UNDER = f"{SEATS}\nAnn != 1"
+UNSAT = f"{GOOD}\nCid == 1"
+
+
+def formulate(replies, problem=PUZZLE, **options):
+    g = Graph("formulate")
+    g.add(Formulate(**options))
+    backend = ScriptedBackend(replies)
+    result = anyio.run(lambda: g.run({"problem": problem}, backend=backend))
+    return result.output, backend
+
+
+def test_the_language_is_the_default_decoded_under_its_grammar_with_its_worked_examples():
+    formulation, backend = formulate([GOOD])
+    assert formulation.status == "solved" and formulation.solution == {"Ann": 3, "Bob": 1, "Cid": 2}
+    [request] = backend.requests
+    assert request.params.constraint == Grammar(grammar=FORMULATION_GRAMMAR)
+    assert request.params.max_tokens == 1024
+    system, *turns, puzzle = request.prompt
+    assert system.content == LANGUAGE_SYSTEM and puzzle.content == PUZZLE
+    shown = [(turns[i].content, turns[i + 1].content) for i in range(0, len(turns), 2)]
+    assert shown == [(ex.problem, ex.formulation) for ex in FORMULATION_EXAMPLES]  # verbatim, comments kept
+
+
+def test_a_reply_that_cannot_be_read_is_shown_back_with_its_line_and_column():
+    typo = f"{SEATS}\nAnn != 1\nBob+1 == Cid +"
+    formulation, backend = formulate([typo, GOOD])
+    finding = formulation.rounds[0].finding
+    assert finding.startswith("Your model could not be read: line 4, column ")
+    repair = backend.requests[1].prompt
+    assert repair[-2].role == "assistant" and repair[-2].content == typo and repair[-1].content.startswith(finding)
+    assert formulation.status == "solved"
+
+
+def test_a_repair_shows_the_latest_model_in_the_language():
+    formulation, backend = formulate([UNDER, UNSAT, GOOD])
+    assert [r.status for r in formulation.rounds] == ["ambiguous", "unsat", "solved"]
+    for k, previous in ((1, UNDER), (2, UNSAT)):
+        shown = backend.requests[k].prompt[-2].content
+        assert shown == format_formulation(CSP.model_validate(formulation.rounds[k - 1].csp))
+        assert shown.splitlines()[0] == "Ann Bob Cid in 1..3" and "{" not in shown  # the language, not JSON
+    assert "Cid == 1" in backend.requests[2].prompt[-1].content  # the unsat core names the clashing line
+
+
+def test_a_cut_off_reply_is_not_read_even_when_its_prefix_is_a_model():
+    cut = Sample(text=UNDER, finish_reason="length", completion_tokens=1024)  # would read as an ambiguous model
+    formulation, backend = formulate([cut, GOOD])
+    first = formulation.rounds[0]
+    assert first.truncated and first.csp is None and first.result is None
+    assert first.finding.startswith("Your reply was cut at 1024 tokens")
+    assert all(m.content != UNDER for m in backend.requests[1].prompt)
+
+
+def test_a_fenced_reply_is_read():
+    formulation, _ = formulate([f"```text\n{GOOD}\n```"])
+    assert formulation.status == "solved"
+
+
+def test_a_copy_of_a_language_worked_example_is_repaired():
+    queens = FORMULATION_EXAMPLES[1].formulation
+    formulation, _ = formulate([queens, GOOD])
+    assert formulation.rounds[0].copied and formulation.rounds[0].status == "invalid"
+    assert formulation.status == "solved"
+
+
+def test_fewshot_examples_are_written_in_the_language():
+    example = FewShot(problem="x and y in 1..2, x < y", model={"variables": [{"name": "x", "domain": [1, 2]},
+                                                                             {"name": "y", "domain": [1, 2]}],
+                                                                "constraints": ["x < y"]})
+    _, backend = formulate([GOOD], examples=[example])
+    assert [m.content for m in backend.requests[0].prompt[1:3]] == [example.problem, "x y in {1,2}\nx < y"]
+
+
+def test_the_solver_time_limit_holds_on_a_two_line_model():
+    formulation, _ = formulate(["A B in 0..99999\nA == B+100000"], max_rounds=1, time_limit=1)
+    assert formulation.status == "timeout" and "within 1s" in formulation.feedback[0]
+
+
+def test_every_undeclared_name_is_listed_though_the_parser_stops_at_the_first():
+    wrong = 'Brown Red in 1..2\nPet in {"cat","dog"}\nbrown < Red\nPet == dog\nZed == 1'
+    right = 'Brown Red in 1..2\nPet in {"cat","dog"}\nBrown < Red\nPet == "dog"'
+    formulation, backend = formulate([wrong, right], problem="Houses 1..2. The Brown house is left of the red one.")
+    finding = formulation.rounds[0].finding
+    assert finding.startswith("Your model could not be read: line 3, column 1: constraint 'brown < Red' uses "
+                              "unknown variable 'brown'")
+    assert finding.endswith('\nUndeclared names: brown (you declared Brown), dog (a text value: write it in quotes, '
+                            '"dog"), Zed. Declare each one as a variable with its domain, or use a declared name.')
+    assert backend.requests[1].prompt[-2].content == wrong  # shown as written: the line numbers point into it
+    assert formulation.status == "solved" and formulation.solution == {"Brown": 1, "Red": 2, "Pet": "dog"}
+
+
+def test_a_reply_that_names_no_undeclared_variable_gets_no_list():
+    formulation, _ = formulate([f"{SEATS}\nAnn <", GOOD])
+    assert "Undeclared" not in formulation.rounds[0].finding and formulation.status == "solved"
