@@ -71,9 +71,11 @@ def answer(formulate: Any) -> dict[str, int]:
 hybrid.edge(formulate, answer)
 
 _THOUGHT = "Cleo is left of Ada, so Cleo=1 and Ada=2. Ben is not at an end, so Ben=3, and Dan=4."
-_CSP = ('{"variables": [' + ", ".join(f'{{"name": "{p}", "domain": {{"min": 1, "max": 4}}}}' for p in PEOPLE)
-        + '], "constraints": [{"kind": "all_different", "variables": ["Ada", "Ben", "Cleo", "Dan"]}, '
-        '"Cleo + 1 == Ada", "Ben != 1 and Ben != 4", "Dan < Ben"]}')
+_CSP = """Ada Ben Cleo Dan in 1..4
+alldifferent(Ada,Ben,Cleo,Dan)
+Cleo+1 == Ada
+Ben != 1 and Ben != 4
+Dan < Ben"""
 
 
 def make_backend() -> ScriptedBackend:

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from plait import FunctionBackend
-from plait.executors import Choice, JsonSchema, Regex
+from plait.executors import Choice, Grammar, Regex
 
 pytest.importorskip("reasoning_gym")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -84,9 +84,8 @@ def right_model(items: list[dict]):
         text = request.prompt_text()
         item = next(i for i in items if i["entry"]["question"] in text)
         constraint = request.params.constraint
-        if isinstance(constraint, JsonSchema):
-            variables = [{"name": n, "domain": [v]} for n, v in truth(item).items()]
-            return [json.dumps({"variables": variables, "constraints": []})] * request.params.n
+        if isinstance(constraint, Grammar):  # Formulate's formulation language
+            return ["\n".join(f"{n} in {v}..{v}" for n, v in truth(item).items())] * request.params.n
         if isinstance(constraint, (Regex, Choice)):
             return extracted(item)
         return ["Step by step, the answer follows."] * request.params.n

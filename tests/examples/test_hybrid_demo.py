@@ -42,7 +42,7 @@ def scripted(formulations):
 
 def test_the_hybrid_arm_repairs_and_counts_every_round():
     """A first formulation that is unsatisfiable: Formulate re-asks, and the table counts both rounds' tokens."""
-    unsat = hybrid_demo._CSP.replace('"Dan < Ben"', '"Dan > Ben", "Dan < Ben"')
+    unsat = hybrid_demo._CSP + "\nDan > Ben"
     once = anyio.run(hybrid_demo.compare, scripted([hybrid_demo._CSP]))
     twice = anyio.run(hybrid_demo.compare, scripted([unsat, hybrid_demo._CSP]))
     assert [r["correct"] for r in once] == [r["correct"] for r in twice] == [True, True]
