@@ -28,6 +28,7 @@ from pydantic_core import to_jsonable_python
 import plait
 from plait._cli_inputs import (UsageError, check_run_id, check_write_path, load_target, module_backend,
                                parse_input, positive_seconds)
+from plait._cli_models import named_backends, split_models, started
 from plait.errors import BackendError, InputValidationError, ModelError, PlaitError, RunError
 
 __all__ = ["main"]
@@ -53,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("target", help="MODULE:GRAPH, where MODULE is a dotted module or a .py file")
     run.add_argument("--input", default=None, help="run input: JSON text, or the path of a JSON file")
     run.add_argument("--trace", default=None, help="write every event to this JSONL file")
-    run.add_argument("--model", default=None, help="LLM to use (a registry name, local model folder, server URL, or comma-separated server URLs: a pool)")
+    run.add_argument("--model", action="append", default=None, metavar="[NAME=]MODEL",
+                     help="LLM to use (a registry name, local model folder, server URL, or comma-separated server "
+                          "URLs: a pool); repeat as NAME=MODEL for the nodes that ask for model=NAME")
     run.add_argument("--token-budget", type=int, default=None, help="stop LLM work after this many tokens")
     run.add_argument("--deadline", type=positive_seconds, default=None, help="wall-clock seconds for the whole run")
     run.add_argument("--max-concurrency", type=int, default=None, help="cap on nodes running at once")
@@ -120,8 +123,12 @@ _FLAGS = {"run_id=": "--run-id", "batch_id=": "--run-id", "force=True": "--force
 _ARGUMENT = re.compile("|".join(re.escape(word) for word in sorted(_FLAGS, key=len, reverse=True)))
 
 
+_BACKENDS = re.compile(r"backends=\{'(\w+)': \.\.\.\}")  # what a node lacks: a named backend
+
+
 def _flags(message: str) -> str:
     """``message`` with the Python arguments it names replaced by their ``plait run`` flags."""
+    message = _BACKENDS.sub(lambda m: f"--model {m.group(1)}=MODEL", message)
     return _ARGUMENT.sub(lambda m: _FLAGS[m.group()], message)
 
 
@@ -168,30 +175,32 @@ def _check_args(args: argparse.Namespace) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     _check_args(args)
+    args.model, named = split_models(args.model)
+    if named and args.ray:
+        raise UsageError("--ray workers build one backend each from --model: named models (--model NAME=MODEL) "
+                         "run in this process; drop --ray or the names")
     graph, module = load_target(args.target)
     if args.inputs:
         from plait.durable._cli import run_batch_command
 
         backend = None if args.ray else _backend(args.model, module, args.target)  # Ray workers build their own
-        return await run_batch_command(args, graph, backend)
+        return await run_batch_command(args, graph, backend, named_backends(named))
     value = parse_input(args.input)
     backend = None if args.replay else _backend(args.model, module, args.target)
+    backends = None if args.replay else named_backends(named)
     options = dict(trace=args.trace, token_budget=args.token_budget, deadline=args.deadline,
                    max_concurrency=args.max_concurrency, progress=args.progress)
     if args.checkpoint:
         options.update(checkpoint=args.checkpoint, run_id=args.run_id, replay=args.replay, cache=not args.no_cache,
                        resume=_answers(args.resume_with))
     try:
-        run = graph.stream(value, backend=backend, **options)
+        run = graph.stream(value, backend=backend, backends=backends, **options)
     except (InputValidationError, ValueError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     if args.checkpoint and not args.run_id:
         print(f"plait: run id {run.journal.run_id} (resume with --run-id {run.journal.run_id})", file=sys.stderr)
-    if backend is None:
+    async with started(backend, backends):
         result = await run.result()
-    else:
-        async with backend:
-            result = await run.result()
     if args.summary:
         print(result.summary(), file=sys.stderr)
     if result.status == "interrupted":

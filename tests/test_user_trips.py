@@ -204,7 +204,7 @@ def test_run_level_seed_says_to_seed_the_request():
     assert str(info.value) == (
         "a run takes no seed=: a seed belongs to each request, as SamplingParams(seed=7) on the node or request; "
         "for fresh samples from a checkpoint change that seed, or run with cache=False")
-    with pytest.raises(ConfigError, match=r"^unknown run option 'budget'; the options are: backend, max_concurrency"):
+    with pytest.raises(ConfigError, match=r"^unknown run option 'budget'; the options are: backend, backends, max_concurrency"):
         _doubler().stream({"n": 1}, budget=5)
     with pytest.raises(ConfigError, match="unknown run option 'sed'"):
         run_batch_sync(_doubler(), [{"n": 1}], sed=1)

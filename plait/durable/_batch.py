@@ -130,6 +130,9 @@ async def run_batch(graph: Graph, inputs: Iterable[Any], *, backend: Backend | N
         raise ConfigError(f"lease must be > 0 seconds, got {lease}")
     if output is not None:
         results_target(output)  # a directory or a device is refused before anything runs
+    if executor is not None and run_options.get("backends"):
+        raise ConfigError("with executor=RayExecutor(...) each worker builds its own backend; named backends "
+                          "(backends=) run in this process: leave out executor= or backends=")
     if executor is not None:
         checkpoint = executor.check(checkpoint, backend)  # before anything runs: one workers can share
     items = list(inputs)

@@ -35,8 +35,9 @@ def read_inputs(path: str) -> list[Any]:
     return inputs
 
 
-async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) -> int:
+async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any, backends: Any = None) -> int:
     """Run the batch; exit 0 when every input succeeded, 1 when some failed (each has its error line)."""
+    from plait._cli_models import started
     from plait.cli import UsageError
 
     inputs = read_inputs(args.inputs)
@@ -49,16 +50,15 @@ async def run_batch_command(args: argparse.Namespace, graph: Any, backend: Any) 
     options = dict(token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency,
                    cache=not args.no_cache) if args.checkpoint else dict(
         token_budget=args.token_budget, deadline=args.deadline, max_concurrency=args.max_concurrency)
+    if backends:
+        options["backends"] = backends
     common = dict(backend=backend, concurrency=args.concurrency, checkpoint=args.checkpoint, batch_id=batch_id,
                   output=args.output, id_field=args.id_field, progress=show, retry_failed=args.retry_failed,
                   on_item=None if args.output else to_stdout, force=args.force, lease=args.lease,
                   executor=_ray_executor(args), **options)
     try:
-        if backend is None:
+        async with started(backend, backends):
             result = await run_batch(graph, inputs, **common)
-        else:
-            async with backend:
-                result = await run_batch(graph, inputs, **common)
     except ValueError as exc:  # e.g. --output names a directory
         raise UsageError(str(exc)) from None
     except BrokenPipeError:  # stdout's reader left (`| head`): plait.cli ends quietly

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import to_json
 
 from plait.durable._codec import digest, dump_inputs, dump_outcome, dump_value, load_inputs, load_outcome, load_value
+from plait.durable._identities import read_identities, sample_identity, write_identities
 from plait.durable._replay import RecordingBackend
 from plait.durable._store import Checkpointer, StoredNode, StoredRun, open_store
 from plait.errors import CheckpointError, CheckpointMismatchError, ConfigError, ReplayMissError
@@ -79,7 +80,7 @@ class StoreJournal:
             return None
         return load_inputs(self.plan.input_params, self.stored.input, f"recorded input of run {self.run_id!r}")
 
-    def begin(self, inputs: dict[str, Any], backend: Backend | None) -> Backend | None:
+    def begin(self, inputs: dict[str, Any], backends: dict[str, Backend]) -> dict[str, Backend]:
         try:
             blob = dump_inputs(self.plan.input_params, inputs, f"run {self.run_id!r}: input")
             if self.stored is not None and digest(self.recorded_input()) != digest(inputs):
@@ -88,13 +89,17 @@ class StoreJournal:
                     "the same input (or none, to reuse the recorded one), or use a new run_id=")
             if self.replay:
                 assert self.stored is not None, "__init__ refuses to replay a run the checkpoint lacks"
-                return RecordingBackend(None, self.store, self.stored.model, self.run_id)
-            identity = "" if backend is None else backend.identity
+                recorded = read_identities(self.stored.model, self.run_id)
+                return {name: RecordingBackend(None, self.store, sample_identity(name, identity), self.run_id)
+                        for name, identity in recorded.items()}
+            identities = {name: backend.identity for name, backend in backends.items()}
             created = self.stored.created if self.stored else 0.0
-            self.store.put_run(StoredRun(self.run_id, self.graph, self.fingerprint, blob, identity, created=created))
-            if backend is None or not self.cache:
-                return backend
-            return RecordingBackend(backend, self.store, identity, self.run_id)
+            self.store.put_run(StoredRun(self.run_id, self.graph, self.fingerprint, blob,
+                                         write_identities(identities), created=created))
+            if not self.cache:
+                return backends
+            return {name: RecordingBackend(backend, self.store, sample_identity(name, identities[name]), self.run_id)
+                    for name, backend in backends.items()}
         except BaseException:
             self.close()
             raise

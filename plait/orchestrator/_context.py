@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from plait.errors import BackendError, BudgetExceededError
+from plait.errors import BackendError, BudgetExceededError, ConfigError
 from plait.executors._base import Backend, Completion, Request
 from plait.orchestrator._events import Custom, Event, ThreadAbandoned, TokensUsed
 from plait.orchestrator._interrupts import interrupt
+from plait.orchestrator._models import DEFAULT, unknown_model
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._threads import Lane, in_worker_thread
 
@@ -22,20 +24,25 @@ class RunContext:
     """Handed to any node parameter annotated ``RunContext`` (or named ``ctx``).
 
     Call the LLM through :meth:`generate` rather than the backend directly: it
-    enforces the run's token budget, counts tokens per node and emits
-    :class:`~plait.orchestrator.TokensUsed` events.
+    enforces the run's token budget, counts tokens per node and per model and
+    emits :class:`~plait.orchestrator.TokensUsed` events. ``model`` is the
+    name of the backend this node's requests go to (None: the run's default
+    ``backend=``); ``models`` the names the run offers (see ``_models.py``).
     """
 
-    __slots__ = ("_state", "node", "iteration", "tokens", "_lane", "_activation", "_interrupts")
+    __slots__ = ("_state", "node", "iteration", "tokens", "model", "_lane", "_activation", "_interrupts", "_origin")
 
-    def __init__(self, state: _RunState, node: str, iteration: int = 0, activation: int = 0):
+    def __init__(self, state: _RunState, node: str, iteration: int = 0, activation: int = 0,
+                 model: str | None = None):
         self._state = state
         self.node = node  # full name, e.g. "outer/inner[2]"
         self.iteration = iteration
         self.tokens: TokenUsage | None = None  # tokens of this activation (set on first report)
+        self.model = model  # the node's backend name (None: the default backend)
         self._lane: Lane | None = None  # this activation's worker-thread lane (sync nodes)
         self._activation = activation  # the how-manyth activation of this full name in the run (interrupt ids)
         self._interrupts = 0  # interrupts asked so far by this activation
+        self._origin: RunContext | None = None  # the context a using() view was made from (None: not a view)
 
     @property
     def run_id(self) -> str:
@@ -47,12 +54,40 @@ class RunContext:
         return self._state.inputs
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """Names of the run's named backends (``backends=``), in the order given."""
+        return tuple(name for name in self._state.backends if name != DEFAULT)
+
+    @property
     def backend(self) -> Backend:
-        if self._state.backend is None:
+        """The backend of this node's model (the run's default backend when it has none)."""
+        return self._backend(None)[0]
+
+    def using(self, model: str | None) -> RunContext:
+        """This context with its requests going to backend ``model`` (None: unchanged); tokens still count here.
+
+        For strategies whose parts use different models (a planner and a solver, a judge).
+        """
+        if model is None or model == self.model:
+            return self
+        if self.tokens is None:  # shared with the view, so that the activation's count stays whole
+            self.tokens = TokenUsage()
+        view = copy.copy(self)
+        view.model = model
+        view._origin = self._origin or self  # interrupts are numbered once per activation, views included
+        return view
+
+    def _backend(self, model: str | None) -> tuple[Backend, str]:
+        """The backend for ``model`` (None: this node's) and the name its tokens are counted under."""
+        name = model if model is not None else self.model or DEFAULT
+        backend = self._state.backends.get(name)
+        if backend is not None:
+            return backend, name
+        if name == DEFAULT:
             raise BackendError(
                 f"node {self.node!r} needs an LLM backend but the run has none; pass backend=... to run()"
             )
-        return self._state.backend
+        raise ConfigError(unknown_model(self.node, name, self._state.backends))
 
     @property
     def tokens_left(self) -> int | None:
@@ -67,37 +102,41 @@ class RunContext:
             raise BudgetExceededError(self._state.tokens.total, budget, self.node)
 
     @overload
-    async def generate(self, request: Request) -> Completion: ...
+    async def generate(self, request: Request, *, model: str | None = None) -> Completion: ...
     @overload
-    async def generate(self, request: list[Request]) -> list[Completion]: ...
+    async def generate(self, request: list[Request], *, model: str | None = None) -> list[Completion]: ...
 
-    async def generate(self, request: Request | list[Request]) -> Completion | list[Completion]:
-        """Send one request (or a batch) to the run's backend, within the token budget."""
+    async def generate(self, request: Request | list[Request], *,
+                       model: str | None = None) -> Completion | list[Completion]:
+        """Send one request (or a batch) to backend ``model`` (None: this node's), within the run's token budget."""
         single = isinstance(request, Request)
         batch: list[Request] = [request] if isinstance(request, Request) else list(request)
         self.check_budget()
+        backend, name = self._backend(model)
         batch = [self._labelled(r) for r in batch]
-        need = await self._reserve(batch)
+        need = await self._reserve(batch, backend)
         try:
-            completions = await self.backend.generate(batch)
+            completions = await backend.generate(batch)
         finally:
             self._state.budget.release(need)
         for completion in completions:
             self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
-                               completion.model)
+                               completion.model, model_name=name)
         return completions[0] if single else completions
 
-    async def generate_stream(self, request: Request, on_text: Callable[[str], Any]) -> Completion:
+    async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
+                              model: str | None = None) -> Completion:
         """Like :meth:`generate` for one request, calling ``on_text(chunk)`` as text arrives (see ``Backend.stream``)."""
         self.check_budget()
+        backend, name = self._backend(model)
         request = self._labelled(request)
-        need = await self._reserve([request])
+        need = await self._reserve([request], backend)
         try:
-            completion = await self.backend.stream(request, on_text)
+            completion = await backend.stream(request, on_text)
         finally:
             self._state.budget.release(need)
         self.report_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
-                           completion.model)
+                           completion.model, model_name=name)
         return completion
 
     def _labelled(self, request: Request) -> Request:
@@ -105,28 +144,36 @@ class RunContext:
         update = {k: v for k, v in (("tag", self.node), ("route", self.run_id)) if not getattr(request, k)}
         return request.model_copy(update=update) if update else request
 
-    async def _reserve(self, batch: list[Request]) -> int:
+    async def _reserve(self, batch: list[Request], backend: Backend) -> int:
         """Reserve ``batch``'s worst case against the budget before sending it (see ``_budget.py``)."""
         budget = self._state.budget
         if budget.limit is None:
             return 0
-        need = budget.worst_case(batch, self._state.backend)
+        need = budget.worst_case(batch, backend)
         await budget.reserve(need, self.node)
         return need
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
-        """Count tokens spent by this node (done for you by :meth:`generate`); ``model``: who answered."""
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
+                      model_name: str | None = None) -> None:
+        """Count tokens spent by this node (done for you by :meth:`generate`).
+
+        ``model``: who answered (the backend's model id); ``model_name``: the
+        run's name for the backend (default: this node's model, else ``"default"``).
+        """
         _not_in_worker_thread("report_tokens", self.node)
         state = self._state
+        name = model_name or self.model or DEFAULT
         state.tokens.add(prompt, completion, cached)
+        _usage(state.tokens_by_model, name).add(prompt, completion, cached)
         if self.tokens is None:
             self.tokens = TokenUsage()
         self.tokens.add(prompt, completion, cached)
         record = state.records.get(self.node) or state.records.get(_base_name(self.node))
         if record is not None:
             record.tokens.add(prompt, completion, cached)
+            _usage(record.tokens_by_model, name).add(prompt, completion, cached)
         state.emit(TokensUsed, node=self.node, prompt_tokens=prompt, completion_tokens=completion,
-                   cached_tokens=cached, run_total=state.tokens.total, model=model)
+                   cached_tokens=cached, run_total=state.tokens.total, model=model, model_name=name)
 
     async def remember(self, kind: str, key: str, compute: Callable[[], Awaitable[Any]], returns: Any = Any) -> Any:
         """``await compute()``, recorded when the run has a checkpoint.
@@ -147,7 +194,7 @@ class RunContext:
         ``returns`` and recorded, so it is asked once per run. Needs a checkpoint.
         """
         _not_in_worker_thread("interrupt", self.node)
-        return await interrupt(self, question, returns)
+        return await interrupt(self._origin or self, question, returns)
 
     def emit(self, name: str | type[Event], **data: Any) -> None:
         """Emit a :class:`~plait.orchestrator.Custom` event named ``name`` (votes, retractions, plan steps...), or, given
@@ -180,6 +227,13 @@ def _not_in_worker_thread(method: str, node: str) -> None:
     if in_worker_thread():  # run state belongs to the event loop; an abandoned attempt must not touch it
         raise RuntimeError(f"ctx.{method}() was called from the worker thread of sync node {node!r}; "
                            "make the node async, or pass blocking=False to run it on the event loop")
+
+
+def _usage(by_model: dict[str, TokenUsage], name: str) -> TokenUsage:
+    usage = by_model.get(name)
+    if usage is None:
+        usage = by_model[name] = TokenUsage()
+    return usage
 
 
 def _base_name(name: str) -> str:

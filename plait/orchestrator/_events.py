@@ -138,6 +138,7 @@ class TokensUsed(Event):
     cached_tokens: int
     run_total: int
     model: str = ""  # the model that answered, when the backend says
+    model_name: str = "default"  # the run's name for the backend asked (backends=), "default" for backend=
 
 
 @_event

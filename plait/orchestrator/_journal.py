@@ -56,8 +56,12 @@ class Journal(Protocol):
     def recorded_input(self) -> dict[str, Any] | None:
         """The input the run was first started with (typed like the graph's inputs), or None."""
 
-    def begin(self, inputs: dict[str, Any], backend: Backend | None) -> Backend | None:
-        """Start (or resume) the run with ``inputs``; return the backend its nodes reach through ``ctx``."""
+    def begin(self, inputs: dict[str, Any], backends: dict[str, Backend]) -> dict[str, Backend]:
+        """Start (or resume) the run with ``inputs``; return the backends its nodes reach through ``ctx``, by name.
+
+        ``backends`` maps the run's backend names to backends (``"default"``:
+        its ``backend=``); a replay returns the recorded run's names.
+        """
 
     def lookup(self, node: Node, name: str, kwargs: dict[str, Any]) -> tuple[Any, Restored | None]:
         """An opaque key for this activation of ``name`` (given to :meth:`commit`), and what it restores, if any."""
@@ -84,8 +88,8 @@ class _NoJournal:
     def recorded_input(self) -> None:
         return None
 
-    def begin(self, inputs: dict[str, Any], backend: Backend | None) -> Backend | None:
-        return backend
+    def begin(self, inputs: dict[str, Any], backends: dict[str, Backend]) -> dict[str, Backend]:
+        return backends
 
     def lookup(self, node: Node, name: str, kwargs: dict[str, Any]) -> tuple[None, None]:
         return None, None
@@ -127,7 +131,8 @@ def open_journal(graph: Graph, plan: _CompiledGraph, checkpoint: Any, run_id: st
 
 
 def fingerprint(plan: Any) -> str:
-    """What makes a recorded run applicable to a graph: node names, kinds, input/output types and edges (not code)."""
+    """What makes a recorded run applicable to a graph: node names, kinds, input/output types, the backend names
+    nodes ask for, and edges (not code)."""
     cached = plan.__dict__.get("_fingerprint")
     if cached is None:
         cached = plan.__dict__["_fingerprint"] = _fingerprint(plan)
@@ -141,7 +146,9 @@ def _fingerprint(plan: Any) -> str:
     for name, node in sorted(plan.nodes.items()):
         params = ",".join(f"{p}:{_type_name(param.annotation)}" for p, param in sorted(node.params.items()))
         inner = fingerprint(node.graph._compile()) if isinstance(node, GraphNode) else ""
-        parts.append(f"{name}|{type(node).__name__}|{params}|{_type_name(node.output_type)}|{inner}")
+        models = sorted(node.models_used())  # the backend names it asks for (none: the fingerprint of old runs)
+        parts.append(f"{name}|{type(node).__name__}|{params}|{_type_name(node.output_type)}|{inner}"
+                     + (f"|models={','.join(models)}" if models else ""))
     for e in sorted(plan.edges, key=lambda e: (e.src, e.dst, e.param, e.kind)):
         parts.append(f"{e.src}->{e.dst}:{e.param}:{e.kind}:{e.back}")
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()

@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 
 from plait._retry import RetryPolicy
 from plait.errors import ConfigError, GraphError
+from plait.orchestrator._models import check_model_name
 from plait.orchestrator._threads import run_in_thread
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ class Node:
       ``blocking=False`` declares it cheap and runs it on the event loop (no
       thread hand-off, about 20 us less per call, but no timeout possible).
       Async ``run`` methods are awaited on the loop either way.
+    * ``model``: the name of the run's backend this node's requests go to
+      (``run(..., backends={"small": ...})``; None: the default ``backend=``,
+      or the model of the subgraph node it runs in); see ``_models.py``;
     * ``durable``: with a checkpoint, commit the node's output (JSON, loaded
       back with its declared output type) and restore it on resume. ``False``
       for outputs that JSON cannot hold (locks, clients): the node runs again
@@ -139,8 +143,10 @@ class Node:
         fallback: Any = MISSING,
         blocking: bool = True,
         durable: bool = True,
+        model: str | None = None,
     ):
         self.name = name or self.name or _snake(type(self).__name__)
+        self.model = check_model_name(model, self.name)
         if timeout is not None and timeout <= 0:
             raise GraphError(f"node {self.name!r}: timeout must be > 0 seconds, got {timeout}")
         if max_concurrency is not None and max_concurrency < 1:
@@ -165,6 +171,11 @@ class Node:
             return False
         fn = self.__dict__.get("fn") or getattr(self, "run", None)
         return fn is not None and not inspect.iscoroutinefunction(fn)
+
+    def models_used(self) -> set[str]:
+        """Names of the run's backends this node asks for: its ``model``; composite nodes add their parts'."""
+        model = getattr(self, "model", None)  # (a subclass that skipped Node.__init__ has none)
+        return {model} if model else set()
 
     # -- signature -------------------------------------------------------
     def _callable(self) -> Callable[..., Any]:

@@ -46,6 +46,7 @@ class NodeRecord:
     finished: float | None = None  # seconds since run start, last activation
     busy: float = 0.0  # seconds spent running, summed over activations
     tokens: TokenUsage = dataclasses.field(default_factory=TokenUsage)
+    tokens_by_model: dict[str, TokenUsage] = dataclasses.field(default_factory=dict)  # "default", or backends= names
     error: str | None = None  # "TypeName: message" of the last failure
     error_type: str | None = None  # the failure's exception class name, e.g. "NodeTimeoutError"
     routes: list[str] = dataclasses.field(default_factory=list)
@@ -82,6 +83,9 @@ class RunResult:
     duration: float
     events: list[Event] = dataclasses.field(default_factory=list)
     interrupts: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # pending: {id, node, question}
+    #: tokens per backend name ("default" for backend=, else the names of backends=); nodes restored from a
+    #: checkpoint count in ``tokens`` only
+    tokens_by_model: dict[str, TokenUsage] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         # Short on purpose: a run record can hold thousands of outputs and events.
@@ -108,6 +112,9 @@ class RunResult:
             rows.append(
                 f"{rec.name[:28]:<28} {rec.status:<9} {rec.runs:>4} {rec.busy * 1000:>9.1f} {rec.tokens.total:>7}"
             )
+        if len(self.tokens_by_model) > 1:
+            rows.append("tokens by model: " + ", ".join(f"{name} {usage.total}"
+                                                        for name, usage in self.tokens_by_model.items()))
         rows.append(
             f"run {self.status} in {self.duration * 1000:.1f} ms, {self.tokens.total} tokens "
             f"({self.tokens.cached_tokens} cached prompt tokens, hit rate {self.tokens.cache_hit_rate:.2f})"

@@ -59,6 +59,7 @@ from plait.orchestrator._export import graph_shape
 from plait.orchestrator._graph import Edge, Graph, GraphNode, _CompiledGraph
 from plait.orchestrator._interrupts import _Interrupted, check_answers
 from plait.orchestrator._journal import NO_JOURNAL, Journal, Restored, open_journal
+from plait.orchestrator._models import check_models, run_backends
 from plait.orchestrator._node import MISSING, Node, Route
 from plait.orchestrator._record import NodeRecord, RunResult, TokenUsage
 
@@ -94,15 +95,16 @@ _CHECKPOINT_EVERY = 16  # inline continuations between yields to the event loop
 class _RunState:
     """State shared by every node (and nested subgraph) of one run."""
 
-    def __init__(self, graph: str, inputs: dict[str, Any], backend: Backend | None, token_budget: int | None,
+    def __init__(self, graph: str, inputs: dict[str, Any], backends: dict[str, Backend], token_budget: int | None,
                  max_concurrency: int | None, sinks: list[Callable[[Event], None]], keep_events: bool,
                  run_id: str | None = None):
         self.run_id = run_id or f"{_RUN_PREFIX}-{next(_RUN_COUNTER)}"
         self.graph = graph
         self.inputs = inputs
-        self.backend = backend
+        self.backends = backends  # by name; "default" is backend= (see _models.py)
         self.token_budget = token_budget
         self.tokens = TokenUsage()
+        self.tokens_by_model: dict[str, TokenUsage] = {}
         self.budget = TokenBudget(token_budget, self.tokens)
         self.records: dict[str, NodeRecord] = {}
         self.events: list[Event] = []
@@ -136,11 +138,13 @@ class _RunState:
 class _Execution:
     """One execution of one graph (the run's top graph, or a subgraph inside a node)."""
 
-    def __init__(self, plan: _CompiledGraph, state: _RunState, inputs: dict[str, Any], prefix: str):
+    def __init__(self, plan: _CompiledGraph, state: _RunState, inputs: dict[str, Any], prefix: str,
+                 model: str | None = None):
         self.plan = plan
         self.state = state
         self.inputs = inputs
         self.prefix = prefix
+        self.model = model  # the model of nodes that name none (a subgraph's: its node's)
         self.values: dict[str, dict[int, Any]] = {n: {} for n in plan.nodes}
         self.loop_counts: dict[int, int] = {}
         self.fatal: RunError | None = None
@@ -378,7 +382,7 @@ class _Execution:
         record.runs += 1
         if record.started is None:
             record.started = state.now()
-        ctx = RunContext(state, full, record.runs - 1, activation)
+        ctx = RunContext(state, full, record.runs - 1, activation, getattr(node, "model", None) or self.model)
         succeeded, duration = 0, 0.0  # the attempt that succeeded, and how long it took
 
         async def attempt(number: int) -> Any:
@@ -580,7 +584,7 @@ async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) ->
     plan = graph._compile()
     state = ctx._state
     before = len(state.interrupts)
-    output = await _Execution(plan, state, kwargs, ctx.node + "/").execute()
+    output = await _Execution(plan, state, kwargs, ctx.node + "/", ctx.model).execute()
     if len(state.interrupts) > before:  # an inner node waits: so does this one (and it is not committed)
         raise _Interrupted(None)
     return output
@@ -597,6 +601,10 @@ class Run:
     Options:
 
     * ``backend``: the LLM :class:`~plait.Backend` nodes reach through ``ctx``;
+    * ``backends``: more backends by name, ``{"small": b1, "large": b2}``: a
+      node with ``model="small"`` (or a request ``ctx.generate(..., model="small")``)
+      goes to ``b1``; nodes naming no model go to ``backend``. A name no
+      backend has is refused before anything runs (see ``_models.py``);
     * ``max_concurrency``: cap on nodes running at once across the run;
     * ``deadline``: wall-clock seconds for the whole run;
     * ``token_budget``: total tokens (prompt + completion) the run may spend; each
@@ -623,8 +631,8 @@ class Run:
     """
 
     def __init__(self, graph: Graph, input: Any = None, *, backend: Backend | None = None,
-                 max_concurrency: int | None = None, deadline: float | None = None,
-                 token_budget: int | None = None, trace: Any = None,
+                 backends: Mapping[str, Backend] | None = None, max_concurrency: int | None = None,
+                 deadline: float | None = None, token_budget: int | None = None, trace: Any = None,
                  on_event: Callable[[Event], None] | list[Callable[[Event], None]] | None = None,
                  progress: bool = False, keep_events: bool = True, checkpoint: Any = None,
                  run_id: str | None = None, replay: bool = False, cache: bool = True, resume: Any = None):
@@ -636,6 +644,9 @@ class Run:
             raise ConfigError(f"token_budget must be >= 0, got {token_budget}")
         self.graph = graph
         self.plan = graph._compile()
+        self.backends = run_backends(backend, backends)
+        if not replay:  # a replay's backends are the recorded ones: checked once the journal has them
+            check_models(self.plan, self.backends)
         self.answers = check_answers(resume, checkpoint, run_id, self.plan.nodes)
         self.journal = open_journal(graph, self.plan, checkpoint, run_id, replay, cache)
         try:
@@ -707,8 +718,13 @@ class Run:
 
     def _execute_with(self, sinks: list[Callable[[Event], None]]) -> None:
         journal = self.journal
-        backend = journal.begin(self.inputs, self.backend)
-        state = _RunState(self.graph.name, self.inputs, backend, self.token_budget,
+        backends = journal.begin(self.inputs, self.backends)
+        try:
+            check_models(self.plan, backends)
+        except ConfigError:
+            journal.close()
+            raise
+        state = _RunState(self.graph.name, self.inputs, backends, self.token_budget,
                           self.max_concurrency, sinks, self.keep_events, journal.run_id)
         state.journal = journal
         state.answers = self.answers
@@ -755,7 +771,7 @@ class Run:
 
     def _record(self, state: _RunState, output: Any, status: str) -> RunResult:
         return RunResult(state.run_id, self.graph.name, status, output, state.records, state.tokens,
-                         state.now(), state.events, list(state.interrupts))
+                         state.now(), state.events, list(state.interrupts), state.tokens_by_model)
 
     # -- streaming -------------------------------------------------------------
     def _open_stream(self):

@@ -27,6 +27,7 @@ from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import VoteTallied
 from plait.orchestrator._graph import Graph, GraphNode
+from plait.orchestrator._models import model_users
 from plait.orchestrator._node import Node, Signature
 from plait.orchestrator._record import TokenUsage
 from plait.orchestrator._runtime import run_subgraph
@@ -72,11 +73,12 @@ class _Tally(RunContext):
     __slots__ = ("usage",)
 
     def __init__(self, parent: RunContext, node: str | None = None):
-        super().__init__(parent._state, node or parent.node, parent.iteration)
+        super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
         self.usage = TokenUsage()
 
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "") -> None:
-        super().report_tokens(prompt, completion, cached, model)
+    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
+                      model_name: str | None = None) -> None:
+        super().report_tokens(prompt, completion, cached, model, model_name=model_name)
         self.usage.add(prompt, completion, cached)
 
 
@@ -89,7 +91,9 @@ class FanOut(Node):
       would all be the same);
     * ``winner_only``: output the winning value instead of the :class:`VoteResult`;
     * ``keep_truncated``: let a ChainStep sample cut off at ``max_tokens`` vote
-      (by default it counts as a failed sample).
+      (by default it counts as a failed sample);
+    * ``model``: the backend the samples come from; by default the step's
+      ``model``, else the one this node runs under. An :class:`LLMJudge` may name its own.
 
     The inputs are the step's inputs. Emits a ``vote`` event with the tally.
     """
@@ -112,6 +116,12 @@ class FanOut(Node):
         self.keep_truncated = keep_truncated
         super().__init__(name or f"vote_{self.step.name}", **policy)
 
+    def models_used(self) -> set[str]:
+        step = self.step
+        inner = {m for _, m in model_users(step._compile())} if isinstance(step, Graph) else step.models_used()
+        judge = getattr(getattr(self.aggregate, "scorer", None), "models_used", None)
+        return super().models_used() | inner | (judge() if callable(judge) else set())
+
     def signature(self) -> Signature:
         if isinstance(self.step, Graph):
             params, output = dict(self.step.input_params), self.step.output_type
@@ -125,7 +135,7 @@ class FanOut(Node):
 
     async def vote(self, ctx: RunContext, inputs: dict[str, Any]) -> VoteResult:
         """Draw the samples, aggregate them, and return the full result (raises VoteError below quorum)."""
-        tally = _Tally(ctx)
+        tally = _Tally(ctx if self.model else ctx.using(getattr(self.step, "model", None)))
         candidates: list[Candidate] = []
         result = VoteResult()
         waves = self._waves()

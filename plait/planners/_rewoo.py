@@ -27,6 +27,7 @@ from plait.executors._tool_runner import ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph
+from plait.orchestrator._models import check_model_name
 from plait.orchestrator._node import Node, Param, Signature
 from plait.planners._dag import _LLM_SAMPLING, execute_plan
 from plait.planners._plan import Plan
@@ -64,6 +65,8 @@ class PlanAndExecute(Node):
     * ``max_replans``: how many times the solver may ask for a new plan;
     * ``planner_sampling`` / ``solver_sampling`` / ``llm_sampling``: sampling options for the planner,
       the solver, and ``llm`` steps inside the plan (by default at most 1024, 256 and 128 tokens);
+    * ``planner_model`` / ``solver_model``: the run's backends (by name) that plan and solve
+      (None: the node's ``model``, which also serves ``llm`` steps inside the plan);
     * ``examples``: few-shot plans to put in the planner prompt;
     * ``input``: the name of the node's text input (default ``"task"``);
     * ``stream``: start steps while the planner is still writing them (implies
@@ -86,6 +89,8 @@ class PlanAndExecute(Node):
         planner_sampling: SamplingParams | None = None,
         solver_sampling: SamplingParams | None = None,
         llm_sampling: SamplingParams | None = None,
+        planner_model: str | None = None,
+        solver_model: str | None = None,
         examples: str = "",
         input: str = "task",
         stream: bool = False,
@@ -106,6 +111,11 @@ class PlanAndExecute(Node):
         self.solver_sampling = solver_sampling or SamplingParams(max_tokens=256)
         self.llm_sampling = llm_sampling or _LLM_SAMPLING
         self.input = input
+        self.planner_model = check_model_name(planner_model, name)
+        self.solver_model = check_model_name(solver_model, name)
+
+    def models_used(self) -> set[str]:
+        return super().models_used() | {m for m in (self.planner_model, self.solver_model) if m}
 
     def signature(self) -> Signature:
         return Signature({self.input: Param(self.input, str)}, PlanResult, "ctx")
@@ -134,7 +144,8 @@ class PlanAndExecute(Node):
             async with anyio.create_task_group() as tg:
                 executor = StreamingExecutor(runner, ctx, tg, evidence=evidence, llm_sampling=self.llm_sampling)
                 launched, problems, raw = await self.planner.stream_plan(
-                    task, ctx, executor.launch, evidence=evidence, plans=plans, reason=reason)
+                    task, ctx.using(self.planner_model), executor.launch, evidence=evidence, plans=plans,
+                    reason=reason)
             evidence = executor.evidence
             if launched.steps:
                 plans.append(launched)
@@ -144,7 +155,8 @@ class PlanAndExecute(Node):
                 reason = "the rest of the plan could not run: " + "; ".join(problems)
             else:
                 repair = (raw, problems)
-        plan = await self.planner.plan(task, ctx, evidence=evidence, plans=plans, reason=reason, repair=repair)
+        plan = await self.planner.plan(task, ctx.using(self.planner_model), evidence=evidence, plans=plans,
+                                       reason=reason, repair=repair)
         plans.append(plan)
         return await execute_plan(plan, runner, ctx, evidence=evidence, parallel=self.parallel,
                                   llm_sampling=self.llm_sampling)
@@ -153,7 +165,7 @@ class PlanAndExecute(Node):
                     *, may_replan: bool) -> tuple[str, str | None]:
         """The solver's answer, or (when allowed and asked for) the reason for a new plan."""
         prompt = solver_prompt(task, plans, evidence, may_replan=may_replan)
-        text = (await ctx.generate(Request(prompt=prompt, params=self.solver_sampling))).text
+        text = (await ctx.using(self.solver_model).generate(Request(prompt=prompt, params=self.solver_sampling))).text
         replan = _REPLAN.search(text)
         if replan and may_replan:
             return "", replan.group(1).strip() or "the evidence was not enough"

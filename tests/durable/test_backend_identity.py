@@ -84,3 +84,33 @@ async def test_wrappers_and_doubles_declare_their_identity():
     assert ScriptedBackend([], model="tiny").identity == "tiny"
     assert FlakyBackend(ScriptedBackend([], model="tiny")).identity == "tiny"
     assert OpenAIBackend("http://h:1").identity != OpenAIBackend("http://h:2").identity
+
+
+def _named_graph() -> Graph:
+    g = Graph("ask_named")
+
+    @g.node(model="m")
+    async def ask(q: str, ctx: RunContext) -> str:
+        return (await ctx.generate(Request(prompt=q))).text
+
+    @g.node(model="other")
+    async def again(ask: str, q: str, ctx: RunContext) -> str:
+        return ask + " / " + (await ctx.generate(Request(prompt=q))).text
+
+    g.chain(ask, again)
+    return g
+
+
+async def test_every_named_backend_is_keyed_by_its_own_identity(servers):
+    """Two runs whose backend 'm' is a different server never share 'm's samples; each name keeps its server."""
+    store, g = MemoryCheckpointer(), _named_graph()
+    answers = []
+    for i, (url, other) in enumerate([servers, servers[::-1]]):
+        async with OpenAIBackend(url, timeout=10) as m, OpenAIBackend(other, timeout=10) as o:
+            answers.append((await g.run("hi", backends={"m": m, "other": o}, checkpoint=store,
+                                        run_id=f"r{i}")).output)
+    assert answers == ["from A / from B", "from B / from A"]
+    first = store.get_run("r0").model
+    assert servers[0] + "/v1" in first.split('"other"')[0] and servers[1] + "/v1" in first.split('"other"')[1]
+    replayed = await g.run(None, checkpoint=store, run_id="r1", replay=True)
+    assert replayed.output == "from B / from A"
