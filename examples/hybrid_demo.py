@@ -9,8 +9,8 @@
 
 A side-by-side table follows: answer, correct, generated tokens, seconds. Without
 ``--model`` a scripted stand-in model answers (the test suite runs it that way);
-with ``--model`` the puzzle goes to a real one, and vLLM's own logging goes to
-``--log`` instead of the terminal:
+with ``--model`` the puzzle goes to a real one, and vLLM's own logging (on stdout
+and stderr) goes to ``--log`` instead of the terminal:
 
     python examples/hybrid_demo.py --model qwen2.5-coder-0.5b
 """
@@ -64,8 +64,12 @@ formulate = hybrid.add(Formulate(examples=[*FEW_SHOT, EXAMPLE], answer=PEOPLE,
 
 
 @hybrid.node
-def answer(formulate: Any) -> dict[str, int]:
-    return dict(formulate.answer) if formulate.status == "solved" and formulate.answer else {}
+def answer(formulate: Any) -> dict[str, Any]:
+    """The answer, or how the formulation ended (shown under the table)."""
+    if formulate.status == "solved" and formulate.answer:
+        return dict(formulate.answer)
+    finding = formulate.feedback[-1] if formulate.feedback else "no formulation"
+    return {"unsolved": f"{formulate.status} after {len(formulate.rounds)} round(s): {finding}"}
 
 
 hybrid.edge(formulate, answer)
@@ -98,8 +102,10 @@ async def compare(backend: Any) -> list[dict[str, Any]]:
         for label, graph in (("model alone (CoT)", plain), ("plait hybrid (CSP)", hybrid)):
             started = time.perf_counter()
             result = await graph.run({"puzzle": PUZZLE} if graph is plain else {"problem": PUZZLE}, backend=backend)
-            got = result.output if result.status == "ok" else {}
+            got = dict(result.output) if result.status == "ok" else {"unsolved": f"run {result.status}"}
+            why = got.pop("unsolved", None)
             rows.append({"arm": label, "answer": " ".join(f"{p}={got[p]}" for p in sorted(got, key=got.get)) or "-",
+                         "why": why,
                          "correct": got == ANSWER, "tokens": result.tokens.completion_tokens,
                          "seconds": time.perf_counter() - started})
     return rows
@@ -111,21 +117,28 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"{r['arm']:<20} {r['answer']:<28} {'yes' if r['correct'] else 'no':<8} {r['tokens']:>7} "
                      f"{r['seconds']:>8.1f}")
+    lines += [f"{r['arm']}: {' '.join(r['why'].split())[:300]}" for r in rows if r["why"]]
     return "\n".join(lines)
 
 
 @contextlib.contextmanager
-def stderr_to(path: str) -> Iterator[None]:
-    """Send this process's (and the engine process's) stderr to ``path``: vLLM's logging stays off the screen."""
+def engine_output_to(path: str) -> Iterator[None]:
+    """Send this process's (and the engine process's) stdout and stderr to ``path``: vLLM logs to both."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    saved = os.dup(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     with open(path, "w", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def main() -> None:
@@ -140,7 +153,7 @@ def main() -> None:
 
     print(f"asking {args.model} (vLLM's log: {args.log}) ...", flush=True)
     try:
-        with stderr_to(args.log):
+        with engine_output_to(args.log):
             rows = anyio.run(compare, backend_for(args.model))
     except Exception as exc:
         sys.exit(f"demo failed: {type(exc).__name__}: {exc} (vLLM's log: {args.log})")

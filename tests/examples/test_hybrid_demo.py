@@ -51,20 +51,23 @@ def test_the_hybrid_arm_repairs_and_counts_every_round():
     assert twice[0]["tokens"] == once[0]["tokens"]
 
 
-def test_a_model_that_never_formulates_gets_no_answer():
+def test_a_model_that_never_formulates_gets_no_answer_and_the_table_says_why():
     rows = anyio.run(hybrid_demo.compare, FunctionBackend(lambda request: "I cannot do that."))
     assert rows[1]["answer"] == "-" and rows[1]["correct"] is False
-    assert "-" in hybrid_demo.table(rows)
+    why = hybrid_demo.table(rows).splitlines()[-1]
+    assert why.startswith("plait hybrid (CSP): invalid after 3 round(s): ")
 
 
 def test_engine_output_goes_to_the_log_not_the_terminal(tmp_path):
-    """What a spawned engine process writes to stderr (its inherited fd 2) lands in --log."""
+    """What a spawned engine process writes to stdout and stderr (inherited fds 1 and 2) lands in --log."""
     script = (
         "import subprocess, sys; sys.path.insert(0, 'examples'); import hybrid_demo\n"
-        f"with hybrid_demo.stderr_to({str(tmp_path / 'v.log')!r}):\n"
-        "    subprocess.run([sys.executable, '-c', 'import sys; sys.stderr.write(\"INFO engine noise\")'])\n"
+        "print('before', flush=True)\n"
+        f"with hybrid_demo.engine_output_to({str(tmp_path / 'v.log')!r}):\n"
+        "    print('INFO in process')\n"
+        "    subprocess.run([sys.executable, '-c', 'import sys; print(\"INFO engine\"); sys.stderr.write(\"WARN\")'])\n"
         "print('table')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "table\n" and "engine noise" not in done.stderr
-    assert (tmp_path / "v.log").read_text() == "INFO engine noise"
+    assert done.stdout == "before\ntable\n" and done.stderr == ""
+    assert (tmp_path / "v.log").read_text() == "INFO in process\nINFO engine\nWARN"
