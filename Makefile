@@ -52,10 +52,11 @@ test: vllm models postgres browser
 	$(BIN)/python -m mypy
 	PLAIT_REQUIRE_POSTGRES=1 PLAIT_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=25
 
+# One logic puzzle on the embedded model, asked plainly (chain of thought) and through plait's model + solver
+# path, side by side; vLLM's own logging goes to demo-vllm.log.
 demo: vllm
 	$(BIN)/plait models pull $(DEMO_MODEL)
-	VLLM_LOGGING_LEVEL=WARNING $(BIN)/plait run examples/quickstart.py:graph --input '{"question": "What is 17 * 3 + 4?"}' \
-		--model $(DEMO_MODEL) --summary
+	$(BIN)/python examples/hybrid_demo.py --model $(DEMO_MODEL) --log $(VENV)/demo-vllm.log
 
 bench: venv postgres browser
 	$(BIN)/python -m pip install -q -e '.[test,bench,postgres]'

@@ -1,12 +1,15 @@
-"""CSP solving: plait's solver node (python-constraint2 search) vs OR-Tools CP-SAT on the same models.
+"""CSP solving: plait's solver portfolio (python-constraint2, CP-SAT through plait, auto) vs hand-built CP-SAT.
 
 Instances: 9x9 Sudokus (known hard ones plus seeded random ones), N-Queens for
-N = 8, 16, 32 (one solution), and the zebra puzzle. The plait arm runs the
-example graphs (CSP build -> ``SolveCSP`` -> result) end to end; the CP-SAT arm
-builds the same variables and constraints with ``cp_model`` and solves
-(single worker by default: plait's search is single-threaded). Every solution
-of both arms is checked against the puzzle's rules. Figures are medians over
-``--rounds`` runs, in seconds.
+N = 8, 16, 32 (one solution), the zebra puzzle, and cryptarithms (arithmetic-heavy).
+The plait arms run the example graphs (CSP build -> ``SolveCSP(engine=...)`` ->
+result) end to end, once per engine: ``python-constraint`` (the default),
+``ortools`` and ``z3`` (plait translates the same CSP to CP-SAT or z3 and
+re-checks the solution) and ``auto`` (the column shows which engine it picked); the direct
+CP-SAT arm builds the variables and constraints by hand with ``cp_model``
+(single worker by default, as plait's engines). Every solution of every arm is
+checked against the puzzle's rules (an engine that misses one, e.g. at its ``--time-limit``, is named
+in the status column). Figures are medians over ``--rounds`` runs, in seconds.
 
     python benchmarks/csp.py [--json out.json] [--rounds 5] [--cpsat-workers 1]
 
@@ -85,17 +88,20 @@ def zebra_ok(values: dict[str, int]) -> bool:
 # -- the plait arm ------------------------------------------------------------------
 
 
-def solve_graph(build: Callable[[Any], CSP]) -> Graph:
+ENGINES = ("python-constraint", "ortools", "z3", "auto")
+
+
+def solve_graph(build: Callable[[Any], CSP], engine: str = "python-constraint", time_limit: float = 30) -> Graph:
     g = Graph("bench")
 
     def model(spec: Any) -> CSP:
         return build(spec)
 
-    g.chain(g.add(model), g.add(SolveCSP(time_limit=300)))
+    g.chain(g.add(model), g.add(SolveCSP(time_limit=time_limit, engine=engine)))
     return g
 
 
-def run_plait(graph: Graph, spec: Any) -> tuple[float, float, dict | None]:
+def run_plait(graph: Graph, spec: Any) -> tuple[float, float, dict | None, str]:
     """Wall time of one run of an already built graph, timed inside the event loop (as an application
     would run it; the graph is validated on its first run, which the median over rounds discounts).
 
@@ -103,10 +109,11 @@ def run_plait(graph: Graph, spec: Any) -> tuple[float, float, dict | None]:
     the main task's result (the whole RunResult) while checking the SIGINT handler.
     """
 
-    async def timed() -> tuple[float, float, dict | None]:
+    async def timed() -> tuple[float, float, dict | None, str]:
         started = time.perf_counter()
         result = await graph.run({"spec": spec})
-        return time.perf_counter() - started, result.output.solve_time, result.output.solution
+        out = result.output
+        return time.perf_counter() - started, out.solve_time, out.solution, out.engine + ("*" if out.note else "")
 
     return anyio.run(timed)
 
@@ -134,6 +141,15 @@ def run_cpsat(kind: str, spec: Any, workers: int) -> tuple[float, dict | None]:
         m.AddAllDifferent(q)
         m.AddAllDifferent([q[i] + i for i in range(n)])  # the diagonal constraints, in CP-SAT's idiom
         m.AddAllDifferent([q[i] - i for i in range(n)])
+    elif kind == "cryptarithm":
+        words = spec.replace("=", "+").split("+")
+        variables = {ch: m.NewIntVar(0, 9, ch) for ch in dict.fromkeys("".join(words))}
+        m.AddAllDifferent(list(variables.values()))
+        for word in words:
+            m.Add(variables[word[0]] != 0)
+        def value(word: str) -> Any:
+            return sum(10 ** i * variables[ch] for i, ch in enumerate(reversed(word)))
+        m.Add(sum(value(w) for w in words[:-1]) == value(words[-1]))
     else:
         variables = {name: m.NewIntVar(1, 5, name) for group in zebra.GROUPS.values() for name in group}
         v = variables
@@ -172,32 +188,72 @@ def instances() -> dict[str, tuple[str, Any, Callable[[Any], CSP], Callable[[dic
     for n in (8, 16, 32):
         out[f"queens_{n}"] = ("queens", n, nqueens.queens_csp, queens_ok)
     out["zebra"] = ("zebra", None, lambda _: CSP.model_validate(zebra.zebra_model()), zebra_ok)
+    for puzzle in CRYPTARITHMS:
+        out[f"crypt_{puzzle.split('=')[1].lower()}"] = ("cryptarithm", puzzle, cryptarithm_csp,
+                                                          lambda s, p=puzzle: cryptarithm_ok(p, s))
     return out
 
 
-def measure(rounds: int, workers: int) -> dict[str, dict[str, Any]]:
+CRYPTARITHMS = ("SEND+MORE=MONEY", "TO+GO=OUT", "CROSS+ROADS=DANGER")
+
+
+def cryptarithm_csp(puzzle: str) -> CSP:
+    """Letters 0..9, all different, no leading zero, the words' place values summed: one linear equation."""
+    words = puzzle.replace("=", "+").split("+")
+    letters = list(dict.fromkeys("".join(words)))
+    value = lambda w: " + ".join(f"{10 ** i}*{ch}" for i, ch in enumerate(reversed(w)))  # noqa: E731
+    return CSP(variables=[{"name": ch, "domain": {"min": 0, "max": 9}} for ch in letters],
+               constraints=[{"kind": "all_different", "variables": letters}, *(f"{w[0]} != 0" for w in words),
+                            f"{' + '.join(value(w) for w in words[:-1])} == {value(words[-1])}"])
+
+
+def cryptarithm_ok(puzzle: str, values: dict[str, int]) -> bool:
+    words = puzzle.replace("=", "+").split("+")
+    number = lambda w: int("".join(str(values[ch]) for ch in w))  # noqa: E731
+    return (len(set(values.values())) == len(values) and all(values[w[0]] != 0 for w in words)
+            and sum(number(w) for w in words[:-1]) == number(words[-1]))
+
+
+def measure(rounds: int, workers: int, only: str | None = None, time_limit: float = 30) -> dict[str, dict[str, Any]]:
     results = {}
     for name, (kind, spec, build, check) in instances().items():
-        plait_t, search_t, cpsat_t, ok = [], [], [], True
-        graph = solve_graph(build)
+        if only and only not in name:
+            continue
+        wall: dict[str, list[float]] = {e: [] for e in ENGINES}
+        search_t, cpsat_t, failed, picked = [], [], set(), ""
+        graphs = {e: solve_graph(build, e, time_limit) for e in ENGINES}
         for _ in range(rounds):
-            wall, search, solution = run_plait(graph, spec)
-            plait_t.append(wall)
-            search_t.append(search)
-            ok &= solution is not None and check(solution)
+            for engine, graph in graphs.items():
+                elapsed, search, solution, used = run_plait(graph, spec)
+                wall[engine].append(elapsed)
+                if solution is None or not check(solution):
+                    failed.add(engine)
+                if engine == "python-constraint":
+                    search_t.append(search)
+                if engine == "auto":
+                    picked = used
             elapsed, solution = run_cpsat(kind, spec, workers)
             cpsat_t.append(elapsed)
-            ok &= solution is not None and check(solution)
-        results[name] = {"plait_s": statistics.median(plait_t), "plait_search_s": statistics.median(search_t),
-                         "cpsat_s": statistics.median(cpsat_t), "status": "solved" if ok else "FAILED"}
+            if solution is None or not check(solution):
+                failed.add("cpsat")
+        results[name] = {"plait_s": statistics.median(wall["python-constraint"]),
+                         "plait_search_s": statistics.median(search_t),
+                         "plait_ortools_s": statistics.median(wall["ortools"]),
+                         "plait_z3_s": statistics.median(wall["z3"]),
+                         "plait_auto_s": statistics.median(wall["auto"]), "auto_engine": picked,
+                         "cpsat_s": statistics.median(cpsat_t),
+                         "status": f"FAILED: {', '.join(sorted(failed))}" if failed else "solved"}
     return results
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    print(f"{'instance':<28} {'plait_s':>9} {'search_s':>9} {'cpsat_s':>9} {'plait/cpsat':>11}  status")
+    print("plait_s: SolveCSP on python-constraint (search_s: its search alone); ortools_s, z3_s: SolveCSP on CP-SAT,\n"
+          "on z3; auto_s: engine='auto' (auto: the engine it picked; * = fell back); cpsat_s: hand-built CP-SAT")
+    print(f"{'instance':<26} {'plait_s':>9} {'search_s':>9} {'ortools_s':>9} {'z3_s':>9} {'auto_s':>9} {'auto':>17} "
+          f"{'cpsat_s':>9}  status")
     for name, r in results.items():
-        ratio = r["plait_s"] / r["cpsat_s"] if r["cpsat_s"] else float("inf")
-        print(f"{name:<28} {r['plait_s']:>9.4f} {r['plait_search_s']:>9.4f} {r['cpsat_s']:>9.4f} {ratio:>11.2f}  "
+        print(f"{name:<26} {r['plait_s']:>9.4f} {r['plait_search_s']:>9.4f} {r['plait_ortools_s']:>9.4f} "
+              f"{r['plait_z3_s']:>9.4f} {r['plait_auto_s']:>9.4f} {r['auto_engine']:>17} {r['cpsat_s']:>9.4f}  "
               f"{r['status']}")
 
 
@@ -208,6 +264,8 @@ def main() -> None:
     parser.add_argument("--cpsat-workers", type=int, default=1, help="CP-SAT search workers (default 1)")
     parser.add_argument("--model", help="accuracy arm on natural-language puzzles (needs the vLLM backend)")
     parser.add_argument("--puzzles", type=int, default=20, help="natural-language puzzles for the --model arm")
+    parser.add_argument("--only", help="run only the instances whose name contains this text")
+    parser.add_argument("--time-limit", type=float, default=30, help="SolveCSP time_limit per solve (default 30 s)")
     args = parser.parse_args()
     factory = None
     if args.model:
@@ -216,7 +274,7 @@ def main() -> None:
         factory = getattr(executors, "backend_for", None)
         if factory is None:
             parser.error("--model needs the vLLM backend (plait.executors.backend_for), which this install lacks")
-    results = measure(args.rounds, args.cpsat_workers)
+    results = measure(args.rounds, args.cpsat_workers, args.only, args.time_limit)
     print_table(results)
     figures: dict[str, Any] = {"instances": results, "rounds": args.rounds, "cpsat_workers": args.cpsat_workers}
     if factory is not None:

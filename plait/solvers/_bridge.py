@@ -32,7 +32,7 @@ from plait.solvers._compile import Check, compile_all
 from plait.solvers._deadline import Deadline, Stopped
 from plait.solvers._model import CSP
 
-__all__ = ["CSPResult", "solve", "search", "solve_async", "in_worker", "WORKER_NAME"]
+__all__ = ["CSPResult", "solve", "search", "solve_async", "in_worker", "result_for", "stop_reason", "WORKER_NAME"]
 
 WORKER_NAME = "plait-solver"
 """The name of the thread :func:`in_worker` runs a search in (tests count them)."""
@@ -52,7 +52,9 @@ class CSPResult(BaseModel):
     could not be compiled (``error`` says why). ``exhaustive`` tells whether ``count`` is the exact
     number of solutions (all mode, search finished under the cap);
     ``timed_out`` is set whenever the deadline cut the search short, even if
-    solutions were found before it.
+    solutions were found before it. ``engine`` names the engine whose result
+    this is; ``note`` says why another engine than the one asked for answered
+    (a constraint it cannot express, a solution that failed plait's re-check).
     """
 
     status: Status
@@ -63,6 +65,8 @@ class CSPResult(BaseModel):
     timed_out: bool = False
     solve_time: float = 0.0
     error: str | None = None
+    engine: str = "python-constraint"
+    note: str | None = None
 
 
 class _Guard(pc.Constraint):
@@ -87,22 +91,30 @@ def solve(
     timeout: float | None = None,
     fixed: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
+    engine: str = "python-constraint",
 ) -> CSPResult:
     """Compile and search ``csp`` in the calling thread; returns within about ``timeout`` seconds.
 
     ``mode="one"`` stops at the first solution; ``mode="all"`` collects up to
     ``max_solutions``. ``fixed`` pins variables to values (used to check a
-    model's proposals). Never raises for a bad model: returns ``invalid``.
+    model's proposals). ``engine``: ``"python-constraint"`` (the default),
+    ``"ortools"`` (CP-SAT) or ``"auto"`` (see :mod:`plait.solvers._engines`).
+    Never raises for a bad model: returns ``invalid``; an unknown or missing
+    engine raises :class:`~plait.errors.ConfigError`.
     """
+    from plait.solvers._engines import check_engine, search_with
+
+    check_engine(engine)
     started = time.perf_counter()
     deadline = Deadline(timeout, stop)
     try:
         checks = compile_all(csp, deadline)
     except ConstraintSyntaxError as exc:
-        return _result(csp, "invalid", [], started, error=str(exc))
+        return result_for(csp, "invalid", [], started, error=str(exc))
     except Stopped:
-        return _result(csp, "timeout", [], started, timed_out=True, error=_why(deadline))
-    return search(csp, checks, deadline, mode=mode, max_solutions=max_solutions, fixed=fixed, started=started)
+        return result_for(csp, "timeout", [], started, timed_out=True, error=stop_reason(deadline))
+    return search_with(engine, csp, checks, deadline, mode=mode, max_solutions=max_solutions, fixed=fixed,
+                       started=started)
 
 
 def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["one", "all"] = "one",
@@ -115,32 +127,32 @@ def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["
     try:
         problem = _build(csp, checks, fixed or {}, deadline)
         if problem is None:  # a constant constraint is false, or a pinned value is outside its domain
-            return _result(csp, "unsat", [], started, exhaustive=True)
+            return result_for(csp, "unsat", [], started, exhaustive=True)
         for solution in problem.getSolutionIter():
             _verify(checks, solution, deadline)
             found.append(solution)
             if len(found) >= limit:
                 break
         else:
-            return _result(csp, "sat" if found else "unsat", found, started, exhaustive=True)
+            return result_for(csp, "sat" if found else "unsat", found, started, exhaustive=True)
     except Stopped:
-        return _result(csp, "sat" if found else "timeout", found, started, timed_out=True, error=_why(deadline))
+        return result_for(csp, "sat" if found else "timeout", found, started, timed_out=True, error=stop_reason(deadline))
     except (_Unsound, ConstraintSyntaxError) as exc:
-        return _result(csp, "invalid", [], started, error=str(exc))
+        return result_for(csp, "invalid", [], started, error=str(exc))
     except (ArithmeticError, TypeError, ValueError, RecursionError) as exc:  # a constraint failed to evaluate
-        return _result(csp, "invalid", found, started,
+        return result_for(csp, "invalid", found, started,
                        error=f"a constraint failed to evaluate: {type(exc).__name__}: {exc}")
-    return _result(csp, "sat", found, started)
+    return result_for(csp, "sat", found, started)
 
 
-def _result(csp: CSP, status: Status, found: list[dict], started: float, **extra: Any) -> CSPResult:
+def result_for(csp: CSP, status: Status, found: list[dict], started: float, **extra: Any) -> CSPResult:
     order = [v.name for v in csp.variables]
     found = [{name: s[name] for name in order} for s in found]
     return CSPResult(status=status, solution=found[0] if found else None, solutions=found, count=len(found),
                      solve_time=time.perf_counter() - started, **extra)
 
 
-def _why(deadline: Deadline) -> str:
+def stop_reason(deadline: Deadline) -> str:
     if deadline.stop is not None and deadline.stop.is_set():
         return "search was cancelled"
     return f"search stopped after {deadline.seconds:g}s (its time limit)"

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from plait.errors import ConfigError
 from plait.orchestrator import Node, RunContext
 from plait.solvers._bridge import CSPResult, solve_async
+from plait.solvers._engines import Engine, check_engine
 from plait.solvers._model import CSP
 
 __all__ = ["SolveCSP"]
@@ -22,7 +23,10 @@ class SolveCSP(Node):
     also works: cancelling the node stops the search, and the node waits for
     it to end). The result never raises for a bad or unsatisfiable model:
     read ``status``.
-    Emits a ``csp_solved`` event with status, count and solve time.
+    ``engine``: ``"python-constraint"`` (default), ``"ortools"`` (CP-SAT, ``pip install 'plait[ortools]'``) or
+    ``"auto"`` (CP-SAT for large or arithmetic-heavy problems when installed); every engine's solutions are
+    re-checked by plait's evaluator, and ``result.note`` says when python-constraint answered instead.
+    Emits a ``csp_solved`` event with status, count, solve time and engine.
     """
 
     def __init__(
@@ -32,6 +36,7 @@ class SolveCSP(Node):
         mode: Literal["one", "all"] = "one",
         max_solutions: int = 1000,
         time_limit: float | None = 30.0,
+        engine: Engine = "python-constraint",
         **policy: Any,
     ):
         super().__init__(name or "solve_csp", **policy)
@@ -40,9 +45,12 @@ class SolveCSP(Node):
         self.mode = mode
         self.max_solutions = max_solutions
         self.time_limit = time_limit
+        check_engine(engine)
+        self.engine = engine
 
     async def run(self, csp: CSP, ctx: RunContext) -> CSPResult:
-        result = await solve_async(csp, mode=self.mode, max_solutions=self.max_solutions, timeout=self.time_limit)
+        result = await solve_async(csp, mode=self.mode, max_solutions=self.max_solutions, timeout=self.time_limit,
+                                   engine=self.engine)
         ctx.emit("csp_solved", status=result.status, count=result.count, solve_time=result.solve_time,
-                 error=result.error)
+                 error=result.error, engine=result.engine, note=result.note)
         return result
