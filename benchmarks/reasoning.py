@@ -103,7 +103,7 @@ def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
         extra: dict[str, Any] = {"k": k} if "k" in options else {}
         if "answer" in options:
             extra["answer"] = adapter.names(entry)
-        node = Formulate(sampling=SamplingParams(max_tokens=tokens), **extra)
+        node = Formulate(sampling=SamplingParams(max_tokens=tokens), engine="auto", **extra)
         formulation = await node.run(f"{entry['question']}\n{adapter.hint(entry)}", ctx)
         found = getattr(formulation, "answer", None) or formulation.solution
         text = adapter.answer(entry, found) if formulation.status == "solved" else None

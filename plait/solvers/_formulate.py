@@ -30,6 +30,7 @@ from plait.executors import Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.planners._aggregators import Aggregator, EarlyStop
 from plait.solvers._bridge import CSPResult
+from plait.solvers._engines import check_engine
 from plait.solvers._formulate_check import (
     MAX_REPLY_CHARS, FormulationRound, answer_hint, answer_spec, example_print)
 from plait.solvers._formulate_syntax import SyntaxName, syntax_named
@@ -83,6 +84,8 @@ class Formulate(Node):
     * ``expect_unique``: the puzzle has one answer, so a second solution means the model left a fact out;
     * ``max_rounds``: replies judged per formulation (a repeat re-sampled at ``resample_temperature`` counts);
     * ``time_limit``: the solver's work on each reply (a round ends ``timeout`` when it passes);
+    * ``engine``: the solver engine for each model (see :class:`SolveCSP`): ``"python-constraint"`` (default), or
+      ``"auto"``, which takes CP-SAT or z3 for large or arithmetic-heavy models when installed;
     * ``syntax``: how the model writes its model: ``"language"``, the compact formulation language decoded
       under its grammar (default; worked examples :data:`~plait.solvers.FORMULATION_EXAMPLES`), or
       ``"json"``, the :class:`CSP` as JSON under its bounded schema (examples :data:`~plait.solvers.FEW_SHOT`);
@@ -105,6 +108,7 @@ class Formulate(Node):
         answer: list[str] | dict[str, Any] | None = None,
         aggregate: Aggregator | None = None,
         resample_temperature: float = 0.7,
+        engine: str = "python-constraint",
         **policy: Any,
     ):
         super().__init__(name or "formulate", **policy)
@@ -115,6 +119,8 @@ class Formulate(Node):
         if resample_temperature <= 0:
             raise ConfigError(f"Formulate resample_temperature must be > 0 (a greedy re-sample repeats itself), "
                               f"got {resample_temperature}")
+        check_engine(engine)
+        self.engine = engine
         self.max_rounds = max_rounds
         self.expect_unique = expect_unique
         self.time_limit = time_limit

@@ -23,10 +23,11 @@ from pydantic import BaseModel, ValidationError
 
 from plait._json import problem_lines
 from plait.errors import ConfigError
-from plait.solvers._bridge import CSPResult, search
+from plait.solvers._bridge import CSPResult
 from plait.solvers._compile import compile_checks
 from plait.solvers._core import conflicting_constraints
 from plait.solvers._deadline import Deadline, Stopped
+from plait.solvers._engines import search_with
 from plait.solvers._model import CSP, IntRange, Variable
 
 __all__ = ["FormulationRound", "RoundStatus", "AnswerSpec", "answer_spec", "answer_hint", "judge_csp", "fingerprint",
@@ -108,7 +109,8 @@ def fingerprint(csp: CSP) -> str:
 
 
 def judge_csp(csp: CSP, *, base: dict[str, Any], answer: AnswerSpec, expect_unique: bool,
-              examples: list[ExamplePrint], problem: str, deadline: Deadline) -> FormulationRound:
+              examples: list[ExamplePrint], problem: str, deadline: Deadline,
+              engine: str = "python-constraint") -> FormulationRound:
     """Judge a parsed model: a worked example's copy, the answer variables, the constraints, then the solver."""
     copied = _copied_example(csp, examples, problem)
     if copied:
@@ -128,7 +130,7 @@ def judge_csp(csp: CSP, *, base: dict[str, Any], answer: AnswerSpec, expect_uniq
         return timed_out
     if problems:
         return found.model_copy(update={"status": "invalid", "finding": _invalid(csp, problems)})
-    result = search(csp, checks, deadline, mode="all" if expect_unique else "one", max_solutions=2)
+    result = search_with(engine, csp, checks, deadline, mode="all" if expect_unique else "one", max_solutions=2)
     found = found.model_copy(update={"result": result})
     if result.status == "invalid":
         return found.model_copy(update={"status": "invalid", "finding": f"The model could not be solved: {result.error}"})

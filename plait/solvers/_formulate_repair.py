@@ -163,7 +163,8 @@ class Chain:
             return self._repeat(self._prints[print_], base)
         self._prints[print_] = base["round"]
         found = judge_csp(csp, base=base, answer=self.node.answer, expect_unique=self.node.expect_unique,
-                          examples=self.node.example_prints, problem=self.problem, deadline=deadline)
+                          examples=self.node.example_prints, problem=self.problem, deadline=deadline,
+                          engine=self.node.engine)
         return found.model_copy(update={"restored": restored})
 
 

@@ -91,8 +91,11 @@ def test_fewshot_examples_are_written_in_the_language():
 
 
 def test_the_solver_time_limit_holds_on_a_two_line_model():
-    formulation, _ = formulate(["A B in 0..99999\nA == B+100000"], max_rounds=1, time_limit=1)
+    model = "A B in 0..99999\nA == B+100000"
+    formulation, _ = formulate([model], max_rounds=1, time_limit=1)
     assert formulation.status == "timeout" and "within 1s" in formulation.feedback[0]
+    formulation, _ = formulate([model], max_rounds=1, time_limit=1, engine="auto")  # CP-SAT proves it at once
+    assert formulation.status == "unsat" and formulation.rounds[0].result.engine == "ortools"
 
 
 def test_every_undeclared_name_is_listed_though_the_parser_stops_at_the_first():
@@ -111,3 +114,25 @@ def test_every_undeclared_name_is_listed_though_the_parser_stops_at_the_first():
 def test_a_reply_that_names_no_undeclared_variable_gets_no_list():
     formulation, _ = formulate([f"{SEATS}\nAnn <", GOOD])
     assert "Undeclared" not in formulation.rounds[0].finding and formulation.status == "solved"
+
+
+CRYPT = "Solve SEND+MORE=MONEY: distinct digits, no leading zeros."
+CRYPT_MODEL = ("S E N D M O R Y in 0..9\nalldifferent(S,E,N,D,M,O,R,Y)\nS != 0\nM != 0\n"
+               "1000*S+100*E+10*N+D+1000*M+100*O+10*R+E == 10000*M+1000*O+100*N+10*E+Y")
+
+
+def test_each_model_is_solved_by_the_engine_formulate_was_given():
+    for engine in ("ortools", "python-constraint"):
+        formulation, _ = formulate([CRYPT_MODEL], problem=CRYPT, engine=engine)
+        assert formulation.status == "solved", formulation.rounds[0].finding
+        assert formulation.solution == {"S": 9, "E": 5, "N": 6, "D": 7, "M": 1, "O": 0, "R": 8, "Y": 2}
+        assert formulation.rounds[0].result.engine == engine
+
+
+def test_formulate_refuses_an_unknown_engine_before_running():
+    import pytest
+
+    from plait.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown solver engine 'cplex'"):
+        Formulate(engine="cplex")
