@@ -45,6 +45,7 @@ EXAMPLE = FewShot(
 
 plain = Graph("model_alone", description="chain of thought, then a constrained final answer")
 hybrid = Graph("plait_hybrid", description="the model formulates a CSP, the solver answers")
+graph = hybrid  # what `plait run examples/hybrid_demo.py` runs
 
 
 @plain.node

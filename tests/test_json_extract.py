@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from plait._json import MAX_JSON_DEPTH, JsonScanner, clip, find_json, load_json, problem_lines
 from plait.executors import _tool_runner
 from plait.planners import _parsers, _plan_parse, _streaming, _subtask_model
-from plait.solvers import _formulate, _propose_node
+from plait.solvers import _formulate_check, _formulate_syntax, _propose_node
 
 
 @pytest.mark.parametrize("text, found", [
@@ -66,14 +66,14 @@ def test_load_json_refuses_deep_nesting_without_recursing():
 
 
 def test_every_consumer_of_model_json_uses_the_one_extractor():
-    for module in (_parsers, _formulate, _propose_node, _plan_parse):
+    for module in (_parsers, _formulate_syntax, _propose_node, _plan_parse):
         assert module.find_json is find_json
     assert issubclass(_subtask_model.ReplyParser, _parsers.ModelParser)  # parses through ModelParser
     for module in (_streaming, _plan_parse, _propose_node):
         assert module.load_json is load_json
-    for module in (_parsers, _plan_parse, _formulate, _tool_runner):
+    for module in (_parsers, _plan_parse, _formulate_syntax, _formulate_check, _tool_runner):
         assert module.problem_lines is problem_lines
-    assert not hasattr(_parsers, "_json_object") and not hasattr(_formulate, "unfence")
+    assert not hasattr(_parsers, "_json_object") and not hasattr(_formulate_syntax, "unfence")
 
 
 class Numbers(BaseModel):

@@ -303,14 +303,13 @@ def test_summary_returns_the_table_as_text():
 
 
 def test_few_shot_takes_a_csp_or_a_dict():
-    from plait.solvers import CSP, FewShot
-    from plait.solvers._prompts import formulate_messages
+    from plait.solvers import CSP, FewShot, Formulate
 
     spec = {"variables": [{"name": "A", "domain": [1, 2]}], "constraints": ["A != 1"]}
     as_csp, as_dict = FewShot(problem="p", model=CSP(**spec)), FewShot(problem="p", model=spec)
     assert as_csp.model == as_dict.model
-    shown = [m.content for m in formulate_messages("q", [as_csp, as_dict])]
-    assert json.loads(shown[2]) == json.loads(shown[4]) == CSP(**spec).model_dump(mode="json", by_alias=True,
+    shown = [text for _, text in Formulate(syntax="json", examples=[as_csp, as_dict]).example_turns]
+    assert json.loads(shown[0]) == json.loads(shown[1]) == CSP(**spec).model_dump(mode="json", by_alias=True,
                                                                                  exclude_none=True)
 
 

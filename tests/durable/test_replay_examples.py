@@ -15,6 +15,7 @@ INPUTS = {
     "conditional_route": "What is 2 plus 40?",
     "dynamic_map": "How long is this?; And this one?; Third",
     "fanout_join": "Wonderful orchestration everywhere",
+    "hybrid_demo": {"problem": "PUZZLE"},
     "meetings": {"problem": "REQUEST"},
     "mixed_reasoning": {"problem": "A shop sells 4 crates of 12 eggs and then 7 more eggs. 5 eggs break. "
                                    "How many good eggs were sold?"},

@@ -6,7 +6,7 @@ from plait import Message, Request, SamplingParams, ScriptedBackend
 from plait.executors import _reask
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.planners import _asking, _planner, _subtasks
-from plait.solvers import _formulate
+from plait.solvers import _formulate_repair
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +94,6 @@ async def test_rounds_below_one_is_refused():
 
 
 def test_every_re_asking_node_uses_the_one_loop():
-    for module in (_asking, _subtasks, _planner, _formulate):
+    for module in (_asking, _subtasks, _planner, _formulate_repair):
         assert module.ask_until_usable is ask_until_usable
-    assert _asking.reask_request is _formulate.reask_request is _reask.reask_request
+    assert _asking.reask_request is _reask.reask_request
