@@ -21,7 +21,7 @@ from ortools.sat.python import cp_model as cp
 from plait.solvers._bridge import CSPResult, result_for, stop_reason
 from plait.solvers._compile import Check
 from plait.solvers._deadline import Deadline, Stopped
-from plait.solvers._engines import Unsupported
+from plait.solvers._engines import Unsupported, refuse_fixed
 from plait.solvers._model import CSP
 from plait.solvers._ortools_model import Translator
 
@@ -53,12 +53,10 @@ def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["
     limit = 1 if mode == "one" else max(1, max_solutions)
     try:
         t = Translator(csp, deadline)
+        refused = refuse_fixed(csp, fixed or {}, t.vars, t.text, started, "ortools")
+        if refused is not None:
+            return refused
         for name, value in (fixed or {}).items():
-            if name not in t.vars:
-                return result_for(csp, "invalid", [], started, engine="ortools",
-                                  error=f"cannot fix unknown variable {name!r}")
-            if isinstance(value, str) != (name in t.text):
-                return result_for(csp, "unsat", [], started, exhaustive=True, engine="ortools")
             t.m.add(t.vars[name] == t.encode(value))
         for check in checks:
             deadline.check()

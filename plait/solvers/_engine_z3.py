@@ -28,7 +28,7 @@ import z3
 from plait.solvers._bridge import CSPResult, result_for, stop_reason
 from plait.solvers._compile import Check
 from plait.solvers._deadline import Deadline, Stopped
-from plait.solvers._engines import Unsupported
+from plait.solvers._engines import Unsupported, refuse_fixed
 from plait.solvers._model import CSP, AllDifferent, AnyOf, Compare, Implies, IntRange, Sum, Table
 
 __all__ = ["search"]
@@ -193,12 +193,10 @@ def search(csp: CSP, checks: list[Check], deadline: Deadline, *, mode: Literal["
         t = _Translator(csp, ctx, deadline)
         solver = z3.Solver(ctx=ctx)
         solver.add(*t.domains)
+        refused = refuse_fixed(csp, fixed or {}, t.vars, t.text, started, "z3")
+        if refused is not None:
+            return refused
         for name, value in (fixed or {}).items():
-            if name not in t.vars:
-                return result_for(csp, "invalid", [], started, engine="z3",
-                                  error=f"cannot fix unknown variable {name!r}")
-            if isinstance(value, str) != (name in t.text):
-                return result_for(csp, "unsat", [], started, exhaustive=True, engine="z3")
             solver.add(t.vars[name] == t.encode(value))
         for check in checks:
             deadline.check()

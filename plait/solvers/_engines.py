@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import importlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from plait.errors import ConfigError
@@ -140,6 +140,18 @@ def search_with(engine: str, csp: CSP, checks: list[Check], deadline: Deadline, 
         return result
     fallback = search(csp, checks, deadline, **options)
     return fallback.model_copy(update={"note": f"{problem}; python-constraint searched instead"})
+
+
+def refuse_fixed(csp: CSP, fixed: Mapping[str, Any], known: Mapping[str, Any], text: Collection[str],
+                 started: float, engine: str) -> CSPResult | None:
+    """The result for ``fixed`` values an engine cannot pin (an unknown name: ``invalid``; a text value for a
+    number variable or the reverse: ``unsat``), or None when every one can be pinned."""
+    for name, value in fixed.items():
+        if name not in known:
+            return result_for(csp, "invalid", [], started, engine=engine, error=f"cannot fix unknown variable {name!r}")
+        if isinstance(value, str) != (name in text):
+            return result_for(csp, "unsat", [], started, exhaustive=True, engine=engine)
+    return None
 
 
 def _recheck(result: CSPResult, checks: list[Check], deadline: Deadline) -> str | None:
