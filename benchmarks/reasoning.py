@@ -37,6 +37,7 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _reasoning_dump import Recorder  # noqa: E402
 from _reasoning_sets import ADAPTERS  # noqa: E402
 
 from plait import Formulate, Graph, Message, Request, RunContext, SamplingParams  # noqa: E402
@@ -89,7 +90,7 @@ def chain_graph(items: list[dict], k: int, cot_tokens: int) -> Graph:
     return g
 
 
-def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
+def formulate_graph(items: list[dict], k: int, tokens: int, recorder: Recorder | None = None) -> Graph | None:
     """``Formulate`` per item (k formulations voted when k > 1); None when this install's Formulate lacks k/answer."""
     options = inspect.signature(Formulate).parameters
     if k > 1 and "k" not in options:
@@ -107,6 +108,11 @@ def formulate_graph(items: list[dict], k: int, tokens: int) -> Graph | None:
         formulation = await node.run(f"{entry['question']}\n{adapter.hint(entry)}", ctx)
         found = getattr(formulation, "answer", None) or formulation.solution
         text = adapter.answer(entry, found) if formulation.status == "solved" else None
+        if recorder is not None:
+            recorder.write({"kind": "item", "arm": g.name, "set": item["set"], "index": index,
+                            "wanted": entry["answer"], "found": text, "status": formulation.status,
+                            "rounds": [{"sample": r.sample, "round": r.round, "status": r.status,
+                                        "finding": r.finding, "tokens": r.completion_tokens} for r in formulation.rounds]})
         return {"answer": text or "", "status": formulation.status if text or formulation.status != "solved"
                 else "solved without the answer"}
 
@@ -150,9 +156,10 @@ async def measure(backend: Any, items: list[dict], arms: list[str], args: argpar
                   figures: dict[str, Any]) -> None:
     """Run ``arms`` one after the other into ``figures`` (written to ``--json`` after each arm: a run cut short
     by its time limit keeps the arms it finished)."""
+    recorder = backend if isinstance(backend, Recorder) else None
     graphs = {"alone": chain_graph(items, 1, args.cot_tokens), "vote": chain_graph(items, 5, args.cot_tokens),
-              "formulate": formulate_graph(items, 1, args.formulate_tokens),
-              "formal_vote": formulate_graph(items, args.formal_k, args.formulate_tokens)}
+              "formulate": formulate_graph(items, 1, args.formulate_tokens, recorder),
+              "formal_vote": formulate_graph(items, args.formal_k, args.formulate_tokens, recorder)}
     async with backend:
         for arm in arms:
             graph = graphs[arm]
@@ -187,6 +194,8 @@ def main() -> None:
     parser.add_argument("--formal-k", type=int, default=4, help="formulations in the formalization vote")
     parser.add_argument("--concurrency", type=int, default=16, help="items in flight at once")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--dump", metavar="PATH", help="write every formulation request, reply and verdict as "
+                                                       "JSON lines (to read what the model wrote)")
     args = parser.parse_args()
     arms = [a for a in args.arms.split(",") if a]
     unknown = [a for a in arms if a not in ARMS]
@@ -198,7 +207,8 @@ def main() -> None:
     items = load(args.n, args.seed)
     figures: dict[str, Any] = {"model": args.model, "n": args.n, "seed": args.seed, "cot_tokens": args.cot_tokens,
                                "formulate_tokens": args.formulate_tokens, "arms": {}, "skipped": []}
-    anyio.run(measure, backend_for(args.model), items, arms, args, figures)
+    backend = backend_for(args.model)
+    anyio.run(measure, Recorder(backend, args.dump) if args.dump else backend, items, arms, args, figures)
     print_table(figures)
 
 

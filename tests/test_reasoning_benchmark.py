@@ -107,3 +107,24 @@ def test_every_arm_runs_and_scores_a_right_model(tmp_path):
     assert written["arms"]["vote"]["tokens"] > written["arms"]["alone"]["tokens"]
     for arm in ("formulate", "formal_vote"):
         assert written["arms"][arm]["formulations"] == {"solved": len(items)}
+
+
+def test_dump_records_every_formulation_reply_and_verdict(tmp_path):
+    from _reasoning_dump import Recorder
+
+    items = reasoning.load(1, 100)
+    args = argparse.Namespace(cot_tokens=64, formulate_tokens=512, formal_k=2, concurrency=8, json=None)
+    figures = {"model": "scripted", "n": 1, "seed": 100, "arms": {}, "skipped": []}
+    dump = tmp_path / "dump.jsonl"
+    anyio.run(reasoning.measure, Recorder(right_model(items), str(dump)), items, ["alone", "formulate"], args,
+              figures)
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    requests = [r for r in lines if r["kind"] == "request"]
+    verdicts = {r["set"]: r for r in lines if r["kind"] == "item"}
+    assert len(requests) == len(items)  # formulation requests only: the chain-of-thought arm's are left out
+    assert {re.match(r"\S+ in ", r["samples"][0]["text"]) is not None for r in requests} == {True}
+    assert set(verdicts) == {i["set"] for i in items}
+    for item in items:
+        verdict = verdicts[item["set"]]
+        assert verdict["status"] == "solved" and verdict["found"] is not None
+        assert verdict["rounds"][0]["status"] == "solved" and verdict["wanted"] == item["entry"]["answer"]
