@@ -205,14 +205,17 @@ def _constraint_prints(csp: CSP) -> list[str]:
 
 
 def _copied_example(csp: CSP, examples: list[ExamplePrint], problem: str) -> str:
-    """Which worked example ``csp`` copies: its variables, and constraints all taken from it, when the puzzle
-    names none of those variables and is not the example's own. Empty when it copies none."""
+    """Which worked example ``csp`` copies, for a puzzle that is not the example's own: its variables with
+    constraints all taken from it, when the puzzle names none of those variables, or the example's whole model
+    whatever the puzzle names (the grid examples name their cells as the puzzles' hints do). Empty when it
+    copies none."""
     words = set(re.findall(r"[a-z_][a-z0-9_]*", problem.lower()))
-    if {v.name.lower() for v in csp.variables} & words:
-        return ""
-    variables = _variables_print(csp)
+    named = bool({v.name.lower() for v in csp.variables} & words)
+    variables, constraints = _variables_print(csp), set(_constraint_prints(csp))
     for example_variables, example_constraints, names, example_problem in examples:
-        if example_problem != problem.strip() and variables == example_variables and set(_constraint_prints(csp)) <= example_constraints:
+        if example_problem == problem.strip() or variables != example_variables:
+            continue
+        if constraints == example_constraints or (not named and constraints <= example_constraints):
             return f"variables {', '.join(sorted(names))}"
     return ""
 

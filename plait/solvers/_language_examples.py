@@ -1,9 +1,13 @@
 """The formulation language for prompts: its rules in a few lines, and worked examples (a puzzle and its model).
 
 One per puzzle family the benchmarks use (cryptarithm, N-queens, zebra-style
-assignment, futoshiki grid), each with a unique solution (tests/solvers
-check that each parses and solves to it). The puzzles are written in the
-style of reasoning-gym's generators but are not taken from them.
+assignment, futoshiki grid, mini sudoku), each with a unique solution
+(tests/solvers check that each parses and solves to it). The puzzles are
+worded and laid out as reasoning-gym's generators word them, but are not
+taken from them; the models name things as a user would ask for them
+(cells ``r1c1``, queens ``q1`` by row, a house number per attribute value),
+and their comments say how each kind of clue is written, because a small
+model copies an example's conventions rather than reading the rules.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ class FormulationExample(BaseModel):
 _CRYPTARITHM = FormulationExample(
     problem=(
         "Solve this cryptarithm:\n\n   SEND\n+  MORE\n------\n  MONEY\n\n"
-        "Each letter stands for a unique digit (0-9). No leading letter can be zero."
+        "Each letter stands for a unique digit (0-9). No leading letter can be zero.\n"
+        'Provide a comma separated mapping from letters to digits that satisfies the equation in your final '
+        'answer. Output format: "A=1,B=2,C=3" (without quotes)'
     ),
     formulation="""\
 # one digit per letter; leading letters are not zero
@@ -47,77 +53,127 @@ alldifferent(S,E,N,D,M,O,R,Y)
 
 _QUEENS = FormulationExample(
     problem=(
-        "Complete the 8 x 8 board with 8 queens in total, no two attacking each other (same row, column or "
-        "diagonal). Queens already placed:\n"
-        "Q _ _ _ _ _ _ _\n_ _ _ _ _ _ _ _\n_ _ _ _ _ _ _ Q\n_ _ _ _ _ _ _ _\n"
+        "Your job is to complete an n x n chess board with n Queens in total, such that no two attack each "
+        "other.\n\nNo two queens attack each other if they are not in the same row, column, or diagonal.\n\n"
+        "You can place a queen by replacing an underscore (_) with a Q.\n\n"
+        "Given the below board of size 8 x 8 your job is to place 4 queen(s) on the board such that no two "
+        "queens attack each other.\n"
+        "_ _ _ _ _ _ _ _\n_ _ _ _ Q _ _ _\n_ _ _ _ _ _ _ _\n_ _ _ _ _ Q _ _\n"
         "_ _ Q _ _ _ _ _\n_ _ _ _ _ _ _ _\n_ Q _ _ _ _ _ _\n_ _ _ _ _ _ _ _"
     ),
     formulation="""\
-# Qi is the column (1-8) of the queen in row i: one queen per row by construction
-Q1 Q2 Q3 Q4 Q5 Q6 Q7 Q8 in 1..8
-alldifferent(Q1,Q2,Q3,Q4,Q5,Q6,Q7,Q8)
-alldifferent(Q1+1,Q2+2,Q3+3,Q4+4,Q5+5,Q6+6,Q7+7,Q8+8)
-alldifferent(Q1-1,Q2-2,Q3-3,Q4-4,Q5-5,Q6-6,Q7-7,Q8-8)
-# the queens already on the board
-Q1 == 1
-Q3 == 8
-Q5 == 3
-Q7 == 2""",
+# qN is the column (1..8) of the queen in row N: one queen per row
+q1 q2 q3 q4 q5 q6 q7 q8 in 1..8
+# no two queens share a column or a diagonal
+alldifferent(q1,q2,q3,q4,q5,q6,q7,q8)
+alldifferent(q1+1,q2+2,q3+3,q4+4,q5+5,q6+6,q7+7,q8+8)
+alldifferent(q1-1,q2-2,q3-3,q4-4,q5-5,q6-6,q7-7,q8-8)
+# the queens on the board: row 2 has its Q in column 5
+q2 == 5
+q4 == 6
+q5 == 3
+q7 == 2""",
 )
 
 _ZEBRA = FormulationExample(
     problem=(
-        "There are 3 houses, numbered 1 to 3 from left to right. Each has a different person: alice, bob, carol. "
-        "Each person has a different favorite color: red, green, blue, and a different pet: cat, dog, fish.\n"
-        "1. Bob lives directly left of the person who loves green.\n"
-        "2. Alice loves red.\n"
-        "3. The cat owner loves blue.\n"
-        "4. The fish owner lives next to the dog owner.\n"
-        "5. Carol does not live in the first house.\n"
-        "6. The dog owner lives in the second house.\n"
-        "Who owns the fish?"
+        "This is a logic puzzle. There are 3 houses (numbered 1 on the left, 3 on the right), from the perspective "
+        "of someone standing across the street from them. Each has a different person in them. They have "
+        "different characteristics:\n"
+        " - Each person has a unique name: peter, eric, arnold\n"
+        " - Everyone has a different favorite drink: tea, milk, root beer\n"
+        " - Each person has a different pet: cat, dog, bird\n\n"
+        "1. Eric is directly left of the person who likes milk.\n"
+        "2. The root beer lover is the cat lover.\n"
+        "3. The bird keeper is in the second house.\n"
+        "4. Arnold is somewhere to the right of the cat lover.\n"
+        "5. The person who likes tea and the bird keeper are next to each other.\n"
+        "6. Peter is not in the third house.\n\n"
+        "What is Name of the person who lives in House 1?? Provide only the name of the person as your final answer."
     ),
     formulation="""\
-# each name is the house number of that person, color or pet
-alice bob carol red green blue cat dog fish in 1..3
-alldifferent(alice,bob,carol)
-alldifferent(red,green,blue)
-alldifferent(cat,dog,fish)
-bob+1 == green
-alice == red
-cat == blue
-abs(fish-dog) == 1
-carol != 1
-dog == 2""",
+# each name is the house number (1..3) of that person, drink or pet; spaces become _
+peter eric arnold tea milk root_beer cat dog bird in 1..3
+alldifferent(peter,eric,arnold)
+alldifferent(tea,milk,root_beer)
+alldifferent(cat,dog,bird)
+# directly left of: X+1 == Y; somewhere to the right of: X > Y; next to each other: abs(X-Y) == 1
+eric+1 == milk
+root_beer == cat
+bird == 2
+arnold > cat
+abs(tea-bird) == 1
+peter != 3""",
 )
 
 _FUTOSHIKI = FormulationExample(
     problem=(
         "Solve the following 4x4 Futoshiki puzzle:\n\n"
-        "_ > _   4   _\n∧\n_ > _   _   _\n                \n_   _   _   _\n"
-        "        ∨   ∧\n_   2   _   _\n\n"
-        "Each row and column must contain each number from 1 to 4 exactly once. Use < and > for horizontal "
-        "constraints; ∧ means the upper cell is smaller, ∨ larger."
+        "_ < _   4   _\n            ∧\n4   _   _ < _\n∨   ∧        \n2   _ > _   1\n             \n_   1   _   _\n\n"
+        "Ensure your answer follows the same format as the puzzle above, just replace blanks (_) with the correct "
+        "value for the cell.\nUse < and > for horizontal constraints. Use ∧ and ∨ for vertical constraints.\n"
+        "Remember, in Futoshiki each row and column must contain each number from 1 to 4 exactly once."
     ),
     formulation="""\
-# cell = row letter A-D + column 1-4
-A1 A2 A3 A4 B1 B2 B3 B4 C1 C2 C3 C4 D1 D2 D3 D4 in 1..4
-alldifferent(A1,A2,A3,A4)
-alldifferent(B1,B2,B3,B4)
-alldifferent(C1,C2,C3,C4)
-alldifferent(D1,D2,D3,D4)
-alldifferent(A1,B1,C1,D1)
-alldifferent(A2,B2,C2,D2)
-alldifferent(A3,B3,C3,D3)
-alldifferent(A4,B4,C4,D4)
-A3 == 4
-D2 == 2
-A1 > A2
-A1 < B1
-B1 > B2
-C3 > D3
-C4 < D4""",
+# rNcM is the number in row N, column M
+r1c1 r1c2 r1c3 r1c4 r2c1 r2c2 r2c3 r2c4 r3c1 r3c2 r3c3 r3c4 r4c1 r4c2 r4c3 r4c4 in 1..4
+alldifferent(r1c1,r1c2,r1c3,r1c4)
+alldifferent(r2c1,r2c2,r2c3,r2c4)
+alldifferent(r3c1,r3c2,r3c3,r3c4)
+alldifferent(r4c1,r4c2,r4c3,r4c4)
+alldifferent(r1c1,r2c1,r3c1,r4c1)
+alldifferent(r1c2,r2c2,r3c2,r4c2)
+alldifferent(r1c3,r2c3,r3c3,r4c3)
+alldifferent(r1c4,r2c4,r3c4,r4c4)
+# the numbers given
+r1c3 == 4
+r2c1 == 4
+r3c1 == 2
+r3c4 == 1
+r4c2 == 1
+# < and > between two cells of a row
+r1c1 < r1c2
+r2c3 < r2c4
+r3c2 > r3c3
+# ∧ under a cell: it is smaller than the cell below it; ∨: larger
+r1c4 < r2c4
+r2c1 > r3c1
+r2c2 < r3c2""",
 )
 
-FORMULATION_EXAMPLES: list[FormulationExample] = [_CRYPTARITHM, _QUEENS, _ZEBRA, _FUTOSHIKI]
+_MINI_SUDOKU = FormulationExample(
+    problem=(
+        "In 4x4 Mini Sudoku:\n- Each row must contain each number from 1-4 exactly once\n"
+        "- Each column must contain each number 1-4 exactly once\n"
+        "- Each 2x2 subgrid must contain each number 1-4 exactly once\n"
+        "Solve this 4x4 Mini Sudoku puzzle:\n_ 2 3 _\n3 _ _ _\n_ _ _ 3\n4 _ 2 _\n"
+        "Format your response as the puzzle above, with spaces separating each number within a row, and newlines "
+        "separating rows."
+    ),
+    formulation="""\
+# rNcM is the number in row N, column M
+r1c1 r1c2 r1c3 r1c4 r2c1 r2c2 r2c3 r2c4 r3c1 r3c2 r3c3 r3c4 r4c1 r4c2 r4c3 r4c4 in 1..4
+alldifferent(r1c1,r1c2,r1c3,r1c4)
+alldifferent(r2c1,r2c2,r2c3,r2c4)
+alldifferent(r3c1,r3c2,r3c3,r3c4)
+alldifferent(r4c1,r4c2,r4c3,r4c4)
+alldifferent(r1c1,r2c1,r3c1,r4c1)
+alldifferent(r1c2,r2c2,r3c2,r4c2)
+alldifferent(r1c3,r2c3,r3c3,r4c3)
+alldifferent(r1c4,r2c4,r3c4,r4c4)
+# the 2x2 subgrids
+alldifferent(r1c1,r1c2,r2c1,r2c2)
+alldifferent(r1c3,r1c4,r2c3,r2c4)
+alldifferent(r3c1,r3c2,r4c1,r4c2)
+alldifferent(r3c3,r3c4,r4c3,r4c4)
+# the numbers given: row 1 is "_ 2 3 _"
+r1c2 == 2
+r1c3 == 3
+r2c1 == 3
+r3c4 == 3
+r4c1 == 4
+r4c3 == 2""",
+)
+
+FORMULATION_EXAMPLES: list[FormulationExample] = [_CRYPTARITHM, _QUEENS, _ZEBRA, _FUTOSHIKI, _MINI_SUDOKU]
 """Worked examples of the language, one per puzzle family, for few-shot prompts."""

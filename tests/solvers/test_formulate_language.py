@@ -75,6 +75,19 @@ def test_a_copy_of_a_language_worked_example_is_repaired():
     assert formulation.status == "solved"
 
 
+def test_a_whole_copy_of_a_grid_example_is_repaired_even_when_the_puzzle_names_its_cells():
+    sudoku = FORMULATION_EXAMPLES[4].formulation
+    puzzle = "Solve this 4x4 Mini Sudoku puzzle:\n1 _ _ _\n_ _ 1 _\n_ 1 _ _\n_ _ _ 1\nVariables: r1c1 .. r4c4."
+    own = sudoku.split("# the numbers given")[0] + "r1c1 == 1\nr2c3 == 1\nr3c2 == 1\nr4c4 == 1\nr1c2 == 2\nr1c3 == 3"
+    formulation, _ = formulate([sudoku, own], problem=puzzle, max_rounds=2)
+    first, second = formulation.rounds
+    assert first.copied and first.status == "invalid" and "worked example's model" in first.finding
+    assert not second.copied  # its own givens on the example's cells and rules: not a copy
+    part = sudoku.split("# the 2x2 subgrids")[0]  # the example's rows and columns only, which this puzzle shares
+    formulation, _ = formulate([part], problem=puzzle, max_rounds=1)
+    assert not formulation.rounds[0].copied and formulation.status == "ambiguous"
+
+
 def test_the_puzzle_of_a_worked_example_itself_may_be_answered_with_its_model():
     example = FORMULATION_EXAMPLES[0]
     formulation, _ = formulate([example.formulation], problem=example.problem)

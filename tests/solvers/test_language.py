@@ -97,12 +97,15 @@ def test_worked_examples_parse_and_have_one_solution(example):
 
 
 def test_worked_examples_solve_to_the_known_answers():
-    send, queens, zebra, futoshiki = (solve(parse_formulation(e.formulation), timeout=60).solution
-                                      for e in FORMULATION_EXAMPLES)
+    send, queens, zebra, futoshiki, sudoku = (solve(parse_formulation(e.formulation), timeout=60).solution
+                                              for e in FORMULATION_EXAMPLES)
     assert send == dict(S=9, E=5, N=6, D=7, M=1, O=0, R=8, Y=2)
-    assert [queens[f"Q{i}"] for i in range(1, 9)] == [1, 5, 8, 6, 3, 7, 2, 4]
-    assert zebra["fish"] == zebra["alice"] == 3
-    assert [futoshiki[f"{r}{c}"] for r in "ABCD" for c in "1234"] == [2, 1, 4, 3, 4, 3, 2, 1, 1, 4, 3, 2, 3, 2, 1, 4]
+    assert [queens[f"q{i}"] for i in range(1, 9)] == [1, 5, 8, 6, 3, 7, 2, 4]
+    assert zebra["eric"] == zebra["root_beer"] == zebra["cat"] == 1  # Eric lives in house 1
+    assert [futoshiki[f"r{r}c{c}"] for r in range(1, 5) for c in range(1, 5)] == \
+        [1, 3, 4, 2, 4, 2, 1, 3, 2, 4, 3, 1, 3, 1, 2, 4]
+    assert [sudoku[f"r{r}c{c}"] for r in range(1, 5) for c in range(1, 5)] == \
+        [1, 2, 3, 4, 3, 4, 1, 2, 2, 1, 4, 3, 4, 3, 2, 1]
 
 
 def test_every_statement_the_syntax_note_quotes_parses():
