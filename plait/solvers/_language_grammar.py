@@ -11,9 +11,9 @@ most :data:`MAX_DIGITS` digits with no leading zero.
 
 The grammar is shaped by what xgrammar's token masks cost against Qwen2.5's
 151,936-token vocabulary (``benchmarks/grammar_cost.py``; the earlier grammar
-took 6 to 12 s to compile and 20 to 30 s of mask time over the 557 tokens
-of the worked examples, up to 1.6 s for one token, which is how 5 items
-once took 808 s on the engine):
+took 6 to 12 s to compile and 34 s of mask time over the 1,219 tokens of the
+worked examples, up to 1.6 s for one token, which is how 5 items once took
+808 s on the engine):
 
 * every space is part of an operator's literal (``" == " | "=="``), never an
   optional ``" "?`` of its own: a rule that may end on an optional space
@@ -31,8 +31,8 @@ once took 808 s on the engine):
 So the grammar is a superset of what parses in exactly these ways (a keyword
 used as a name, a size over a limit), besides what no context-free grammar
 can know: whether a name is declared, a range is empty, a table row has the
-right width. Measured after: about 1 s to compile, 0.5 s of mask time over
-the same tokens, at most about 6 ms for one.
+right width. Measured after: 1 to 2 s to compile, 1.2 s of mask time over
+the same tokens (0.5 ms for the median token), at most about 6 ms for one.
 """
 
 from __future__ import annotations
