@@ -148,7 +148,7 @@ class Chain:
         if cut_at is not None:
             return FormulationRound(status="invalid", truncated=True, **base, finding=(
                 f"Your reply was cut at {cut_at} tokens, the limit, before the model was complete; write it "
-                "shorter (ranges instead of value lists, all_different instead of pairwise constraints, no spaces)."))
+                f"shorter ({self.node.syntax.shorter})."))
         if len(text) > MAX_REPLY_CHARS:
             return FormulationRound(status="invalid", **base, finding=(
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model."))

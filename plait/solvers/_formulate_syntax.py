@@ -50,6 +50,8 @@ class Syntax:
 
     name: SyntaxName = "json"
     system = FORMULATE_SYSTEM
+    shorter = "ranges instead of value lists, all_different instead of pairwise constraints, no spaces"
+    """How to write a model in fewer tokens, for the finding on a reply cut at the token limit."""
 
     def constraint(self, max_tokens: int) -> Constraint:
         return JsonSchema.of(CSP, max_string=MAX_STRING, max_items=max(8, max_tokens // TOKENS_PER_ITEM))
@@ -75,6 +77,8 @@ class Syntax:
 class _Language(Syntax):
     name: SyntaxName = "language"
     system = LANGUAGE_SYSTEM
+    shorter = ("one declaration line per group of variables with a range, alldifferent(...) instead of pairwise "
+               "!= lines, no comments, each fact once")
 
     def constraint(self, max_tokens: int) -> Constraint:
         return Grammar(grammar=FORMULATION_GRAMMAR)

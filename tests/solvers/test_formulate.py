@@ -119,6 +119,7 @@ def test_a_cut_off_reply_is_not_parsed_nor_carried_into_the_next_prompt():
     first = formulation.rounds[0]
     assert first.truncated and first.status == "invalid" and first.csp is None
     assert first.finding.startswith("Your reply was cut at 2048 tokens, the limit")
+    assert "all_different instead of pairwise constraints" in first.finding
     assert "JSON" not in first.finding and "EOF" not in first.finding  # no misleading parse error
     repair = backend.requests[1]
     assert len(repair.prompt) == FIRST_PROMPT  # nothing to show: the feedback joins the puzzle's turn

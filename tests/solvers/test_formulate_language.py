@@ -60,6 +60,7 @@ def test_a_cut_off_reply_is_not_read_even_when_its_prefix_is_a_model():
     first = formulation.rounds[0]
     assert first.truncated and first.csp is None and first.result is None
     assert first.finding.startswith("Your reply was cut at 1024 tokens")
+    assert "alldifferent(...) instead of pairwise != lines" in first.finding  # the language's advice, not JSON's
     assert all(m.content != UNDER for m in backend.requests[1].prompt)
 
 
