@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from plait.errors import ConfigError
+from plait.errors import BudgetExceededError, ConfigError
 from plait.executors._base import Completion, Request, SamplingParams
 from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
-__all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
+__all__ = ["Spending", "fit", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
            "samples_that_fit", "split_vote"]
 
 
@@ -30,7 +30,10 @@ class Spending(RunContext):
     """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it.
 
     Made from another Spending, its tokens count in that one's sum too (a vote's samples in the vote's, a vote
-    inside a cascade tier in the tier's).
+    inside a cascade tier in the tier's), and that one's limit holds for its requests too. The nodes of a
+    subgraph run under a Spending spend from it as well (:meth:`_enclose`): a budget holds inside a Refine's
+    loop or a plan's DAG. A request refused by a Spending's own limit raises a BudgetExceededError that
+    :meth:`owns` recognises, so a node can end gracefully on its budget but still stop on the run's.
     """
 
     __slots__ = ("usage", "limit", "_budget", "_outer")
@@ -42,41 +45,115 @@ class Spending(RunContext):
         self._budget = TokenBudget(limit, self.usage)
         self._outer = parent if isinstance(parent, Spending) else None
 
+    def _chain(self) -> list[Spending]:
+        chain: list[Spending] = []
+        spending: Spending | None = self
+        while spending is not None:
+            chain.append(spending)
+            spending = spending._outer
+        return chain
+
     @property
     def left(self) -> int | None:
-        """Tokens of ``limit`` not spent yet, at most what the run's budget has left (None: no limit at all)."""
-        run_left = self.tokens_left
-        if self.limit is None:
-            return run_left
-        mine = max(self.limit - self.usage.total - self._budget.reserved, 0)
-        return mine if run_left is None else min(mine, run_left)
+        """Tokens no limit of this chain has spent or reserved, at most the run's budget's (None: no limit)."""
+        lefts = [b.limit - b.spent.total - b.reserved for b in self._limits()]
+        if self.tokens_left is not None:
+            lefts.append(self.tokens_left)
+        return max(min(lefts), 0) if lefts else None
+
+    def _limits(self) -> list[TokenBudget]:
+        return [s._budget for s in self._chain() if s._budget.limit is not None]
+
+    def owns(self, error: BaseException) -> bool:
+        """Whether ``error`` is a refusal by a limit of this chain (not by the run's budget)."""
+        return getattr(error, "_refused_by", None) in self._limits()
+
+    def _enclose(self, inner: RunContext) -> RunContext:
+        """``inner`` (a subgraph node's context) as a Spending that shares this one's sum and limits."""
+        view = object.__new__(Spending)
+        for slot in RunContext.__slots__:
+            setattr(view, slot, getattr(inner, slot))
+        view.usage, view.limit, view._budget, view._outer = self.usage, self.limit, self._budget, self._outer
+        return view
 
     def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
                       model_name: str | None = None) -> None:
         super().report_tokens(prompt, completion, cached, model, model_name=model_name)
-        spending: Spending | None = self
-        while spending is not None:
+        for spending in self._chain():
             spending.usage.add(prompt, completion, cached)
-            spending = spending._outer
+
+    async def _reserve_all(self, requests: list[Request], model: str | None) -> list[tuple[TokenBudget, int]]:
+        """Reserve ``requests``' worst case against every limit of the chain (none held when one refuses)."""
+        held: list[tuple[TokenBudget, int]] = []
+        limits = self._limits()
+        if not limits:
+            return held
+        need = TokenBudget.worst_case(requests, self._backend(model)[0])
+        try:
+            for budget in limits:
+                try:
+                    await budget.reserve(need, self.node)
+                except BudgetExceededError as exc:
+                    exc._refused_by = budget  # type: ignore[attr-defined]  # see owns()
+                    raise
+                held.append((budget, need))
+        except BaseException:
+            _release(held)
+            raise
+        return held
 
     async def generate(self, request: Any, *, model: str | None = None) -> Any:
-        batch = [request] if isinstance(request, Request) else list(request)
-        need = self._budget.worst_case(batch, self._backend(model)[0]) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
+        held = await self._reserve_all([request] if isinstance(request, Request) else list(request), model)
         try:
             return await super().generate(request, model=model)
         finally:
-            self._budget.release(need)
+            _release(held)
 
     async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
                               model: str | None = None) -> Completion:
-        need = self._budget.worst_case([request], self._backend(model)[0]) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
+        held = await self._reserve_all([request], model)
         try:
             return await super().generate_stream(request, on_text, model=model)
         finally:
-            self._budget.release(need)
+            _release(held)
 
+
+def _release(held: list[tuple[TokenBudget, int]]) -> None:
+    for budget, need in held:
+        budget.release(need)
+
+
+def fit(ctx: RunContext, request: Request, owner: str) -> Request:
+    """``request`` with ``max_tokens`` cut to what ``ctx``'s node budget leaves after its prompt.
+
+    For nodes whose calls each have a ``max_tokens`` (a ReAct turn, a critique, a
+    plan): the last call gets what is left; when not even ``min_tokens`` (at
+    least 1) is left for a reply the request is not sent, and a
+    BudgetExceededError that ``ctx.owns`` is raised, for the node to end on.
+    Without a node budget, ``request`` comes back unchanged.
+    """
+    if not isinstance(ctx, Spending) or not ctx._limits():
+        return request
+    tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
+    prompt = ctx.backend.count_prompt_tokens(request)
+    reply = (tight.limit or 0) - tight.spent.total - tight.reserved - prompt
+    if reply < max(request.params.min_tokens, 1):
+        error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner, needed=prompt + 1)
+        error._refused_by = tight  # type: ignore[attr-defined]
+        raise error
+    if reply >= request.params.max_tokens:
+        return request
+    return request.model_copy(update={"params": request.params.model_copy(update={"max_tokens": reply})})
+
+
+def first_call_fits(owner: str, budget: int | None, ctx: RunContext, request: Request) -> None:
+    """A ConfigError naming ``owner`` when ``budget`` cannot hold ``request`` (its first call)'s prompt and a reply."""
+    if budget is None:
+        return
+    prompt = ctx.backend.count_prompt_tokens(request)
+    if budget - prompt < 1:
+        raise ConfigError(f"{owner}: budget={budget} cannot hold its first prompt ({prompt} tokens) and a reply; "
+                          f"raise budget to at least {prompt + 1}, or shorten the prompt")
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:
