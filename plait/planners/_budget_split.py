@@ -40,6 +40,10 @@ class Spending(RunContext):
 
     def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
         super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
+        if self.node == parent.node:  # the same activation: its count (what a checkpoint commits) stays whole
+            if parent.tokens is None:
+                parent.tokens = TokenUsage()
+            self.tokens = parent.tokens
         self.usage = TokenUsage()
         self.limit = limit
         self._budget = TokenBudget(limit, self.usage)

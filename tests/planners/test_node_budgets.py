@@ -1,0 +1,63 @@
+"""budget= on every reasoning node (ReAct, Refine, SubtaskTree, PlanAndExecute, Cascade; Formulate in
+tests/solvers): a hostile model that never finishes stops within the budget (the node's record never shows more
+tokens than its budget), the budget changes behaviour (fewer turns/rounds/subtasks than without it), and a budget
+too small for the first prompt is a one-line ConfigError naming the node."""
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plait import ConfigError, FunctionBackend, Graph, NodeFailedError, ReAct, ScriptedBackend
+
+LOOP = "Thought: again.\nAction: scale[{\"value\": 1.0}]\n"
+HOSTILE = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def run(node, inputs, backend, **kw):
+    g = Graph("g")
+    g.add(node)
+    return anyio.run(lambda: g.run(inputs, backend=backend, **kw))
+
+
+def looping(reply: str, words: int):
+    """A model that writes ``reply`` padded to ``words`` more tokens: as long as max_tokens allows."""
+    return FunctionBackend(lambda request: reply + " pad" * words)
+
+
+# -- ReAct ---------------------------------------------------------------------------------------------------
+
+
+@HOSTILE
+@given(budget=st.integers(min_value=300, max_value=3000), words=st.integers(min_value=0, max_value=400))
+def test_a_react_agent_that_never_answers_stops_within_its_budget(registry, budget, words):
+    backend = looping(LOOP, words)
+    result = run(ReAct(registry, max_steps=50, budget=budget), {"task": "t"}, backend)
+    out = result.output
+    assert result.nodes["react"].tokens.total <= budget
+    assert out.finished is False and out.stopped == "budget" and len(backend.requests) < 50
+
+
+def test_a_react_budget_means_fewer_turns(registry):
+    unbounded = run(ReAct(registry, max_steps=6), {"task": "t"}, ScriptedBackend([LOOP] * 6)).output
+    assert unbounded.stopped == "max_steps" and len(unbounded.steps) == 6
+    backend = ScriptedBackend([LOOP] * 6)
+    result = run(ReAct(registry, max_steps=6, budget=700), {"task": "t"}, backend)
+    assert result.output.stopped == "budget" and 1 <= len(result.output.steps) < 6
+    last = backend.requests[-1]
+    assert last.params.max_tokens <= 256  # the last turn got what was left, never more than a turn's max_tokens
+    assert result.nodes["react"].tokens.total <= 700
+
+
+def test_a_react_budget_too_small_for_the_first_prompt_is_refused(registry):
+    backend = ScriptedBackend(["Final Answer: 1"])
+    with pytest.raises(NodeFailedError) as info:
+        run(ReAct(registry, budget=20), {"task": "t"}, backend)
+    assert isinstance(info.value.cause, ConfigError) and backend.requests == []
+    assert str(info.value.cause).startswith("ReAct 'react': budget=20 cannot hold its first prompt (")
+
+
+def test_the_run_budget_still_stops_a_budgeted_react_run(registry):
+    from plait import BudgetExceededError
+    with pytest.raises(BudgetExceededError):
+        run(ReAct(registry, max_steps=6, budget=5000), {"task": "t"}, ScriptedBackend([LOOP] * 6), token_budget=600)
