@@ -10,7 +10,7 @@ from plait.errors import ConfigError, ParseError
 from plait.executors._base import Backend, Completion, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator._context import RunContext
-from plait.planners._budget_split import Spending, reply_tokens
+from plait.planners._budget_split import Spending, fit, reply_tokens
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -85,7 +85,9 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
     Given ``budget`` (tokens for every call, prompts included), each call's
     ``max_tokens`` is what the budget has left after its prompt: the first
     call gets all of it, and re-asking stops when what is left cannot hold a
-    re-ask's prompt and a reply. Raises :class:`~plait.ParseError` carrying
+    re-ask's prompt and a reply. Inside a node with a budget (``ctx`` a
+    :class:`Spending`), each call is cut to what that budget has left, and
+    one with no room for a reply is not sent (BudgetExceededError). Raises :class:`~plait.ParseError` carrying
     the last raw text (and every attempt's text in ``attempts``) when no reply parses.
     """
     request = request.model_copy(update={"params": constrained(request.params, parser, ctx.backend)})
@@ -95,6 +97,9 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
     if budget is not None:
         ctx = Spending(ctx, limit=budget)
         before = _fit(ctx, attempts)
+    elif isinstance(ctx, Spending):  # inside a node with a budget: each call gets at most what it has left
+        spending = ctx
+        before = lambda request: fit(spending, request, f"node {spending.node!r}")  # noqa: E731
 
     def judge(request: Request, completion: Completion, call: int) -> tuple[Any, ParseError | None]:
         attempts.append(completion.text)

@@ -127,22 +127,25 @@ def _release(held: list[tuple[TokenBudget, int]]) -> None:
         budget.release(need)
 
 
-def fit(ctx: RunContext, request: Request, owner: str) -> Request:
+def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -> Request:
     """``request`` with ``max_tokens`` cut to what ``ctx``'s node budget leaves after its prompt.
 
     For nodes whose calls each have a ``max_tokens`` (a ReAct turn, a critique, a
     plan): the last call gets what is left; when not even ``min_tokens`` (at
     least 1) is left for a reply the request is not sent, and a
     BudgetExceededError that ``ctx.owns`` is raised, for the node to end on.
-    Without a node budget, ``request`` comes back unchanged.
+    ``whole``: send the request only with its full ``max_tokens`` (a call that
+    is useless cut short, such as a revision). Without a node budget,
+    ``request`` comes back unchanged.
     """
     if not isinstance(ctx, Spending) or not ctx._limits():
         return request
     tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
     prompt = ctx.backend.count_prompt_tokens(request)
     reply = (tight.limit or 0) - tight.spent.total - tight.reserved - prompt
-    if reply < max(request.params.min_tokens, 1):
-        error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner, needed=prompt + 1)
+    if reply < (request.params.max_tokens if whole else max(request.params.min_tokens, 1)):
+        error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner,
+                                    needed=prompt + (request.params.max_tokens if whole else 1))
         error._refused_by = tight  # type: ignore[attr-defined]
         raise error
     if reply >= request.params.max_tokens:

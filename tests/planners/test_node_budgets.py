@@ -61,3 +61,65 @@ def test_the_run_budget_still_stops_a_budgeted_react_run(registry):
     from plait import BudgetExceededError
     with pytest.raises(BudgetExceededError):
         run(ReAct(registry, max_steps=6, budget=5000), {"task": "t"}, ScriptedBackend([LOOP] * 6), token_budget=600)
+
+
+# -- Refine --------------------------------------------------------------------------------------------------
+
+
+def _solve(**kw):
+    from plait import ChainStep
+    from plait.planners import NumberParser
+    return ChainStep("Q: {question}\nA:", NumberParser(int, constrain=False), name="solve", **kw)
+
+
+def never_settling():
+    """Revisions alternate 41 and 42 forever; every reply is as long as max_tokens allows."""
+    calls = []
+
+    def reply(request):
+        calls.append(request)
+        return f"{40 + len(calls) % 3} " + "pad " * 1000
+
+    return FunctionBackend(reply)
+
+
+@HOSTILE
+@given(budget=st.integers(min_value=20, max_value=4000))
+def test_a_refine_that_never_settles_stops_within_its_budget(budget):
+    from plait import Refine
+    result = run(Refine(_solve(), max_iterations=40, until=None, budget=budget, name="refine"), {"question": "6*7?"},
+                 never_settling())
+    out = result.output
+    assert out.tokens <= budget
+    assert sum(r.tokens.total for n, r in result.nodes.items() if n.startswith("refine")) <= budget
+    assert out.stopped == "budget" and out.rounds < 40 and out.answer == out.drafts[-1]
+
+
+def test_a_refine_budget_means_fewer_rounds_and_keeps_the_last_revision():
+    from plait import Refine
+    replies = ["41", "no", "42", "no"] * 5
+    unbounded = run(Refine(_solve(), max_iterations=4, until=None, name="refine"), {"question": "6*7?"},
+                    ScriptedBackend(replies)).output
+    assert unbounded.rounds == 4 and unbounded.stopped == "limit"
+    backend = ScriptedBackend(replies)
+    result = run(Refine(_solve(sampling=None), max_iterations=4, until=None, budget=400, name="refine"),
+                 {"question": "6*7?"}, backend)
+    out = result.output
+    assert out.stopped == "budget" and 1 <= out.rounds < 4 and out.answer == out.drafts[-1]
+    assert len(out.critiques) == out.rounds and out.tokens <= 400
+    assert all(r.params.max_tokens == 256 for r in backend.requests[1:])  # rounds are never cut short
+
+
+def test_a_refine_budget_too_small_for_the_draft_prompt_is_refused():
+    from plait import Refine
+    backend = ScriptedBackend(["42"])
+    with pytest.raises(NodeFailedError) as info:
+        run(Refine(_solve(), budget=5, name="refine"), {"question": "6*7?"}, backend)
+    assert str(info.value.cause).startswith("Refine 'refine': budget=5 cannot hold its first prompt (")
+    assert backend.requests == []
+
+
+def test_refine_and_its_step_cannot_both_have_a_budget():
+    from plait import Refine
+    with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50; give the budget to the Refine"):
+        Refine(_solve(budget=50), budget=500)
