@@ -22,7 +22,7 @@ from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
-__all__ = ["Spending", "fit", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
+__all__ = ["Spending", "fit", "spent", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
            "samples_that_fit", "split_vote"]
 
 
@@ -127,6 +127,14 @@ def _release(held: list[tuple[TokenBudget, int]]) -> None:
         budget.release(need)
 
 
+def spent(ctx: Spending, owner: str, needed: int | None = None) -> BudgetExceededError:
+    """The BudgetExceededError (that ``ctx.owns``) of a node whose budget cannot pay for its next call."""
+    tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
+    error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner, needed=needed)
+    error._refused_by = tight  # type: ignore[attr-defined]  # see Spending.owns
+    return error
+
+
 def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -> Request:
     """``request`` with ``max_tokens`` cut to what ``ctx``'s node budget leaves after its prompt.
 
@@ -144,10 +152,7 @@ def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -
     prompt = ctx.backend.count_prompt_tokens(request)
     reply = (tight.limit or 0) - tight.spent.total - tight.reserved - prompt
     if reply < (request.params.max_tokens if whole else max(request.params.min_tokens, 1)):
-        error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner,
-                                    needed=prompt + (request.params.max_tokens if whole else 1))
-        error._refused_by = tight  # type: ignore[attr-defined]
-        raise error
+        raise spent(ctx, owner, prompt + (request.params.max_tokens if whole else 1))
     if reply >= request.params.max_tokens:
         return request
     return request.model_copy(update={"params": request.params.model_copy(update={"max_tokens": reply})})

@@ -123,3 +123,54 @@ def test_refine_and_its_step_cannot_both_have_a_budget():
     from plait import Refine
     with pytest.raises(ConfigError, match="its step 'solve' has its own budget=50; give the budget to the Refine"):
         Refine(_solve(budget=50), budget=500)
+
+
+# -- SubtaskTree ---------------------------------------------------------------------------------------------
+
+
+def always_splitting(breadth: int):
+    """Splits whenever its reply schema allows it, else answers; every string as long as the schema allows."""
+    import json
+
+    def reply(request):
+        schema = json.dumps(request.params.constraint.schema_) if request.params.constraint else ""
+        longest = max(16, request.params.max_tokens * 2 // 5)
+        thought = ("w " * longest)[:longest].strip()
+        if '"subtasks"' in schema:
+            return json.dumps({"thought": thought, "subtasks": [{"task": f"part {i}"} for i in range(breadth)]})
+        return json.dumps({"thought": thought, "answer": "x"})
+
+    return FunctionBackend(reply)
+
+
+@HOSTILE
+@given(budget=st.integers(min_value=400, max_value=20000))
+def test_a_subtask_tree_that_always_splits_stops_within_its_budget(budget):
+    from plait.planners import SubtaskTree
+    tree = SubtaskTree(max_depth=3, max_breadth=3, budget=budget, max_reasks=0, name="tree")
+    result = run(tree, {"task": "everything"}, always_splitting(3))
+    assert result.nodes["tree"].tokens.total <= budget
+    out = result.output
+    assert out.stats.prompt_tokens + out.stats.completion_tokens <= budget and out.answer
+
+
+def test_a_subtask_tree_budget_means_fewer_subtasks_and_an_answer_from_what_it_has():
+    from plait.planners import SubtaskTree
+    unbounded = run(SubtaskTree(max_depth=2, max_breadth=3, name="tree"), {"task": "t"}, always_splitting(3)).output
+    assert unbounded.stats.tasks == 1 + 3 + 9 and unbounded.answer == "x"
+    result = run(SubtaskTree(max_depth=2, max_breadth=3, budget=2500, name="tree"), {"task": "t"},
+                 always_splitting(3))
+    out = result.output
+    done = [t for t in out.root.walk() if t.status == "done"]
+    assert len(done) < 13 and result.nodes["tree"].tokens.total <= 2500
+    assert out.answer.startswith("[unfinished: the 2500-token budget ran out]")
+    assert any(t.status == "budget_exhausted" for t in out.root.walk())
+
+
+def test_a_subtask_tree_budget_too_small_for_the_first_prompt_is_refused():
+    from plait.planners import SubtaskTree
+    backend = ScriptedBackend(["{}"])
+    with pytest.raises(NodeFailedError) as info:
+        run(SubtaskTree(budget=30, name="tree"), {"task": "t"}, backend)
+    assert str(info.value.cause).startswith("SubtaskTree 'tree': budget=30 cannot hold its first prompt (")
+    assert backend.requests == []
