@@ -22,7 +22,7 @@ from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
-__all__ = ["Spending", "fit", "spent", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
+__all__ = ["Spending", "BudgetCut", "fit", "spent", "within_budget", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
            "samples_that_fit", "split_vote"]
 
 
@@ -166,6 +166,34 @@ def first_call_fits(owner: str, budget: int | None, ctx: RunContext, request: Re
     if budget - prompt < 1:
         raise ConfigError(f"{owner}: budget={budget} cannot hold its first prompt ({prompt} tokens) and a reply; "
                           f"raise budget to at least {prompt + 1}, or shorten the prompt")
+
+
+class BudgetCut:
+    """A ``before`` hook for ``ask_until_usable``: each call cut by :func:`fit`; remembers whether it cut the last.
+
+    A reply cut short by the budget that turns out unusable is the budget's
+    doing, not the model's: :meth:`raise_if_cut` then ends the node as on a
+    spent budget (instead of a ParseError or PlanError).
+    """
+
+    def __init__(self, ctx: Spending, owner: str):
+        self.ctx, self.owner, self.cut = ctx, owner, False
+
+    def __call__(self, request: Request) -> Request:
+        fitted = fit(self.ctx, request, self.owner)
+        self.cut = fitted.params.max_tokens < request.params.max_tokens
+        return fitted
+
+    def raise_if_cut(self) -> None:
+        if self.cut:
+            raise spent(self.ctx, self.owner)
+
+
+def within_budget(ctx: RunContext, owner: str | None = None) -> BudgetCut | None:
+    """A :class:`BudgetCut` for ``ctx``'s node budget (None: ``ctx`` keeps none)."""
+    if not isinstance(ctx, Spending) or not ctx._limits():
+        return None
+    return BudgetCut(ctx, owner or f"node {ctx.node!r}")
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:

@@ -44,7 +44,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import SubtaskTreeSolved
 from plait.orchestrator._node import Node
 from plait.planners._asking import constrained, parsed, reask
-from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit, spent
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, within_budget
 from plait.planners._subtask_model import ReplyParser, SubtreeBudget, TaskRecord, TaskReply, TreeResult, TreeStats
 
 __all__ = ["SubtaskTree", "DEFAULT_SYSTEM"]
@@ -246,13 +246,11 @@ class _TreeSolver:
                    budget: SubtreeBudget | None) -> tuple[TaskReply, str]:
         """One model turn on ``context`` (re-asked on a bad reply); updates the record and the figures."""
         params = constrained(self.node.sampling, parser, self.ctx.backend)
-        owner = f"SubtaskTree {self.node.name!r}"
-        cut = False  # whether the tree's budget cut the last call short
+        cut = within_budget(self.ctx, f"SubtaskTree {self.node.name!r}")  # the tree's budget
 
         def before(request: Request) -> Request:
-            nonlocal parser, cut
-            left = fit(self.ctx, request, owner).params.max_tokens  # the tree's budget
-            cut = left < request.params.max_tokens
+            nonlocal parser
+            left = cut(request).params.max_tokens if cut is not None else request.params.max_tokens
             if budget is not None:
                 budget.check()
                 left = min(left, budget.left())
@@ -270,8 +268,8 @@ class _TreeSolver:
         reply = await ask_until_usable(self.ctx, Request(prompt=context + TURN, params=params), judge,
                                        rounds=self.node.max_reasks + 1, before=before,
                                        follow_up=lambda request, raw, exc: reask(request, raw, exc, parser, TURN))
-        if reply.problem is not None and cut:  # cut short by the tree's budget: it ends as if spent
-            raise spent(self.ctx, owner)
+        if reply.problem is not None and cut is not None:  # cut short by the tree's budget: it ends as if spent
+            cut.raise_if_cut()
         if reply.problem is not None:
             raise ParseError(f"subtask {record.path or 'root'!r} ({record.task!r}): no usable reply after "
                              f"{reply.calls} attempt(s): {reply.problem}", raw=reply.raw)

@@ -174,3 +174,65 @@ def test_a_subtask_tree_budget_too_small_for_the_first_prompt_is_refused():
         run(SubtaskTree(budget=30, name="tree"), {"task": "t"}, backend)
     assert str(info.value.cause).startswith("SubtaskTree 'tree': budget=30 cannot hold its first prompt (")
     assert backend.requests == []
+
+
+# -- PlanAndExecute ------------------------------------------------------------------------------------------
+
+
+def plan_of_llm_steps(first: int, n: int) -> str:
+    import json
+    return json.dumps({"steps": [{"id": f"E{i}", "thought": "more", "tool": "llm",
+                                  "args": {"prompt": "think " * 40}} for i in range(first, first + n)]})
+
+
+def replanning_forever(n: int):
+    """Plans n llm steps, answers each llm step at full length, and the solver always asks for a new plan."""
+    plans = []
+
+    def reply(request):
+        prompt = request.prompt_text()
+        if prompt.startswith("Make a plan"):
+            plans.append(prompt)
+            return plan_of_llm_steps(1 + n * (len(plans) - 1), n)
+        if "Replan:" in prompt:
+            return "Replan: " + "more " * 2000
+        return "thought " * 2000
+
+    return FunctionBackend(reply)
+
+
+@HOSTILE
+@given(budget=st.integers(min_value=700, max_value=8000), parallel=st.booleans())
+def test_a_plan_and_execute_that_replans_forever_stops_within_its_budget(registry, budget, parallel):
+    from plait import PlanAndExecute
+    node = PlanAndExecute(registry, max_replans=6, parallel=parallel, budget=budget, name="pe")
+    result = run(node, {"task": "t"}, replanning_forever(4))
+    spent = sum(r.tokens.total for n, r in result.nodes.items() if n == "pe" or n.startswith("pe/"))
+    assert spent <= budget == node.budget
+    assert result.output.stopped in ("budget", "answer")
+
+
+def test_a_plan_and_execute_budget_means_fewer_llm_steps_and_rounds(registry):
+    from plait import PlanAndExecute
+    from plait.executors import ToolFailure
+    unbounded = run(PlanAndExecute(registry, max_replans=2, name="pe"), {"task": "t"}, replanning_forever(3))
+    assert len(unbounded.output.plans) == 3 and unbounded.output.stopped == "answer"
+    result = run(PlanAndExecute(registry, max_replans=2, budget=1500, parallel=False, name="pe"), {"task": "t"},
+                 replanning_forever(3))
+    out = result.output  # one plan and its three llm steps, then no room for the second plan
+    assert out.stopped == "budget" and out.answer == "" and len(out.plans) == 1 and len(out.evidence) == 3
+    assert result.nodes["pe"].tokens.total <= 1500
+    # a smaller budget: the first llm step gets what is left, the others are not run
+    out = run(PlanAndExecute(registry, max_replans=2, budget=700, parallel=False, name="pe"), {"task": "t"},
+              replanning_forever(3)).output
+    assert not isinstance(out.evidence["E1"], ToolFailure)
+    assert [out.evidence[k].error for k in ("E2", "E3")] == ["not run: the node's token budget is spent"] * 2
+
+
+def test_a_plan_and_execute_budget_too_small_for_the_planner_prompt_is_refused(registry):
+    from plait import PlanAndExecute
+    backend = ScriptedBackend(["{}"])
+    with pytest.raises(NodeFailedError) as info:
+        run(PlanAndExecute(registry, budget=50, name="pe"), {"task": "t"}, backend)
+    assert str(info.value.cause).startswith("PlanAndExecute 'pe': budget=50 cannot hold its first prompt (")
+    assert backend.requests == []
