@@ -236,3 +236,58 @@ def test_a_plan_and_execute_budget_too_small_for_the_planner_prompt_is_refused(r
         run(PlanAndExecute(registry, budget=50, name="pe"), {"task": "t"}, backend)
     assert str(info.value.cause).startswith("PlanAndExecute 'pe': budget=50 cannot hold its first prompt (")
     assert backend.requests == []
+
+
+# -- Cascade -------------------------------------------------------------------------------------------------
+
+TIERS = [f"m{i}" for i in range(6)]
+
+
+def never_accepted():
+    """Every tier's model writes as long as it may; the acceptance test never passes."""
+    from plait.planners import ChainStep, Cascade, TextParser, predicate
+
+    def cascade(**kw):
+        step = ChainStep("Q: {question}\nA:", TextParser(), name="solve")
+        return Cascade(TIERS, step=step, accept=predicate(lambda value: False), name="cascade", **kw)
+
+    return cascade, {name: FunctionBackend(lambda request: "pad " * 5000) for name in TIERS}
+
+
+@HOSTILE
+@given(budget=st.integers(min_value=20, max_value=3000))
+def test_a_cascade_that_is_never_accepted_stops_within_its_budget(budget):
+    cascade, backends = never_accepted()
+    g = Graph("g")
+    g.add(cascade(budget=budget))
+    result = anyio.run(lambda: g.run({"question": "2+2"}, backends=backends))
+    out = result.output
+    assert result.nodes["cascade"].tokens.total == out.tokens <= budget
+    assert out.accepted is False and len(out.attempts) <= len(TIERS)
+
+
+def test_a_cascade_budget_means_fewer_tiers_and_says_why():
+    cascade, backends = never_accepted()
+    g = Graph("g")
+    g.add(cascade())
+    unbounded = anyio.run(lambda: g.run({"question": "2+2"}, backends=backends)).output
+    assert len(unbounded.attempts) == 6
+    cascade, backends = never_accepted()
+    g = Graph("g")
+    g.add(cascade(budget=600))
+    result = anyio.run(lambda: g.run({"question": "2+2"}, backends=backends))
+    out = result.output
+    assert 1 < len(out.attempts) < 6 and out.tokens <= 600 and out.value  # the last answer it had
+    assert out.attempts[-1].reason == "the cascade's budget=600 tokens ran out"
+    assert all(backends[name].requests == [] for name in TIERS[len(out.attempts):])
+    # each tier but the last got its full max_tokens (256); the last got what was left
+    assert [backends[t.tier].requests[0].params.max_tokens for t in out.attempts[:2]] == [256, 256]
+
+
+def test_a_cascade_budget_too_small_for_the_first_tiers_prompt_is_refused():
+    cascade, backends = never_accepted()
+    g = Graph("g")
+    g.add(cascade(budget=5))
+    with pytest.raises(NodeFailedError) as info:
+        anyio.run(lambda: g.run({"question": "2+2"}, backends=backends))
+    assert str(info.value.cause).startswith("Cascade 'cascade': budget=5 cannot hold its first prompt (7 tokens)")
