@@ -22,7 +22,7 @@ from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
-__all__ = ["Spending", "BudgetCut", "fit", "spent", "within_budget", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
+__all__ = ["Spending", "BudgetCut", "fit", "spent", "owned", "within_budget", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
            "samples_that_fit", "split_vote"]
 
 
@@ -68,7 +68,7 @@ class Spending(RunContext):
     def _limits(self) -> list[TokenBudget]:
         return [s._budget for s in self._chain() if s._budget.limit is not None]
 
-    def owns(self, error: BaseException) -> bool:
+    def owns(self, error: BaseException) -> bool:  # see also owned(ctx, error) for any context
         """Whether ``error`` is a refusal by a limit of this chain (not by the run's budget)."""
         return getattr(error, "_refused_by", None) in self._limits()
 
@@ -139,7 +139,7 @@ def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -
     """``request`` with ``max_tokens`` cut to what ``ctx``'s node budget leaves after its prompt.
 
     For nodes whose calls each have a ``max_tokens`` (a ReAct turn, a critique, a
-    plan): the last call gets what is left; when not even ``min_tokens`` (at
+    plan): the last call gets what is left (its ``n`` samples an equal share); when not even ``min_tokens`` (at
     least 1) is left for a reply the request is not sent, and a
     BudgetExceededError that ``ctx.owns`` is raised, for the node to end on.
     ``whole``: send the request only with its full ``max_tokens`` (a call that
@@ -149,10 +149,10 @@ def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -
     if not isinstance(ctx, Spending) or not ctx._limits():
         return request
     tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
-    prompt = ctx.backend.count_prompt_tokens(request)
-    reply = (tight.limit or 0) - tight.spent.total - tight.reserved - prompt
+    prompt, n = ctx.backend.count_prompt_tokens(request), request.params.n
+    reply = ((tight.limit or 0) - tight.spent.total - tight.reserved - prompt) // n  # each of n samples
     if reply < (request.params.max_tokens if whole else max(request.params.min_tokens, 1)):
-        raise spent(ctx, owner, prompt + (request.params.max_tokens if whole else 1))
+        raise spent(ctx, owner, prompt + n * (request.params.max_tokens if whole else 1))
     if reply >= request.params.max_tokens:
         return request
     return request.model_copy(update={"params": request.params.model_copy(update={"max_tokens": reply})})
@@ -162,10 +162,11 @@ def first_call_fits(owner: str, budget: int | None, ctx: RunContext, request: Re
     """A ConfigError naming ``owner`` when ``budget`` cannot hold ``request`` (its first call)'s prompt and a reply."""
     if budget is None:
         return
-    prompt = ctx.backend.count_prompt_tokens(request)
-    if budget - prompt < 1:
-        raise ConfigError(f"{owner}: budget={budget} cannot hold its first prompt ({prompt} tokens) and a reply; "
-                          f"raise budget to at least {prompt + 1}, or shorten the prompt")
+    prompt, n = ctx.backend.count_prompt_tokens(request), request.params.n
+    if budget - prompt < n:
+        replies = "a reply" if n == 1 else f"{n} replies"
+        raise ConfigError(f"{owner}: budget={budget} cannot hold its first prompt ({prompt} tokens) and {replies}; "
+                          f"raise budget to at least {prompt + n}, or shorten the prompt")
 
 
 class BudgetCut:
@@ -187,6 +188,11 @@ class BudgetCut:
     def raise_if_cut(self) -> None:
         if self.cut:
             raise spent(self.ctx, self.owner)
+
+
+def owned(ctx: RunContext, error: BaseException) -> bool:
+    """Whether ``error`` is a refusal by a node budget ``ctx`` spends from (False for a plain context)."""
+    return isinstance(ctx, Spending) and ctx.owns(error)
 
 
 def within_budget(ctx: RunContext, owner: str | None = None) -> BudgetCut | None:
