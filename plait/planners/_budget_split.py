@@ -60,7 +60,7 @@ class Spending(RunContext):
     @property
     def left(self) -> int | None:
         """Tokens no limit of this chain has spent or reserved, at most the run's budget's (None: no limit)."""
-        lefts = [b.limit - b.spent.total - b.reserved for b in self._limits()]
+        lefts = [_room(b) for b in self._limits()]
         if self.tokens_left is not None:
             lefts.append(self.tokens_left)
         return max(min(lefts), 0) if lefts else None
@@ -122,6 +122,11 @@ class Spending(RunContext):
             _release(held)
 
 
+def _room(budget: TokenBudget) -> int:
+    """Tokens of a limited budget neither spent nor reserved."""
+    return (budget.limit or 0) - budget.spent.total - budget.reserved
+
+
 def _release(held: list[tuple[TokenBudget, int]]) -> None:
     for budget, need in held:
         budget.release(need)
@@ -129,7 +134,7 @@ def _release(held: list[tuple[TokenBudget, int]]) -> None:
 
 def spent(ctx: Spending, owner: str, needed: int | None = None) -> BudgetExceededError:
     """The BudgetExceededError (that ``ctx.owns``) of a node whose budget cannot pay for its next call."""
-    tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
+    tight = min(ctx._limits(), key=_room)
     error = BudgetExceededError(tight.spent.total, tight.limit or 0, owner, needed=needed)
     error._refused_by = tight  # type: ignore[attr-defined]  # see Spending.owns
     return error
@@ -138,24 +143,25 @@ def spent(ctx: Spending, owner: str, needed: int | None = None) -> BudgetExceede
 def fit(ctx: RunContext, request: Request, owner: str, *, whole: bool = False) -> Request:
     """``request`` with ``max_tokens`` cut to what ``ctx``'s node budget leaves after its prompt.
 
-    For nodes whose calls each have a ``max_tokens`` (a ReAct turn, a critique, a
-    plan): the last call gets what is left (its ``n`` samples an equal share); when not even ``min_tokens`` (at
-    least 1) is left for a reply the request is not sent, and a
-    BudgetExceededError that ``ctx.owns`` is raised, for the node to end on.
-    ``whole``: send the request only with its full ``max_tokens`` (a call that
-    is useless cut short, such as a revision). Without a node budget,
-    ``request`` comes back unchanged.
+    For nodes whose calls each have a ``max_tokens`` (a ReAct turn, a critique,
+    a plan): the last call gets what is left (its ``n`` samples an equal
+    share); when not even ``min_tokens`` (at least 1) is left for a reply, the
+    request is not sent and a BudgetExceededError that ``ctx.owns`` is raised,
+    for the node to end on. ``whole``: send it only with its full
+    ``max_tokens`` (a call that is useless cut short, such as a revision).
+    Without a node budget, ``request`` comes back unchanged.
     """
     if not isinstance(ctx, Spending) or not ctx._limits():
         return request
-    tight = min(ctx._limits(), key=lambda b: (b.limit or 0) - b.spent.total - b.reserved)
-    prompt, n = ctx.backend.count_prompt_tokens(request), request.params.n
-    reply = ((tight.limit or 0) - tight.spent.total - tight.reserved - prompt) // n  # each of n samples
-    if reply < (request.params.max_tokens if whole else max(request.params.min_tokens, 1)):
-        raise spent(ctx, owner, prompt + n * (request.params.max_tokens if whole else 1))
-    if reply >= request.params.max_tokens:
+    params = request.params
+    prompt = ctx.backend.count_prompt_tokens(request)
+    reply = (min(_room(b) for b in ctx._limits()) - prompt) // params.n  # each of n samples
+    floor = params.max_tokens if whole else max(params.min_tokens, 1)
+    if reply < floor:
+        raise spent(ctx, owner, prompt + params.n * floor)
+    if reply >= params.max_tokens:
         return request
-    return request.model_copy(update={"params": request.params.model_copy(update={"max_tokens": reply})})
+    return request.model_copy(update={"params": params.model_copy(update={"max_tokens": reply})})
 
 
 def first_call_fits(owner: str, budget: int | None, ctx: RunContext, request: Request) -> None:
