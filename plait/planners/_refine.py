@@ -20,8 +20,9 @@ Given ``budget=`` tokens (every call's prompt and reply, re-asks included),
 the subgraph runs under one :class:`Spending` of that limit: the draft gets
 what is left when its ``max_tokens`` does not fit, and a critique or revision
 is sent only when its prompt and full ``max_tokens`` still fit (a revision cut
-short would be no answer). When the next call does not fit, Refine ends with
-the latest revision and ``stopped="budget"``.
+short would be no answer). When the next call does not fit, the loop exits
+(a routed exit, so no inner node fails) and Refine ends with the latest
+revision and ``stopped="budget"``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._halting import halting_rule
-from plait.orchestrator._node import Node, Param, Signature
+from plait.orchestrator._node import Node, Param, Route, Signature
 from plait.orchestrator._runtime import run_subgraph
-from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit, owned
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import TextParser
 from plait.planners._template import Template, TemplateSource
@@ -58,13 +59,14 @@ class Draft(BaseModel, Generic[T]):
 
     value: T
     text: str
+    spent: bool = False  # the budget ended the loop before this version could be critiqued and revised
 
 
 class Critiqued(BaseModel, Generic[T]):
     """A draft and the critique of it (what ``revise`` receives)."""
 
     draft: Draft[T]
-    critique: str
+    critique: str | None  # None: the budget had no room for the critique
 
 
 class RefineResult(BaseModel):
@@ -143,14 +145,16 @@ class Refine(GraphNode):
         async def critique(ctx: RunContext, kw: dict[str, Any]) -> Any:
             current = kw.pop("draft")
             values = {**kw, "draft": current.text}
-            self._whole_call_fits(ctx, self.critique, values)
+            if not self._whole_call_fits(ctx, self.critique, values):
+                return critiqued_type(draft=current, critique=None)
             text = (await self.critique.ask(ctx.using(step.model), values)).value
             return critiqued_type(draft=current, critique=text)
 
         async def revise(ctx: RunContext, kw: dict[str, Any]) -> Any:
             given = kw.pop("critiqued")
             values = {**kw, "draft": given.draft.text, "critique": given.critique}
-            self._whole_call_fits(ctx, self.revise, values)
+            if given.critique is None or not self._whole_call_fits(ctx, self.revise, values):
+                return Route("final", given.draft.model_copy(update={"spent": True}))  # out of the loop
             asked = await self.revise.ask(ctx.using(step.model), values)
             return draft_type(value=asked.value, text=asked.raw)
 
@@ -174,10 +178,16 @@ class Refine(GraphNode):
         g.output(stages[3])
         return g
 
-    def _whole_call_fits(self, ctx: RunContext, chain: ChainStep, values: dict[str, Any]) -> None:
-        """Refuse (BudgetExceededError, ending the loop) a critique or revision that could be cut short."""
+    def _whole_call_fits(self, ctx: RunContext, chain: ChainStep, values: dict[str, Any]) -> bool:
+        """Whether a critique or revision fits the budget whole (cut short it would be of no use)."""
         ctx = ctx.using(self.step.model)
-        fit(ctx, chain.request(values, ctx.backend), f"Refine {self.name!r}", whole=True)
+        try:
+            fit(ctx, chain.request(values, ctx.backend), f"Refine {self.name!r}", whole=True)
+        except BudgetExceededError as exc:
+            if owned(ctx, exc):
+                return False
+            raise
+        return True
 
     def models_used(self) -> set[str]:
         return super().models_used() | self.step.models_used()
@@ -190,15 +200,8 @@ class Refine(GraphNode):
         records, prefix = ctx._state.records, ctx.node + "/"
         seen = {n: (len(r.outputs), len(r.loop_stops), r.tokens.prompt_tokens, r.tokens.completion_tokens)
                 for n, r in records.items() if n.startswith(prefix)}
-        spend = Spending(ctx, limit=self.budget)
         first_call_fits(f"Refine {self.name!r}", self.budget, ctx.using(self.step.model), self.step.request(kwargs))
-        spent = False
-        try:
-            answer = await run_subgraph(self.graph, kwargs, spend)
-        except BudgetExceededError as exc:
-            if not spend.owns(exc):
-                raise
-            spent = True
+        answer = await run_subgraph(self.graph, kwargs, Spending(ctx, limit=self.budget))
 
         def new(stage: str) -> tuple[list[Any], list[str]]:
             record = records[prefix + stage]
@@ -208,15 +211,12 @@ class Refine(GraphNode):
         drafts, _ = new("draft")
         revisions, stops = new("revise")
         critiques, _ = new("critique")
-        if spent:
-            if not drafts:  # not even the draft was written: nothing to return
-                raise BudgetExceededError(spend.usage.total, self.budget or 0, self.name)
-            answer = (drafts + revisions)[-1]
+        revisions = [r for r in revisions if not r.spent]  # a spent pass hands the last version on unchanged
         if self.answer_only:
             return answer.value
         result = RefineResult(answer=answer.value, drafts=[d.value for d in drafts + revisions],
                               critiques=[c.critique for c in critiques[:len(revisions)]], rounds=len(revisions),
-                              stopped="budget" if spent else stops[-1] if stops else "limit")
+                              stopped="budget" if answer.spent else stops[-1] if stops else "limit")
         for n, r in records.items():
             if n.startswith(prefix):
                 _, _, prompt, completion = seen.get(n, (0, 0, 0, 0))

@@ -108,6 +108,16 @@ def test_a_refine_budget_means_fewer_rounds_and_keeps_the_last_revision():
     assert out.stopped == "budget" and 1 <= out.rounds < 4 and out.answer == out.drafts[-1]
     assert len(out.critiques) == out.rounds and out.tokens <= 400
     assert all(r.params.max_tokens == 256 for r in backend.requests[1:])  # rounds are never cut short
+    assert result.status == "ok" and result.failures == {}  # the loop exits by its route: no inner node fails
+
+
+def test_a_one_round_refine_whose_budget_cannot_revise_returns_the_draft():
+    from plait import Refine
+    backend = ScriptedBackend(["41", "no", "42"])
+    result = run(Refine(_solve(), max_iterations=1, budget=300, name="refine"), {"question": "6*7?"}, backend)
+    out = result.output
+    assert (out.answer, out.rounds, out.stopped, out.critiques) == (41, 0, "budget", [])
+    assert result.status == "ok" and len(backend.requests) == 2  # the draft and the critique; no room to revise
 
 
 def test_a_refine_budget_too_small_for_the_draft_prompt_is_refused():
