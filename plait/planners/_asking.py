@@ -85,11 +85,12 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
     Given ``budget`` (tokens for every call, prompts included), each call's
     ``max_tokens`` is what the budget has left after its prompt: the first
     call gets all of it, and re-asking stops when what is left cannot hold a
-    re-ask's prompt and a reply. Inside a node with a budget (``ctx`` a
-    :class:`Spending`), each call is cut to what that budget has left, and
-    one with no room for a reply is not sent (BudgetExceededError, also when
-    a reply cut short by that budget does not parse). Raises :class:`~plait.ParseError` carrying
-    the last raw text (and every attempt's text in ``attempts``) when no reply parses.
+    re-ask's prompt and a reply. Without ``budget`` but inside a node with
+    one (``ctx`` a :class:`Spending`), each call is cut to what that budget
+    has left; one with no room for a reply is not sent (BudgetExceededError,
+    also when a reply cut short by that budget does not parse). Raises
+    :class:`~plait.ParseError` carrying the last raw text (and every
+    attempt's text in ``attempts``) when no reply parses.
     """
     request = request.model_copy(update={"params": constrained(request.params, parser, ctx.backend)})
     attempts: list[str] = []
@@ -118,7 +119,7 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
                          attempts=attempts) from None
     if reply.problem is None:
         return Asked(reply.value, reply.raw, reply.completion, reply.calls)
-    if before is cut and cut is not None:
+    if budget is None and cut is not None:
         cut.raise_if_cut()
     raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {reply.problem}",
                      raw=attempts[-1], attempts=attempts)

@@ -9,6 +9,13 @@ split rules say how long a request may be: one chain gets what is left after
 its prompt (:func:`reply_tokens`); k samples share what is left after their
 prompts (:func:`tokens_per_sample`), or as many samples as fit are drawn when
 the length of one is fixed (:func:`samples_that_fit`).
+
+Nodes whose calls each have their own ``max_tokens`` (Refine, SubtaskTree,
+PlanAndExecute, ReAct, Formulate, Cascade) share the rest: :func:`fit` cuts a
+call to what the node's budget has left or refuses it (a BudgetExceededError
+that :meth:`Spending.owns`, so the node ends with what it has while the run's
+own budget still stops the run); :class:`BudgetCut` does it before every
+re-ask; :func:`first_call_fits` refuses a budget too small for the first prompt.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from plait.orchestrator._budget import TokenBudget
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._record import TokenUsage
 
-__all__ = ["Spending", "BudgetCut", "fit", "spent", "owned", "within_budget", "check_budget", "first_call_fits", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
-           "samples_that_fit", "split_vote"]
+__all__ = ["Spending", "BudgetCut", "fit", "spent", "owned", "within_budget", "check_budget", "first_call_fits",
+           "explicit_max_tokens", "reply_tokens", "tokens_per_sample", "samples_that_fit", "split_vote"]
 
 
 class Spending(RunContext):

@@ -114,7 +114,8 @@ class SubtaskTree(Node):
     async def run(self, task: str, ctx: RunContext) -> TreeResult:
         counter = self.count_tokens or getattr(ctx.backend, "count_tokens", None) or count_tokens
         base = f"{self.system}Task: {task}\n"
-        first_call_fits(f"SubtaskTree {self.name!r}", self.budget, ctx, Request(prompt=base + TURN, params=self.sampling))
+        first = Request(prompt=base + TURN, params=self.sampling)
+        first_call_fits(f"SubtaskTree {self.name!r}", self.budget, ctx, first)
         solver = _TreeSolver(self, Spending(ctx, limit=self.budget), counter)
         root = TaskRecord(task=task)
         try:
