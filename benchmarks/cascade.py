@@ -110,7 +110,7 @@ def answer(max_tokens: int, **kw: Any) -> FanOut:
 
 
 def small_vote(args: argparse.Namespace) -> FanOut:
-    sampling = SamplingParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
+    sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     return FanOut(solver(args.max_tokens), k=args.k, sampling=sampling, name="small_vote", model="small")
 
 
@@ -144,6 +144,7 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
     """Accuracy, tokens per model and wall time of ``graph`` over ``batch``; plus what each run did."""
     scores: list[float] = [0.0] * len(batch)
     tokens: dict[str, int] = {}
+    item_tokens: list[int] = [0] * len(batch)
     outputs: list[Any] = [None] * len(batch)
     failed, errors = 0, []
     limiter = anyio.CapacityLimiter(concurrency)
@@ -165,6 +166,7 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
                     count(exc.partial)
                 return
         count(result)
+        item_tokens[i] = result.tokens.total
         outputs[i] = result.output
         value = result.output.value if isinstance(result.output, CascadeResult) else result.output
         scores[i] = score(item, value.winner if isinstance(value, VoteResult) else value)
@@ -180,7 +182,23 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
         report["escalated"] = sum(o.tier != 0 for o in cascades)
     report["scores"] = scores
     report["outputs"] = outputs
+    report["item_tokens"] = item_tokens
     return report
+
+
+def sweep(k: int, vote: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
+    """After the fact, on the measured items: what each agreement threshold would have given (accuracy, large
+    tokens, escalations). Not how the threshold is chosen (that is learned on the calibration items): it shows
+    whether any threshold could meet the target with this pair of models."""
+    agreements = [o.agreement if isinstance(o, VoteResult) else 0.0 for o in vote["outputs"]]
+    rows = []
+    for threshold in sorted({round(j / k, 4) for j in range(1, k + 1)}):
+        accept = [a >= threshold for a in agreements]
+        kept = [v if ok else s for ok, v, s in zip(accept, vote["scores"], large["scores"])]
+        rows.append({"threshold": threshold, "accuracy": round(sum(kept) / len(kept), 4),
+                     "large_tokens": sum(t for ok, t in zip(accept, large["item_tokens"]) if not ok),
+                     "escalated": accept.count(False)})
+    return rows
 
 
 async def calibrate(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, float, dict[str, Any]]:
@@ -214,13 +232,21 @@ async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
     figures: dict[str, Any] = {"arms": {}, "setup": setup(args)}
     table, threshold, figures["calibration"] = await calibrate(args, backends)
     print(f"calibration: {figures['calibration']}", file=sys.stderr)
-    for arm, graph in (("small", single(answer(args.max_tokens, name="solve", model="small"), "small")),
-                       ("large", single(answer(args.max_tokens, name="solve", model="large"), "large")),
-                       ("cascade", cascade(args, threshold)), ("router", router(table, args.max_tokens))):
-        figures["arms"][arm] = await run_arm(graph, batch, backends, args.concurrency)
-        figures["arms"][arm].pop("scores")
-        figures["arms"][arm].pop("outputs")
+    kept: dict[str, dict[str, Any]] = {}
+    arms = [("small", single(answer(args.max_tokens, name="solve", model="small"), "small")),
+            ("large", single(answer(args.max_tokens, name="solve", model="large"), "large")),
+            ("cascade", cascade(args, threshold)), ("router", router(table, args.max_tokens))]
+    if args.sweep:
+        arms.insert(2, ("small_vote", single(small_vote(args), "small_vote")))
+    for arm, graph in arms:
+        kept[arm] = report = await run_arm(graph, batch, backends, args.concurrency)
+        figures["arms"][arm] = {k: v for k, v in report.items() if k not in ("scores", "outputs", "item_tokens")}
         print(f"{arm}: {figures['arms'][arm]}", file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    if args.sweep:
+        figures["sweep"] = sweep(args.k, kept["small_vote"], kept["large"])
+        print(f"sweep: {figures['sweep']}", file=sys.stderr)
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -228,7 +254,7 @@ async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
     return {"n": args.n, "seed": args.seed, "calibrate": args.calibrate, "k": args.k, "threshold": args.threshold,
-            "max_loss": args.max_loss,
+            "max_loss": args.max_loss, "temperature": args.temperature,
             "tolerance": args.tolerance, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
             "models": MODELS if not args.simulate else "simulated", "tasks": list(TASKS)}
 
@@ -299,6 +325,10 @@ def main() -> None:
                              "on the calibration items")
     parser.add_argument("--tolerance", type=float, default=0.1,
                         help="accuracy the router's table lets the small model give up against the large one")
+    parser.add_argument("--temperature", type=float, default=0.7, help="of the small model's vote samples")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run the small vote alone on the items (arm small_vote) and report what every "
+                             "threshold would have given there (after the fact: the arms use the learned one)")
     parser.add_argument("--max-tokens", type=int, default=384, help="per answer (qwen's working runs long)")
     parser.add_argument("--concurrency", type=int, default=16, help="items in flight at once")
     parser.add_argument("--simulate", action="store_true", help="seeded stand-in models instead of vLLM")

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_arm_reports_accuracy_tokens_per_model_and_wall_time(tmp_path):
     out = tmp_path / "cascade.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cascade.py"), "--simulate", "--n", "6",
-                           "--calibrate", "4", "--json", str(out)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           "--calibrate", "4", "--sweep", "--json", str(out)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     figures = json.loads(out.read_text())
-    assert list(figures["arms"]) == ["small", "large", "cascade", "router"]
+    assert list(figures["arms"]) == ["small", "large", "small_vote", "cascade", "router"]
     for arm, row in figures["arms"].items():
         assert 0 <= row["accuracy"] <= 1 and row["wall_s"] >= 0 and row["failed_runs"] == 0, arm
         assert set(row["tokens"]) <= {"small", "large"} and all(n > 0 for n in row["tokens"].values()), arm
@@ -35,6 +35,10 @@ def test_every_arm_reports_accuracy_tokens_per_model_and_wall_time(tmp_path):
     assert calibration["threshold"] in {0.2, 0.4, 0.6, 0.8, 1.0}  # learned: one of k=5's agreement levels
     assert calibration["small_vote"]["tokens"]["small"] > 0
     assert figures["setup"]["n"] == 6 and "| cascade |" in done.stdout
+    sweep = figures["sweep"]  # one row per agreement level of k=5, escalations falling as the threshold drops
+    assert [row["threshold"] for row in sweep] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert [row["escalated"] for row in sweep] == sorted(row["escalated"] for row in sweep)
+    assert sweep[-1]["large_tokens"] <= figures["arms"]["large"]["tokens"]["large"]
 
 
 def _learn_threshold():
