@@ -80,7 +80,7 @@ class RunContext:
     def _enclose(self, inner: RunContext) -> RunContext:
         """The context a node of a subgraph run by this node gets (``inner``): unchanged here.
 
-        A context that keeps an account (a node's token budget, see ``plait/planners/_budget_split.py``)
+        A context that keeps an account (a node's token budget, see ``plait/planners/_spending.py``)
         returns a view of ``inner`` that spends from that account, so the budget holds inside subgraphs too.
         """
         return inner
