@@ -10,11 +10,16 @@ items at a time:
 
 * ``small`` / ``large``: one greedy chain-of-thought answer from that model;
 * ``cascade``: ``Cascade`` of a k-sample vote on the small model, accepted when
-  its agreement reaches ``--threshold``, else one greedy answer of the large model;
+  its agreement reaches the threshold, else the large model's greedy answer.
+  The threshold is ``--threshold``, or with ``--threshold auto`` (the default)
+  learned on the calibration items: the lowest agreement at which the
+  calibrated cascade is at most ``--max-loss`` below the large model alone
+  there (so the fewest escalations that keep the large model's accuracy);
 * ``router``: ``RouteModel`` with a ``RouteTable`` learned from both models'
   greedy answers on ``--calibrate`` other items (seeds + 1000), by kind of
-  question (arithmetic expression or word problem). Its calibration tokens are
-  reported apart (``router_calibration``), not in the arm.
+  question (arithmetic expression or word problem). Calibration tokens (both
+  models' answers, the small vote's) are reported apart (``calibration``), not
+  in the arms.
 
 Per arm: accuracy, tokens (prompt + completion) per model, wall time.
 Target (issue 18): the cascade within 2 points of large-alone accuracy with at
@@ -45,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plait import FunctionBackend, Graph, SamplingParams  # noqa: E402
 from plait.planners import (  # noqa: E402
-    Cascade, CascadeResult, ChainStep, FanOut, NumberParser, RouteModel, RouteTable, agreement,
+    Cascade, CascadeResult, ChainStep, FanOut, NumberParser, RouteModel, RouteTable, VoteResult, agreement,
 )
 
 TASKS = ("gsm_symbolic", "basic_arithmetic")
@@ -98,33 +103,48 @@ def solver(max_tokens: int, **kw: Any) -> ChainStep:
                      sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens), max_reasks=0, **kw)
 
 
-def single(model: str, max_tokens: int) -> Graph:
-    g = Graph(model)
-    g.add(solver(max_tokens, name="solve", model=model))
+def answer(max_tokens: int, **kw: Any) -> FanOut:
+    """One greedy answer, the same in every arm (a reply cut at ``max_tokens`` is still read for its number)."""
+    greedy = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+    return FanOut(solver(max_tokens), k=1, sampling=greedy, keep_truncated=True, **kw)
+
+
+def small_vote(args: argparse.Namespace) -> FanOut:
+    sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+    return FanOut(solver(args.max_tokens), k=args.k, sampling=sampling, name="small_vote", model="small")
+
+
+def single(node: Any, name: str) -> Graph:
+    g = Graph(name)
+    g.add(node)
     return g
 
 
-def cascade(args: argparse.Namespace) -> Graph:
-    sampling = SamplingParams(temperature=0.7, max_tokens=args.max_tokens, seed=args.seed)
-    greedy = SamplingParams(temperature=0.0, max_tokens=args.max_tokens)
-    g = Graph("cascade")
-    g.add(Cascade([FanOut(solver(args.max_tokens), k=args.k, sampling=sampling, name="small_vote", model="small"),
-                   FanOut(solver(args.max_tokens), k=1, sampling=greedy, keep_truncated=True, name="large_answer",
-                          model="large")],
-                  accept=agreement(args.threshold)))
-    return g
+def cascade(args: argparse.Namespace, threshold: float) -> Graph:
+    return single(Cascade([small_vote(args), answer(args.max_tokens, name="large_answer", model="large")],
+                          accept=agreement(threshold)), "cascade")
 
 
 def router(table: RouteTable, max_tokens: int) -> Graph:
-    g = Graph("router")
-    g.add(RouteModel(table, routes=["small", "large"], step=solver(max_tokens, name="solve")))
-    return g
+    return single(RouteModel(table, routes=["small", "large"], step=answer(max_tokens, name="solve")), "router")
+
+
+def learn_threshold(k: int, votes: list[tuple[float, float]], large: list[float], max_loss: float) -> float:
+    """The lowest agreement at which accepting the small vote (else the large answer) keeps accuracy within
+    ``max_loss`` of the large model alone on the calibration items; ``votes`` is (agreement, score) per item."""
+    target = sum(large) / len(large) - max_loss
+    for threshold in sorted({round(j / k, 4) for j in range(1, k + 1)}):
+        kept = [v if a >= threshold else s for (a, v), s in zip(votes, large)]
+        if sum(kept) / len(kept) >= target - 1e-9:
+            return threshold
+    return 1.0
 
 
 async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: int) -> dict[str, Any]:
     """Accuracy, tokens per model and wall time of ``graph`` over ``batch``; plus what each run did."""
     scores: list[float] = [0.0] * len(batch)
     tokens: dict[str, int] = {}
+    item_tokens: list[int] = [0] * len(batch)
     outputs: list[Any] = [None] * len(batch)
     failed, errors = 0, []
     limiter = anyio.CapacityLimiter(concurrency)
@@ -146,9 +166,10 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
                     count(exc.partial)
                 return
         count(result)
+        item_tokens[i] = result.tokens.total
         outputs[i] = result.output
-        answer = result.output.value if isinstance(result.output, CascadeResult) else result.output
-        scores[i] = score(item, answer)
+        value = result.output.value if isinstance(result.output, CascadeResult) else result.output
+        scores[i] = score(item, value.winner if isinstance(value, VoteResult) else value)
 
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -160,21 +181,48 @@ async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: 
     if cascades:
         report["escalated"] = sum(o.tier != 0 for o in cascades)
     report["scores"] = scores
+    report["outputs"] = outputs
+    report["item_tokens"] = item_tokens
     return report
 
 
-async def learn_table(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, dict[str, Any]]:
-    """Both models' greedy answers on the calibration items, learned into a RouteTable."""
+def sweep(k: int, vote: dict[str, Any], large: dict[str, Any]) -> list[dict[str, Any]]:
+    """After the fact, on the measured items: what each agreement threshold would have given (accuracy, large
+    tokens, escalations). Not how the threshold is chosen (that is learned on the calibration items): it shows
+    whether any threshold could meet the target with this pair of models."""
+    agreements = [o.agreement if isinstance(o, VoteResult) else 0.0 for o in vote["outputs"]]
+    rows = []
+    for threshold in sorted({round(j / k, 4) for j in range(1, k + 1)}):
+        accept = [a >= threshold for a in agreements]
+        kept = [v if ok else s for ok, v, s in zip(accept, vote["scores"], large["scores"])]
+        rows.append({"threshold": threshold, "accuracy": round(sum(kept) / len(kept), 4),
+                     "large_tokens": sum(t for ok, t in zip(accept, large["item_tokens"]) if not ok),
+                     "escalated": accept.count(False)})
+    return rows
+
+
+async def calibrate(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, float, dict[str, Any]]:
+    """Both models' greedy answers on the calibration items, learned into a RouteTable; and the cascade's
+    threshold (``--threshold``, or learned from the small vote on the same items)."""
     batch = items(args.calibrate, args.seed + 1000)
-    rows, figures = [], {}
+    rows, figures, scores = [], {}, {}
     for model in ("small", "large"):
-        report = await run_arm(single(model, args.max_tokens), batch, backends, args.concurrency)
+        report = await run_arm(single(answer(args.max_tokens, name="solve", model=model), model), batch, backends,
+                               args.concurrency)
         figures[model] = {k: report[k] for k in ("accuracy", "tokens", "wall_s")}
+        scores[model] = report["scores"]
         rows += [({"question": item.question}, model, s >= 1.0) for item, s in zip(batch, report["scores"])]
     table = RouteTable.learn(rows, kind=kind, cost={"small": 1, "large": 3}, tolerance=args.tolerance)
     figures["choices"] = dict(table.choices)
     figures["fallback"] = table.fallback
-    return table, figures
+    if args.threshold != "auto":
+        return table, float(args.threshold), figures
+    report = await run_arm(single(small_vote(args), "small_vote"), batch, backends, args.concurrency)
+    votes = [(o.agreement if isinstance(o, VoteResult) else 0.0, s) for o, s in zip(report["outputs"], report["scores"])]
+    threshold = learn_threshold(args.k, votes, scores["large"], args.max_loss)
+    figures["small_vote"] = {k: report[k] for k in ("accuracy", "tokens", "wall_s")}
+    figures["threshold"] = threshold
+    return table, threshold, figures
 
 
 async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
@@ -182,12 +230,23 @@ async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
     the figures so far are written to ``--json`` after each arm (a cut-off run keeps them)."""
     batch = items(args.n, args.seed)
     figures: dict[str, Any] = {"arms": {}, "setup": setup(args)}
-    table, figures["router_calibration"] = await learn_table(args, backends)
-    for arm, graph in (("small", single("small", args.max_tokens)), ("large", single("large", args.max_tokens)),
-                       ("cascade", cascade(args)), ("router", router(table, args.max_tokens))):
-        figures["arms"][arm] = await run_arm(graph, batch, backends, args.concurrency)
-        figures["arms"][arm].pop("scores")
+    table, threshold, figures["calibration"] = await calibrate(args, backends)
+    print(f"calibration: {figures['calibration']}", file=sys.stderr)
+    kept: dict[str, dict[str, Any]] = {}
+    arms = [("small", single(answer(args.max_tokens, name="solve", model="small"), "small")),
+            ("large", single(answer(args.max_tokens, name="solve", model="large"), "large")),
+            ("cascade", cascade(args, threshold)), ("router", router(table, args.max_tokens))]
+    if args.sweep:
+        arms.insert(2, ("small_vote", single(small_vote(args), "small_vote")))
+    for arm, graph in arms:
+        kept[arm] = report = await run_arm(graph, batch, backends, args.concurrency)
+        figures["arms"][arm] = {k: v for k, v in report.items() if k not in ("scores", "outputs", "item_tokens")}
         print(f"{arm}: {figures['arms'][arm]}", file=sys.stderr)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    if args.sweep:
+        figures["sweep"] = sweep(args.k, kept["small_vote"], kept["large"])
+        print(f"sweep: {figures['sweep']}", file=sys.stderr)
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -195,6 +254,7 @@ async def measure(args: argparse.Namespace, backends: dict) -> dict[str, Any]:
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
     return {"n": args.n, "seed": args.seed, "calibrate": args.calibrate, "k": args.k, "threshold": args.threshold,
+            "max_loss": args.max_loss, "temperature": args.temperature,
             "tolerance": args.tolerance, "max_tokens": args.max_tokens, "concurrency": args.concurrency,
             "models": MODELS if not args.simulate else "simulated", "tasks": list(TASKS)}
 
@@ -258,15 +318,29 @@ def main() -> None:
     parser.add_argument("--calibrate", type=int, default=20, help="items the router's table is learned from")
     parser.add_argument("--seed", type=int, default=100, help="reasoning-gym seed (>= 100)")
     parser.add_argument("--k", type=int, default=5, help="samples of the small model's vote")
-    parser.add_argument("--threshold", type=float, default=0.6, help="agreement that accepts the small vote")
+    parser.add_argument("--threshold", default="auto",
+                        help="agreement that accepts the small vote, or 'auto': learned on the calibration items")
+    parser.add_argument("--max-loss", type=float, default=0.0,
+                        help="accuracy below the large model alone that the learned threshold may give up "
+                             "on the calibration items")
     parser.add_argument("--tolerance", type=float, default=0.1,
                         help="accuracy the router's table lets the small model give up against the large one")
+    parser.add_argument("--temperature", type=float, default=0.7, help="of the small model's vote samples")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run the small vote alone on the items (arm small_vote) and report what every "
+                             "threshold would have given there (after the fact: the arms use the learned one)")
     parser.add_argument("--max-tokens", type=int, default=384, help="per answer (qwen's working runs long)")
     parser.add_argument("--concurrency", type=int, default=16, help="items in flight at once")
     parser.add_argument("--simulate", action="store_true", help="seeded stand-in models instead of vLLM")
     args = parser.parse_args()
     if args.n < 2 or args.calibrate < 2 or args.seed < 100:
         parser.error("--n and --calibrate need at least 2 items (one per task), --seed at least 100")
+    if args.threshold != "auto":
+        try:
+            if not 0 < float(args.threshold) <= 1:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--threshold must be 'auto' or a number in (0, 1], got {args.threshold!r}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops us: the servers are stopped too
     if args.simulate:
         figures = anyio.run(measure, args, simulated(args))

@@ -23,12 +23,16 @@ Reported per family and arm: accuracy with its Wilson 95% interval, generated
 tokens, n. ``--json PATH`` writes ``{"model": s, "families": {FAMILY: {ARM:
 {"accuracy": f, "tokens": n, "n": n, "ci95": [lo, hi], "prompt_tokens": n}}}}``
 (tokens: generated tokens summed over the n questions). Questions run in order,
-each across every family and arm, and the JSON is rewritten as each finishes: a
-run cut short keeps comparable figures on fewer questions (each arm's n says how many).
+each across every family and arm, and the JSON is rewritten as each finishes;
+a family's figures cover only the questions all its arms have finished, so arms
+are compared on the same questions even in a run cut short. ``--results
+PATH`` keeps every question's outcome (JSONL), and a later run given the same
+file skips what it holds: runs too long for one sitting add up.
 
     python benchmarks/width_depth.py --model qwen2.5-coder-1.5b --json out.json          # the issue's sizes
     flock /tmp/vllm.lock timeout 900 python benchmarks/width_depth.py --model qwen2.5-coder-0.5b --n 6 --budgets 1,4
     python benchmarks/width_depth.py --simulate --n 4    # a seeded stand-in model: the mechanics only
+    python benchmarks/width_depth.py --model qwen2.5-coder-1.5b --results wd.jsonl --max-seconds 3000 --json out.json
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import random
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -163,6 +168,18 @@ class Tally:
         self.refine: list[tuple[int, str]] = []
         self.misses: list[dict[str, str]] = []  # the first wrong answers, to tell a wrong answer from a misread one
 
+    def add(self, outcome: dict[str, Any]) -> None:
+        """Count one question's outcome (as :func:`run_one` returns it, or as a ``--results`` file kept it)."""
+        self.n += 1
+        self.correct += bool(outcome["correct"])
+        self.failed += bool(outcome["failed"])
+        self.tokens += int(outcome["tokens"])
+        self.prompt += int(outcome["prompt"])
+        if outcome.get("rounds") is not None:
+            self.refine.append((int(outcome["rounds"]), str(outcome["stopped"])))
+        if not outcome["correct"] and len(self.misses) < 2:
+            self.misses.append({"expected": str(outcome["expected"])[:80], "got": str(outcome["got"])[:200]})
+
     def row(self) -> dict[str, Any]:
         row = {"accuracy": round(self.correct / self.n, 4) if self.n else 0.0, "tokens": self.tokens, "n": self.n,
                "ci95": list(wilson(self.correct, self.n)), "prompt_tokens": self.prompt, "failed": self.failed}
@@ -173,33 +190,38 @@ class Tally:
         return row
 
 
-async def run_one(graph: Graph, entry: dict, dataset: Any, backend: Any, tally: Tally) -> None:
+async def run_one(graph: Graph, entry: dict, dataset: Any, backend: Any) -> dict[str, Any]:
+    """One question on one arm: right or not, and the tokens it took (a run that failed is wrong, its tokens count)."""
+    outcome: dict[str, Any] = {"expected": str(entry["answer"])[:80], "failed": False, "rounds": None, "stopped": None}
     try:
         result = await graph.run({"question": entry["question"]}, backend=backend)
-    except Exception as exc:  # no parsable answer: wrong, its tokens still count
-        tally.failed += 1
-        tally.n += 1
-        _miss(tally, entry, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # no parsable answer
         partial = getattr(exc, "partial", None)
-        if partial is not None:
-            tally.tokens += partial.tokens.completion_tokens
-            tally.prompt += partial.tokens.prompt_tokens
-        return
+        tokens = partial.tokens if partial is not None else None
+        return {**outcome, "correct": False, "failed": True, "got": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:200],
+                "tokens": tokens.completion_tokens if tokens else 0, "prompt": tokens.prompt_tokens if tokens else 0}
     answer = answer_of(result.output)
     right = answer is not None and dataset.score_answer(str(answer), entry) >= 1.0
-    tally.correct += right
-    if not right:
-        _miss(tally, entry, str(answer))
-    tally.tokens += result.tokens.completion_tokens
-    tally.prompt += result.tokens.prompt_tokens
-    tally.n += 1
+    outcome.update(correct=right, got=str(answer)[:200], tokens=result.tokens.completion_tokens,
+                   prompt=result.tokens.prompt_tokens)
     if isinstance(result.output, RefineResult):
-        tally.refine.append((result.output.rounds, result.output.stopped))
+        outcome.update(rounds=result.output.rounds, stopped=result.output.stopped)
+    return outcome
 
 
-def _miss(tally: Tally, entry: dict, got: str) -> None:
-    if len(tally.misses) < 2:
-        tally.misses.append({"expected": str(entry["answer"])[:80], "got": got[:200]})
+def load_results(path: str | None, key: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Outcomes a ``--results`` file kept from earlier runs of the same model, seed and chain length."""
+    if not path or not Path(path).exists():
+        return {}
+    done = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a stopped run
+            continue
+        if all(row.get(k) == v for k, v in key.items()):
+            done[row["family"], row["arm"], row["i"]] = row
+    return done
 
 
 def simulated_backend(entries: list[dict], seed: int) -> FunctionBackend:
@@ -239,26 +261,36 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                           "budgets": budgets, "generated_tokens_per_unit": args.chain_tokens}}
     limiter = anyio.CapacityLimiter(args.concurrency)
     t0 = time.perf_counter()
-    tallies: dict[tuple[str, str], Tally] = {}
+    outcomes: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    key = {"model": report["model"], "seed": args.seed, "chain_tokens": args.chain_tokens}
+    kept = load_results(args.results, key)
 
     def write() -> None:
-        for (family, name), tally in tallies.items():
-            if tally.n:
-                report["families"].setdefault(family, {})[name] = tally.row()
+        for family in entries:
+            names = [name for f, name in outcomes if f == family]
+            common = set.intersection(*(set(outcomes[family, name]) for name in names))
+            for name in names:  # every arm over the same questions: those all its family's arms have finished
+                tally = Tally()
+                for i in sorted(common):
+                    tally.add(outcomes[family, name][i])
+                if tally.n:
+                    report["families"].setdefault(family, {})[name] = tally.row()
         report["details"]["seconds"] = round(time.perf_counter() - t0, 1)
         if args.json:  # rewritten as questions finish: a run cut short keeps what it measured
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(report, f, indent=2)
 
-    async def job(family: str, name: str, graph: Graph, entry: dict) -> None:
+    async def job(family: str, name: str, graph: Graph, i: int) -> None:
         async with limiter:
-            await run_one(graph, entry, data[family], backend, tallies[family, name])
+            outcome = await run_one(graph, entries[family][i], data[family], backend)
+        outcomes[family, name][i] = outcome
+        if args.results:  # appended as it finishes: a later run with --results goes on from here
+            with open(args.results, "a", encoding="utf-8") as f:
+                f.write(json.dumps({**key, "family": family, "arm": name, "i": i, **outcome}) + "\n")
         write()
-        tally = tallies[family, name]
-        if tally.n == len(entries[family]):
-            row = tally.row()
-            print(f"{family:<21} {name:<19} acc {row['accuracy']:.3f} {row['ci95']} tokens {row['tokens']} "
-                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        if all(i in done for (f, _), done in outcomes.items() if f == family):
+            print(f"{family}: question {i} done on every arm ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                  flush=True)
 
     async with backend:
         graphs: dict[str, dict[str, Graph]] = {}
@@ -267,13 +299,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                          for e in entries[family])
             graphs[family] = arms(family, budgets, args.chain_tokens, args.seed, prompt)
             for name in graphs[family]:
-                tallies[family, name] = Tally()
+                outcomes[family, name] = {}
         with anyio.move_on_after(args.max_seconds) as scope:  # questions in flight then are not counted
             async with anyio.create_task_group() as tg:  # question by question over every family and arm
                 for i in range(args.n):
                     for family, family_arms in graphs.items():
                         for name, graph in family_arms.items():
-                            tg.start_soon(job, family, name, graph, entries[family][i])
+                            if (family, name, i) in kept:
+                                outcomes[family, name][i] = kept[family, name, i]
+                            else:
+                                tg.start_soon(job, family, name, graph, i)
         report["details"]["cut_at_max_seconds"] = scope.cancelled_caught
     write()
     return report
@@ -311,6 +346,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop after this long (engine start excluded); the questions finished by then count")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--results", metavar="PATH",
+                        help="JSONL of every question's outcome, appended as each finishes; questions already in "
+                             "it (same model, seed, chain tokens) are not run again, so runs add up across sessions")
     args = parser.parse_args()
     if args.seed < 100:
         parser.error("--seed must be >= 100 (seeds below are kept for development)")

@@ -37,6 +37,33 @@ def test_simulated_run_writes_every_family_and_arm(tmp_path):
     assert "| family | arm | n | accuracy | 95% CI |" in done.stdout
 
 
+def _run(tmp_path, *flags):
+    out = tmp_path / "wd.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "width_depth.py"), "--simulate", "--budgets", "1,2",
+                           "--families", "gsm_symbolic,maze", "--json", str(out), *flags],
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+def test_a_results_file_lets_a_later_run_go_on_where_an_earlier_one_stopped(tmp_path):
+    results = tmp_path / "wd.jsonl"
+    first = _run(tmp_path, "--n", "2", "--results", str(results))
+    lines = results.read_text().splitlines()
+    arms = len(first["families"]["gsm_symbolic"])
+    assert len(lines) == 2 * 2 * arms  # two families, two questions, every arm
+    second = _run(tmp_path, "--n", "3", "--results", str(results))
+    new = [json.loads(line) for line in results.read_text().splitlines()[len(lines):]]
+    assert {row["i"] for row in new} == {2} and len(new) == 2 * arms  # only the third question ran
+    for family, rows in second["families"].items():
+        for arm, row in rows.items():
+            assert row["n"] == 3, (family, arm)
+            assert row["tokens"] >= first["families"][family][arm]["tokens"]
+    other_seed = _run(tmp_path, "--n", "1", "--seed", "101", "--results", str(results))  # kept outcomes don't match
+    assert all(row["n"] == 1 for rows in other_seed["families"].values() for row in rows.values())
+    assert len(results.read_text().splitlines()) == len(lines) + len(new) + 2 * arms
+
+
 @pytest.mark.parametrize("family, reply, answer", [
     ("gsm_symbolic", "7 * 3 = 21, plus 4\nAnswer: 25 minutes", "25"),
     ("basic_arithmetic", "so the total is -1,234", "-1234"),

@@ -77,6 +77,14 @@ class RunContext:
         view._origin = self._origin or self  # interrupts are numbered once per activation, views included
         return view
 
+    def _enclose(self, inner: RunContext) -> RunContext:
+        """The context a node of a subgraph run by this node gets (``inner``): unchanged here.
+
+        A context that keeps an account (a node's token budget, see ``plait/planners/_spending.py``)
+        returns a view of ``inner`` that spends from that account, so the budget holds inside subgraphs too.
+        """
+        return inner
+
     def _backend(self, model: str | None) -> tuple[Backend, str]:
         """The backend for ``model`` (None: this node's) and the name its tokens are counted under."""
         name = model if model is not None else self.model or DEFAULT

@@ -143,8 +143,9 @@ class _Execution:
     """One execution of one graph (the run's top graph, or a subgraph inside a node)."""
 
     def __init__(self, plan: _CompiledGraph, state: _RunState, inputs: dict[str, Any], prefix: str,
-                 model: str | None = None):
+                 model: str | None = None, enclosing: RunContext | None = None):
         self.plan = plan
+        self.enclosing = enclosing  # a subgraph's node context: its inner nodes' contexts are made within it
         self.state = state
         self.inputs = inputs
         self.prefix = prefix
@@ -420,6 +421,8 @@ class _Execution:
         if record.started is None:
             record.started = state.now()
         ctx = RunContext(state, full, record.runs - 1, activation, getattr(node, "model", None) or self.model)
+        if self.enclosing is not None:
+            ctx = self.enclosing._enclose(ctx)
         succeeded, duration = 0, 0.0  # the attempt that succeeded, and how long it took
 
         async def attempt(number: int) -> Any:
@@ -621,7 +624,7 @@ async def run_subgraph(graph: Graph, kwargs: dict[str, Any], ctx: RunContext) ->
     plan = graph._compile()
     state = ctx._state
     before = len(state.interrupts)
-    output = await _Execution(plan, state, kwargs, ctx.node + "/", ctx.model).execute()
+    output = await _Execution(plan, state, kwargs, ctx.node + "/", ctx.model, ctx).execute()
     if len(state.interrupts) > before:  # an inner node waits: so does this one (and it is not committed)
         raise _Interrupted(None)
     return output

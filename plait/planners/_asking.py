@@ -10,7 +10,7 @@ from plait.errors import ConfigError, ParseError
 from plait.executors._base import Backend, Completion, Request, SamplingParams
 from plait.executors._reask import ask_until_usable, reask_request
 from plait.orchestrator._context import RunContext
-from plait.planners._budget_split import Spending, reply_tokens
+from plait.planners._budget_split import Spending, reply_tokens, within_budget
 from plait.planners._parsers import Parser
 
 __all__ = ["Asked", "ask", "constrained"]
@@ -85,16 +85,23 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
     Given ``budget`` (tokens for every call, prompts included), each call's
     ``max_tokens`` is what the budget has left after its prompt: the first
     call gets all of it, and re-asking stops when what is left cannot hold a
-    re-ask's prompt and a reply. Raises :class:`~plait.ParseError` carrying
-    the last raw text (and every attempt's text in ``attempts``) when no reply parses.
+    re-ask's prompt and a reply. Without ``budget`` but inside a node with
+    one (``ctx`` a :class:`Spending`), each call is cut to what that budget
+    has left; one with no room for a reply is not sent (BudgetExceededError,
+    also when a reply cut short by that budget does not parse). Raises
+    :class:`~plait.ParseError` carrying the last raw text (and every
+    attempt's text in ``attempts``) when no reply parses.
     """
     request = request.model_copy(update={"params": constrained(request.params, parser, ctx.backend)})
     attempts: list[str] = []
     problems: list[ParseError] = []
     before = None
+    cut = within_budget(ctx)  # inside a node with a budget: each call gets at most what it has left
     if budget is not None:
         ctx = Spending(ctx, limit=budget)
         before = _fit(ctx, attempts)
+    else:
+        before = cut
 
     def judge(request: Request, completion: Completion, call: int) -> tuple[Any, ParseError | None]:
         attempts.append(completion.text)
@@ -112,5 +119,7 @@ async def ask(ctx: RunContext, request: Request, parser: Parser, *, max_reasks: 
                          attempts=attempts) from None
     if reply.problem is None:
         return Asked(reply.value, reply.raw, reply.completion, reply.calls)
+    if budget is None and cut is not None:
+        cut.raise_if_cut()
     raise ParseError(f"no parsable reply after {len(attempts)} attempt(s) ({max_reasks} re-ask(s)): {reply.problem}",
                      raw=attempts[-1], attempts=attempts)

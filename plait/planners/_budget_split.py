@@ -1,11 +1,10 @@
-"""Token budgets as the unit of a reasoning node: a spending context and the rules that split a budget.
+"""Token budgets as the unit of a reasoning node: the rules that split a budget.
 
 A node given ``budget=`` tokens (prompt and completion, every request it
-makes) runs its calls through :class:`Spending` with that limit: each request
-reserves its worst case (``prompt + max_tokens * n``, as the run's budget
-does, see ``plait/orchestrator/_budget.py``) against the node's budget before
-it is sent, so the node never sends a request that could take it over. The
-split rules say how long a request may be: one chain gets what is left after
+makes) runs its calls through :class:`~plait.planners._spending.Spending`
+with that limit (see ``_spending.py``: each request reserves its worst case
+before it is sent, and :func:`fit` cuts a call to what is left). The split
+rules here say how long a request may be: one chain gets what is left after
 its prompt (:func:`reply_tokens`); k samples share what is left after their
 prompts (:func:`tokens_per_sample`), or as many samples as fit are drawn when
 the length of one is fixed (:func:`samples_that_fit`).
@@ -14,69 +13,14 @@ the length of one is fixed (:func:`samples_that_fit`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from plait.errors import ConfigError
-from plait.executors._base import Completion, Request, SamplingParams
-from plait.orchestrator._budget import TokenBudget
-from plait.orchestrator._context import RunContext
-from plait.orchestrator._record import TokenUsage
+from plait.executors._base import SamplingParams
+from plait.planners._spending import (
+    BudgetCut, Spending, first_call_fits, fit, owned, spent, within_budget)
 
-__all__ = ["Spending", "check_budget", "explicit_max_tokens", "reply_tokens", "tokens_per_sample",
-           "samples_that_fit", "split_vote"]
-
-
-class Spending(RunContext):
-    """A run context that sums the tokens spent through it and, given ``limit``, keeps them within it.
-
-    Made from another Spending, its tokens count in that one's sum too (a vote's samples in the vote's, a vote
-    inside a cascade tier in the tier's).
-    """
-
-    __slots__ = ("usage", "limit", "_budget", "_outer")
-
-    def __init__(self, parent: RunContext, node: str | None = None, limit: int | None = None):
-        super().__init__(parent._state, node or parent.node, parent.iteration, model=parent.model)
-        self.usage = TokenUsage()
-        self.limit = limit
-        self._budget = TokenBudget(limit, self.usage)
-        self._outer = parent if isinstance(parent, Spending) else None
-
-    @property
-    def left(self) -> int | None:
-        """Tokens of ``limit`` not spent yet, at most what the run's budget has left (None: no limit at all)."""
-        run_left = self.tokens_left
-        if self.limit is None:
-            return run_left
-        mine = max(self.limit - self.usage.total - self._budget.reserved, 0)
-        return mine if run_left is None else min(mine, run_left)
-
-    def report_tokens(self, prompt: int = 0, completion: int = 0, cached: int = 0, model: str = "", *,
-                      model_name: str | None = None) -> None:
-        super().report_tokens(prompt, completion, cached, model, model_name=model_name)
-        spending: Spending | None = self
-        while spending is not None:
-            spending.usage.add(prompt, completion, cached)
-            spending = spending._outer
-
-    async def generate(self, request: Any, *, model: str | None = None) -> Any:
-        batch = [request] if isinstance(request, Request) else list(request)
-        need = self._budget.worst_case(batch, self._backend(model)[0]) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
-        try:
-            return await super().generate(request, model=model)
-        finally:
-            self._budget.release(need)
-
-    async def generate_stream(self, request: Request, on_text: Callable[[str], Any], *,
-                              model: str | None = None) -> Completion:
-        need = self._budget.worst_case([request], self._backend(model)[0]) if self.limit is not None else 0
-        await self._budget.reserve(need, self.node)
-        try:
-            return await super().generate_stream(request, on_text, model=model)
-        finally:
-            self._budget.release(need)
-
+__all__ = ["Spending", "BudgetCut", "fit", "spent", "owned", "within_budget", "check_budget", "first_call_fits",
+           "explicit_max_tokens", "reply_tokens", "tokens_per_sample", "samples_that_fit", "split_vote"]
 
 
 def check_budget(owner: str, budget: int | None) -> int | None:

@@ -13,7 +13,10 @@ returns the answer of the last tier that gave one, marked ``accepted=False``
 answer at all, CascadeError is raised either way. The run's token budget
 holds across tiers: each request reserves its worst case before it is sent,
 and a :class:`~plait.BudgetExceededError` stops the cascade rather than
-escalating past it.
+escalating past it. ``budget=`` tokens bound all tiers together: every
+request of every tier reserves against it (a tier's calls are cut to what is
+left); when a tier's next call no longer fits, the cascade stops escalating
+and ends as on exhaustion, with the answers it has (``on_exhausted``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from plait.errors import CascadeError, ConfigError, ParseError, VoteError
+from plait.errors import BudgetExceededError, CascadeError, ConfigError, ParseError, VoteError
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import CascadeEscalated
 from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Signature
 from plait.planners._acceptance import Acceptance, as_acceptance
+from plait.planners._budget_split import Spending, check_budget, first_call_fits
+from plait.planners._chain import ChainStep
 from plait.planners._targets import Target, run_target, shared_signature, target_context, targets_from
 
 __all__ = ["Cascade", "CascadeResult", "TierAttempt"]
@@ -87,12 +92,13 @@ class Cascade(Node):
     * ``accept``: an acceptance test (``agreement``, ``parses``, ``consistent``, ``predicate``) or a
       function ``output -> bool``;
     * ``on_exhausted``: ``"last"`` or ``"raise"`` (see the module docstring);
+    * ``budget``: tokens for all tiers together (see the module docstring);
     * ``value_only``: output the accepted value instead of the :class:`CascadeResult`.
     """
 
     def __init__(self, tiers: Sequence[str | Node | Graph], accept: Acceptance | Callable[[Any], bool], *,
                  step: Node | Graph | None = None, on_exhausted: Literal["last", "raise"] = "last",
-                 value_only: bool = False, name: str | None = None, **policy: Any):
+                 value_only: bool = False, budget: int | None = None, name: str | None = None, **policy: Any):
         owner = f"Cascade {name!r}" if name else "Cascade"
         if isinstance(tiers, (str, Node, Graph)) or not isinstance(tiers, Sequence) or len(tiers) < 2:
             raise ConfigError(f"{owner} needs a list of at least two tiers (model names, nodes or graphs), "
@@ -106,6 +112,7 @@ class Cascade(Node):
         self.accept = as_acceptance(accept)
         self.on_exhausted = on_exhausted
         self.value_only = value_only
+        self.budget = check_budget(owner, budget)
         self.runs_nodes = any(isinstance(t.runs, Graph) or t.runs.runs_nodes for t in self.tiers)
         self._params, self._output = shared_signature(owner, {t.label: t for t in self.tiers})
         super().__init__(name or "cascade", **policy)
@@ -125,15 +132,25 @@ class Cascade(Node):
         """Try the tiers in order; return the accepted answer (or the last, per ``on_exhausted``)."""
         result = CascadeResult()
         last_answer: tuple[int, Any] | None = None
+        first = self.tiers[0]
+        if isinstance(first.runs, ChainStep):  # a budget that cannot hold the first tier's prompt is refused
+            first_call_fits(f"Cascade {self.name!r}", self.budget, target_context(ctx, first, first.label),
+                            first.runs.request(inputs))
+        spend = Spending(ctx, limit=self.budget)
         for index, tier in enumerate(self.tiers):
             attempt = TierAttempt(tier=tier.label, model=tier.model)
             result.attempts.append(attempt)
-            child = target_context(ctx, tier, tier.label)
+            child = target_context(spend, tier, tier.label)
             reason: str | None
+            spent = False
             try:
                 output = await run_target(child, tier, inputs)
             except _ESCALATING as exc:
                 reason, answer = f"{type(exc).__name__}: {_first_line(exc)}", _NONE
+            except BudgetExceededError as exc:
+                if not spend.owns(exc):
+                    raise
+                reason, answer, spent = f"the cascade's budget={self.budget} tokens ran out", _NONE, True
             else:
                 reason = self.accept.check(output)
                 answer = self._answer(output)
@@ -147,6 +164,8 @@ class Cascade(Node):
                 result.value, result.answered_by, result.tier, result.accepted = answer, tier.label, index, True
                 return result
             attempt.reason = reason = _clip(reason)  # it may quote model output: bounded
+            if spent:  # no escalation past the budget
+                break
             if index + 1 < len(self.tiers):
                 ctx.emit(CascadeEscalated, from_tier=tier.label, to_tier=self.tiers[index + 1].label,
                          reason=reason, tokens=attempt.tokens)

@@ -27,6 +27,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph
 from plait.orchestrator._node import Node, Param, Signature
 from plait.orchestrator._runtime import run_subgraph
+from plait.planners._budget_split import fit, owned
 from plait.planners._plan import LLM_TOOL, Plan, PlanStep, UnresolvedReference, resolve_args
 
 __all__ = ["execute_plan", "run_step"]
@@ -88,10 +89,12 @@ async def _llm_step(step: PlanStep, args: dict[str, Any], ctx: RunContext, sampl
     prompt = str(args.get("prompt", "")).strip()
     if not prompt:
         return ToolFailure(LLM_TOOL, "an llm step needs a non-empty 'prompt' argument", attempts=0)
-    try:
-        completion = await ctx.generate(Request(prompt=prompt, params=sampling))
-    except RunError:
-        raise  # budget, deadline, cancellation: the run itself must stop
+    try:  # inside a node with a budget: cut to what it has left, not run when nothing is
+        completion = await ctx.generate(fit(ctx, Request(prompt=prompt, params=sampling), f"node {ctx.node!r}"))
+    except RunError as exc:
+        if owned(ctx, exc):
+            return ToolFailure(LLM_TOOL, "not run: the node's token budget is spent", attempts=0)
+        raise  # the run's budget, deadline, cancellation: the run itself must stop
     except Exception as exc:
         return ToolFailure(LLM_TOOL, f"{type(exc).__name__}: {exc}")
     return completion.text.strip()

@@ -279,11 +279,8 @@ class FanOut(Node):
         try:
             if isinstance(self.step, Graph):
                 prefix = f"{ctx.node}[{index}]"
-                child = Spending(ctx, prefix)
-                try:
-                    candidate.value = await run_subgraph(self.step, dict(inputs), child)
-                finally:
-                    self._count_subgraph(ctx, prefix + "/", result)
+                # its nodes' tokens count in ctx's sum (Spending._enclose)
+                candidate.value = await run_subgraph(self.step, dict(inputs), Spending(ctx, prefix))
             else:
                 child = Spending(ctx, f"{ctx.node}[{index}]")  # its tokens count in ctx's sum too
                 try:
@@ -296,14 +293,6 @@ class FanOut(Node):
             candidate.error = f"{type(exc).__name__}: {exc}"
         candidate.text = "" if candidate.value is None else str(candidate.value)
         return candidate
-
-    @staticmethod
-    def _count_subgraph(ctx: RunContext, prefix: str, result: VoteResult) -> None:
-        for name, record in ctx._state.records.items():
-            if name.startswith(prefix):
-                result.prompt_tokens += record.tokens.prompt_tokens
-                result.completion_tokens += record.tokens.completion_tokens
-                result.requests += record.tokens.requests
 
 
 def _text(key: Any) -> str:

@@ -21,6 +21,7 @@ from plait.executors._base import Completion, JsonSchema, Request, SamplingParam
 from plait.executors._reask import ask_until_usable
 from plait.executors._tools import ToolRegistry
 from plait.orchestrator._context import RunContext
+from plait.planners._budget_split import fit, within_budget
 from plait.planners._plan import Plan, PlanStep
 from plait.planners._plan_check import MAX_STEPS, cap_problems, next_step_number, plan_json_schema, plan_problems
 from plait.planners._plan_parse import parse_json_plan, parse_text_plan
@@ -96,10 +97,13 @@ class Planner:
             problems, plan, raw = repair[1], None, repair[0]
         else:
             prompt = base if repair is None else repair_prompt(base, *repair)
+            cut = within_budget(ctx)  # inside a node with a budget: each call cut to what it has left
             reply = await ask_until_usable(ctx, Request(prompt=prompt, params=self.sampling), judge,
-                                           rounds=self.max_repairs + 1 - first, follow_up=fix)
+                                           rounds=self.max_repairs + 1 - first, follow_up=fix, before=cut)
             if reply.problem is None:
                 return reply.value
+            if cut is not None:
+                cut.raise_if_cut()
             problems, plan, raw = reply.problem, reply.value, reply.raw
         raise PlanError(f"the planner gave no valid plan in {self.max_repairs + 1} attempt(s); last plan's problems",
                         problems, plan=plan, raw=raw)
@@ -116,7 +120,8 @@ class Planner:
                                     max_steps=self.max_steps)
         prompt = planner_prompt(task, self.tools, fmt=self.fmt, examples=self.examples,
                                 evidence=evidence, plans=plans, reason=reason)
-        raw = (await ctx.generate_stream(Request(prompt=prompt, params=self.sampling), reader.feed)).text
+        request = fit(ctx, Request(prompt=prompt, params=self.sampling), f"node {ctx.node!r}")
+        raw = (await ctx.generate_stream(request, reader.feed)).text
         reader.close()
         problems = reader.problems
         if not problems and not reader.launched:

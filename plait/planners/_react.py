@@ -5,22 +5,28 @@ one ``Action: tool[input]`` (run, its Observation appended) or a ``Final
 Answer``. One model call per tool call, tools one at a time: the cost that
 plan-then-execute avoids, kept here for comparison and for tasks where each
 action truly depends on the last observation.
+
+Given ``budget=`` tokens (every turn's prompt and reply), each turn reserves
+its worst case against the budget and the last turn gets what is left; when
+not even a one-token reply fits the agent stops as at its step limit
+(``finished=False``, ``stopped="budget"``), with the steps it took.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait._deprecation import renamed_keyword
-from plait.errors import ConfigError
+from plait.errors import BudgetExceededError, ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolFailure, ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._node import Node, Param, Signature
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit
 from plait.planners._plan import as_text
 from plait.planners._plan_parse import parse_tool_call
 from plait.planners._prompts import react_prompt
@@ -46,24 +52,27 @@ class ReActStep(BaseModel):
 
 
 class ReActResult(BaseModel):
-    """The answer (empty when ``finished`` is False: the step limit was hit) and every step taken."""
+    """The answer (empty when ``finished`` is False: the step limit or the budget was hit) and every step taken."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     answer: str
     steps: list[ReActStep] = Field(default_factory=list)
     finished: bool = True
+    stopped: Literal["answer", "max_steps", "budget"] = "answer"  # why the loop ended
 
 
 class ReAct(Node):
-    """A ReAct agent node over ``tools``: at most ``max_steps`` model calls.
+    """A ReAct agent node over ``tools``: at most ``max_steps`` model calls, within ``budget`` tokens if given.
 
     ``sampling`` should stop at ``"Observation:"`` (the default does) so the
-    model does not invent tool results. Output: :class:`ReActResult`.
+    model does not invent tool results; its ``max_tokens`` bounds each turn.
+    Output: :class:`ReActResult`.
     """
 
     def __init__(self, tools: ToolRegistry | list[Tool | Any], *, name: str = "react", max_steps: int = 8,
-                 sampling: SamplingParams | None = None, examples: str = "", input: str = "task", **policy: Any):
+                 sampling: SamplingParams | None = None, examples: str = "", input: str = "task",
+                 budget: int | None = None, **policy: Any):
         sampling = renamed_keyword("ReAct", policy, "params", "sampling", sampling)
         super().__init__(name, **policy)
         if max_steps < 1:
@@ -71,6 +80,7 @@ class ReAct(Node):
         self.tools = ToolRegistry.of(tools)
         self.sampling = sampling or SamplingParams(max_tokens=256, stop=("Observation:",))
         self.max_steps, self.examples, self.input = max_steps, examples, input
+        self.budget = check_budget(f"ReAct {name!r}", budget)
 
     def signature(self) -> Signature:
         return Signature({self.input: Param(self.input, str)}, ReActResult, "ctx")
@@ -80,9 +90,20 @@ class ReAct(Node):
         runner = ToolRunner(self.tools, emit=ctx.emit, remember=ctx.remember)
         transcript = ""
         steps: list[ReActStep] = []
+        owner = f"ReAct {self.name!r}"
+        spend = Spending(ctx, limit=self.budget)
         for turn in range(self.max_steps):
-            prompt = react_prompt(task, self.tools, transcript, examples=self.examples)
-            text = (await ctx.generate(Request(prompt=prompt, params=self.sampling))).text
+            request = Request(prompt=react_prompt(task, self.tools, transcript, examples=self.examples),
+                              params=self.sampling)
+            if turn == 0:
+                first_call_fits(owner, self.budget, ctx, request)
+            try:
+                text = (await spend.generate(fit(spend, request, owner))).text
+            except BudgetExceededError as exc:
+                if not spend.owns(exc):
+                    raise
+                ctx.emit("react_gave_up", budget=self.budget, turns=turn)
+                return ReActResult(answer="", steps=steps, finished=False, stopped="budget")
             text = text.split("Observation:", 1)[0].rstrip()
             action, final = _find_action(text), _FINAL.search(text)
             if final and (action is None or final.start() < action[2]):
@@ -103,7 +124,7 @@ class ReAct(Node):
                      ok=not isinstance(observation, ToolFailure))
             transcript += f"{text}\nObservation: {as_text(observation)}\n"
         ctx.emit("react_gave_up", max_steps=self.max_steps)
-        return ReActResult(answer="", steps=steps, finished=False)
+        return ReActResult(answer="", steps=steps, finished=False, stopped="max_steps")
 
 
 def _find_action(text: str) -> tuple[str, str, int] | None:

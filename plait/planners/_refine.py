@@ -15,6 +15,14 @@ the fifth: looped refinement carries its gain early and later passes tend to
 oscillate, so halting when the answer stops changing saves the rounds a fixed
 count would spend. The critique and revise prompts extend the step's prompt
 (same prefix, served by the prefix cache).
+
+Given ``budget=`` tokens (every call's prompt and reply, re-asks included),
+the subgraph runs under one :class:`Spending` of that limit: the draft gets
+what is left when its ``max_tokens`` does not fit, and a critique or revision
+is sent only when its prompt and full ``max_tokens`` still fit (a revision cut
+short would be no answer). When the next call does not fit, the loop exits
+(a routed exit, so no inner node fails) and Refine ends with the latest
+revision and ``stopped="budget"``.
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, computed_field
 
-from plait.errors import ConfigError
+from plait.errors import BudgetExceededError, ConfigError
 from plait.executors._base import SamplingParams
 from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph, GraphNode
 from plait.orchestrator._halting import halting_rule
-from plait.orchestrator._node import Node, Param, Signature
+from plait.orchestrator._node import Node, Param, Route, Signature
 from plait.orchestrator._runtime import run_subgraph
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit, owned
 from plait.planners._chain import ChainStep
 from plait.planners._parsers import TextParser
 from plait.planners._template import Template, TemplateSource
@@ -50,13 +59,14 @@ class Draft(BaseModel, Generic[T]):
 
     value: T
     text: str
+    spent: bool = False  # the budget ended the loop before this version could be critiqued and revised
 
 
 class Critiqued(BaseModel, Generic[T]):
     """A draft and the critique of it (what ``revise`` receives)."""
 
     draft: Draft[T]
-    critique: str
+    critique: str | None  # None: the budget had no room for the critique
 
 
 class RefineResult(BaseModel):
@@ -66,7 +76,7 @@ class RefineResult(BaseModel):
     drafts: list[Any] = []  # the first draft's value, then each revision's
     critiques: list[str] = []
     rounds: int = 0  # critique-and-revise rounds run
-    stopped: str = ""  # "fixed_point" (a revision changed nothing) or "limit" (max_iterations rounds)
+    stopped: str = ""  # "fixed_point" (a revision changed nothing), "limit" (max_iterations rounds) or "budget"
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -87,6 +97,7 @@ class Refine(GraphNode):
       answer's text, ``{critique}`` the critique (revise only), other placeholders the step's inputs;
     * ``sampling``: sampling options of the critique and revise calls (default: the step's, and its
       ``budget`` per call when it has one);
+    * ``budget``: tokens for every call (see the module docstring), instead of a ``budget`` on the step;
     * ``answer_only``: output the answer (the step's output type) instead of the :class:`RefineResult`.
 
     Every call goes to the step's ``model`` when it names one (else to this node's).
@@ -99,7 +110,7 @@ class Refine(GraphNode):
                  normalize: Callable[[Any], Any] | None = None, similarity: float | None = None,
                  halt: Callable[[Any, Any], bool] | None = None, critique: TemplateSource = CRITIQUE,
                  revise: TemplateSource = REVISE, sampling: SamplingParams | None = None, answer_only: bool = False,
-                 name: str | None = None, **policy: Any):
+                 budget: int | None = None, name: str | None = None, **policy: Any):
         if not isinstance(step, ChainStep):
             raise ConfigError(f"Refine needs a ChainStep to draft with, got {type(step).__name__}")
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
@@ -107,6 +118,10 @@ class Refine(GraphNode):
                               f"got {max_iterations!r}")
         self.step, self.max_iterations, self.answer_only = step, max_iterations, answer_only
         name = name or f"refine_{step.name}"
+        self.budget = check_budget(f"Refine {name!r}", budget)
+        if self.budget is not None and step.budget is not None:
+            raise ConfigError(f"Refine {name!r}: its step {step.name!r} has its own budget={step.budget}; give the "
+                              "budget to the Refine, which spends it on the draft and every round")
         like_step: dict[str, Any] = {"inputs": step.inputs, "defaults": step.defaults, "sampling": sampling}
         if sampling is None:  # the step's own sampling options, and its token budget per call when it has one
             like_step.update(sampling=step.sampling, budget=step.budget)
@@ -129,13 +144,18 @@ class Refine(GraphNode):
 
         async def critique(ctx: RunContext, kw: dict[str, Any]) -> Any:
             current = kw.pop("draft")
-            text = (await self.critique.ask(ctx.using(step.model), {**kw, "draft": current.text})).value
+            values = {**kw, "draft": current.text}
+            if not self._whole_call_fits(ctx, self.critique, values):
+                return critiqued_type(draft=current, critique=None)
+            text = (await self.critique.ask(ctx.using(step.model), values)).value
             return critiqued_type(draft=current, critique=text)
 
         async def revise(ctx: RunContext, kw: dict[str, Any]) -> Any:
             given = kw.pop("critiqued")
-            asked = await self.revise.ask(ctx.using(step.model),
-                                          {**kw, "draft": given.draft.text, "critique": given.critique})
+            values = {**kw, "draft": given.draft.text, "critique": given.critique}
+            if given.critique is None or not self._whole_call_fits(ctx, self.revise, values):
+                return Route("final", given.draft.model_copy(update={"spent": True}))  # out of the loop
+            asked = await self.revise.ask(ctx.using(step.model), values)
             return draft_type(value=asked.value, text=asked.raw)
 
         async def final(ctx: RunContext, kw: dict[str, Any]) -> Any:
@@ -158,6 +178,17 @@ class Refine(GraphNode):
         g.output(stages[3])
         return g
 
+    def _whole_call_fits(self, ctx: RunContext, chain: ChainStep, values: dict[str, Any]) -> bool:
+        """Whether a critique or revision fits the budget whole (cut short it would be of no use)."""
+        ctx = ctx.using(self.step.model)
+        try:
+            fit(ctx, chain.request(values, ctx.backend), f"Refine {self.name!r}", whole=True)
+        except BudgetExceededError as exc:
+            if owned(ctx, exc):
+                return False
+            raise
+        return True
+
     def models_used(self) -> set[str]:
         return super().models_used() | self.step.models_used()
 
@@ -169,7 +200,8 @@ class Refine(GraphNode):
         records, prefix = ctx._state.records, ctx.node + "/"
         seen = {n: (len(r.outputs), len(r.loop_stops), r.tokens.prompt_tokens, r.tokens.completion_tokens)
                 for n, r in records.items() if n.startswith(prefix)}
-        answer = await run_subgraph(self.graph, kwargs, ctx)
+        first_call_fits(f"Refine {self.name!r}", self.budget, ctx.using(self.step.model), self.step.request(kwargs))
+        answer = await run_subgraph(self.graph, kwargs, Spending(ctx, limit=self.budget))
 
         def new(stage: str) -> tuple[list[Any], list[str]]:
             record = records[prefix + stage]
@@ -179,11 +211,12 @@ class Refine(GraphNode):
         drafts, _ = new("draft")
         revisions, stops = new("revise")
         critiques, _ = new("critique")
+        revisions = [r for r in revisions if not r.spent]  # a spent pass hands the last version on unchanged
         if self.answer_only:
             return answer.value
         result = RefineResult(answer=answer.value, drafts=[d.value for d in drafts + revisions],
-                              critiques=[c.critique for c in critiques], rounds=len(revisions),
-                              stopped=stops[-1] if stops else "limit")
+                              critiques=[c.critique for c in critiques[:len(revisions)]], rounds=len(revisions),
+                              stopped="budget" if answer.spent else stops[-1] if stops else "limit")
         for n, r in records.items():
             if n.startswith(prefix):
                 _, _, prompt, completion = seen.get(n, (0, 0, 0, 0))

@@ -10,18 +10,24 @@ Events (``Custom``, via ``ctx.emit``): ``plan`` (each planner attempt, with its
 steps and problems), ``plan_step_started`` / ``plan_step_finished`` (each
 step, with resolved arguments and result), ``tool_cache_hit``, ``tool_retry``,
 ``replan`` and ``answer``.
+
+Given ``budget=`` tokens (planner, ``llm`` steps and solver: every prompt and
+reply), the node's calls run through one :class:`Spending`: each is cut to
+what is left; an ``llm`` step with no room left becomes a ToolFailure, and
+when the planner or the solver has no room the node ends with what it has
+(``stopped="budget"``, the plans and evidence so far, an empty answer).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from plait._deprecation import renamed_keyword
-from plait.errors import ConfigError
+from plait.errors import BudgetExceededError, ConfigError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._tool_runner import ToolRunner
 from plait.executors._tools import Tool, ToolRegistry
@@ -29,11 +35,12 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._graph import Graph
 from plait.orchestrator._models import check_model_name
 from plait.orchestrator._node import Node, Param, Signature
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, fit
 from plait.planners._dag import _LLM_SAMPLING, execute_plan
 from plait.planners._plan import Plan
 from plait.planners._plan_check import MAX_STEPS
 from plait.planners._planner import PlanFormat, Planner
-from plait.planners._prompts import solver_prompt
+from plait.planners._prompts import planner_prompt, solver_prompt
 from plait.planners._streaming import StreamingExecutor
 
 __all__ = ["PlanAndExecute", "PlanResult", "plan_and_execute_graph"]
@@ -52,6 +59,7 @@ class PlanResult(BaseModel):
     plans: list[Plan]
     evidence: dict[str, Any] = Field(default_factory=dict)
     replans: int = 0
+    stopped: Literal["answer", "budget"] = "answer"  # "budget": the node's budget ran out before an answer
 
 
 class PlanAndExecute(Node):
@@ -68,6 +76,7 @@ class PlanAndExecute(Node):
     * ``planner_model`` / ``solver_model``: the run's backends (by name) that plan and solve
       (None: the node's ``model``, which also serves ``llm`` steps inside the plan);
     * ``examples``: few-shot plans to put in the planner prompt;
+    * ``budget``: tokens for every call the node makes (see the module docstring);
     * ``input``: the name of the node's text input (default ``"task"``);
     * ``stream``: start steps while the planner is still writing them (implies
       parallel execution; a backend that cannot stream hands over the whole
@@ -94,6 +103,7 @@ class PlanAndExecute(Node):
         examples: str = "",
         input: str = "task",
         stream: bool = False,
+        budget: int | None = None,
         **policy: Any,
     ):
         planner_sampling = renamed_keyword("PlanAndExecute", policy, "planner_params", "planner_sampling",
@@ -104,6 +114,7 @@ class PlanAndExecute(Node):
         if max_replans < 0:
             raise ConfigError(f"max_replans must be >= 0, got {max_replans}")
         self.stream = stream
+        self.budget = check_budget(f"PlanAndExecute {name!r}", budget)
         self.tools = ToolRegistry.of(tools)
         self.planner = Planner(self.tools, fmt=plan_format, max_repairs=max_repairs, sampling=planner_sampling,
                                examples=examples, max_steps=max_steps)
@@ -126,14 +137,25 @@ class PlanAndExecute(Node):
         plans: list[Plan] = []
         evidence: dict[str, Any] = {}
         reason: str | None = None
-        for round_ in range(self.max_replans + 1):
-            evidence = await self._plan_and_run(task, ctx, runner, evidence, plans, reason)
-            may_replan = round_ < self.max_replans
-            answer, reason = await self.solve(task, plans, evidence, ctx, may_replan=may_replan)
-            if reason is None:
-                ctx.emit("answer", answer=answer, replans=round_)
-                return PlanResult(answer=answer, plans=plans, evidence=evidence, replans=round_)
-            ctx.emit("replan", round=round_ + 1, reason=reason)
+        first = planner_prompt(task, self.tools, fmt=self.planner.fmt, examples=self.planner.examples)
+        first_call_fits(f"PlanAndExecute {self.name!r}", self.budget, ctx.using(self.planner_model),
+                        Request(prompt=first, params=self.planner.sampling))
+        spend = Spending(ctx, limit=self.budget)
+        round_ = 0
+        try:
+            for round_ in range(self.max_replans + 1):
+                evidence = await self._plan_and_run(task, spend, runner, evidence, plans, reason)
+                may_replan = round_ < self.max_replans
+                answer, reason = await self.solve(task, plans, evidence, spend, may_replan=may_replan)
+                if reason is None:
+                    ctx.emit("answer", answer=answer, replans=round_)
+                    return PlanResult(answer=answer, plans=plans, evidence=evidence, replans=round_)
+                ctx.emit("replan", round=round_ + 1, reason=reason)
+        except BudgetExceededError as exc:
+            if not spend.owns(exc):
+                raise
+            ctx.emit("answer", answer="", replans=round_, stopped="budget")
+            return PlanResult(answer="", plans=plans, evidence=evidence, replans=round_, stopped="budget")
         raise AssertionError("unreachable: the last round may not replan")  # pragma: no cover
 
     async def _plan_and_run(self, task: str, ctx: RunContext, runner: ToolRunner, evidence: dict[str, Any],
@@ -165,7 +187,9 @@ class PlanAndExecute(Node):
                     *, may_replan: bool) -> tuple[str, str | None]:
         """The solver's answer, or (when allowed and asked for) the reason for a new plan."""
         prompt = solver_prompt(task, plans, evidence, may_replan=may_replan)
-        text = (await ctx.using(self.solver_model).generate(Request(prompt=prompt, params=self.solver_sampling))).text
+        ctx = ctx.using(self.solver_model)
+        request = fit(ctx, Request(prompt=prompt, params=self.solver_sampling), f"PlanAndExecute {self.name!r}")
+        text = (await ctx.generate(request)).text
         replan = _REPLAN.search(text)
         if replan and may_replan:
             return "", replan.group(1).strip() or "the evidence was not enough"

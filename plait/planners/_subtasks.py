@@ -20,6 +20,12 @@ decides whether the parent concludes or raises. A subgraph would give every
 subtask a node record and checkpoint key of its own and wrap its failure in
 ``NodeFailedError``, while its scheduling (a child starts once the siblings it
 ``needs`` are done) is one event per child here.
+
+``budget=`` bounds the whole tree (every call's prompt and reply, re-asks
+included): calls run through one :class:`Spending`, each cut to what is left
+(the reply schema shrinks with it). A subtask whose next call does not fit
+concludes unfinished and its parent goes on; when the root's own call does not
+fit, it answers with the conclusions it has.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any, Literal
 import anyio
 
 from plait._deprecation import renamed_keyword
-from plait.errors import ConfigError, ParseError, SubtaskBudgetError
+from plait.errors import BudgetExceededError, ConfigError, ParseError, SubtaskBudgetError
 from plait.executors._base import Request, SamplingParams
 from plait.executors._reask import ask_until_usable
 from plait.executors._scripted import count_tokens
@@ -38,6 +44,7 @@ from plait.orchestrator._context import RunContext
 from plait.orchestrator._events import SubtaskTreeSolved
 from plait.orchestrator._node import Node
 from plait.planners._asking import constrained, parsed, reask
+from plait.planners._budget_split import Spending, check_budget, first_call_fits, within_budget
 from plait.planners._subtask_model import ReplyParser, SubtreeBudget, TaskRecord, TaskReply, TreeResult, TreeStats
 
 __all__ = ["SubtaskTree", "DEFAULT_SYSTEM"]
@@ -67,6 +74,7 @@ class SubtaskTree(Node):
       may spend; once spent no further call is started in it, and
       ``on_budget`` decides: ``"raise"`` :class:`~plait.errors.SubtaskBudgetError`, or
       ``"conclude"`` (the subtask concludes as unfinished and the parent goes on);
+    * ``budget``: tokens for the whole tree (see the module docstring);
     * ``sampling``: sampling options of every call (the reply schema is sent as
       a JSON-schema constraint when the backend supports it);
     * ``count_tokens``: tokenizer for the context figures (default: the
@@ -81,7 +89,8 @@ class SubtaskTree(Node):
     def __init__(self, *, max_depth: int = 2, max_breadth: int = 4, subtree_budget: int | None = None,
                  on_budget: Literal["raise", "conclude"] = "raise", sampling: SamplingParams | None = None,
                  system: str | None = None, max_reasks: int = 1, count_tokens: Callable[[str], int] | None = None,
-                 answer_only: bool = False, prune: bool = True, name: str | None = None, **policy: Any):
+                 answer_only: bool = False, prune: bool = True, budget: int | None = None, name: str | None = None,
+                 **policy: Any):
         if max_depth < 0 or max_breadth < 1:
             raise ConfigError(f"need max_depth >= 0 and max_breadth >= 1, got {max_depth} and {max_breadth}")
         if subtree_budget is not None and subtree_budget < 1:
@@ -98,14 +107,25 @@ class SubtaskTree(Node):
         self.answer_only = answer_only
         self.prune = prune
         super().__init__(name or "subtask_tree", **policy)
+        self.budget = check_budget(f"SubtaskTree {self.name!r}", budget)
         if answer_only:
             self._signature = self.signature()._replace(output=str)
 
     async def run(self, task: str, ctx: RunContext) -> TreeResult:
         counter = self.count_tokens or getattr(ctx.backend, "count_tokens", None) or count_tokens
-        solver = _TreeSolver(self, ctx, counter)
+        base = f"{self.system}Task: {task}\n"
+        first = Request(prompt=base + TURN, params=self.sampling)
+        first_call_fits(f"SubtaskTree {self.name!r}", self.budget, ctx, first)
+        solver = _TreeSolver(self, Spending(ctx, limit=self.budget), counter)
         root = TaskRecord(task=task)
-        await solver.solve(root, f"{self.system}Task: {task}\n", 0, None)
+        try:
+            await solver.solve(root, base, 0, None)
+        except BudgetExceededError as exc:
+            if not solver.ctx.owns(exc):
+                raise
+            solver.unfinished(root, f"the tree's {self.budget}-token budget ran out")
+            have = "; ".join(f"{t.path}: {t.conclusion}" for t in root.subtasks if t.status == "done")
+            root.conclusion = f"[unfinished: the {self.budget}-token budget ran out]" + (f" {have}" if have else "")
         stats = solver.stats
         stats.tasks = sum(1 for _ in root.walk())
         stats.max_depth_reached = max(t.depth for t in root.walk())
@@ -118,7 +138,7 @@ class SubtaskTree(Node):
 class _TreeSolver:
     """One run of a SubtaskTree: the recursion, the calls, and the context accounting."""
 
-    def __init__(self, node: SubtaskTree, ctx: RunContext, counter: Callable[[str], int]):
+    def __init__(self, node: SubtaskTree, ctx: Spending, counter: Callable[[str], int]):
         self.node, self.ctx, self.count = node, ctx, counter
         self.stats = TreeStats()
         self.parents: dict[int, TaskRecord] = {}
@@ -205,28 +225,40 @@ class _TreeSolver:
         except SubtaskBudgetError as exc:
             if self.node.on_budget != "conclude" or exc.owner is not budget:
                 raise
-            for task in child.walk():
-                if task.status == "running":
-                    task.status = "abandoned"
-            child.status = "budget_exhausted"
-            child.conclusion = f"[unfinished: the subtask's {exc.budget}-token budget ran out]"
-            self.ctx.emit("subtask", path=child.path, depth=child.depth, conclusion=None, status=child.status,
-                          calls=child.calls, tokens=child.tokens)
+            self.unfinished(child, f"the subtask's {exc.budget}-token budget ran out")
             return base, 0
+        except BudgetExceededError as exc:  # the tree's budget: this subtask ends, its parent goes on
+            if not self.ctx.owns(exc):
+                raise
+            self.unfinished(child, f"the tree's {self.node.budget}-token budget ran out")
+            return base, 0
+
+    def unfinished(self, task: TaskRecord, why: str) -> None:
+        """Mark ``task`` concluded unfinished (``why``) and its subtasks still running abandoned."""
+        for below in task.walk():
+            if below.status == "running":
+                below.status = "abandoned"
+        task.status = "budget_exhausted"
+        task.conclusion = f"[unfinished: {why}]"
+        self.ctx.emit("subtask", path=task.path or "root", depth=task.depth, conclusion=None, status=task.status,
+                      calls=task.calls, tokens=task.tokens)
 
     async def call(self, record: TaskRecord, context: str, hidden: int, parser: ReplyParser,
                    budget: SubtreeBudget | None) -> tuple[TaskReply, str]:
         """One model turn on ``context`` (re-asked on a bad reply); updates the record and the figures."""
         params = constrained(self.node.sampling, parser, self.ctx.backend)
+        cut = within_budget(self.ctx, f"SubtaskTree {self.node.name!r}")  # the tree's budget
+
         def before(request: Request) -> Request:
             nonlocal parser
+            left = cut(request).params.max_tokens if cut is not None else request.params.max_tokens
             if budget is not None:
                 budget.check()
-                left = budget.left()
-                if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
-                    parser = parser.within(max(left, 1))
-                    clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
-                    request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
+                left = min(left, budget.left())
+            if left < request.params.max_tokens:  # the reply schema shrinks too, so a reply still fits
+                parser = parser.within(max(left, 1))
+                clipped = self.node.sampling.model_copy(update={"max_tokens": max(left, 1)})
+                request = request.model_copy(update={"params": constrained(clipped, parser, self.ctx.backend)})
             self.ctx.check_budget()
             return request
 
@@ -237,6 +269,8 @@ class _TreeSolver:
         reply = await ask_until_usable(self.ctx, Request(prompt=context + TURN, params=params), judge,
                                        rounds=self.node.max_reasks + 1, before=before,
                                        follow_up=lambda request, raw, exc: reask(request, raw, exc, parser, TURN))
+        if reply.problem is not None and cut is not None:  # cut short by the tree's budget: it ends as if spent
+            cut.raise_if_cut()
         if reply.problem is not None:
             raise ParseError(f"subtask {record.path or 'root'!r} ({record.task!r}): no usable reply after "
                              f"{reply.calls} attempt(s): {reply.problem}", raw=reply.raw)

@@ -109,16 +109,6 @@ def target_context(ctx: RunContext, target: Target, slot: str) -> OnModel:
 
 async def run_target(child: OnModel, target: Target, inputs: Mapping[str, Any]) -> Any:
     """Run ``target`` on ``inputs`` under ``child`` (see :func:`target_context`) and return its output."""
-    if isinstance(target.runs, Graph):
-        try:
-            return await run_subgraph(target.runs, dict(inputs), child)
-        finally:
-            _add_subgraph_tokens(child, child.node + "/")
+    if isinstance(target.runs, Graph):  # its nodes' tokens count in child's sum (Spending._enclose)
+        return await run_subgraph(target.runs, dict(inputs), child)
     return await target.runs.invoke(child, dict(inputs))
-
-
-def _add_subgraph_tokens(child: OnModel, prefix: str) -> None:
-    for name, record in child._state.records.items():
-        if name.startswith(prefix):
-            for field in ("prompt_tokens", "completion_tokens", "cached_tokens", "requests"):
-                setattr(child.usage, field, getattr(child.usage, field) + getattr(record.tokens, field))

@@ -16,6 +16,11 @@ one deadline of ``time_limit`` seconds (parsing, compiling, solving and
 finding the conflicting constraints), so a hostile model cannot keep a round
 running longer; an over-long reply (more than ``MAX_REPLY_CHARS``) is refused
 unread.
+
+``budget=`` tokens bound every call (the k first replies, every repair): each
+is cut to what is left, and when none fits the formulation ends with the
+rounds it has (``stopped="budget"``; a vote is decided over the chains that
+ended).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from plait.errors import ConfigError
 from plait.executors import Message, Request, SamplingParams
 from plait.orchestrator import Node, RunContext
 from plait.planners._aggregators import Aggregator, EarlyStop
+from plait.planners._budget_split import Spending, check_budget, first_call_fits
 from plait.solvers._bridge import CSPResult
 from plait.solvers._engines import check_engine
 from plait.solvers._formulate_check import (
@@ -61,6 +67,7 @@ class Formulation(BaseModel):
     confidence: float | None = None
     votes: dict[str, float] = {}
     rounds: list[FormulationRound] = []
+    stopped: Literal["done", "budget"] = "done"  # "budget": the node's budget cut repairs or waves short
 
     @property
     def solution(self) -> dict[str, Any] | None:
@@ -91,7 +98,8 @@ class Formulate(Node):
       ``"json"``, the :class:`CSP` as JSON under its bounded schema (examples :data:`~plait.solvers.FEW_SHOT`);
       ``examples`` takes :class:`FewShot` (written in either syntax) and :class:`FormulationExample` items;
     * ``sampling``: the base :class:`SamplingParams` (default ``max_tokens`` 1,024 for the language, 2,048 for
-      JSON); the syntax's constraint is added to it.
+      JSON); the syntax's constraint is added to it;
+    * ``budget``: tokens for every call, first replies and repairs (see the module docstring).
     """
 
     def __init__(
@@ -109,9 +117,11 @@ class Formulate(Node):
         aggregate: Aggregator | None = None,
         resample_temperature: float = 0.7,
         engine: str = "python-constraint",
+        budget: int | None = None,
         **policy: Any,
     ):
         super().__init__(name or "formulate", **policy)
+        self.budget = check_budget(f"Formulate {self.name!r}", budget)
         if max_rounds < 1:
             raise ConfigError(f"Formulate max_rounds must be >= 1, got {max_rounds}")
         if k < 1:
@@ -143,14 +153,17 @@ class Formulate(Node):
 
     async def run(self, problem: str, ctx: RunContext) -> Formulation:
         first = formulate_messages(problem, self.example_turns, answer_hint(self.answer), self.syntax.system)
-        outcome = await run_chains(self, ctx, problem, first)
+        wave = self.sampling.model_copy(update={"n": min(self.aggregate.wave or self.k, self.k)})
+        first_call_fits(f"Formulate {self.name!r}", self.budget, ctx, Request(prompt=tuple(first), params=wave))
+        outcome = await run_chains(self, Spending(ctx, limit=self.budget), problem, first)
         chain, verdict = outcome.chain, outcome.chain.verdict
         status = verdict.status if verdict is not None and verdict.status != "repeat" else "invalid"
         if status == "solved" and outcome.below_quorum:
             status = "ambiguous"
         return Formulation(problem=problem, status=status, csp=verdict.csp if verdict else None,
                            result=verdict.result if verdict else None, answer=chain.answer(),
-                           confidence=outcome.confidence, votes=outcome.votes, rounds=outcome.tally.rounds)
+                           confidence=outcome.confidence, votes=outcome.votes, rounds=outcome.tally.rounds,
+                           stopped="budget" if outcome.tally.spent else "done")
 
 
 class Explain(Node):

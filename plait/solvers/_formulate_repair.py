@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from plait.errors import ConstraintSyntaxError
+from plait.errors import BudgetExceededError, ConstraintSyntaxError
 from plait.executors import Message, Request, Sample
 from plait.executors._reask import ask_until_usable
 from plait.orchestrator import FormulationChecked, RunContext
+from plait.planners._budget_split import owned, within_budget
 from plait.solvers._bridge import in_worker
 from plait.solvers._compile import Scope, compile_constraint
 from plait.solvers._deadline import Deadline, Stopped
@@ -49,6 +50,7 @@ class Tally:
     def __init__(self) -> None:
         self.rounds: list[FormulationRound] = []
         self.tokens = 0
+        self.spent = False  # the node's budget ended a chain's repairs or the vote's waves
 
 
 class Chain:
@@ -102,7 +104,7 @@ class Chain:
         return found
 
     async def repair(self, ctx: RunContext) -> None:
-        """Re-ask until solved or ``max_rounds`` replies were judged."""
+        """Re-ask until solved, ``max_rounds`` replies were judged, or the node's budget has no room for another."""
         left = self.node.max_rounds - len(self.rounds)
         if self.solved or left < 1 or not self.rounds:
             return
@@ -112,8 +114,13 @@ class Chain:
             found = await self.take(ctx, request, completion.samples[0])
             return found, None if found.status == "solved" else (found.finding or found.status)
 
-        await ask_until_usable(ctx, self.next_request(), judge, rounds=left,
-                               follow_up=lambda request, raw, problem: self.next_request())
+        try:  # inside Formulate(budget=): each repair cut to what is left; none sent when nothing is
+            await ask_until_usable(ctx, self.next_request(), judge, rounds=left, before=within_budget(ctx),
+                                   follow_up=lambda request, raw, problem: self.next_request())
+        except BudgetExceededError as exc:
+            if not owned(ctx, exc):
+                raise
+            self.tally.spent = True  # the chain ends unsolved with the rounds it has
 
     def next_request(self) -> Request:
         """The same request re-sampled after a repeat; else the first prompt, the latest model and the finding."""

@@ -7,7 +7,9 @@ concurrently. A chain votes with its answer (the answer variables' values) once 
 failed sample once its rounds are spent. The aggregator is the fan-out's
 (:mod:`plait.planners._aggregators`): after every chain that ends it is asked whether the vote is settled,
 and when it is, the chains still repairing are cancelled and later waves never sent. A single formulation
-(k=1) is the same path without the vote.
+(k=1) is the same path without the vote. Under ``Formulate(budget=)`` every request is cut to what the budget
+has left (a wave's samples share it); a wave or a repair with no room is not sent, and the vote is decided
+over the chains that ended.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from plait.executors import Message, Request
+from plait.errors import BudgetExceededError
 from plait.orchestrator import RunContext, VoteTallied
 from plait.planners._aggregators import Candidate
+from plait.planners._budget_split import fit, owned
 from plait.solvers._formulate_repair import Chain, Tally
 
 if TYPE_CHECKING:
@@ -61,7 +65,13 @@ async def run_chains(node: Formulate, ctx: RunContext, problem: str, first: list
     size = aggregate.wave or node.k
     for start in range(0, node.k, size):
         wave = chains[start:start + size]
-        await _first_replies(node, ctx, wave, tally, start)
+        try:
+            await _first_replies(node, ctx, wave, tally, start)
+        except BudgetExceededError as exc:  # the node's budget holds no further wave: the vote ends here
+            if not (start and owned(ctx, exc)):
+                raise
+            tally.spent = stopped = True
+            break
         pending = [c for c in wave if not c.solved and len(c.rounds) < node.max_rounds and c.rounds]
         for chain in wave:
             if chain not in pending:
@@ -98,7 +108,7 @@ async def _first_replies(node: Formulate, ctx: RunContext, wave: list[Chain], ta
         params = params.model_copy(update={"temperature": node.resample_temperature})  # k greedy samples agree
     if params.seed is not None and start:
         params = params.model_copy(update={"seed": params.seed + start})
-    request = Request(prompt=tuple(wave[0].first), params=params)
+    request = fit(ctx, Request(prompt=tuple(wave[0].first), params=params), f"Formulate {node.name!r}")
     completion = await ctx.generate(request)
     tally.tokens += completion.total_tokens
     for chain, sample in zip(wave, completion.samples):  # a server that sends fewer samples leaves chains unjudged
