@@ -133,7 +133,7 @@ class Chain:
             return self.request.model_copy(update={"params": params})
         feedback = last.finding or ""
         shown = self._shown()
-        if last.truncated and shown is not None and shown.finding:
+        if last.truncated and shown is not None and shown is not last and shown.finding:
             feedback += f"\nThe model above is your latest complete one. {shown.finding}"
         text = self.node.syntax.format(shown.csp) if shown is not None and shown.csp is not None else None
         if last.csp is None and not last.truncated and self._raw and len(self._raw) <= MAX_SHOWN_RAW:
@@ -153,9 +153,16 @@ class Chain:
     def _judge(self, text: str, cut_at: int | None, base: dict[str, Any], deadline: Deadline) -> FormulationRound:
         """In the worker thread: parse, restore what a repair dropped, refuse a repeated model, judge."""
         if cut_at is not None:
-            return FormulationRound(status="invalid", truncated=True, **base, finding=(
-                f"Your reply was cut at {cut_at} tokens, the limit, before the model was complete; write it "
-                f"shorter ({self.node.syntax.shorter})."))
+            cut = (f"Your reply was cut at {cut_at} tokens, the limit, before the model was complete; write it "
+                   f"shorter ({self.node.syntax.shorter}).")
+            salvaged = self.node.syntax.salvage(text)
+            if salvaged is None:
+                return FormulationRound(status="invalid", truncated=True, **base, finding=cut)
+            found = self._judge(salvaged, None, base, deadline)
+            if found.status in ("solved", "repeat"):
+                return found.model_copy(update={"truncated": True})
+            return found.model_copy(update={"truncated": True, "finding": (
+                f"{cut} Its complete lines, each once, were read: {found.finding}")})
         if len(text) > MAX_REPLY_CHARS:
             return FormulationRound(status="invalid", **base, finding=(
                 f"Your reply is {len(text)} characters long; the limit is {MAX_REPLY_CHARS}. Write a compact model."))

@@ -59,6 +59,10 @@ class Syntax:
     def format(self, csp: CSP) -> str:
         return json.dumps(csp.model_dump(mode="json", by_alias=True, exclude_none=True))
 
+    def salvage(self, text: str) -> str | None:
+        """What can still be read of a reply cut at the token limit (None: nothing; cut JSON never parses)."""
+        return None
+
     def parse(self, text: str) -> CSP:
         try:
             return CSP.model_validate_json(find_json(text, "{") or text)
@@ -85,6 +89,17 @@ class _Language(Syntax):
 
     def format(self, csp: CSP) -> str:
         return format_formulation(csp)
+
+    def salvage(self, text: str) -> str | None:
+        """The complete lines of a cut reply, each once: greedy small models loop on a line until the limit
+        (measured: ``alldifferent(S,T,W,Q,E,N,B)`` forty times), and what came before the loop is often a model."""
+        seen: set[str] = set()
+        kept = []
+        for line in text.split("\n")[:-1]:  # the last line is the one the limit cut
+            if line.strip() not in seen:
+                seen.add(line.strip())
+                kept.append(line)
+        return "\n".join(kept) if "".join(kept).strip() else None
 
     def parse(self, text: str) -> CSP:
         body = text.strip()

@@ -54,14 +54,33 @@ def test_a_repair_shows_the_latest_model_in_the_language():
     assert "Cid == 1" in backend.requests[2].prompt[-1].content  # the unsat core names the clashing line
 
 
-def test_a_cut_off_reply_is_not_read_even_when_its_prefix_is_a_model():
-    cut = Sample(text=UNDER, finish_reason="length", completion_tokens=1024)  # would read as an ambiguous model
+def test_a_cut_off_reply_is_read_up_to_its_last_complete_line_each_line_once():
+    looping = "\n".join([SEATS, "Ann != 1", *["Bob+1 == Cid"] * 30, "Bob+1 =="])  # a greedy loop, then the cut
+    cut = Sample(text=looping, finish_reason="length", completion_tokens=1024)
+    formulation, backend = formulate([cut])
+    first = formulation.rounds[0]
+    assert first.truncated and first.status == "solved" and formulation.solution == {"Ann": 3, "Bob": 1, "Cid": 2}
+    assert len(first.csp.constraints) == 3  # the repeated line once, the cut one left out
+    assert len(backend.requests) == 1
+
+
+def test_a_cut_off_reply_that_reads_but_is_wrong_says_it_was_cut():
+    cut = Sample(text=UNDER + "\nBob+", finish_reason="length", completion_tokens=1024)
     formulation, backend = formulate([cut, GOOD])
     first = formulation.rounds[0]
-    assert first.truncated and first.csp is None and first.result is None
+    assert first.truncated and first.status == "ambiguous" and first.csp is not None
     assert first.finding.startswith("Your reply was cut at 1024 tokens")
     assert "alldifferent(...) instead of pairwise != lines" in first.finding  # the language's advice, not JSON's
-    assert all(m.content != UNDER for m in backend.requests[1].prompt)
+    assert "Its complete lines, each once, were read: The model is under-constrained" in first.finding
+    assert backend.requests[1].prompt[-2].content == format_formulation(first.csp)  # shown as read, never raw
+    assert formulation.status == "solved"
+
+
+def test_a_cut_off_reply_without_a_complete_line_is_not_read():
+    cut = Sample(text="Ann Bob Cid Ann Bob Cid Ann Bob", finish_reason="length", completion_tokens=1024)
+    formulation, _ = formulate([cut, GOOD])
+    first = formulation.rounds[0]
+    assert first.truncated and first.csp is None and first.finding.startswith("Your reply was cut at 1024 tokens")
 
 
 def test_a_fenced_reply_is_read():

@@ -64,7 +64,7 @@ def test_a_tied_vote_goes_to_the_earliest_formulation():
 
 
 def test_all_invalid_formulations_leave_the_vote_unsolved_with_no_confidence():
-    cut = Sample(text=GOOD[:30], finish_reason="length", completion_tokens=2048)
+    cut = Sample(text=GOOD[:15], finish_reason="length", completion_tokens=2048)  # no complete line
     lacking = "Bob Cid in 1..3\nBob != Cid"  # reads, but lacks the answer variable
     formulation, backend, result = formulate([lacking, "{bad", cut], k=3, max_rounds=1, answer=["Ann"])
     assert formulation.status == "invalid" and formulation.answer is None
