@@ -133,11 +133,21 @@ def learn_threshold(k: int, votes: list[tuple[float, float]], large: list[float]
     """The lowest agreement at which accepting the small vote (else the large answer) keeps accuracy within
     ``max_loss`` of the large model alone on the calibration items; ``votes`` is (agreement, score) per item."""
     target = sum(large) / len(large) - max_loss
-    for threshold in sorted({round(j / k, 4) for j in range(1, k + 1)}):
-        kept = [v if a >= threshold else s for (a, v), s in zip(votes, large)]
-        if sum(kept) / len(kept) >= target - 1e-9:
+    for threshold, accept in thresholds(k, [a for a, _ in votes]):
+        if cascade_accuracy(accept, [v for _, v in votes], large) >= target - 1e-9:
             return threshold
     return 1.0
+
+
+def thresholds(k: int, agreements: list[float]) -> list[tuple[float, list[bool]]]:
+    """Each agreement level a k-sample vote can reach, lowest first, with which items it would accept."""
+    levels = sorted({round(j / k, 4) for j in range(1, k + 1)})
+    return [(t, [a >= t for a in agreements]) for t in levels]
+
+
+def cascade_accuracy(accept: list[bool], vote: list[float], large: list[float]) -> float:
+    """Accuracy of the small vote where accepted, the large answer elsewhere."""
+    return sum(v if ok else s for ok, v, s in zip(accept, vote, large)) / len(accept)
 
 
 async def run_arm(graph: Graph, batch: list[Item], backends: dict, concurrency: int) -> dict[str, Any]:
@@ -191,14 +201,9 @@ def sweep(k: int, vote: dict[str, Any], large: dict[str, Any]) -> list[dict[str,
     tokens, escalations). Not how the threshold is chosen (that is learned on the calibration items): it shows
     whether any threshold could meet the target with this pair of models."""
     agreements = [o.agreement if isinstance(o, VoteResult) else 0.0 for o in vote["outputs"]]
-    rows = []
-    for threshold in sorted({round(j / k, 4) for j in range(1, k + 1)}):
-        accept = [a >= threshold for a in agreements]
-        kept = [v if ok else s for ok, v, s in zip(accept, vote["scores"], large["scores"])]
-        rows.append({"threshold": threshold, "accuracy": round(sum(kept) / len(kept), 4),
-                     "large_tokens": sum(t for ok, t in zip(accept, large["item_tokens"]) if not ok),
-                     "escalated": accept.count(False)})
-    return rows
+    return [{"threshold": threshold, "accuracy": round(cascade_accuracy(accept, vote["scores"], large["scores"]), 4),
+             "large_tokens": sum(t for ok, t in zip(accept, large["item_tokens"]) if not ok),
+             "escalated": accept.count(False)} for threshold, accept in thresholds(k, agreements)]
 
 
 async def calibrate(args: argparse.Namespace, backends: dict) -> tuple[RouteTable, float, dict[str, Any]]:
