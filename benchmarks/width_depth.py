@@ -38,6 +38,7 @@ file skips what it holds: runs too long for one sitting add up.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -57,12 +58,20 @@ from plait.planners import RefineResult
 FAMILIES = {"gsm_symbolic": "width", "basic_arithmetic": "width", "shortest_path": "depth",
             "family_relationships": "depth", "maze": "depth"}
 NUMERIC = {"gsm_symbolic", "basic_arithmetic", "maze"}
-SYSTEM = "Solve the problem. Be brief. End with a last line of the form 'Answer: <answer>'."
+SYSTEM = "Solve the problem step by step. End with a last line of the form 'Answer: <answer>'."
+# Smaller instances than reasoning-gym's defaults (``--difficulty small``), where a 1.5B model is neither at 0
+# nor at 1 on the compositional families, so arms can differ: still several dependent steps per question.
+SMALL = {"basic_arithmetic": {"min_terms": 3, "max_terms": 5, "max_digits": 3},
+         "maze": {"min_dist": 4, "max_dist": 7, "min_grid_size": 6, "max_grid_size": 7},
+         "shortest_path": {"min_rows": 4, "max_rows": 5, "min_cols": 4, "max_cols": 5},
+         "family_relationships": {"min_family_size": 4, "max_family_size": 6}}
 VARIANTS = ["Work it out step by step.",
             "First restate what is asked in one line, then solve it step by step.",
             "Solve it, checking each intermediate result before you use it.",
             "Solve it, then check the answer another way before you give it."]
 
+
+PROMPT_ID = hashlib.sha1("\n".join([SYSTEM, *VARIANTS]).encode()).hexdigest()[:8]  # results keyed by prompt too
 
 _KIN = (r"\b(?:(?:great-)*grand)?(?:father|mother|son|daughter|parent|child|uncle|aunt|nephew|niece)(?:-in-law)?\b"
         r"|\b(?:husband|wife|spouse|brother|sister|sibling|cousin)(?:-in-law)?\b")
@@ -248,7 +257,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     import reasoning_gym
 
     budgets = [int(b) for b in args.budgets.split(",")]
-    data = {f: reasoning_gym.create_dataset(f, size=args.n, seed=args.seed) for f in args.families.split(",")}
+    sizes = SMALL if args.difficulty == "small" else {}
+    data = {f: reasoning_gym.create_dataset(f, size=args.n, seed=args.seed, **sizes.get(f, {}))
+            for f in args.families.split(",")}
     entries = {f: [ds[i] for i in range(args.n)] for f, ds in data.items()}
     if args.simulate:
         backend: Any = simulated_backend([e for es in entries.values() for e in es], args.seed)
@@ -258,11 +269,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         backend = backend_for(args.model)
     report: dict[str, Any] = {"model": "simulated" if args.simulate else args.model, "families": {},
                               "details": {"n": args.n, "seed": args.seed, "chain_tokens": args.chain_tokens,
-                                          "budgets": budgets, "generated_tokens_per_unit": args.chain_tokens}}
+                                          "budgets": budgets, "generated_tokens_per_unit": args.chain_tokens,
+                                          "difficulty": args.difficulty, "prompt_id": PROMPT_ID}}
     limiter = anyio.CapacityLimiter(args.concurrency)
     t0 = time.perf_counter()
     outcomes: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
-    key = {"model": report["model"], "seed": args.seed, "chain_tokens": args.chain_tokens}
+    key = {"model": report["model"], "seed": args.seed, "chain_tokens": args.chain_tokens,
+           "difficulty": args.difficulty, "prompt_id": PROMPT_ID}
     kept = load_results(args.results, key)
 
     def write() -> None:
@@ -341,6 +354,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=100, help="reasoning-gym dataset seed (>= 100)")
     parser.add_argument("--budgets", default="1,4,8", help="budgets in units of one chain, comma-separated")
     parser.add_argument("--chain-tokens", type=int, default=256, help="generated tokens of one chain (C)")
+    parser.add_argument("--difficulty", choices=["default", "small"], default="default",
+                        help="reasoning-gym's default instance sizes, or the smaller ones in SMALL")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated reasoning-gym families")
     parser.add_argument("--concurrency", type=int, default=32, help="graph runs in flight at once")
     parser.add_argument("--max-seconds", type=float, default=None,

@@ -62,6 +62,10 @@ def test_a_results_file_lets_a_later_run_go_on_where_an_earlier_one_stopped(tmp_
     other_seed = _run(tmp_path, "--n", "1", "--seed", "101", "--results", str(results))  # kept outcomes don't match
     assert all(row["n"] == 1 for rows in other_seed["families"].values() for row in rows.values())
     assert len(results.read_text().splitlines()) == len(lines) + len(new) + 2 * arms
+    small = _run(tmp_path, "--n", "1", "--difficulty", "small", "--results", str(results))  # other questions
+    assert small["details"]["difficulty"] == "small"
+    assert all(row["n"] == 1 for rows in small["families"].values() for row in rows.values())
+    assert len(results.read_text().splitlines()) == len(lines) + len(new) + 4 * arms
 
 
 @pytest.mark.parametrize("family, reply, answer", [
